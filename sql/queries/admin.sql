@@ -1,0 +1,89 @@
+-- sql/queries/admin.sql -- reading tasks and the operator's commands:
+-- get, list, history, cancel, retry, purge, prune, stats.
+
+-- name: task_get
+-- ?1 id.  Column order is the one admin.c decodes.
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.finished_ms, t.last_error, t.dead_reason,
+    r.task_id IS NOT NULL, r.output, r.duration_ms
+  FROM tasks t LEFT JOIN results r ON r.task_id = t.id
+ WHERE t.id = ?1;
+
+-- name: task_list_asc
+-- Keyset page: ?1 queue or NULL, ?2 state or NULL, ids above ?3, at most ?4.
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL
+  FROM tasks t
+ WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
+   AND t.id > ?3
+ ORDER BY t.id LIMIT ?4;
+
+-- name: task_list_desc
+-- As task_list_asc, newest first: ids below ?3.
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL
+  FROM tasks t
+ WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
+   AND t.id < ?3
+ ORDER BY t.id DESC LIMIT ?4;
+
+-- name: attempt_list
+-- The history of task ?1, oldest first.
+SELECT attempt, worker, started_ms, finished_ms, outcome, error
+  FROM attempts WHERE task_id = ?1 ORDER BY id;
+
+-- name: task_state
+SELECT state FROM tasks WHERE id = ?1;
+
+-- name: task_cancel_ready
+-- ?1 id, ?2 now_ms.
+UPDATE tasks SET state = 'cancelled', finished_ms = ?2
+ WHERE id = ?1 AND state = 'ready';
+
+-- name: task_cancel_running
+-- Flag a running task; its worker sees the flag on its next heartbeat.
+UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND state = 'running';
+
+-- name: task_retry
+-- A dead or cancelled task gets a fresh set of attempts.  ?1 id, ?2 now_ms.
+UPDATE tasks SET state = 'ready', run_at_ms = ?2, attempts = 0,
+    started_ms = NULL, finished_ms = NULL, dead_reason = NULL,
+    cancel_requested = 0
+ WHERE id = ?1 AND state IN ('dead', 'cancelled');
+
+-- name: retry_candidates
+-- Up to ?3 tasks of queue ?1 in state ?2 with ids above ?4.
+SELECT id FROM tasks WHERE queue = ?1 AND state = ?2 AND id > ?4
+ ORDER BY id LIMIT ?3;
+
+-- name: purge_batch
+-- Delete up to ?2 ready tasks of queue ?1.
+DELETE FROM tasks WHERE id IN
+    (SELECT id FROM tasks WHERE queue = ?1 AND state = 'ready' LIMIT ?2);
+
+-- name: prune_batch
+-- Delete up to ?3 tasks of queue ?1 that finished before ?2; results and
+-- attempts go with them (ON DELETE CASCADE).
+DELETE FROM tasks WHERE id IN
+    (SELECT id FROM tasks WHERE queue = ?1
+	AND state IN ('succeeded', 'dead', 'cancelled') AND finished_ms < ?2
+	LIMIT ?3);
+
+-- name: stats_due
+-- Due ready tasks of queue ?1 at ?2 now_ms, and the earliest run_at_ms.
+SELECT count(*), min(run_at_ms) FROM tasks
+ WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2;
+
+-- name: stats_running
+SELECT count(*) FROM tasks WHERE state = 'running' AND queue = ?1;
+
+-- name: stats_finished
+SELECT state, count(*) FROM tasks
+ WHERE queue = ?1 AND state IN ('succeeded', 'dead', 'cancelled')
+ GROUP BY state;

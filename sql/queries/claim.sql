@@ -1,0 +1,98 @@
+-- sql/queries/claim.sql -- the lease life cycle: claim, heartbeat, the
+-- fenced outcomes, and the reaper.  Every write after a claim names the
+-- task's id and lease token and must change exactly one row.
+
+-- name: claim_candidates
+-- The best due tasks of queue ?1 at ?2 now_ms, at most ?3, in claim
+-- order; this walks the tasks_ready partial index.
+SELECT id, priority, run_at_ms, deadline_ms FROM tasks
+ WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2
+ ORDER BY priority DESC, run_at_ms, id LIMIT ?3;
+
+-- name: claim_task
+-- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 now_ms.
+UPDATE tasks SET state = 'running', attempts = attempts + 1,
+    lease_owner = ?2, lease_token = ?3, lease_until_ms = ?4, started_ms = ?5
+ WHERE id = ?1 AND state = 'ready'
+RETURNING queue, payload, attempts, max_attempts, cancel_requested;
+
+-- name: expire_task
+-- A candidate whose deadline passed before it could start.  ?1 id, ?2 now_ms.
+UPDATE tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?2,
+    last_error = 'deadline passed before the task started'
+ WHERE id = ?1 AND state = 'ready';
+
+-- name: expire_deadlines
+-- Up to ?2 ready tasks whose deadline is at or before ?1 now_ms.
+UPDATE tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?1,
+    last_error = 'deadline passed before the task started'
+ WHERE id IN (SELECT id FROM tasks WHERE state = 'ready'
+		AND deadline_ms IS NOT NULL AND deadline_ms <= ?1 LIMIT ?2);
+
+-- name: heartbeat
+-- ?1 id, ?2 token, ?3 new lease_until_ms.
+UPDATE tasks SET lease_until_ms = ?3
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running'
+RETURNING cancel_requested;
+
+-- name: lease_check
+-- What a failure needs to decide between retry and dead, if the lease
+-- (?1 id, ?2 token) still holds.
+SELECT t.cancel_requested, t.max_attempts, q.backoff, q.backoff_base_ms,
+    q.backoff_cap_ms, q.backoff_jitter
+  FROM tasks t JOIN queues q ON q.name = t.queue
+ WHERE t.id = ?1 AND t.lease_token = ?2 AND t.state = 'running';
+
+-- name: task_succeed
+-- ?1 id, ?2 token, ?3 now_ms.
+UPDATE tasks SET state = 'succeeded', finished_ms = ?3, last_error = NULL,
+    lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
+
+-- name: task_requeue
+-- Back to ready for another attempt.  ?1 id, ?2 token, ?3 run_at_ms,
+-- ?4 error text.
+UPDATE tasks SET state = 'ready', run_at_ms = ?3, last_error = ?4,
+    lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
+
+-- name: task_end
+-- To a final state other than succeeded.  ?1 id, ?2 token, ?3 state
+-- ('dead' or 'cancelled'), ?4 dead_reason, ?5 error text, ?6 now_ms.
+UPDATE tasks SET state = ?3, dead_reason = ?4, last_error = ?5,
+    finished_ms = ?6,
+    lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
+
+-- name: task_release
+-- Hand an unstarted task back: the attempt is not charged.  A task whose
+-- cancellation was asked for ends cancelled instead.  ?1 id, ?2 token,
+-- ?3 now_ms.
+UPDATE tasks SET
+    state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'ready' END,
+    finished_ms = CASE WHEN cancel_requested THEN ?3 END,
+    attempts = attempts - 1, started_ms = NULL,
+    lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
+
+-- name: result_insert
+-- ?1 task_id, ?2 output, ?3 duration_ms, ?4 now_ms.
+INSERT OR REPLACE INTO results (task_id, output, duration_ms, created_ms)
+VALUES (?1, ?2, ?3, ?4);
+
+-- name: attempt_insert
+-- ?1 task_id, ?2 attempt, ?3 worker, ?4 started_ms, ?5 finished_ms,
+-- ?6 outcome, ?7 error.
+INSERT INTO attempts (task_id, attempt, worker, started_ms, finished_ms,
+    outcome, error)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7);
+
+-- name: reap_expired
+-- Up to ?2 running tasks whose lease ended before ?1 now_ms, with what the
+-- reaper needs to retry or bury them.
+SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
+    t.started_ms, t.cancel_requested, q.backoff, q.backoff_base_ms,
+    q.backoff_cap_ms, q.backoff_jitter
+  FROM tasks t JOIN queues q ON q.name = t.queue
+ WHERE t.state = 'running' AND t.lease_until_ms < ?1
+ ORDER BY t.lease_until_ms LIMIT ?2;

@@ -1,0 +1,59 @@
+-- sql/views.sql -- the read-only views people use from the sqlite3 shell.
+--
+-- They are dropped and created again after every migration, so they always
+-- match the current schema.  Times are rendered as UTC text
+-- ('YYYY-MM-DD HH:MM:SS.SSS'); ages and durations are in seconds.  "Now" is
+-- julianday('now') in milliseconds, which works on every SQLite spool
+-- supports (unixepoch('subsec') needs 3.42).
+
+DROP VIEW IF EXISTS spool_queues;
+CREATE VIEW spool_queues AS
+SELECT q.name AS queue,
+       q.paused AS paused,
+       (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'ready'
+	    AND t.run_at_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS ready,
+       (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'ready'
+	    AND t.run_at_ms > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS scheduled,
+       (SELECT count(*) FROM tasks t WHERE t.state = 'running' AND t.queue = q.name) AS running,
+       (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'succeeded') AS succeeded,
+       (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'dead') AS dead,
+       (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'cancelled') AS cancelled,
+       (SELECT round((julianday('now') - 2440587.5) * 86400 - min(t.run_at_ms) / 1000.0, 3)
+	  FROM tasks t WHERE t.queue = q.name AND t.state = 'ready'
+	    AND t.run_at_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS oldest_ready_age_s
+  FROM queues q;
+
+DROP VIEW IF EXISTS spool_ready;
+CREATE VIEW spool_ready AS
+SELECT id, queue, priority,
+       strftime('%Y-%m-%d %H:%M:%f', run_at_ms / 1000.0, 'unixepoch') AS run_at,
+       strftime('%Y-%m-%d %H:%M:%f', deadline_ms / 1000.0, 'unixepoch') AS deadline,
+       attempts, max_attempts, idem_key,
+       CASE WHEN typeof(payload) = 'text' THEN payload ELSE '<' || length(payload) || ' bytes>' END AS payload,
+       strftime('%Y-%m-%d %H:%M:%f', created_ms / 1000.0, 'unixepoch') AS created
+  FROM tasks WHERE state = 'ready';
+
+DROP VIEW IF EXISTS spool_running;
+CREATE VIEW spool_running AS
+SELECT id, queue, attempts, lease_owner,
+       strftime('%Y-%m-%d %H:%M:%f', started_ms / 1000.0, 'unixepoch') AS started,
+       strftime('%Y-%m-%d %H:%M:%f', lease_until_ms / 1000.0, 'unixepoch') AS lease_until,
+       cancel_requested
+  FROM tasks WHERE state = 'running';
+
+DROP VIEW IF EXISTS spool_dead;
+CREATE VIEW spool_dead AS
+SELECT id, queue, dead_reason, attempts, max_attempts, last_error,
+       strftime('%Y-%m-%d %H:%M:%f', finished_ms / 1000.0, 'unixepoch') AS died,
+       CASE WHEN typeof(payload) = 'text' THEN payload ELSE '<' || length(payload) || ' bytes>' END AS payload
+  FROM tasks WHERE state = 'dead';
+
+DROP VIEW IF EXISTS spool_history;
+CREATE VIEW spool_history AS
+SELECT a.task_id AS task_id, t.queue AS queue, a.attempt AS attempt,
+       a.worker AS worker, a.outcome AS outcome,
+       strftime('%Y-%m-%d %H:%M:%f', a.started_ms / 1000.0, 'unixepoch') AS started,
+       strftime('%Y-%m-%d %H:%M:%f', a.finished_ms / 1000.0, 'unixepoch') AS finished,
+       round((a.finished_ms - a.started_ms) / 1000.0, 3) AS duration_s,
+       a.error AS error
+  FROM attempts a JOIN tasks t ON t.id = a.task_id;

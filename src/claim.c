@@ -1,0 +1,779 @@
+/*
+ * claim.c -- the lease life cycle: claim, heartbeat, complete, fail,
+ * release, and the reaper that returns expired leases.
+ *
+ * Invariants: a task is "running" exactly while it holds a lease (owner,
+ * token, expiry; the schema's CHECK enforces it).  A claim writes a fresh
+ * random token; every later write for that attempt names id and token and
+ * state 'running', and must change exactly one row, else the lease was
+ * lost and the call changes nothing (SPOOL_ELEASE).  A lease is lost when
+ * another connection reaps it, not the instant it expires: until then the
+ * token still matches and the worker's heartbeat or outcome is accepted.
+ * Every finished attempt leaves one row in attempts.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool-int.h"
+
+#define CLAIM_QUEUES_MAX	64
+#define CLAIM_MAX		10000
+#define LEASE_MAX_MS		(365LL * 24 * 3600 * 1000)
+
+/* A due task that may be claimed, with what the merge needs. */
+struct candidate {
+	int64_t		 id;
+	int		 priority;
+	int64_t		 run_at_ms;
+	int64_t		 deadline_ms;	/* 0: none */
+	int64_t		 lease_ms;	/* of its queue, or the claim's */
+};
+
+/* One reaped lease, read before any row is changed. */
+struct expired {
+	int64_t		 id;
+	int64_t		 token;
+	char		*owner;
+	int		 attempts;
+	int		 max_attempts;
+	int64_t		 started_ms;
+	int		 cancel_requested;
+	int		 backoff;
+	int64_t		 base_ms, cap_ms;
+	double		 jitter;
+};
+
+/* Claim order: higher priority, then earlier due, then older. */
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const struct candidate	*x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return (x->priority > y->priority ? -1 : 1);
+	if (x->run_at_ms != y->run_at_ms)
+		return (x->run_at_ms < y->run_at_ms ? -1 : 1);
+	if (x->id != y->id)
+		return (x->id < y->id ? -1 : 1);
+	return (0);
+}
+
+/* A fresh fencing token: random, positive, never 0. */
+static int64_t
+claim_token(void)
+{
+	uint64_t	 r;
+
+	do {
+		sqlite3_randomness(sizeof r, &r);
+		r &= (uint64_t)INT64_MAX;
+	} while (r == 0);
+	return ((int64_t)r);
+}
+
+/* Cut error text at SPOOL_ERROR_MAX bytes, on a UTF-8 boundary. */
+static size_t
+error_len(const char *error)
+{
+	size_t	 n;
+
+	if (error == NULL)
+		return (0);
+	n = strlen(error);
+	if (n <= SPOOL_ERROR_MAX)
+		return (n);
+	n = SPOOL_ERROR_MAX;
+	while (n > 0 && ((unsigned char)error[n] & 0xc0) == 0x80)
+		n--;
+	return (n);
+}
+
+/* Record one finished attempt in the history. */
+static int
+attempt_insert(spool *q, int64_t id, int attempt, const char *worker,
+    int64_t started_ms, int64_t now_ms, const char *outcome, const char *error)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_ATTEMPT_INSERT);
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, attempt < 1 ? 1 : attempt);
+	sqlite3_bind_text(st, 3, worker != NULL ? worker : "unknown", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, started_ms != 0 ? started_ms : now_ms);
+	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_text(st, 6, outcome, -1, SQLITE_STATIC);
+	if (error != NULL)
+		sqlite3_bind_text(st, 7, error, (int)error_len(error),
+		    SQLITE_STATIC);
+	return (spool__step_done(q, st, "record attempt"));
+}
+
+/* End a running task as dead (with reason) or cancelled; fenced. */
+static int
+task_end(spool *q, int64_t id, int64_t token, const char *state,
+    const char *reason, const char *error, int64_t now_ms)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_END);
+	int		 rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, token);
+	sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+	spool__bind_text_or_null(st, 4, reason);
+	if (error != NULL)
+		sqlite3_bind_text(st, 5, error, (int)error_len(error),
+		    SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 6, now_ms);
+	if ((rc = spool__step_done(q, st, "finish task")) != SPOOL_OK)
+		return (rc);
+	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
+}
+
+/* Put a running task back to ready at run_at_ms; fenced. */
+static int
+task_requeue(spool *q, int64_t id, int64_t token, int64_t run_at_ms,
+    const char *error)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_REQUEUE);
+	int		 rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, token);
+	sqlite3_bind_int64(st, 3, run_at_ms);
+	if (error != NULL)
+		sqlite3_bind_text(st, 4, error, (int)error_len(error),
+		    SQLITE_TRANSIENT);
+	if ((rc = spool__step_done(q, st, "requeue task")) != SPOOL_OK)
+		return (rc);
+	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
+}
+
+/* Reap one batch inside the caller's transaction: ready tasks past their
+ * deadline become dead, expired leases are retried or buried.  *more is
+ * set when a batch was full and another pass may find more. */
+int
+spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
+{
+	struct expired	 ex[SPOOL_BATCH_ROWS];
+	sqlite3_stmt	*st;
+	char		 err[300];
+	int64_t		 n = 0;
+	size_t		 nex = 0, i;
+	int		 rc;
+
+	*more = 0;
+	*n_out = 0;
+	st = spool__stmt(q, SPOOL_SQL_EXPIRE_DEADLINES);
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
+	if ((rc = spool__step_done(q, st, "expire deadlines")) != SPOOL_OK)
+		return (rc);
+	n = sqlite3_changes(q->db);
+	if (n == SPOOL_BATCH_ROWS)
+		*more = 1;
+
+	st = spool__stmt(q, SPOOL_SQL_REAP_EXPIRED);
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct expired	*e = &ex[nex];
+
+		e->id = sqlite3_column_int64(st, 0);
+		e->token = sqlite3_column_int64(st, 1);
+		e->owner = spool__col_strdup(st, 2);
+		e->attempts = sqlite3_column_int(st, 3);
+		e->max_attempts = sqlite3_column_int(st, 4);
+		e->started_ms = sqlite3_column_int64(st, 5);
+		e->cancel_requested = sqlite3_column_int(st, 6);
+		e->backoff = spool__backoff_parse((const char *)
+		    sqlite3_column_text(st, 7));
+		e->base_ms = sqlite3_column_int64(st, 8);
+		e->cap_ms = sqlite3_column_int64(st, 9);
+		e->jitter = sqlite3_column_double(st, 10);
+		nex++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		rc = spool__store_error(q, rc, "reap");
+		goto out;
+	}
+	if (nex == SPOOL_BATCH_ROWS)
+		*more = 1;
+
+	for (i = 0; i < nex; i++) {
+		struct expired	*e = &ex[i];
+
+		snprintf(err, sizeof err, "lease expired (owner %s)",
+		    e->owner != NULL ? e->owner : "unknown");
+		rc = attempt_insert(q, e->id, e->attempts, e->owner,
+		    e->started_ms, now_ms, "lease_lost", err);
+		if (rc != SPOOL_OK)
+			goto out;
+		if (e->cancel_requested)
+			rc = task_end(q, e->id, e->token, "cancelled", NULL, err,
+			    now_ms);
+		else if (e->attempts >= e->max_attempts)
+			rc = task_end(q, e->id, e->token, "dead", "exhausted",
+			    err, now_ms);
+		else
+			rc = task_requeue(q, e->id, e->token, now_ms +
+			    spool__backoff_ms(e->backoff, e->base_ms, e->cap_ms,
+			    e->jitter, e->attempts, spool__random_unit()), err);
+		if (rc == SPOOL_ELEASE)	/* cannot happen under the write lock */
+			rc = spool__error(q, SPOOL_ERROR,
+			    "reap: task %lld changed under the lock",
+			    (long long)e->id);
+		if (rc != SPOOL_OK)
+			goto out;
+		n++;
+	}
+	*n_out = n;
+	rc = SPOOL_OK;
+out:
+	for (i = 0; i < nex; i++)
+		free(ex[i].owner);
+	return (rc);
+}
+
+/* Reap every expired lease and expired deadline, a batch per transaction. */
+int
+spool_reap(int64_t *n_out, spool *q)
+{
+	int64_t	 n, total = 0;
+	int	 more, rc;
+
+	if (n_out != NULL)
+		*n_out = 0;
+	if (q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	spool__clear_error(q);
+	do {
+		if ((rc = spool__begin(q)) != SPOOL_OK)
+			return (rc);
+		if ((rc = spool__reap_locked(&n, q, spool__now_ms(q),
+		    &more)) != SPOOL_OK) {
+			spool__rollback(q);
+			return (rc);
+		}
+		if ((rc = spool__commit(q)) != SPOOL_OK)
+			return (rc);
+		total += n;
+	} while (more);
+	q->next_reap_ms = spool__now_ms(q) + SPOOL_REAP_INTERVAL_MS;
+	if (n_out != NULL)
+		*n_out = total;
+	return (SPOOL_OK);
+}
+
+/* Free a job. */
+void
+spool_job_free(spool_job *job)
+{
+	if (job == NULL)
+		return;
+	free(job->queue);
+	free(job->owner);
+	free(job->payload);
+	free(job);
+}
+
+/* Claim candidate c: make it running under a fresh lease and build its
+ * job.  *job is NULL (and 0 returned) if the row is no longer ready. */
+static int
+claim_one(spool_job **job, spool *q, const struct candidate *c,
+    const char *owner, int64_t now_ms)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_CLAIM_TASK);
+	spool_job	*j;
+	int64_t		 token = claim_token();
+	int		 rc;
+
+	*job = NULL;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, token);
+	sqlite3_bind_int64(st, 4, now_ms + c->lease_ms);
+	sqlite3_bind_int64(st, 5, now_ms);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return (SPOOL_OK);
+	}
+	if (rc != SQLITE_ROW) {
+		rc = spool__store_error(q, rc, "claim");
+		sqlite3_reset(st);
+		return (rc);
+	}
+	if ((j = calloc(1, sizeof *j)) == NULL)
+		goto nomem;
+	j->q = q;
+	j->id = c->id;
+	j->token = token;
+	j->started_ms = now_ms;
+	j->lease_ms = c->lease_ms;
+	j->lease_until_ms = now_ms + c->lease_ms;
+	j->queue = spool__col_strdup(st, 0);
+	j->payload = spool__col_blobdup(st, 1, &j->len);
+	j->attempt = sqlite3_column_int(st, 2);
+	j->max_attempts = sqlite3_column_int(st, 3);
+	j->cancel_requested = sqlite3_column_int(st, 4);
+	j->owner = spool__strdup(owner);
+	if (j->queue == NULL || j->payload == NULL || j->owner == NULL)
+		goto nomem;
+	sqlite3_reset(st);
+	*job = j;
+	return (SPOOL_OK);
+nomem:
+	sqlite3_reset(st);
+	spool_job_free(j);
+	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+}
+
+/* Append up to limit due candidates of queue name to cand. */
+static int
+claim_candidates(spool *q, struct candidate *cand, size_t *ncand,
+    const char *name, int64_t lease_ms, int64_t now_ms, size_t limit)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_CLAIM_CANDIDATES);
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, (int64_t)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct candidate	*c = &cand[(*ncand)++];
+
+		c->id = sqlite3_column_int64(st, 0);
+		c->priority = sqlite3_column_int(st, 1);
+		c->run_at_ms = sqlite3_column_int64(st, 2);
+		c->deadline_ms = sqlite3_column_int64(st, 3);
+		c->lease_ms = lease_ms;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return (spool__store_error(q, rc, "claim"));
+	return (SPOOL_OK);
+}
+
+/* Check the arguments of spool_claim_many. */
+static int
+claim_check(spool *q, const char *const *queues, size_t nqueues, size_t max,
+    const spool_claim_opts *o)
+{
+	size_t	 i;
+	int	 rc;
+
+	if (queues == NULL || nqueues == 0)
+		return (spool__error(q, SPOOL_EINVAL, "claim: no queue given"));
+	if (nqueues > CLAIM_QUEUES_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "claim: too many queues (at most %d)", CLAIM_QUEUES_MAX));
+	if (max == 0 || max > CLAIM_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "claim: max out of range (1 to %d)", CLAIM_MAX));
+	for (i = 0; i < nqueues; i++)
+		if ((rc = spool__check_name(q, "queue name", queues[i],
+		    SPOOL_NAME_MAX)) != SPOOL_OK)
+			return (rc);
+	if (o == NULL)
+		return (SPOOL_OK);
+	if (o->version < 1)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "claim options: version not set (use SPOOL_CLAIM_OPTS_INIT)"));
+	if (o->lease_ms < 0 || o->lease_ms > LEASE_MAX_MS)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "claim: lease out of range (1 ms to 365 days)"));
+	if (o->owner != NULL && (rc = spool__check_name(q, "lease owner",
+	    o->owner, sizeof q->owner - 1)) != SPOOL_OK)
+		return (rc);
+	return (SPOOL_OK);
+}
+
+/* Claim up to max due tasks from the named queues in one transaction. */
+int
+spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
+    const char *const *queues, size_t nqueues, size_t max,
+    const spool_claim_opts *opts)
+{
+	spool_queue_opts	 conf;
+	struct candidate	*cand = NULL;
+	const char		*active[CLAIM_QUEUES_MAX];
+	int64_t			 lease[CLAIM_QUEUES_MAX];
+	const char		*owner;
+	spool_job		*job;
+	int64_t			 now, reaped;
+	size_t			 nactive = 0, ncand, claimed = 0, i, want;
+	int			 rc, expired, more;
+
+	if (n_out != NULL)
+		*n_out = 0;
+	if (jobs == NULL || n_out == NULL || q == NULL || q->db == NULL)
+		return (q == NULL ? SPOOL_EINVAL :
+		    spool__error(q, SPOOL_EINVAL, "claim: NULL argument"));
+	spool__clear_error(q);
+	if ((rc = claim_check(q, queues, nqueues, max, opts)) != SPOOL_OK)
+		return (rc);
+	owner = (opts != NULL && opts->owner != NULL) ? opts->owner : q->owner;
+
+	/* Any process that claims also reaps, so cron-only use recovers. */
+	if (spool__now_ms(q) >= q->next_reap_ms &&
+	    (rc = spool_reap(&reaped, q)) != SPOOL_OK)
+		return (rc);
+
+	if ((cand = calloc(max * nqueues, sizeof *cand)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		goto out;
+	now = spool__now_ms(q);
+	for (i = 0; i < nqueues; i++) {
+		rc = spool__queue_read(&conf, q, queues[i]);
+		if (rc == SPOOL_ENOENT)
+			continue;	/* no such queue: nothing to claim */
+		if (rc != SPOOL_OK)
+			goto fail;
+		if (conf.paused)
+			continue;
+		active[nactive] = queues[i];
+		lease[nactive] = (opts != NULL && opts->lease_ms > 0) ?
+		    opts->lease_ms : conf.lease_ms;
+		nactive++;
+	}
+	spool__clear_error(q);
+
+	/* Merge the best of each queue; candidates past their deadline die
+	 * instead, and another round replaces them. */
+	while (claimed < max && nactive > 0) {
+		want = max - claimed;
+		ncand = 0;
+		for (i = 0; i < nactive; i++)
+			if ((rc = claim_candidates(q, cand, &ncand, active[i],
+			    lease[i], now, want)) != SPOOL_OK)
+				goto fail;
+		if (ncand == 0)
+			break;
+		qsort(cand, ncand, sizeof *cand, candidate_cmp);
+		expired = 0;
+		for (i = 0; i < ncand && i < want; i++) {
+			if (cand[i].deadline_ms != 0 && cand[i].deadline_ms <= now) {
+				sqlite3_stmt *st = spool__stmt(q,
+				    SPOOL_SQL_EXPIRE_TASK);
+
+				sqlite3_bind_int64(st, 1, cand[i].id);
+				sqlite3_bind_int64(st, 2, now);
+				if ((rc = spool__step_done(q, st,
+				    "expire task")) != SPOOL_OK)
+					goto fail;
+				expired = 1;
+				continue;
+			}
+			if ((rc = claim_one(&job, q, &cand[i], owner, now)) != 0)
+				goto fail;
+			if (job != NULL)
+				jobs[claimed++] = job;
+		}
+		if (!expired)
+			break;
+	}
+	if ((rc = spool__commit(q)) != SPOOL_OK)
+		goto release;
+	free(cand);
+	*n_out = claimed;
+	if (claimed == 0)
+		return (spool__error(q, SPOOL_EEMPTY, "nothing to claim"));
+	(void)more;
+	return (SPOOL_OK);
+
+fail:
+	spool__rollback(q);
+release:
+	for (i = 0; i < claimed; i++) {
+		spool_job_free(jobs[i]);
+		jobs[i] = NULL;
+	}
+out:
+	free(cand);
+	return (rc);
+}
+
+/* Claim one task from one queue. */
+int
+spool_claim(spool_job **out, spool *q, const char *queue,
+    const spool_claim_opts *opts)
+{
+	size_t	 n;
+
+	if (out == NULL)
+		return (q == NULL ? SPOOL_EINVAL :
+		    spool__error(q, SPOOL_EINVAL, "claim: NULL argument"));
+	*out = NULL;
+	return (spool_claim_many(out, &n, q, &queue, 1, 1, opts));
+}
+
+int64_t
+spool_job_id(const spool_job *job)
+{
+	return (job->id);
+}
+
+const char *
+spool_job_queue(const spool_job *job)
+{
+	return (job->queue);
+}
+
+const void *
+spool_job_payload(const spool_job *job, size_t *len)
+{
+	if (len != NULL)
+		*len = job->len;
+	return (job->payload);
+}
+
+int
+spool_job_attempt(const spool_job *job)
+{
+	return (job->attempt);
+}
+
+int
+spool_job_max_attempts(const spool_job *job)
+{
+	return (job->max_attempts);
+}
+
+int64_t
+spool_job_lease_until_ms(const spool_job *job)
+{
+	return (job->lease_until_ms);
+}
+
+int
+spool_job_cancel_requested(const spool_job *job)
+{
+	return (job->cancel_requested);
+}
+
+/* Common entry checks of the fenced calls. */
+static int
+job_check(spool_job *job, const char *what)
+{
+	if (job == NULL || job->q == NULL || job->q->db == NULL)
+		return (SPOOL_EINVAL);
+	spool__clear_error(job->q);
+	if (job->done)
+		return (spool__error(job->q, SPOOL_EINVAL,
+		    "%s: task %lld is already finished by this job", what,
+		    (long long)job->id));
+	return (SPOOL_OK);
+}
+
+/* The lease of job is gone: say so and refuse every later call. */
+static int
+job_lost(spool_job *job, const char *what)
+{
+	job->done = 1;
+	return (spool__error(job->q, SPOOL_ELEASE,
+	    "%s: lease of task %lld lost (reaped, cancelled or deleted); "
+	    "nothing was changed", what, (long long)job->id));
+}
+
+/* Extend the lease of job. */
+int
+spool_job_heartbeat(spool_job *job, int64_t lease_ms)
+{
+	spool		*q;
+	sqlite3_stmt	*st;
+	int64_t		 until;
+	int		 rc, cancel = 0;
+
+	if ((rc = job_check(job, "heartbeat")) != SPOOL_OK)
+		return (rc);
+	q = job->q;
+	if (lease_ms < 0 || lease_ms > LEASE_MAX_MS)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "heartbeat: lease out of range"));
+	if (lease_ms == 0)
+		lease_ms = job->lease_ms;
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	until = spool__now_ms(q) + lease_ms;
+	st = spool__stmt(q, SPOOL_SQL_HEARTBEAT);
+	sqlite3_bind_int64(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->token);
+	sqlite3_bind_int64(st, 3, until);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		cancel = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE) {
+		spool__rollback(q);
+		return (job_lost(job, "heartbeat"));
+	}
+	if (rc != SQLITE_ROW) {
+		rc = spool__store_error(q, rc, "heartbeat");
+		spool__rollback(q);
+		return (rc);
+	}
+	if ((rc = spool__commit(q)) != SPOOL_OK)
+		return (rc);
+	job->lease_until_ms = until;
+	job->lease_ms = lease_ms;
+	job->cancel_requested = cancel;
+	return (SPOOL_OK);
+}
+
+/* The task of job succeeded with result. */
+int
+spool_job_complete(spool_job *job, const void *result, size_t len)
+{
+	spool		*q;
+	sqlite3_stmt	*st;
+	int64_t		 now;
+	int		 rc;
+
+	if ((rc = job_check(job, "complete")) != SPOOL_OK)
+		return (rc);
+	q = job->q;
+	if (result == NULL && len != 0)
+		return (spool__error(q, SPOOL_EINVAL, "complete: result is NULL"));
+	if (len > SPOOL_PAYLOAD_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "complete: result too large (%zu bytes, at most %d)", len,
+		    SPOOL_PAYLOAD_MAX));
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	now = spool__now_ms(q);
+	st = spool__stmt(q, SPOOL_SQL_TASK_SUCCEED);
+	sqlite3_bind_int64(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->token);
+	sqlite3_bind_int64(st, 3, now);
+	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
+		goto fail;
+	if (sqlite3_changes(q->db) != 1) {
+		spool__rollback(q);
+		return (job_lost(job, "complete"));
+	}
+	st = spool__stmt(q, SPOOL_SQL_RESULT_INSERT);
+	sqlite3_bind_int64(st, 1, job->id);
+	if (spool__bind_payload(st, 2, result, len) != SQLITE_OK) {
+		rc = spool__store_error(q, sqlite3_errcode(q->db), "complete");
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 3, now > job->started_ms ? now - job->started_ms : 0);
+	sqlite3_bind_int64(st, 4, now);
+	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK ||
+	    (rc = attempt_insert(q, job->id, job->attempt, job->owner,
+	    job->started_ms, now, "succeeded", NULL)) != SPOOL_OK)
+		goto fail;
+	if ((rc = spool__commit(q)) != SPOOL_OK)
+		return (rc);
+	job->done = 1;
+	return (SPOOL_OK);
+fail:
+	spool__rollback(q);
+	return (rc);
+}
+
+/* The attempt of job failed: retry by the backoff policy, or bury. */
+int
+spool_job_fail(spool_job *job, const char *error, int flags)
+{
+	spool		*q;
+	sqlite3_stmt	*st;
+	int64_t		 now, base, cap;
+	double		 jitter;
+	int		 rc, cancel, max_attempts, policy;
+
+	if ((rc = job_check(job, "fail")) != SPOOL_OK)
+		return (rc);
+	q = job->q;
+	if (flags & ~SPOOL_FAIL_PERMANENT)
+		return (spool__error(q, SPOOL_EINVAL, "fail: unknown flags 0x%x",
+		    (unsigned)flags));
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	now = spool__now_ms(q);
+	st = spool__stmt(q, SPOOL_SQL_LEASE_CHECK);
+	sqlite3_bind_int64(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->token);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		spool__rollback(q);
+		return (job_lost(job, "fail"));
+	}
+	if (rc != SQLITE_ROW) {
+		rc = spool__store_error(q, rc, "fail");
+		sqlite3_reset(st);
+		goto fail;
+	}
+	cancel = sqlite3_column_int(st, 0);
+	max_attempts = sqlite3_column_int(st, 1);
+	policy = spool__backoff_parse((const char *)sqlite3_column_text(st, 2));
+	base = sqlite3_column_int64(st, 3);
+	cap = sqlite3_column_int64(st, 4);
+	jitter = sqlite3_column_double(st, 5);
+	sqlite3_reset(st);
+
+	if (error == NULL)
+		error = "failed";
+	if (cancel)
+		rc = task_end(q, job->id, job->token, "cancelled", NULL, error,
+		    now);
+	else if (flags & SPOOL_FAIL_PERMANENT)
+		rc = task_end(q, job->id, job->token, "dead", "failed", error,
+		    now);
+	else if (job->attempt >= max_attempts)
+		rc = task_end(q, job->id, job->token, "dead", "exhausted", error,
+		    now);
+	else
+		rc = task_requeue(q, job->id, job->token, now +
+		    spool__backoff_ms(policy, base, cap, jitter, job->attempt,
+		    spool__random_unit()), error);
+	if (rc == SPOOL_OK)
+		rc = attempt_insert(q, job->id, job->attempt, job->owner,
+		    job->started_ms, now, "failed", error);
+	if (rc != SPOOL_OK)
+		goto fail;
+	if ((rc = spool__commit(q)) != SPOOL_OK)
+		return (rc);
+	job->done = 1;
+	return (SPOOL_OK);
+fail:
+	spool__rollback(q);
+	return (rc);
+}
+
+/* Hand the task of job back unstarted. */
+int
+spool_job_release(spool_job *job)
+{
+	spool		*q;
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = job_check(job, "release")) != SPOOL_OK)
+		return (rc);
+	q = job->q;
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	st = spool__stmt(q, SPOOL_SQL_TASK_RELEASE);
+	sqlite3_bind_int64(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->token);
+	sqlite3_bind_int64(st, 3, spool__now_ms(q));
+	if ((rc = spool__step_done(q, st, "release")) != SPOOL_OK) {
+		spool__rollback(q);
+		return (rc);
+	}
+	if (sqlite3_changes(q->db) != 1) {
+		spool__rollback(q);
+		return (job_lost(job, "release"));
+	}
+	if ((rc = spool__commit(q)) != SPOOL_OK)
+		return (rc);
+	job->done = 1;
+	return (SPOOL_OK);
+}

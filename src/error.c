@@ -1,0 +1,120 @@
+/*
+ * error.c -- result codes, their messages, and the per-handle record of
+ * the last failure.  Every failure path of the library ends in
+ * spool__error (directly, or through spool__store_error in store.c), so
+ * spool_errmsg always explains the last negative return.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "spool-int.h"
+
+static const char *const state_names[] = {
+	NULL, "ready", "running", "succeeded", "dead", "cancelled"
+};
+
+/* A static English description of a result code. */
+const char *
+spool_strerror(int rc)
+{
+	switch (rc) {
+	case SPOOL_OK:		return ("success");
+	case SPOOL_ERROR:	return ("internal error");
+	case SPOOL_ENOMEM:	return ("out of memory");
+	case SPOOL_EINVAL:	return ("invalid argument");
+	case SPOOL_EEMPTY:	return ("nothing to claim");
+	case SPOOL_EBUSY:	return ("database is locked");
+	case SPOOL_ELEASE:	return ("lease lost");
+	case SPOOL_EEXISTS:	return ("already exists");
+	case SPOOL_ESCHEMA:	return ("database schema is newer than this library");
+	case SPOOL_ENOTDB:	return ("not a spool database");
+	case SPOOL_ENOENT:	return ("not found");
+	case SPOOL_EIO:		return ("I/O error");
+	case SPOOL_EPERM:	return ("permission denied");
+	case SPOOL_ESTATE:	return ("task is in the wrong state");
+	case SPOOL_EFULL:	return ("queue is full");
+	}
+	return ("unknown error code");
+}
+
+/* The name of a state, or NULL if state is not one. */
+const char *
+spool_state_name(int state)
+{
+	if (state < SPOOL_READY || state > SPOOL_CANCELLED)
+		return (NULL);
+	return (state_names[state]);
+}
+
+/* The state called name, or 0 if there is none. */
+int
+spool__state_parse(const char *name)
+{
+	int	 i;
+
+	if (name == NULL)
+		return (0);
+	for (i = SPOOL_READY; i <= SPOOL_CANCELLED; i++)
+		if (strcmp(state_names[i], name) == 0)
+			return (i);
+	return (0);
+}
+
+/* Record a failure on q and return its code, so callers can
+ * "return (spool__error(...))".  q may be NULL. */
+int
+spool__error(spool *q, int code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (q == NULL)
+		return (code);
+	q->errcode = code;
+	va_start(ap, fmt);
+	vsnprintf(q->errmsg, sizeof q->errmsg, fmt, ap);
+	va_end(ap);
+	return (code);
+}
+
+/* Put prefix in front of the message already recorded on q and return
+ * code: "task 3: " + "queue name is empty". */
+int
+spool__error_prefix(spool *q, int code, const char *prefix)
+{
+	char	 msg[sizeof q->errmsg];
+
+	if (q == NULL || prefix == NULL || *prefix == '\0')
+		return (code);
+	snprintf(msg, sizeof msg, "%s", q->errmsg);
+	return (spool__error(q, code, "%s%s", prefix, msg));
+}
+
+/* Forget the last failure: called on entry to every public call. */
+void
+spool__clear_error(spool *q)
+{
+	q->errcode = SPOOL_OK;
+	q->errmsg[0] = '\0';
+}
+
+/* A one-line description of the last failure on q. */
+const char *
+spool_errmsg(const spool *q)
+{
+	if (q == NULL)
+		return ("out of memory (no handle)");
+	if (q->errcode == SPOOL_OK)
+		return ("no error");
+	if (q->errmsg[0] == '\0')
+		return (spool_strerror(q->errcode));
+	return (q->errmsg);
+}
+
+/* The code of the last failure on q. */
+int
+spool_errcode(const spool *q)
+{
+	return (q == NULL ? SPOOL_ENOMEM : q->errcode);
+}

@@ -1,0 +1,527 @@
+/*
+ * queue.c -- queue rows (create, configure, read) and enqueue, one task or
+ * many in one transaction.
+ *
+ * Invariants: every task's queue has a row in queues (a first enqueue
+ * creates it with the defaults of sql/schema); a key names at most one
+ * unfinished task per queue (checked here and enforced by the tasks_key
+ * index); a bulk enqueue commits all of its tasks or none.  All input is
+ * validated before the transaction starts.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool-int.h"
+
+#define YEAR_MS		(365LL * 24 * 3600 * 1000)
+#define DURATION_MAX_MS	(100 * YEAR_MS)	/* any delay, lease or retention */
+#define ATTEMPTS_MAX	1000000
+
+#define QUEUE_ALL_BITS	0x7ff
+
+/* Check the fields of opts that opts->set selects. */
+static int
+queue_check_opts(spool *q, const spool_queue_opts *o)
+{
+	if (o->version < 1)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "queue options: version not set (use SPOOL_QUEUE_OPTS_INIT)"));
+	if (o->set & ~QUEUE_ALL_BITS)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "queue options: unknown bits in set (0x%x)", o->set));
+	if ((o->set & SPOOL_QUEUE_PAUSED) && o->paused != 0 && o->paused != 1)
+		return (spool__error(q, SPOOL_EINVAL, "paused must be 0 or 1"));
+	if ((o->set & SPOOL_QUEUE_MAX_DEPTH) &&
+	    (o->max_depth < 0 || o->max_depth > INT32_MAX))
+		return (spool__error(q, SPOOL_EINVAL,
+		    "max depth out of range (0 to %d)", INT32_MAX));
+	if ((o->set & SPOOL_QUEUE_PRIORITY) && o->priority == INT32_MIN)
+		return (spool__error(q, SPOOL_EINVAL, "priority out of range"));
+	if ((o->set & SPOOL_QUEUE_MAX_ATTEMPTS) &&
+	    (o->max_attempts < 1 || o->max_attempts > ATTEMPTS_MAX))
+		return (spool__error(q, SPOOL_EINVAL,
+		    "max attempts out of range (1 to %d)", ATTEMPTS_MAX));
+	if ((o->set & SPOOL_QUEUE_BACKOFF) &&
+	    spool__backoff_name(o->backoff) == NULL)
+		return (spool__error(q, SPOOL_EINVAL, "unknown backoff policy %d",
+		    o->backoff));
+	if ((o->set & SPOOL_QUEUE_BACKOFF_BASE) &&
+	    (o->backoff_base_ms < 0 || o->backoff_base_ms > DURATION_MAX_MS))
+		return (spool__error(q, SPOOL_EINVAL, "backoff base out of range"));
+	if ((o->set & SPOOL_QUEUE_BACKOFF_CAP) &&
+	    (o->backoff_cap_ms < 0 || o->backoff_cap_ms > DURATION_MAX_MS))
+		return (spool__error(q, SPOOL_EINVAL, "backoff cap out of range"));
+	if ((o->set & SPOOL_QUEUE_BACKOFF_JITTER) &&
+	    !(o->backoff_jitter >= 0 && o->backoff_jitter <= 1))
+		return (spool__error(q, SPOOL_EINVAL,
+		    "backoff jitter must be between 0 and 1"));
+	if ((o->set & SPOOL_QUEUE_LEASE) &&
+	    (o->lease_ms < 1 || o->lease_ms > YEAR_MS))
+		return (spool__error(q, SPOOL_EINVAL,
+		    "lease out of range (1 ms to 365 days)"));
+	if ((o->set & SPOOL_QUEUE_TIMEOUT) &&
+	    (o->timeout_ms < 0 || o->timeout_ms > YEAR_MS))
+		return (spool__error(q, SPOOL_EINVAL,
+		    "timeout out of range (0 to 365 days)"));
+	if ((o->set & SPOOL_QUEUE_RETENTION) &&
+	    (o->retention_ms < 0 || o->retention_ms > DURATION_MAX_MS))
+		return (spool__error(q, SPOOL_EINVAL, "retention out of range"));
+	return (SPOOL_OK);
+}
+
+/* Copy the fields of src selected by src->set into dst. */
+static void
+queue_apply(spool_queue_opts *dst, const spool_queue_opts *src)
+{
+	unsigned	 s = src->set;
+
+	if (s & SPOOL_QUEUE_PAUSED)		dst->paused = src->paused;
+	if (s & SPOOL_QUEUE_MAX_DEPTH)		dst->max_depth = src->max_depth;
+	if (s & SPOOL_QUEUE_PRIORITY)		dst->priority = src->priority;
+	if (s & SPOOL_QUEUE_MAX_ATTEMPTS)	dst->max_attempts = src->max_attempts;
+	if (s & SPOOL_QUEUE_BACKOFF)		dst->backoff = src->backoff;
+	if (s & SPOOL_QUEUE_BACKOFF_BASE)	dst->backoff_base_ms = src->backoff_base_ms;
+	if (s & SPOOL_QUEUE_BACKOFF_CAP)	dst->backoff_cap_ms = src->backoff_cap_ms;
+	if (s & SPOOL_QUEUE_BACKOFF_JITTER)	dst->backoff_jitter = src->backoff_jitter;
+	if (s & SPOOL_QUEUE_LEASE)		dst->lease_ms = src->lease_ms;
+	if (s & SPOOL_QUEUE_TIMEOUT)		dst->timeout_ms = src->timeout_ms;
+	if (s & SPOOL_QUEUE_RETENTION)		dst->retention_ms = src->retention_ms;
+}
+
+/* Decode a queue_get / queue_list row (columns 1..12) into conf. */
+static void
+queue_decode(spool_queue_opts *conf, sqlite3_stmt *st)
+{
+	memset(conf, 0, sizeof *conf);
+	conf->version = SPOOL_QUEUE_OPTS_VERSION;
+	conf->set = QUEUE_ALL_BITS;
+	conf->paused = sqlite3_column_int(st, 1);
+	conf->max_depth = sqlite3_column_int64(st, 2);
+	conf->priority = sqlite3_column_int(st, 3);
+	conf->max_attempts = sqlite3_column_int(st, 4);
+	conf->backoff = spool__backoff_parse((const char *)
+	    sqlite3_column_text(st, 5));
+	if (conf->backoff == 0)		/* a hand edit the CHECK let by: be safe */
+		conf->backoff = SPOOL_BACKOFF_EXPONENTIAL;
+	conf->backoff_base_ms = sqlite3_column_int64(st, 6);
+	conf->backoff_cap_ms = sqlite3_column_int64(st, 7);
+	conf->backoff_jitter = sqlite3_column_double(st, 8);
+	conf->lease_ms = sqlite3_column_int64(st, 9);
+	conf->timeout_ms = sqlite3_column_int64(st, 10);
+	conf->retention_ms = sqlite3_column_int64(st, 11);
+}
+
+/* Read the configuration of queue name; SPOOL_ENOENT if there is none. */
+int
+spool__queue_read(spool_queue_opts *conf, spool *q, const char *name)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_GET);
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		queue_decode(conf, st);
+		rc = SPOOL_OK;
+	} else if (rc == SQLITE_DONE)
+		rc = spool__error(q, SPOOL_ENOENT, "no such queue: %s", name);
+	else
+		rc = spool__store_error(q, rc, "read queue");
+	sqlite3_reset(st);
+	return (rc);
+}
+
+/* Write every field of conf to the row of queue name. */
+static int
+queue_write(spool *q, const char *name, const spool_queue_opts *c)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_UPDATE);
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, c->paused);
+	sqlite3_bind_int64(st, 3, c->max_depth);
+	sqlite3_bind_int(st, 4, c->priority);
+	sqlite3_bind_int(st, 5, c->max_attempts);
+	sqlite3_bind_text(st, 6, spool__backoff_name(c->backoff), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, c->backoff_base_ms);
+	sqlite3_bind_int64(st, 8, c->backoff_cap_ms);
+	sqlite3_bind_double(st, 9, c->backoff_jitter);
+	sqlite3_bind_int64(st, 10, c->lease_ms);
+	sqlite3_bind_int64(st, 11, c->timeout_ms);
+	sqlite3_bind_int64(st, 12, c->retention_ms);
+	return (spool__step_done(q, st, "write queue"));
+}
+
+/* Create the queue row with the schema's defaults if it is missing. */
+static int
+queue_ensure(spool *q, const char *name, int64_t now_ms)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_ENSURE);
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	return (spool__step_done(q, st, "create queue"));
+}
+
+/* Create or change a queue, in one transaction. */
+static int
+queue_change(spool *q, const char *name, const spool_queue_opts *opts,
+    int create)
+{
+	spool_queue_opts	 conf, none = SPOOL_QUEUE_OPTS_INIT;
+	int			 rc;
+
+	if (q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	spool__clear_error(q);
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__check_name(q, "queue name", name,
+	    SPOOL_NAME_MAX)) != SPOOL_OK ||
+	    (rc = queue_check_opts(q, opts)) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	rc = spool__queue_read(&conf, q, name);
+	if (create) {
+		if (rc == SPOOL_OK) {
+			rc = spool__error(q, SPOOL_EEXISTS,
+			    "queue already exists: %s", name);
+			goto out;
+		}
+		if (rc != SPOOL_ENOENT)
+			goto out;
+		/* The schema holds the defaults: insert them, then change. */
+		if ((rc = queue_ensure(q, name, spool__now_ms(q))) != 0 ||
+		    (rc = spool__queue_read(&conf, q, name)) != 0)
+			goto out;
+	} else if (rc != SPOOL_OK)
+		goto out;
+	queue_apply(&conf, opts);
+	if (conf.backoff_cap_ms < conf.backoff_base_ms &&
+	    (opts->set & (SPOOL_QUEUE_BACKOFF_BASE | SPOOL_QUEUE_BACKOFF_CAP))) {
+		rc = spool__error(q, SPOOL_EINVAL,
+		    "backoff cap (%lld ms) is below its base (%lld ms)",
+		    (long long)conf.backoff_cap_ms,
+		    (long long)conf.backoff_base_ms);
+		goto out;
+	}
+	if ((rc = queue_write(q, name, &conf)) != 0)
+		goto out;
+	return (spool__commit(q));
+out:
+	spool__rollback(q);
+	return (rc);
+}
+
+/* Create queue name; SPOOL_EEXISTS if it exists. */
+int
+spool_queue_create(spool *q, const char *name, const spool_queue_opts *opts)
+{
+	return (queue_change(q, name, opts, 1));
+}
+
+/* Change the selected fields of an existing queue. */
+int
+spool_queue_set(spool *q, const char *name, const spool_queue_opts *opts)
+{
+	if (opts == NULL) {
+		if (q != NULL)
+			spool__clear_error(q);
+		return (spool__error(q, SPOOL_EINVAL, "queue options missing"));
+	}
+	return (queue_change(q, name, opts, 0));
+}
+
+/* Fill one info element from a queue_get / queue_list row. */
+static int
+queue_info_from_row(spool *q, spool_queue_info *info, sqlite3_stmt *st)
+{
+	queue_decode(&info->conf, st);
+	info->created_ms = sqlite3_column_int64(st, 12);
+	if ((info->name = spool__col_strdup(st, 0)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	return (SPOOL_OK);
+}
+
+/* Read one queue. */
+int
+spool_queue_get(spool_queue_info **out, spool *q, const char *name)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (out == NULL || q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	*out = NULL;
+	spool__clear_error(q);
+	if ((rc = spool__check_name(q, "queue name", name, SPOOL_NAME_MAX)) != 0)
+		return (rc);
+	if ((*out = calloc(1, sizeof **out)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	st = spool__stmt(q, SPOOL_SQL_QUEUE_GET);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = queue_info_from_row(q, *out, st);
+	else if (rc == SQLITE_DONE)
+		rc = spool__error(q, SPOOL_ENOENT, "no such queue: %s", name);
+	else
+		rc = spool__store_error(q, rc, "read queue");
+	sqlite3_reset(st);
+	if (rc != SPOOL_OK) {
+		spool_queue_info_free(*out, 1);
+		*out = NULL;
+	}
+	return (rc);
+}
+
+/* Read every queue. */
+int
+spool_queue_list(spool_queue_info **out, size_t *n, spool *q)
+{
+	spool_queue_info	*v = NULL, *nv;
+	size_t			 len = 0, cap = 0;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	*out = NULL;
+	*n = 0;
+	spool__clear_error(q);
+	st = spool__stmt(q, SPOOL_SQL_QUEUE_LIST);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nv = realloc(v, cap * sizeof *v)) == NULL) {
+				rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+				goto fail;
+			}
+			v = nv;
+		}
+		memset(&v[len], 0, sizeof v[len]);
+		len++;
+		if ((rc = queue_info_from_row(q, &v[len - 1], st)) != SPOOL_OK)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = spool__store_error(q, rc, "list queues");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	*out = v;
+	*n = len;
+	return (SPOOL_OK);
+fail:
+	sqlite3_reset(st);
+	spool_queue_info_free(v, len);
+	return (rc);
+}
+
+/* Free queue infos. */
+void
+spool_queue_info_free(spool_queue_info *info, size_t n)
+{
+	size_t	 i;
+
+	if (info == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(info[i].name);
+	free(info);
+}
+
+/* Check one task of an enqueue before any transaction starts. */
+static int
+enqueue_check(spool *q, const spool_task *t, size_t index, size_t n)
+{
+	const spool_enqueue_opts	*o = t->opts;
+	char				 pfx[48] = "";
+	int				 rc;
+
+	if (n > 1)
+		snprintf(pfx, sizeof pfx, "task %zu: ", index + 1);
+	if ((rc = spool__check_name(q, "queue name", t->queue,
+	    SPOOL_NAME_MAX)) != SPOOL_OK) {
+		return (spool__error_prefix(q, rc, pfx));
+	}
+	if (t->payload == NULL && t->len != 0)
+		return (spool__error(q, SPOOL_EINVAL, "%spayload is NULL", pfx));
+	if (t->len > SPOOL_PAYLOAD_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%spayload too large (%zu bytes, at most %d)", pfx, t->len,
+		    SPOOL_PAYLOAD_MAX));
+	if (o == NULL)
+		return (SPOOL_OK);
+	if (o->version < 1)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%senqueue options: version not set "
+		    "(use SPOOL_ENQUEUE_OPTS_INIT)", pfx));
+	if (o->delay_ms < 0 || o->delay_ms > DURATION_MAX_MS)
+		return (spool__error(q, SPOOL_EINVAL, "%sdelay out of range", pfx));
+	if (o->run_at_ms < 0)
+		return (spool__error(q, SPOOL_EINVAL, "%srun_at is negative", pfx));
+	if (o->run_at_ms != 0 && o->delay_ms != 0)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%sgive a delay or a run_at time, not both", pfx));
+	if (o->deadline_ms < 0)
+		return (spool__error(q, SPOOL_EINVAL, "%sdeadline is negative",
+		    pfx));
+	if (o->max_attempts < 0 || o->max_attempts > ATTEMPTS_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%smax attempts out of range (1 to %d)", pfx, ATTEMPTS_MAX));
+	if (o->key != NULL && (rc = spool__check_name(q, "idempotency key",
+	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK) {
+		return (spool__error_prefix(q, rc, pfx));
+	}
+	return (SPOOL_OK);
+}
+
+/* Insert one checked task inside the caller's transaction.  conf caches
+ * the configuration of the queue named cached_queue between calls. */
+static int
+enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
+    int64_t now_ms, spool_queue_opts *conf, const char **cached_queue)
+{
+	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
+	const spool_enqueue_opts	*o = t->opts ? t->opts : &none;
+	sqlite3_stmt			*st;
+	int64_t				 run_at, depth;
+	int				 rc;
+
+	*existed = 0;
+	if (*cached_queue == NULL || strcmp(*cached_queue, t->queue) != 0) {
+		if ((rc = queue_ensure(q, t->queue, now_ms)) != SPOOL_OK ||
+		    (rc = spool__queue_read(conf, q, t->queue)) != SPOOL_OK)
+			return (rc);
+		*cached_queue = t->queue;
+	}
+	if (o->key != NULL) {
+		st = spool__stmt(q, SPOOL_SQL_TASK_FIND_KEY);
+		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*id = sqlite3_column_int64(st, 0);
+			*existed = 1;
+			sqlite3_reset(st);
+			return (SPOOL_OK);
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return (spool__store_error(q, rc, "enqueue"));
+	}
+	if (conf->max_depth > 0) {
+		st = spool__stmt(q, SPOOL_SQL_QUEUE_DEPTH);
+		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		depth = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return (spool__store_error(q, rc, "enqueue"));
+		if (depth >= conf->max_depth)
+			return (spool__error(q, SPOOL_EFULL,
+			    "queue %s is full (%lld ready tasks, limit %lld)",
+			    t->queue, (long long)depth,
+			    (long long)conf->max_depth));
+	}
+	run_at = o->run_at_ms != 0 ? o->run_at_ms : now_ms + o->delay_ms;
+	if (o->deadline_ms != 0 && o->deadline_ms < run_at)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "deadline is before the task is due"));
+
+	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT);
+	sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, o->priority == SPOOL_PRIORITY_DEFAULT ?
+	    conf->priority : o->priority);
+	if (spool__bind_payload(st, 3, t->payload, t->len) != SQLITE_OK)
+		return (spool__store_error(q, sqlite3_errcode(q->db), "enqueue"));
+	sqlite3_bind_int64(st, 4, run_at);
+	if (o->deadline_ms != 0)
+		sqlite3_bind_int64(st, 5, o->deadline_ms);
+	sqlite3_bind_int(st, 6, o->max_attempts != 0 ? o->max_attempts :
+	    conf->max_attempts);
+	spool__bind_text_or_null(st, 7, o->key);
+	sqlite3_bind_int64(st, 8, now_ms);
+	if ((rc = spool__step_done(q, st, "enqueue")) != SPOOL_OK)
+		return (rc);
+	*id = sqlite3_last_insert_rowid(q->db);
+	return (SPOOL_OK);
+}
+
+/* Enqueue n checked-or-not tasks in one transaction. */
+int
+spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
+    const spool_task *tasks, size_t n)
+{
+	spool_queue_opts	 conf;
+	const char		*cached = NULL;
+	int64_t			 id, now;
+	size_t			 i;
+	int			 rc, existed;
+
+	if (q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	spool__clear_error(q);
+	if (tasks == NULL && n != 0)
+		return (spool__error(q, SPOOL_EINVAL, "tasks is NULL"));
+	for (i = 0; i < n; i++)
+		if ((rc = enqueue_check(q, &tasks[i], i, n)) != SPOOL_OK)
+			return (rc);
+	if (n == 0)
+		return (SPOOL_OK);
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	now = spool__now_ms(q);
+	for (i = 0; i < n; i++) {
+		rc = enqueue_locked(&id, &existed, q, &tasks[i], now, &conf,
+		    &cached);
+		if (rc != SPOOL_OK) {
+			if (n > 1) {
+				char	 pfx[48];
+
+				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
+				spool__error_prefix(q, rc, pfx);
+			}
+			spool__rollback(q);
+			return (rc);
+		}
+		if (ids_out != NULL)
+			ids_out[i] = id;
+		if (existed_out != NULL)
+			existed_out[i] = existed;
+	}
+	return (spool__commit(q));
+}
+
+/* Enqueue one task; SPOOL_EEXISTS (with its id) if its key is taken. */
+int
+spool_enqueue(int64_t *id_out, spool *q, const char *queue,
+    const void *payload, size_t len, const spool_enqueue_opts *opts)
+{
+	spool_task	 t;
+	int64_t		 id = 0;
+	int		 existed = 0, rc;
+
+	if (id_out != NULL)
+		*id_out = 0;
+	t.queue = queue;
+	t.payload = payload;
+	t.len = len;
+	t.opts = opts;
+	rc = spool_enqueue_many(&id, &existed, q, &t, 1);
+	if (rc != SPOOL_OK)
+		return (rc);
+	if (id_out != NULL)
+		*id_out = id;
+	if (existed)
+		return (spool__error(q, SPOOL_EEXISTS,
+		    "an unfinished task with this key exists: %lld",
+		    (long long)id));
+	return (SPOOL_OK);
+}

@@ -1,0 +1,445 @@
+/*
+ * spool.h -- the public API of libspool, a durable task queue in one
+ * SQLite file.  This is the only installed header: if it is not here, it
+ * is not API.
+ *
+ * Conventions, everywhere below:
+ *  - Calls return 0 (SPOOL_OK) or a negative SPOOL_E* code; the detail of
+ *    the last failure on a handle is spool_errmsg(q).  The library never
+ *    prints, never exits and never aborts on bad input.
+ *  - Out-parameters come first.  A "**out" result is allocated for the
+ *    caller, who frees it with the matching _free call; a returned
+ *    "const" pointer is borrowed from the object it came from.
+ *  - Inputs are copied; no call keeps a caller's pointer.
+ *  - Every _free and _close accepts NULL and does nothing with it.
+ *  - Times are int64_t Unix milliseconds (UTC, wall clock), durations are
+ *    int64_t milliseconds; both carry _ms in their names.
+ *  - A handle (spool, and the jobs claimed through it) is used by one
+ *    thread at a time.  Different handles may be used concurrently, in one
+ *    process or many.
+ *  - Option structs start with "unsigned version", only grow at the end,
+ *    and come with an _INIT macro: declare them as
+ *    "spool_enqueue_opts o = SPOOL_ENQUEUE_OPTS_INIT;".  Passing NULL for
+ *    an options pointer means all defaults.
+ *
+ * Everything here is "since 0.1" unless a comment says otherwise.
+ */
+#ifndef SPOOL_H
+#define SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPOOL_VERSION		"0.1.0"
+#define SPOOL_VERSION_NUMBER	1000	/* major * 1000000 + minor * 1000 + patch */
+
+/*
+ * Result codes.  Only expected failures are named; anything else is
+ * SPOOL_ERROR with a message.  No SQLite code ever escapes the library.
+ */
+#define SPOOL_OK	  0	/* success */
+#define SPOOL_ERROR	 -1	/* internal or unexpected failure (see spool_errmsg) */
+#define SPOOL_ENOMEM	 -2	/* out of memory; nothing was changed */
+#define SPOOL_EINVAL	 -3	/* bad argument or misuse; nothing was changed */
+#define SPOOL_EEMPTY	 -4	/* nothing to claim */
+#define SPOOL_EBUSY	 -5	/* database still locked after the busy timeout */
+#define SPOOL_ELEASE	 -6	/* the job's lease was lost: nothing was changed */
+#define SPOOL_EEXISTS	 -7	/* already exists (idempotency key, queue name) */
+#define SPOOL_ESCHEMA	 -8	/* database schema is newer than this library */
+#define SPOOL_ENOTDB	 -9	/* file is not a spool database (or is corrupt) */
+#define SPOOL_ENOENT	-10	/* no such database, task or queue */
+#define SPOOL_EIO	-11	/* I/O error or disk full; see spool_errmsg */
+#define SPOOL_EPERM	-12	/* permission denied or read-only file */
+#define SPOOL_ESTATE	-13	/* the task is not in a state this call accepts */
+#define SPOOL_EFULL	-14	/* the queue is at its depth limit */
+
+/* Limits, checked on input. */
+#define SPOOL_PAYLOAD_MAX	(1024 * 1024)	/* bytes of payload or result */
+#define SPOOL_NAME_MAX		128		/* bytes of a queue name */
+#define SPOOL_KEY_MAX		256		/* bytes of an idempotency key */
+#define SPOOL_ERROR_MAX		4096		/* error text beyond this is cut */
+
+typedef struct spool	 spool;		/* an open database */
+typedef struct spool_job spool_job;	/* one task held under a lease */
+
+/* Task states, as stored in tasks.state. */
+enum spool_state {
+	SPOOL_READY = 1,	/* waiting; due once run_at_ms has passed */
+	SPOOL_RUNNING,		/* claimed under a lease */
+	SPOOL_SUCCEEDED,	/* finished well; a result row exists */
+	SPOOL_DEAD,		/* finished badly; dead_reason says why */
+	SPOOL_CANCELLED		/* cancelled before it succeeded */
+};
+
+/* Retry delay policies: attempt n waits base, base * n, or base * 2^(n-1). */
+enum spool_backoff {
+	SPOOL_BACKOFF_FIXED = 1,
+	SPOOL_BACKOFF_LINEAR,
+	SPOOL_BACKOFF_EXPONENTIAL
+};
+
+/* ---- Library and handles ---------------------------------------------- */
+
+/* The library's version string, e.g. "0.1.0". */
+const char	*spool_version(void);
+
+/* A static English description of a result code. */
+const char	*spool_strerror(int rc);
+
+/* The name of a state ("ready", ...), or NULL if state is not one. */
+const char	*spool_state_name(int state);
+
+/* spool_open flags. */
+#define SPOOL_OPEN_CREATE	0x01	/* create the file (mode 0600) if missing */
+#define SPOOL_OPEN_SYNC_NORMAL	0x02	/* synchronous=NORMAL: see below */
+
+/*
+ * Open the spool database at path, creating it (mode 0600, whatever the
+ * umask) when flags has SPOOL_OPEN_CREATE, and bring its schema up to date.
+ * The file is in WAL mode with synchronous=FULL: a call that changed the
+ * database has it on disk when it returns.  SPOOL_OPEN_SYNC_NORMAL trades
+ * that for speed: a power cut (not a process crash) may then lose the last
+ * transactions acknowledged before it; the file stays consistent.
+ *
+ * Refused, leaving the file untouched: a missing file without CREATE
+ * (SPOOL_ENOENT), a directory, symbolic link, non-SQLite file or another
+ * application's SQLite file (SPOOL_ENOTDB), a schema newer than this
+ * library (SPOOL_ESCHEMA).  Several processes may open an old file at
+ * once: one migrates, the others wait for it.
+ *
+ * As with sqlite3_open, *out is set even on failure (except SPOOL_ENOMEM,
+ * where it is NULL) so that spool_errmsg can explain; close it.
+ */
+int		 spool_open(spool **out, const char *path, int flags);
+
+/* Close q; NULL is a no-op.  Jobs claimed through q must be freed first. */
+void		 spool_close(spool *q);
+
+/* A one-line description of the last failure on q (borrowed). */
+const char	*spool_errmsg(const spool *q);
+
+/* The code of the last failure on q, or SPOOL_OK. */
+int		 spool_errcode(const spool *q);
+
+/* How long to wait for another process's lock before SPOOL_EBUSY
+ * (default 10000 ms). */
+int		 spool_busy_timeout(spool *q, int64_t ms);
+
+/* ---- Queues ------------------------------------------------------------ */
+
+/* Bits of spool_queue_opts.set: which fields a create or set applies. */
+#define SPOOL_QUEUE_PAUSED		0x001
+#define SPOOL_QUEUE_MAX_DEPTH		0x002
+#define SPOOL_QUEUE_PRIORITY		0x004
+#define SPOOL_QUEUE_MAX_ATTEMPTS	0x008
+#define SPOOL_QUEUE_BACKOFF		0x010	/* backoff policy */
+#define SPOOL_QUEUE_BACKOFF_BASE	0x020
+#define SPOOL_QUEUE_BACKOFF_CAP		0x040
+#define SPOOL_QUEUE_BACKOFF_JITTER	0x080
+#define SPOOL_QUEUE_LEASE		0x100
+#define SPOOL_QUEUE_TIMEOUT		0x200
+#define SPOOL_QUEUE_RETENTION		0x400
+
+/*
+ * A queue's configuration.  Defaults, used for fields not in "set":
+ * not paused, no depth limit, priority 0, 5 attempts, exponential backoff
+ * from 1 s capped at 1 h with 0.2 jitter, 30 s leases, no timeout, and
+ * finished tasks kept 7 days.
+ */
+typedef struct spool_queue_opts {
+	unsigned	 version;
+	unsigned	 set;		/* SPOOL_QUEUE_* bits */
+	int		 paused;	/* 0 or 1: paused queues are never claimed from */
+	int64_t		 max_depth;	/* ready tasks allowed; 0 = no limit */
+	int		 priority;	/* default task priority; higher runs first */
+	int		 max_attempts;	/* default attempts per task, >= 1 */
+	int		 backoff;	/* enum spool_backoff */
+	int64_t		 backoff_base_ms;
+	int64_t		 backoff_cap_ms;	/* no delay exceeds this */
+	double		 backoff_jitter;	/* 0..1: delay * (1 - jitter * U[0,1)) */
+	int64_t		 lease_ms;	/* default lease of a claim, > 0 */
+	int64_t		 timeout_ms;	/* per-task run time limit for workers; 0 = none */
+	int64_t		 retention_ms;	/* finished tasks kept this long; 0 = forever */
+} spool_queue_opts;
+
+#define SPOOL_QUEUE_OPTS_VERSION 1
+#define SPOOL_QUEUE_OPTS_INIT	{ SPOOL_QUEUE_OPTS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0 }
+
+/* A queue as stored: its name, creation time and full configuration. */
+typedef struct spool_queue_info {
+	char		*name;
+	int64_t		 created_ms;
+	spool_queue_opts conf;		/* every field valid; set = all bits */
+} spool_queue_info;
+
+/* Create queue name with opts (NULL: defaults); SPOOL_EEXISTS if it exists.
+ * Queues are also created, with the defaults, by their first enqueue. */
+int		 spool_queue_create(spool *q, const char *name,
+		     const spool_queue_opts *opts);
+
+/* Change the fields of queue name selected by opts->set; SPOOL_ENOENT if
+ * there is no such queue.  Pausing is spool_queue_set with PAUSED. */
+int		 spool_queue_set(spool *q, const char *name,
+		     const spool_queue_opts *opts);
+
+/* Read queue name into *out (one element); SPOOL_ENOENT if missing. */
+int		 spool_queue_get(spool_queue_info **out, spool *q, const char *name);
+
+/* All queues, by name, into *out (n elements; *out NULL when n is 0). */
+int		 spool_queue_list(spool_queue_info **out, size_t *n, spool *q);
+
+/* Free n elements returned by spool_queue_get or spool_queue_list. */
+void		 spool_queue_info_free(spool_queue_info *info, size_t n);
+
+/* ---- Enqueue ----------------------------------------------------------- */
+
+#define SPOOL_PRIORITY_DEFAULT	INT32_MIN	/* use the queue's priority */
+
+/* How to enqueue one task.  Zero fields mean "not given". */
+typedef struct spool_enqueue_opts {
+	unsigned	 version;
+	int32_t		 priority;	/* SPOOL_PRIORITY_DEFAULT or any other value */
+	int64_t		 delay_ms;	/* due this long after now (>= 0) */
+	int64_t		 run_at_ms;	/* due at this time; 0 = now + delay_ms */
+	int64_t		 deadline_ms;	/* not started by then: dead ("expired"); 0 = none */
+	int		 max_attempts;	/* 0 = the queue's */
+	const char	*key;		/* idempotency key or NULL */
+} spool_enqueue_opts;
+
+#define SPOOL_ENQUEUE_OPTS_VERSION 1
+#define SPOOL_ENQUEUE_OPTS_INIT	{ SPOOL_ENQUEUE_OPTS_VERSION, SPOOL_PRIORITY_DEFAULT, 0, 0, 0, 0, NULL }
+
+/*
+ * Add one task to queue (created with defaults if new) and return its id
+ * once it is committed.  The payload is copied; it may be binary, and text
+ * that is valid UTF-8 is stored as TEXT so json_extract() reads it.
+ * With opts->key, if an unfinished task of the same queue holds that key,
+ * nothing is added: *id_out is that task's id and the result is
+ * SPOOL_EEXISTS.  SPOOL_EFULL if the queue is at its depth limit.
+ */
+int		 spool_enqueue(int64_t *id_out, spool *q, const char *queue,
+		     const void *payload, size_t len, const spool_enqueue_opts *opts);
+
+/* One task of a bulk enqueue (all inputs are copied). */
+typedef struct spool_task {
+	const char		 *queue;
+	const void		 *payload;
+	size_t			  len;
+	const spool_enqueue_opts *opts;	/* NULL: defaults */
+} spool_task;
+
+/*
+ * Add n tasks in one transaction: all are committed or none is.  ids_out
+ * (n elements, may be NULL) receives each task's id; existed_out (n
+ * elements, may be NULL) is set to 1 where a key named an existing task,
+ * whose id is then in ids_out, and 0 elsewhere.  Returns 0 even when some
+ * keys existed.
+ */
+int		 spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
+		     const spool_task *tasks, size_t n);
+
+/* ---- Claim and the lease life cycle ------------------------------------ */
+
+typedef struct spool_claim_opts {
+	unsigned	 version;
+	const char	*owner;		/* lease owner label; NULL = "host:pid" */
+	int64_t		 lease_ms;	/* 0 = each queue's lease */
+} spool_claim_opts;
+
+#define SPOOL_CLAIM_OPTS_VERSION 1
+#define SPOOL_CLAIM_OPTS_INIT	{ SPOOL_CLAIM_OPTS_VERSION, NULL, 0 }
+
+/*
+ * Claim up to max due tasks from the named queues in one transaction:
+ * highest priority first, then the earliest due, then the oldest.  Paused
+ * queues are skipped; a task whose deadline has passed is never claimed
+ * (it becomes dead, reason "expired").  Each claimed task is "running"
+ * under a fresh lease token and its attempt count went up by one.
+ * jobs must have room for max pointers; *n_out says how many were filled.
+ * Returns SPOOL_EEMPTY (with *n_out 0) when nothing is due.  The first
+ * claim on a handle, and one at most every second after it, first reaps
+ * expired leases (see spool_reap).
+ */
+int		 spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
+		     const char *const *queues, size_t nqueues, size_t max,
+		     const spool_claim_opts *opts);
+
+/* Claim one task from one queue: spool_claim_many with max 1. */
+int		 spool_claim(spool_job **out, spool *q, const char *queue,
+		     const spool_claim_opts *opts);
+
+/* Getters: they cannot fail.  Borrowed pointers live as long as the job. */
+int64_t		 spool_job_id(const spool_job *job);
+const char	*spool_job_queue(const spool_job *job);
+const void	*spool_job_payload(const spool_job *job, size_t *len);
+int		 spool_job_attempt(const spool_job *job);	/* 1 on the first */
+int		 spool_job_max_attempts(const spool_job *job);
+int64_t		 spool_job_lease_until_ms(const spool_job *job);
+/* 1 if cancellation was asked for, as of the claim or last heartbeat. */
+int		 spool_job_cancel_requested(const spool_job *job);
+
+/*
+ * The fenced calls.  Each changes only the task row whose id and lease
+ * token match the job's, in state running; if the lease was lost (reaped
+ * and perhaps claimed again, cancelled and finished, deleted) it changes
+ * nothing and returns SPOOL_ELEASE.  After a call that succeeded other
+ * than a heartbeat, the job is finished and only spool_job_free applies
+ * (further calls return SPOOL_EINVAL).
+ */
+
+/* Extend the lease to now + lease_ms (0: the claim's lease length), and
+ * refresh spool_job_cancel_requested. */
+int		 spool_job_heartbeat(spool_job *job, int64_t lease_ms);
+
+/* The task succeeded; result (len <= SPOOL_PAYLOAD_MAX, may be NULL) is
+ * stored in the results table. */
+int		 spool_job_complete(spool_job *job, const void *result, size_t len);
+
+#define SPOOL_FAIL_PERMANENT	0x01	/* do not retry: dead at once */
+
+/* The attempt failed with error (may be NULL; cut at SPOOL_ERROR_MAX).
+ * The task is retried after the queue's backoff while attempts remain,
+ * else it is dead ("exhausted"); with SPOOL_FAIL_PERMANENT it is dead at
+ * once ("failed").  A task whose cancellation was asked for is cancelled. */
+int		 spool_job_fail(spool_job *job, const char *error, int flags);
+
+/* Hand the task back unstarted: ready again, no attempt charged. */
+int		 spool_job_release(spool_job *job);
+
+/* Free a job (finished or not: an unfinished job's lease simply expires). */
+void		 spool_job_free(spool_job *job);
+
+/*
+ * Return expired leases: each task whose lease ended is retried by its
+ * queue's backoff, or is dead ("exhausted") when its attempts are used up,
+ * or cancelled if that was asked for; the lost attempt is recorded as
+ * "lease_lost".  Ready tasks past their deadline become dead ("expired").
+ * *n_out (may be NULL) counts the tasks changed.
+ */
+int		 spool_reap(int64_t *n_out, spool *q);
+
+/* ---- Inspection -------------------------------------------------------- */
+
+/* A task as stored.  Absent times are 0; absent strings are NULL. */
+typedef struct spool_task_info {
+	int64_t		 id;
+	char		*queue;
+	int		 state;		/* enum spool_state */
+	int		 priority;
+	void		*payload;
+	size_t		 payload_len;
+	int64_t		 run_at_ms;
+	int64_t		 deadline_ms;
+	int		 attempts;
+	int		 max_attempts;
+	char		*key;
+	char		*lease_owner;
+	int64_t		 lease_until_ms;
+	int		 cancel_requested;
+	int64_t		 created_ms;
+	int64_t		 started_ms;
+	int64_t		 finished_ms;
+	char		*last_error;
+	char		*dead_reason;	/* "failed", "exhausted", "expired" or NULL */
+	int		 has_result;	/* spool_get only: 1 if a result row exists */
+	void		*result;
+	size_t		 result_len;
+	int64_t		 duration_ms;	/* of the succeeded attempt */
+} spool_task_info;
+
+/* Read task id (with its result) into *out; SPOOL_ENOENT if missing. */
+int		 spool_get(spool_task_info **out, spool *q, int64_t id);
+
+typedef struct spool_list_opts {
+	unsigned	 version;
+	const char	*queue;		/* NULL = every queue */
+	int		 state;		/* enum spool_state, 0 = any */
+	int64_t		 after_id;	/* keyset: start after this id (0 = start) */
+	size_t		 limit;		/* 0 = 100 */
+	int		 descending;	/* newest first */
+} spool_list_opts;
+
+#define SPOOL_LIST_OPTS_VERSION	1
+#define SPOOL_LIST_OPTS_INIT	{ SPOOL_LIST_OPTS_VERSION, NULL, 0, 0, 0, 0 }
+
+/* One page of tasks (results not loaded) by id; pass the last id seen as
+ * after_id for the next page. */
+int		 spool_list(spool_task_info **out, size_t *n, spool *q,
+		     const spool_list_opts *opts);
+
+/* Free n elements returned by spool_get or spool_list. */
+void		 spool_task_info_free(spool_task_info *info, size_t n);
+
+/* One finished attempt of a task. */
+typedef struct spool_attempt_info {
+	int		 attempt;
+	char		*worker;
+	int64_t		 started_ms;
+	int64_t		 finished_ms;
+	char		*outcome;	/* succeeded failed timed_out lease_lost cancelled */
+	char		*error;
+} spool_attempt_info;
+
+/* The attempt history of task id, oldest first (n may be 0). */
+int		 spool_attempts(spool_attempt_info **out, size_t *n, spool *q,
+		     int64_t id);
+void		 spool_attempt_info_free(spool_attempt_info *info, size_t n);
+
+/* Counts for one queue. */
+typedef struct spool_queue_stats {
+	char		*queue;
+	int		 paused;
+	int64_t		 ready;		/* due now */
+	int64_t		 scheduled;	/* ready but due later */
+	int64_t		 running;
+	int64_t		 succeeded;
+	int64_t		 dead;
+	int64_t		 cancelled;
+	int64_t		 oldest_ready_age_ms;	/* age of the longest-due task; -1 if none */
+} spool_queue_stats;
+
+/* Stats of one queue (SPOOL_ENOENT if missing) or, with queue NULL, of
+ * every queue by name. */
+int		 spool_stats(spool_queue_stats **out, size_t *n, spool *q,
+		     const char *queue);
+void		 spool_queue_stats_free(spool_queue_stats *stats, size_t n);
+
+/* ---- Operator actions -------------------------------------------------- */
+
+/* Cancel task id: a ready task is cancelled at once (*running_out 0); a
+ * running one is flagged for its worker (*running_out 1).  running_out
+ * may be NULL.  SPOOL_ESTATE if it has finished, SPOOL_ENOENT if missing. */
+int		 spool_cancel(int *running_out, spool *q, int64_t id);
+
+/* Make a dead or cancelled task ready again with a fresh set of attempts.
+ * SPOOL_ESTATE if it is in another state; SPOOL_EEXISTS if its key is now
+ * held by another unfinished task. */
+int		 spool_retry(spool *q, int64_t id);
+
+/* Retry every task of queue in state (SPOOL_DEAD or SPOOL_CANCELLED), in
+ * small transactions; tasks whose key is taken are skipped. */
+int		 spool_retry_all(int64_t *n_out, spool *q, const char *queue,
+		     int state);
+
+/* Delete the ready tasks (due and scheduled) of queue, in small
+ * transactions; running and finished tasks stay.  With dry_run, only
+ * count them.  SPOOL_ENOENT if there is no such queue. */
+int		 spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run);
+
+/* Delete finished tasks (with their results and history) that finished
+ * more than older_than_ms ago, or, with older_than_ms < 0, longer ago than
+ * their queue's retention (queues with retention 0 are skipped).  Works in
+ * small transactions so it never holds the lock for long.  queue NULL
+ * means every queue. */
+int		 spool_prune(int64_t *n_out, spool *q, const char *queue,
+		     int64_t older_than_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPOOL_H */

@@ -1,0 +1,557 @@
+/*
+ * store.c -- the one place spool talks to SQLite: opening and checking the
+ * file, pragmas, migrations, the prepared statement cache, transactions
+ * and the mapping of SQLite's result codes to spool's.
+ *
+ * Invariants: a handle's statements are all prepared at open, so a broken
+ * query fails the first test that opens a database; every write runs
+ * between spool__begin (BEGIN IMMEDIATE) and spool__commit; a statement is
+ * reset as soon as its rows are read, so no read transaction outlives the
+ * call that opened it.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool-int.h"
+
+/* The library's version string. */
+const char *
+spool_version(void)
+{
+	return (SPOOL_VERSION);
+}
+
+/* The wall clock in Unix milliseconds, or the test clock if one is set. */
+int64_t
+spool__now_ms(spool *q)
+{
+	struct timespec	 ts;
+
+	if (q != NULL && q->clock != NULL)
+		return (q->clock(q->clock_arg));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Test seam: make spool__now_ms(q) return fn(arg). */
+void
+spool__set_clock(spool *q, spool__clock_fn fn, void *arg)
+{
+	q->clock = fn;
+	q->clock_arg = arg;
+}
+
+/* Map a SQLite result code to a spool code, record "what: detail" on q and
+ * return the spool code. */
+int
+spool__store_error(spool *q, int rc, const char *what)
+{
+	const char	*detail = sqlite3_errmsg(q->db);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return (spool__error(q, SPOOL_EBUSY,
+		    "%s: database locked by another connection; waited %.1f s",
+		    what, q->busy_timeout_ms / 1000.0));
+	case SQLITE_NOMEM:
+		return (spool__error(q, SPOOL_ENOMEM, "%s: out of memory", what));
+	case SQLITE_FULL:
+		return (spool__error(q, SPOOL_EIO,
+		    "%s: disk full (the change may not have been applied)", what));
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+		return (spool__error(q, SPOOL_EIO, "%s: I/O error: %s", what,
+		    detail));
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return (spool__error(q, SPOOL_EPERM, "%s: %s", what, detail));
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return (spool__error(q, SPOOL_ENOTDB,
+		    "%s: database file is corrupt or not a database", what));
+	case SQLITE_TOOBIG:
+		return (spool__error(q, SPOOL_EINVAL, "%s: value too big", what));
+	}
+	return (spool__error(q, SPOOL_ERROR, "%s: %s", what, detail));
+}
+
+/* Prepared statement "which", reset and with its bindings cleared. */
+sqlite3_stmt *
+spool__stmt(spool *q, enum spool_sql which)
+{
+	sqlite3_stmt	*st = q->stmt[which];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (st);
+}
+
+/* Step a statement that returns no rows (or whose rows are ignored) to
+ * its end and reset it. */
+int
+spool__step_done(spool *q, sqlite3_stmt *st, const char *what)
+{
+	int	 rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		continue;
+	if (rc != SQLITE_DONE) {
+		rc = spool__store_error(q, rc, what);
+		sqlite3_reset(st);
+		return (rc);
+	}
+	sqlite3_reset(st);
+	return (SPOOL_OK);
+}
+
+/* Bind a payload: valid UTF-8 without NUL is stored as TEXT (so JSON can
+ * be read with json_extract), anything else as a BLOB.  NULL with len 0
+ * is an empty text. */
+int
+spool__bind_payload(sqlite3_stmt *st, int idx, const void *p, size_t len)
+{
+	if (len == 0)
+		return (sqlite3_bind_text(st, idx, "", 0, SQLITE_STATIC));
+	if (spool__utf8_valid(p, len))
+		return (sqlite3_bind_text64(st, idx, p, len, SQLITE_TRANSIENT,
+		    SQLITE_UTF8));
+	return (sqlite3_bind_blob64(st, idx, p, len, SQLITE_TRANSIENT));
+}
+
+/* Bind s as text, or NULL when s is NULL. */
+int
+spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
+{
+	if (s == NULL)
+		return (sqlite3_bind_null(st, idx));
+	return (sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT));
+}
+
+/* Column col as an int64, 0 when NULL. */
+int64_t
+spool__col_int64_or0(sqlite3_stmt *st, int col)
+{
+	return (sqlite3_column_int64(st, col));
+}
+
+/* A malloc'd copy of text column col, or NULL if it is NULL (or memory ran
+ * out: callers that care check the column type). */
+char *
+spool__col_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char	*s;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return (NULL);
+	s = sqlite3_column_text(st, col);
+	if (s == NULL)
+		return (NULL);
+	return (spool__memdup(s, (size_t)sqlite3_column_bytes(st, col)));
+}
+
+/* A malloc'd copy of the bytes of column col (NUL-terminated for
+ * convenience) and its length; NULL if the column is NULL. */
+void *
+spool__col_blobdup(sqlite3_stmt *st, int col, size_t *len)
+{
+	const void	*p;
+	int		 n;
+
+	*len = 0;
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return (NULL);
+	p = sqlite3_column_blob(st, col);
+	n = sqlite3_column_bytes(st, col);
+	*len = (size_t)n;
+	return (spool__memdup(p, (size_t)n));
+}
+
+/* Start a write transaction: BEGIN IMMEDIATE takes the write lock now,
+ * waiting up to the busy timeout, so nothing later in the transaction can
+ * fail with SQLITE_BUSY. */
+int
+spool__begin(spool *q)
+{
+	int	 rc;
+
+	if (q->in_txn)
+		return (spool__error(q, SPOOL_ERROR, "nested transaction"));
+	rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_BEGIN), "begin");
+	if (rc == SPOOL_OK)
+		q->in_txn = 1;
+	return (rc);
+}
+
+/* Commit the transaction; on failure it is rolled back. */
+int
+spool__commit(spool *q)
+{
+	int	 rc;
+
+	rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT), "commit");
+	if (rc != SPOOL_OK) {
+		spool__rollback(q);
+		return (rc);
+	}
+	q->in_txn = 0;
+	return (SPOOL_OK);
+}
+
+/* Start a read transaction, so several reads see one snapshot. */
+int
+spool__begin_read(spool *q)
+{
+	int	 rc;
+
+	if (q->in_txn)
+		return (spool__error(q, SPOOL_ERROR, "nested transaction"));
+	rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_BEGIN_READ),
+	    "begin read");
+	if (rc == SPOOL_OK)
+		q->in_txn = 1;
+	return (rc);
+}
+
+/* End a read transaction (nothing to commit, so errors do not matter). */
+void
+spool__end_read(spool *q)
+{
+	spool__rollback(q);
+}
+
+/* Roll the transaction back (keeping the error already recorded). */
+void
+spool__rollback(spool *q)
+{
+	if (sqlite3_get_autocommit(q->db) == 0) {
+		sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_ROLLBACK);
+
+		(void)sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+	q->in_txn = 0;
+}
+
+/* Set how long to wait for another connection's lock. */
+int
+spool_busy_timeout(spool *q, int64_t ms)
+{
+	if (q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	spool__clear_error(q);
+	if (ms < 0 || ms > INT32_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "busy timeout out of range: %lld ms", (long long)ms));
+	q->busy_timeout_ms = ms;
+	sqlite3_busy_timeout(q->db, (int)ms);
+	return (SPOOL_OK);
+}
+
+/* Run one SQL text (or several statements) outside the statement cache;
+ * used only while opening, before the cache exists. */
+static int
+store_exec(spool *q, const char *sql, const char *what)
+{
+	int	 rc;
+
+	rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return (spool__store_error(q, rc, what));
+	return (SPOOL_OK);
+}
+
+/* Run a query that returns one integer (e.g. a pragma) into *v. */
+static int
+store_int(spool *q, const char *sql, int64_t *v, const char *what)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*v = 0;
+	rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return (spool__store_error(q, rc, what));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int64(st, 0);
+		rc = SQLITE_DONE;
+	}
+	if (rc != SQLITE_DONE)
+		rc = spool__store_error(q, rc, what);
+	else
+		rc = SPOOL_OK;
+	sqlite3_finalize(st);
+	return (rc);
+}
+
+/* Read application_id, user_version and the number of schema objects. */
+static int
+store_probe(spool *q, int64_t *app_id, int64_t *version, int64_t *objects)
+{
+	int	 rc;
+
+	if ((rc = store_int(q, "PRAGMA application_id", app_id, "open")) != 0 ||
+	    (rc = store_int(q, "PRAGMA user_version", version, "open")) != 0 ||
+	    (rc = store_int(q, spool__sql_text[SPOOL_SQL_SCHEMA_OBJECTS],
+	    objects, "open")) != 0)
+		return (rc);
+	return (SPOOL_OK);
+}
+
+/* Refuse a file that is neither a spool database nor an empty one; a
+ * newer schema is SPOOL_ESCHEMA. */
+static int
+store_check_identity(spool *q, int64_t app_id, int64_t version,
+    int64_t objects)
+{
+	if (app_id != SPOOL_APPLICATION_ID) {
+		if (app_id != 0 || version != 0 || objects != 0)
+			return (spool__error(q, SPOOL_ENOTDB,
+			    "%s: not a spool database (a SQLite file of another "
+			    "application)", q->path));
+	}
+	if (version > SPOOL_SCHEMA_VERSION)
+		return (spool__error(q, SPOOL_ESCHEMA,
+		    "%s: database schema version %lld is newer than this "
+		    "library's (%d); upgrade spool", q->path,
+		    (long long)version, SPOOL_SCHEMA_VERSION));
+	return (SPOOL_OK);
+}
+
+/* Bring the schema to SPOOL_SCHEMA_VERSION in one transaction.  The
+ * version is read again under the write lock, so when several processes
+ * open an old file at once, one migrates and the others find nothing
+ * left to do. */
+static int
+store_migrate(spool *q)
+{
+	int64_t	 app_id, version, objects, v;
+	int	 rc;
+	char	 what[64];
+
+	if ((rc = store_exec(q, "BEGIN IMMEDIATE", "migrate")) != SPOOL_OK)
+		return (rc);
+	if ((rc = store_probe(q, &app_id, &version, &objects)) != SPOOL_OK ||
+	    (rc = store_check_identity(q, app_id, version, objects)) != SPOOL_OK)
+		goto fail;
+	if (version == SPOOL_SCHEMA_VERSION) {
+		(void)sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		return (SPOOL_OK);
+	}
+	for (v = version + 1; v <= SPOOL_SCHEMA_VERSION; v++) {
+		snprintf(what, sizeof what, "migration %lld", (long long)v);
+		if ((rc = store_exec(q, spool__migrations[v - 1], what)) != 0)
+			goto fail;
+		if ((rc = store_int(q, "PRAGMA user_version", &version,
+		    what)) != SPOOL_OK)
+			goto fail;
+		if (version != v) {
+			rc = spool__error(q, SPOOL_ERROR,
+			    "%s did not set user_version", what);
+			goto fail;
+		}
+	}
+	if ((rc = store_exec(q, spool__sql_views, "views")) != SPOOL_OK)
+		goto fail;
+	/* The id is written last: a file carries it only once it is whole. */
+	if ((rc = store_exec(q, "PRAGMA application_id = 1397772108",
+	    "migrate")) != SPOOL_OK)
+		goto fail;
+	if ((rc = store_int(q, "SELECT count(*) FROM pragma_foreign_key_check",
+	    &v, "migrate")) != SPOOL_OK)
+		goto fail;
+	if (v != 0) {
+		rc = spool__error(q, SPOOL_ERROR,
+		    "migration left %lld foreign key violations", (long long)v);
+		goto fail;
+	}
+	if ((rc = store_exec(q, "COMMIT", "migrate")) != SPOOL_OK)
+		goto fail;
+	return (SPOOL_OK);
+
+fail:
+	(void)sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	return (rc);
+}
+
+/* Check the path before SQLite sees it, creating the file with mode 0600
+ * when asked: a new database must not be readable by others whatever the
+ * umask (SQLite gives -wal and -shm the mode of the database). */
+static int
+store_check_path(spool *q, const char *path, int create)
+{
+	struct stat	 sb;
+	int		 fd;
+
+	if (lstat(path, &sb) == 0) {
+		if (S_ISLNK(sb.st_mode))
+			return (spool__error(q, SPOOL_ENOTDB,
+			    "%s: is a symbolic link (refused; open its target)",
+			    path));
+		if (S_ISDIR(sb.st_mode))
+			return (spool__error(q, SPOOL_ENOTDB,
+			    "%s: is a directory, not a database", path));
+		if (!S_ISREG(sb.st_mode))
+			return (spool__error(q, SPOOL_ENOTDB,
+			    "%s: is not a regular file", path));
+		return (SPOOL_OK);
+	}
+	if (errno != ENOENT)
+		goto err;
+	if (!create)
+		return (spool__error(q, SPOOL_ENOENT, "%s: no such database",
+		    path));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1) {
+		if (errno == EEXIST)	/* another process created it first */
+			return (store_check_path(q, path, 0));
+		goto err;
+	}
+	/* The umask may have cleared owner bits too: set the mode exactly. */
+	if (fchmod(fd, 0600) == -1) {
+		close(fd);
+		goto err;
+	}
+	close(fd);
+	return (SPOOL_OK);
+
+err:
+	if (errno == EACCES || errno == EPERM || errno == EROFS)
+		return (spool__error(q, SPOOL_EPERM, "%s: %s", path,
+		    strerror(errno)));
+	if (errno == ENOENT || errno == ENOTDIR)
+		return (spool__error(q, SPOOL_ENOENT, "%s: %s", path,
+		    strerror(errno)));
+	return (spool__error(q, SPOOL_EIO, "%s: %s", path, strerror(errno)));
+}
+
+/* Prepare every named query once, for the life of the handle. */
+static int
+store_prepare_all(spool *q)
+{
+	char	 what[96];
+	int	 i, rc;
+
+	for (i = 0; i < SPOOL_SQL__COUNT; i++) {
+		rc = sqlite3_prepare_v3(q->db, spool__sql_text[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(what, sizeof what, "prepare %s",
+			    spool__sql_name[i]);
+			return (spool__store_error(q, rc, what));
+		}
+	}
+	return (SPOOL_OK);
+}
+
+/* Open (and create, migrate) the spool database at path. */
+int
+spool_open(spool **out, const char *path, int flags)
+{
+	spool		*q;
+	char		 host[128];
+	int64_t		 app_id, version, objects;
+	int		 rc;
+
+	if (out == NULL)
+		return (SPOOL_EINVAL);
+	*out = NULL;
+	if ((q = calloc(1, sizeof *q)) == NULL)
+		return (SPOOL_ENOMEM);
+	*out = q;
+	q->busy_timeout_ms = SPOOL_BUSY_TIMEOUT_MS;
+	q->flags = flags;
+	if (gethostname(host, sizeof host) != 0)
+		strcpy(host, "localhost");
+	host[sizeof host - 1] = '\0';
+	snprintf(q->owner, sizeof q->owner, "%s:%ld", host, (long)getpid());
+
+	if (path == NULL || *path == '\0')
+		return (spool__error(q, SPOOL_EINVAL, "database path is empty"));
+	if ((flags & ~(SPOOL_OPEN_CREATE | SPOOL_OPEN_SYNC_NORMAL)) != 0)
+		return (spool__error(q, SPOOL_EINVAL, "unknown open flags 0x%x",
+		    (unsigned)flags));
+	if ((q->path = spool__strdup(path)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	if ((rc = store_check_path(q, path, flags & SPOOL_OPEN_CREATE)) != 0)
+		return (rc);
+
+	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (q->db == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	if (rc != SQLITE_OK)
+		return (spool__store_error(q, rc, path));
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
+	/* The schema is data anyone with write access can edit: do not let
+	 * it run functions with side effects, nor corrupt the file. */
+	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	sqlite3_db_config(q->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+	if (sqlite3_db_readonly(q->db, "main") == 1)
+		return (spool__error(q, SPOOL_EPERM,
+		    "%s: database is read-only (no write permission)", path));
+	if ((rc = store_exec(q, "PRAGMA foreign_keys = ON; "
+	    "PRAGMA trusted_schema = OFF", "open")) != SPOOL_OK)
+		return (rc);
+
+	/* Read before writing anything: a foreign file stays untouched. */
+	if ((rc = store_probe(q, &app_id, &version, &objects)) != SPOOL_OK) {
+		if (rc == SPOOL_ENOTDB)
+			return (spool__error(q, SPOOL_ENOTDB,
+			    "%s: not a SQLite database", path));
+		return (rc);
+	}
+	if ((rc = store_check_identity(q, app_id, version, objects)) != 0)
+		return (rc);
+	if (app_id == 0 && !(flags & SPOOL_OPEN_CREATE))
+		return (spool__error(q, SPOOL_ENOTDB,
+		    "%s: empty file, not a spool database yet (create it first)",
+		    path));
+
+	if ((rc = store_exec(q, "PRAGMA journal_mode = WAL", "open")) != 0)
+		return (rc);
+	if ((rc = store_exec(q, (flags & SPOOL_OPEN_SYNC_NORMAL) ?
+	    "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+	    "open")) != SPOOL_OK)
+		return (rc);
+	/* Keep a checkpointed WAL from staying large on disk. */
+	if ((rc = store_exec(q, "PRAGMA journal_size_limit = 67108864",
+	    "open")) != SPOOL_OK)
+		return (rc);
+	if (version < SPOOL_SCHEMA_VERSION &&
+	    (rc = store_migrate(q)) != SPOOL_OK)
+		return (rc);
+	if ((rc = store_prepare_all(q)) != SPOOL_OK)
+		return (rc);
+	return (SPOOL_OK);
+}
+
+/* Close the handle: finalize statements, then the connection. */
+void
+spool_close(spool *q)
+{
+	int	 i;
+
+	if (q == NULL)
+		return;
+	for (i = 0; i < SPOOL_SQL__COUNT; i++)
+		sqlite3_finalize(q->stmt[i]);
+	if (q->db != NULL)
+		sqlite3_close_v2(q->db);
+	free(q->path);
+	free(q);
+}

@@ -1,0 +1,96 @@
+/*
+ * util.c -- small helpers shared by the library: copies, UTF-8 checks and
+ * the validation of names and keys.  Nothing here touches the database.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool-int.h"
+
+/* A malloc'd copy of len bytes of p (one extra NUL byte is added, so text
+ * copies are strings); NULL on failure. */
+void *
+spool__memdup(const void *p, size_t len)
+{
+	char	*c;
+
+	if ((c = malloc(len + 1)) == NULL)
+		return (NULL);
+	if (len > 0)
+		memcpy(c, p, len);
+	c[len] = '\0';
+	return (c);
+}
+
+/* A malloc'd copy of s, or NULL when s is NULL or memory runs out. */
+char *
+spool__strdup(const char *s)
+{
+	if (s == NULL)
+		return (NULL);
+	return (spool__memdup(s, strlen(s)));
+}
+
+/* 1 if p[0..len) is valid UTF-8 with no NUL byte (so SQLite may store it
+ * as TEXT), else 0.  Overlong forms and surrogates are invalid. */
+int
+spool__utf8_valid(const void *p, size_t len)
+{
+	const unsigned char	*s = p, *end = s + len;
+	unsigned int		 c, min;
+	int			 n;
+
+	while (s < end) {
+		c = *s++;
+		if (c == 0)
+			return (0);
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1; c &= 0x1f; min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2; c &= 0x0f; min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3; c &= 0x07; min = 0x10000;
+		} else
+			return (0);
+		if (end - s < n)
+			return (0);
+		while (n-- > 0) {
+			if ((*s & 0xc0) != 0x80)
+				return (0);
+			c = (c << 6) | (*s++ & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return (0);
+	}
+	return (1);
+}
+
+/* Check a name or key: 1..max bytes of UTF-8 with no control characters.
+ * Returns 0, or SPOOL_EINVAL recorded on q naming "what". */
+int
+spool__check_name(spool *q, const char *what, const char *name, size_t max)
+{
+	size_t			 len, i;
+	const unsigned char	*s = (const unsigned char *)name;
+
+	if (name == NULL)
+		return (spool__error(q, SPOOL_EINVAL, "%s is missing", what));
+	len = strlen(name);
+	if (len == 0)
+		return (spool__error(q, SPOOL_EINVAL, "%s is empty", what));
+	if (len > max)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%s is too long (%zu bytes, at most %zu)", what, len, max));
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] == 0x7f)
+			return (spool__error(q, SPOOL_EINVAL,
+			    "%s has a control character at byte %zu", what, i + 1));
+	if (!spool__utf8_valid(name, len))
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%s is not valid UTF-8", what));
+	return (SPOOL_OK);
+}
