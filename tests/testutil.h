@@ -1,0 +1,58 @@
+/*
+ * testutil.h -- the harness every CUnit test binary shares.
+ *
+ * tu_run() registers one suite whose tests each get a fresh temporary
+ * directory (tu_dir) holding a fresh database (tu_db, open as tu_q) that
+ * runs on a fake clock (tu_now, in Unix ms; move it with tu_advance).  It
+ * exits 0 when every test passed, 1 when one failed, and 99 (automake's
+ * "hard error") when the harness itself could not run.
+ */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <CUnit/CUnit.h>
+#include <stdint.h>
+
+#include "spool-int.h"
+
+#define TU_EPOCH_MS	1800000000000LL	/* the fake clock starts here (2027) */
+
+extern spool	*tu_q;		/* the test's database */
+extern char	 tu_dir[];	/* its private temporary directory */
+extern char	 tu_db[];	/* tu_dir/test.db */
+extern int64_t	 tu_now;	/* the fake clock */
+
+/* Run the tests of one module; returns the process exit status. */
+int		 tu_run(const char *name, CU_TestInfo *tests);
+
+/* Open another handle on path on the fake clock (CU_FAIL if it cannot). */
+spool		*tu_open(const char *path, int flags);
+
+/* Move the fake clock forward. */
+void		 tu_advance(int64_t ms);
+
+/* Enqueue text on queue with default options; asserts success. */
+int64_t		 tu_enqueue(const char *queue, const char *text);
+
+/* The first column of the first row of sql run on tu_q's connection, as
+ * an integer (-1 if there is no row). */
+int64_t		 tu_sql_int(const char *sql);
+
+/* Same, on any handle. */
+int64_t		 tu_sql_int_on(spool *q, const char *sql);
+
+/* The first column as text, copied into buf (empty if no row or NULL). */
+const char	*tu_sql_text(char *buf, size_t len, const char *sql);
+
+/* CU_ASSERT_EQUAL on result codes, printing both names on failure. */
+#define TU_RC(got, want) do {						\
+	int	 tu_got_ = (got), tu_want_ = (want);			\
+	if (tu_got_ != tu_want_)					\
+		fprintf(stderr, "\n%s:%d: rc %d (%s), want %d (%s): %s\n", \
+		    __FILE__, __LINE__, tu_got_, spool_strerror(tu_got_), \
+		    tu_want_, spool_strerror(tu_want_),			\
+		    tu_q != NULL ? spool_errmsg(tu_q) : "");		\
+	CU_ASSERT_EQUAL(tu_got_, tu_want_);				\
+} while (0)
+
+#endif
