@@ -296,18 +296,30 @@ store_int(spool *q, const char *sql, int64_t *v, const char *what)
 	return (rc);
 }
 
-/* Read application_id, user_version and the number of schema objects. */
+/* Read application_id, user_version and the number of schema objects,
+ * from one snapshot: separate reads could mix states from before and after
+ * another process's migration. */
 static int
 store_probe(spool *q, int64_t *app_id, int64_t *version, int64_t *objects)
 {
-	int	 rc;
+	sqlite3_stmt	*st;
+	int		 rc;
 
-	if ((rc = store_int(q, "PRAGMA application_id", app_id, "open")) != 0 ||
-	    (rc = store_int(q, "PRAGMA user_version", version, "open")) != 0 ||
-	    (rc = store_int(q, spool__sql_text[SPOOL_SQL_SCHEMA_OBJECTS],
-	    objects, "open")) != 0)
-		return (rc);
-	return (SPOOL_OK);
+	*app_id = *version = *objects = 0;
+	rc = sqlite3_prepare_v2(q->db, spool__sql_text[SPOOL_SQL_SCHEMA_PROBE],
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return (spool__store_error(q, rc, "open"));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*app_id = sqlite3_column_int64(st, 0);
+		*version = sqlite3_column_int64(st, 1);
+		*objects = sqlite3_column_int64(st, 2);
+		rc = SPOOL_OK;
+	} else
+		rc = spool__store_error(q, rc, "open");
+	sqlite3_finalize(st);
+	return (rc);
 }
 
 /* Refuse a file that is neither a spool database nor an empty one; a
@@ -384,6 +396,53 @@ store_migrate(spool *q)
 fail:
 	(void)sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	return (rc);
+}
+
+/* Put the file in WAL mode.  Switching needs an exclusive lock, and a
+ * process waiting for it inside SQLite's busy handler keeps its shared
+ * lock, which can deadlock with another process that is committing (its
+ * first migration, say) until the timeout.  So try briefly, let go of
+ * every lock, and try again, up to the busy timeout. */
+static int
+store_set_wal(spool *q)
+{
+	sqlite3_stmt		*st;
+	const unsigned char	*mode;
+	struct timespec		 pause;
+	int64_t			 waited_ms = 0;
+	int			 rc, wal;
+
+	for (;;) {
+		sqlite3_busy_timeout(q->db, 20);
+		rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1,
+		    &st, NULL);
+		if (rc == SQLITE_OK) {
+			rc = sqlite3_step(st);
+			wal = 0;
+			if (rc == SQLITE_ROW) {
+				mode = sqlite3_column_text(st, 0);
+				wal = mode != NULL &&
+				    strcmp((const char *)mode, "wal") == 0;
+				rc = SQLITE_OK;
+			}
+			sqlite3_finalize(st);
+		}
+		sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
+		if (rc == SQLITE_OK && wal)
+			return (SPOOL_OK);
+		if (rc == SQLITE_OK)
+			return (spool__error(q, SPOOL_EIO, "%s: cannot use WAL "
+			    "mode (is it on a network file system?)", q->path));
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+			return (spool__store_error(q, rc, "open"));
+		if (waited_ms >= q->busy_timeout_ms)
+			return (spool__store_error(q, rc, "open"));
+		/* Random pauses keep competing processes from moving in step. */
+		pause.tv_sec = 0;
+		pause.tv_nsec = (1 + (long)(spool__random_unit() * 9)) * 1000000L;
+		nanosleep(&pause, NULL);
+		waited_ms += 20 + pause.tv_nsec / 1000000L;
+	}
 }
 
 /* Check the path before SQLite sees it, creating the file with mode 0600
@@ -522,7 +581,7 @@ spool_open(spool **out, const char *path, int flags)
 		    "%s: empty file, not a spool database yet (create it first)",
 		    path));
 
-	if ((rc = store_exec(q, "PRAGMA journal_mode = WAL", "open")) != 0)
+	if ((rc = store_set_wal(q)) != SPOOL_OK)
 		return (rc);
 	if ((rc = store_exec(q, (flags & SPOOL_OPEN_SYNC_NORMAL) ?
 	    "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",

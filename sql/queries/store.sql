@@ -16,6 +16,10 @@ COMMIT;
 -- name: rollback
 ROLLBACK;
 
--- name: schema_objects
--- How many objects the schema holds: 0 means an empty (new) database.
-SELECT count(*) FROM sqlite_master;
+-- name: schema_probe
+-- What a file is: its application_id, its schema version, and how many
+-- objects its schema holds (0 for a new, empty database).  One statement,
+-- so the three come from one snapshot even while another process migrates.
+SELECT (SELECT application_id FROM pragma_application_id),
+       (SELECT user_version FROM pragma_user_version),
+       (SELECT count(*) FROM sqlite_master);

@@ -1,0 +1,435 @@
+/*
+ * t-store.c -- opening a database (store.c): pragmas, file mode, the
+ * refusal of files that are not spool databases (leaving them untouched),
+ * migrations when several processes open a new file at once, the busy
+ * timeout, and the views.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* Read a whole small file into buf; returns its length or -1. */
+static ssize_t
+slurp(const char *path, char *buf, size_t len)
+{
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return (-1);
+	n = read(fd, buf, len);
+	close(fd);
+	return (n);
+}
+
+/* Write len bytes to a new file at path. */
+static void
+spit(const char *path, const void *buf, size_t len)
+{
+	int	 fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CU_ASSERT_FATAL(fd != -1);
+	CU_ASSERT_FATAL(write(fd, buf, len) == (ssize_t)len);
+	close(fd);
+}
+
+/* Open path expecting failure code want; the file must be byte-identical
+ * afterwards and no -wal or -shm file may appear. */
+static void
+expect_refused(const char *path, int flags, int want)
+{
+	char		 before[65536], after[65536], side[800];
+	ssize_t		 nb, na;
+	spool		*q;
+
+	nb = slurp(path, before, sizeof before);
+	TU_RC(spool_open(&q, path, flags), want);
+	CU_ASSERT_PTR_NOT_NULL(q);
+	CU_ASSERT(strlen(spool_errmsg(q)) > 0);
+	CU_ASSERT_EQUAL(spool_errcode(q), want);
+	spool_close(q);
+	na = slurp(path, after, sizeof after);
+	CU_ASSERT_EQUAL(na, nb);
+	if (na == nb && na > 0)
+		CU_ASSERT(memcmp(before, after, (size_t)na) == 0);
+	snprintf(side, sizeof side, "%s-wal", path);
+	CU_ASSERT(access(side, F_OK) != 0);
+	snprintf(side, sizeof side, "%s-shm", path);
+	CU_ASSERT(access(side, F_OK) != 0);
+}
+
+/* A new database is WAL, synchronous FULL, foreign keys on, untrusted
+ * schema, 10 s busy timeout, and carries spool's id and schema version. */
+static void
+test_pragmas(void)
+{
+	char	 buf[32];
+
+	CU_ASSERT_STRING_EQUAL(tu_sql_text(buf, sizeof buf,
+	    "PRAGMA journal_mode"), "wal");
+	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA synchronous"), 2);
+	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA foreign_keys"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA trusted_schema"), 0);
+	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA busy_timeout"), 10000);
+	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA application_id"),
+	    SPOOL_APPLICATION_ID);
+	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA user_version"),
+	    SPOOL_SCHEMA_VERSION);
+}
+
+/* SPOOL_OPEN_SYNC_NORMAL selects synchronous=NORMAL; the busy timeout
+ * can be changed and bad values are refused. */
+static void
+test_sync_normal_and_timeout(void)
+{
+	spool	*q = tu_open(tu_db, SPOOL_OPEN_SYNC_NORMAL);
+
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA synchronous"), 1);
+	TU_RC(spool_busy_timeout(q, 250), SPOOL_OK);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA busy_timeout"), 250);
+	TU_RC(spool_busy_timeout(q, -1), SPOOL_EINVAL);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA busy_timeout"), 250);
+	spool_close(q);
+}
+
+/* Under umask 000 a new database, its -wal and its -shm are mode 0600. */
+static void
+test_mode_0600(void)
+{
+	char		 path[800], side[820];
+	struct stat	 sb;
+	mode_t		 old;
+	spool		*q;
+
+	snprintf(path, sizeof path, "%s/mode.db", tu_dir);
+	old = umask(0);
+	q = tu_open(path, SPOOL_OPEN_CREATE);
+	umask(old);
+	CU_ASSERT_FATAL(q != NULL);
+	TU_RC(spool_enqueue(NULL, q, "m", "x", 1, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 07777, 0600);
+	snprintf(side, sizeof side, "%s-wal", path);
+	CU_ASSERT_EQUAL_FATAL(stat(side, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 07777, 0600);
+	snprintf(side, sizeof side, "%s-shm", path);
+	CU_ASSERT_EQUAL_FATAL(stat(side, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 07777, 0600);
+	spool_close(q);
+
+	/* A restrictive umask must not leave the owner locked out either. */
+	snprintf(path, sizeof path, "%s/mode2.db", tu_dir);
+	old = umask(0277);
+	q = tu_open(path, SPOOL_OPEN_CREATE);
+	umask(old);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 07777, 0600);
+	spool_close(q);
+}
+
+/* Without CREATE a missing file is SPOOL_ENOENT and is not created. */
+static void
+test_missing(void)
+{
+	char	 path[800];
+	spool	*q;
+
+	snprintf(path, sizeof path, "%s/nope.db", tu_dir);
+	TU_RC(spool_open(&q, path, 0), SPOOL_ENOENT);
+	CU_ASSERT(strstr(spool_errmsg(q), "nope.db") != NULL);
+	spool_close(q);
+	CU_ASSERT(access(path, F_OK) != 0);
+	snprintf(path, sizeof path, "%s/no/such/dir.db", tu_dir);
+	TU_RC(spool_open(&q, path, SPOOL_OPEN_CREATE), SPOOL_ENOENT);
+	spool_close(q);
+}
+
+/* Directories, symlinks and FIFOs are refused before SQLite sees them. */
+static void
+test_not_regular(void)
+{
+	char	 path[800], link[800];
+	spool	*q;
+
+	TU_RC(spool_open(&q, tu_dir, SPOOL_OPEN_CREATE), SPOOL_ENOTDB);
+	CU_ASSERT(strstr(spool_errmsg(q), "directory") != NULL);
+	spool_close(q);
+
+	snprintf(link, sizeof link, "%s/link.db", tu_dir);
+	CU_ASSERT_EQUAL_FATAL(symlink(tu_db, link), 0);
+	TU_RC(spool_open(&q, link, 0), SPOOL_ENOTDB);
+	CU_ASSERT(strstr(spool_errmsg(q), "symbolic link") != NULL);
+	spool_close(q);
+
+	snprintf(path, sizeof path, "%s/fifo.db", tu_dir);
+	CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+	TU_RC(spool_open(&q, path, SPOOL_OPEN_CREATE), SPOOL_ENOTDB);
+	spool_close(q);
+}
+
+/* A file that is not SQLite at all is refused and left untouched. */
+static void
+test_not_sqlite(void)
+{
+	char	 path[800], junk[4096];
+	size_t	 i;
+
+	for (i = 0; i < sizeof junk; i++)
+		junk[i] = (char)(i * 131 + 7);
+	snprintf(path, sizeof path, "%s/junk.db", tu_dir);
+	spit(path, junk, sizeof junk);
+	expect_refused(path, 0, SPOOL_ENOTDB);
+	expect_refused(path, SPOOL_OPEN_CREATE, SPOOL_ENOTDB);
+
+	/* Short text, as a mistyped path to a config file would be. */
+	snprintf(path, sizeof path, "%s/notes.txt", tu_dir);
+	spit(path, "hello, world\n", 13);
+	expect_refused(path, SPOOL_OPEN_CREATE, SPOOL_ENOTDB);
+}
+
+/* Another application's SQLite file is refused and left untouched. */
+static void
+test_foreign_sqlite(void)
+{
+	char	 path[800];
+	sqlite3	*db;
+
+	snprintf(path, sizeof path, "%s/other.db", tu_dir);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "CREATE TABLE tasks (x); "
+	    "INSERT INTO tasks VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_refused(path, 0, SPOOL_ENOTDB);
+	expect_refused(path, SPOOL_OPEN_CREATE, SPOOL_ENOTDB);
+
+	/* Same, with another application_id and no tables. */
+	snprintf(path, sizeof path, "%s/other2.db", tu_dir);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA application_id = 42; "
+	    "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_refused(path, SPOOL_OPEN_CREATE, SPOOL_ENOTDB);
+}
+
+/* A spool database from a newer library is refused with both versions
+ * named, and left untouched. */
+static void
+test_newer_schema(void)
+{
+	char	 path[800], want[64];
+	spool	*q;
+
+	snprintf(path, sizeof path, "%s/new.db", tu_dir);
+	q = tu_open(path, SPOOL_OPEN_CREATE);
+	CU_ASSERT_EQUAL(sqlite3_exec(q->db, "PRAGMA user_version = 99",
+	    NULL, NULL, NULL), SQLITE_OK);
+	spool_close(q);
+	expect_refused(path, 0, SPOOL_ESCHEMA);
+	TU_RC(spool_open(&q, path, 0), SPOOL_ESCHEMA);
+	CU_ASSERT(strstr(spool_errmsg(q), "99") != NULL);
+	snprintf(want, sizeof want, "(%d)", SPOOL_SCHEMA_VERSION);
+	CU_ASSERT(strstr(spool_errmsg(q), want) != NULL);
+	spool_close(q);
+}
+
+/* An empty file becomes a database only when CREATE is asked for. */
+static void
+test_empty_file(void)
+{
+	char	 path[800];
+	spool	*q;
+
+	snprintf(path, sizeof path, "%s/empty.db", tu_dir);
+	spit(path, "", 0);
+	expect_refused(path, 0, SPOOL_ENOTDB);
+	q = tu_open(path, SPOOL_OPEN_CREATE);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA user_version"),
+	    SPOOL_SCHEMA_VERSION);
+	spool_close(q);
+}
+
+/* Bad arguments are SPOOL_EINVAL; NULL handles are harmless. */
+static void
+test_bad_args(void)
+{
+	spool	*q;
+
+	TU_RC(spool_open(NULL, tu_db, 0), SPOOL_EINVAL);
+	TU_RC(spool_open(&q, NULL, 0), SPOOL_EINVAL);
+	spool_close(q);
+	TU_RC(spool_open(&q, "", 0), SPOOL_EINVAL);
+	spool_close(q);
+	TU_RC(spool_open(&q, tu_db, 0x80), SPOOL_EINVAL);
+	CU_ASSERT(strstr(spool_errmsg(q), "flags") != NULL);
+	spool_close(q);
+	spool_close(NULL);
+	CU_ASSERT_PTR_NOT_NULL(spool_errmsg(NULL));
+	TU_RC(spool_busy_timeout(NULL, 5), SPOOL_EINVAL);
+	CU_ASSERT_STRING_EQUAL(spool_version(), SPOOL_VERSION);
+	CU_ASSERT_STRING_EQUAL(spool_strerror(SPOOL_ELEASE), "lease lost");
+	CU_ASSERT_STRING_EQUAL(spool_strerror(12345), "unknown error code");
+	CU_ASSERT_PTR_NULL(spool_state_name(0));
+	CU_ASSERT_STRING_EQUAL(spool_state_name(SPOOL_DEAD), "dead");
+}
+
+/* Eight processes open one new file at the same instant: all succeed,
+ * the schema is created once, and the file is whole. */
+static void
+test_concurrent_create(void)
+{
+	char	 path[800], c;
+	pid_t	 pids[8];
+	int	 gate[2], i, status, ok = 0;
+	spool	*q;
+
+	snprintf(path, sizeof path, "%s/race.db", tu_dir);
+	CU_ASSERT_FATAL(pipe(gate) == 0);
+	for (i = 0; i < 8; i++) {
+		if ((pids[i] = fork()) == 0) {
+			close(gate[1]);
+			(void)read(gate[0], &c, 1);	/* wait for the start */
+			if (spool_open(&q, path, SPOOL_OPEN_CREATE) != 0) {
+				fprintf(stderr, "child: %s\n", spool_errmsg(q));
+				_exit(1);
+			}
+			if (spool_enqueue(NULL, q, "race", "x", 1, NULL) != 0) {
+				fprintf(stderr, "child: %s\n", spool_errmsg(q));
+				_exit(2);
+			}
+			spool_close(q);
+			_exit(0);
+		}
+		CU_ASSERT_FATAL(pids[i] > 0);
+	}
+	close(gate[0]);
+	close(gate[1]);		/* all children start now */
+	for (i = 0; i < 8; i++) {
+		CU_ASSERT(waitpid(pids[i], &status, 0) == pids[i]);
+		ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	CU_ASSERT_EQUAL(ok, 8);
+	q = tu_open(path, 0);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM tasks"), 8);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'table' AND name = 'tasks'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA user_version"),
+	    SPOOL_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM "
+	    "pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
+	spool_close(q);
+}
+
+/* Opening again does not migrate again: the schema is left as it is. */
+static void
+test_reopen(void)
+{
+	int64_t	 objs = tu_sql_int("SELECT count(*) FROM sqlite_master");
+	spool	*q = tu_open(tu_db, 0);
+
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM sqlite_master"),
+	    objs);
+	spool_close(q);
+	CU_ASSERT(objs > 10);
+}
+
+/* Every named query was prepared at open. */
+static void
+test_all_prepared(void)
+{
+	int	 i;
+
+	for (i = 0; i < SPOOL_SQL__COUNT; i++)
+		CU_ASSERT_PTR_NOT_NULL(tu_q->stmt[i]);
+}
+
+/* A lock held past the busy timeout is SPOOL_EBUSY, changes nothing, and
+ * says how long it waited. */
+static void
+test_busy(void)
+{
+	sqlite3	*db;
+	int64_t	 id;
+
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(tu_db, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	TU_RC(spool_busy_timeout(tu_q, 100), SPOOL_OK);
+	TU_RC(spool_enqueue(&id, tu_q, "b", "x", 1, NULL), SPOOL_EBUSY);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "locked") != NULL);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "0.1 s") != NULL);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 0);
+	TU_RC(spool_enqueue(&id, tu_q, "b", "x", 1, NULL), SPOOL_OK);
+}
+
+/* The views answer, with readable UTC times, for a task in each state. */
+static void
+test_views(void)
+{
+	spool_job	*job;
+	char		 buf[64];
+
+	tu_enqueue("v", "{\"n\":1}");
+	tu_enqueue("v", "{\"n\":2}");
+	tu_enqueue("v", "{\"n\":3}");
+	TU_RC(spool_claim(&job, tu_q, "v", NULL), SPOOL_OK);
+	TU_RC(spool_job_complete(job, "ok", 2), SPOOL_OK);
+	spool_job_free(job);
+	TU_RC(spool_claim(&job, tu_q, "v", NULL), SPOOL_OK);
+	TU_RC(spool_job_fail(job, "boom", SPOOL_FAIL_PERMANENT), SPOOL_OK);
+	spool_job_free(job);
+	TU_RC(spool_claim(&job, tu_q, "v", NULL), SPOOL_OK);
+
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT succeeded FROM spool_queues "
+	    "WHERE queue = 'v'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT dead FROM spool_queues "
+	    "WHERE queue = 'v'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT running FROM spool_queues "
+	    "WHERE queue = 'v'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM spool_running"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM spool_dead "
+	    "WHERE dead_reason = 'failed' AND last_error = 'boom'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM spool_history"), 2);
+	CU_ASSERT_STRING_EQUAL(tu_sql_text(buf, sizeof buf,
+	    "SELECT started FROM spool_history LIMIT 1"),
+	    "2027-01-15 08:00:00.000");
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM spool_ready"), 0);
+	spool_job_free(job);
+}
+
+static CU_TestInfo store_tests[] = {
+	{ "pragmas of a new database", test_pragmas },
+	{ "synchronous NORMAL and busy timeout", test_sync_normal_and_timeout },
+	{ "mode 0600 whatever the umask", test_mode_0600 },
+	{ "missing file", test_missing },
+	{ "directory, symlink, fifo", test_not_regular },
+	{ "not a SQLite file", test_not_sqlite },
+	{ "another application's SQLite file", test_foreign_sqlite },
+	{ "newer schema", test_newer_schema },
+	{ "empty file", test_empty_file },
+	{ "bad arguments", test_bad_args },
+	{ "8 processes create one file", test_concurrent_create },
+	{ "reopen does not migrate", test_reopen },
+	{ "all statements prepared", test_all_prepared },
+	{ "busy timeout", test_busy },
+	{ "views", test_views },
+	CU_TEST_INFO_NULL
+};
+
+int
+main(void)
+{
+	return (tu_run("store", store_tests));
+}
