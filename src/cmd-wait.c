@@ -1,0 +1,79 @@
+/*
+ * cmd-wait.c -- "spool wait ID": block until a task is final, print its
+ * result, and exit 0 if it succeeded, 1 if not, 75 on --timeout.
+ */
+#include "config.h"
+
+#include "cmd.h"
+
+static const struct cmd_opt wait_opts[] = {
+	{ "timeout", "DURATION", "give up after DURATION (exit 75)" },
+	{ NULL, NULL, NULL }
+};
+
+static int
+wait_exec(struct cmd_ctx *c, int argc, char **argv)
+{
+	spool_task_info	*t = NULL;
+	struct json	 j;
+	int64_t		 id, timeout = -1, start, pause = 10;
+	int		 rc;
+
+	(void)argc;
+	if ((rc = cmd_arg_id(c, argv[0], &id)) != EXIT_OK ||
+	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
+	    (rc = cmd_open(c, 0)) != EXIT_OK)
+		return (rc);
+	start = cmd_now_ms();
+	for (;;) {
+		if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)
+			return (cmd_fail(c, rc));
+		if (t->state == SPOOL_SUCCEEDED || t->state == SPOOL_DEAD ||
+		    t->state == SPOOL_CANCELLED)
+			break;
+		spool_task_info_free(t, 1);
+		t = NULL;
+		if (timeout >= 0 && cmd_now_ms() - start >= timeout)
+			return (cmd_error(c, EXIT_TEMPFAIL, "timed out: task "
+			    "%lld is not finished", (long long)id));
+		if (timeout >= 0 && cmd_now_ms() + pause - start > timeout)
+			pause = timeout - (cmd_now_ms() - start);
+		cmd_sleep_ms(pause > 0 ? pause : 1);
+		if ((pause *= 2) > 500)	/* 10 ms doubling to 0.5 s */
+			pause = 500;
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_open(&j, '{');
+		json_kv_int(&j, "id", id);
+		json_kv_str(&j, "state", spool_state_name(t->state));
+		json_kv_str(&j, "dead_reason", t->dead_reason);
+		json_kv_str(&j, "last_error", t->last_error);
+		json_key(&j, "result");
+		if (t->has_result)
+			json_bytes(&j, t->result, t->result_len);
+		else
+			json_null(&j);
+		json_close(&j, '}');
+		json_end(&j);
+	} else if (t->has_result)
+		fwrite(t->result, 1, t->result_len, stdout);
+	rc = EXIT_OK;
+	if (t->state != SPOOL_SUCCEEDED)
+		rc = cmd_error(c, EXIT_NO, "task %lld is %s%s%s%s%s%s",
+		    (long long)id, spool_state_name(t->state),
+		    t->dead_reason ? " (" : "",
+		    t->dead_reason ? t->dead_reason : "",
+		    t->dead_reason ? ")" : "",
+		    t->last_error ? ": " : "",
+		    t->last_error ? t->last_error : "");
+	spool_task_info_free(t, 1);
+	return (rc);
+}
+
+const struct spool_cmd cmd_wait = {
+	"wait", "ID", "wait for a task to finish and print its result",
+	"Exits 0 if the task succeeded (its result is printed as is), 1 if it "
+	"is dead or\ncancelled, 75 if --timeout passed first.\n",
+	wait_opts, 1, 1, 0, wait_exec
+};

@@ -1,0 +1,531 @@
+/*
+ * cmd.c -- the CLI framework: the command line, the database path, exit
+ * codes and the shared helpers of the cmd-*.c files.
+ *
+ * Invariants: nothing is written to the database before the whole command
+ * line has been checked; a failure prints exactly one line on stderr
+ * ("spool CMD: what went wrong") and nothing on stdout.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+
+/* Options every command accepts. */
+static const struct cmd_opt common_opts[] = {
+	{ "db", "PATH", "database file (default $SPOOL_DB, else ./spool.db)" },
+	{ "json", NULL, "print machine-readable JSON" },
+	{ "help", NULL, "show this help" },
+	{ NULL, NULL, NULL }
+};
+
+static const char exit_codes_help[] =
+    "Exit status:\n"
+    "  0   success\n"
+    "  1   a negative answer: not found, task failed, wrong state\n"
+    "  64  usage: unknown option, bad number or duration, wrong operands\n"
+    "  65  bad data: invalid name or payload, not a spool database\n"
+    "  66  no database at that path (create one with 'spool init')\n"
+    "  70  internal error\n"
+    "  74  I/O error or disk full\n"
+    "  75  temporary: database busy, queue full, timed out; try again\n"
+    "  77  permission denied\n";
+
+/* Milliseconds of the wall clock. */
+int64_t
+cmd_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Sleep for ms milliseconds. */
+void
+cmd_sleep_ms(int64_t ms)
+{
+	struct timespec	 ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		continue;
+}
+
+/* Print one line on stderr, control characters made visible, so a
+ * message can never span lines. */
+static void
+print_line(const char *prefix, const char *msg)
+{
+	const unsigned char	*s;
+
+	fputs(prefix, stderr);
+	for (s = (const unsigned char *)msg; *s != '\0'; s++)
+		fputc(*s < 0x20 || *s == 0x7f ? '?' : *s, stderr);
+	fputc('\n', stderr);
+}
+
+/* Print "spool CMD: message" and return code. */
+int
+cmd_error(struct cmd_ctx *c, int code, const char *fmt, ...)
+{
+	char	 prefix[64], msg[1024];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (c != NULL && c->cmd != NULL)
+		snprintf(prefix, sizeof prefix, "spool %s: ", c->cmd->name);
+	else
+		snprintf(prefix, sizeof prefix, "spool: ");
+	print_line(prefix, msg);
+	return (code);
+}
+
+/* A usage error: the message and where to look, exit 64. */
+int
+cmd_usage_error(struct cmd_ctx *c, const char *fmt, ...)
+{
+	char	 msg[900];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (c != NULL && c->cmd != NULL)
+		return (cmd_error(c, EXIT_USAGE, "%s (see 'spool %s --help')",
+		    msg, c->cmd->name));
+	return (cmd_error(c, EXIT_USAGE, "%s (see 'spool --help')", msg));
+}
+
+/* The exit code of a library result. */
+int
+cmd_exit_code(int rc)
+{
+	switch (rc) {
+	case SPOOL_OK:
+		return (EXIT_OK);
+	case SPOOL_ENOENT:
+	case SPOOL_ESTATE:
+	case SPOOL_EEXISTS:
+	case SPOOL_EEMPTY:
+		return (EXIT_NO);
+	case SPOOL_EINVAL:
+	case SPOOL_ENOTDB:
+	case SPOOL_ESCHEMA:
+		return (EXIT_DATA);
+	case SPOOL_EBUSY:
+	case SPOOL_EFULL:
+	case SPOOL_ENOMEM:
+	case SPOOL_ELEASE:
+		return (EXIT_TEMPFAIL);
+	case SPOOL_EIO:
+		return (EXIT_IO);
+	case SPOOL_EPERM:
+		return (EXIT_NOPERM);
+	}
+	return (EXIT_SOFTWARE);
+}
+
+/* Report the library's last failure on c->q and return its exit code. */
+int
+cmd_fail(struct cmd_ctx *c, int rc)
+{
+	return (cmd_error(c, cmd_exit_code(rc), "%s", c->q != NULL ?
+	    spool_errmsg(c->q) : spool_strerror(rc)));
+}
+
+/* Open the database for the command; create it when create is set. */
+int
+cmd_open(struct cmd_ctx *c, int create)
+{
+	struct stat	 sb;
+	int		 rc;
+
+	if (lstat(c->db_path, &sb) == 0 && !S_ISREG(sb.st_mode) &&
+	    !S_ISLNK(sb.st_mode))
+		return (cmd_error(c, EXIT_NOINPUT, "%s: %s, not a database",
+		    c->db_path, S_ISDIR(sb.st_mode) ? "is a directory" :
+		    "is not a regular file"));
+	rc = spool_open(&c->q, c->db_path, create ? SPOOL_OPEN_CREATE : 0);
+	if (rc == SPOOL_OK)
+		return (EXIT_OK);
+	if (rc == SPOOL_ENOENT && !create)
+		rc = cmd_error(c, EXIT_NOINPUT,
+		    "%s: no such database (create it with 'spool init')",
+		    c->db_path);
+	else
+		rc = cmd_fail(c, rc);
+	spool_close(c->q);
+	c->q = NULL;
+	return (rc);
+}
+
+/* The index of option name in the command's table, or -1. */
+static int
+opt_index(const struct spool_cmd *cmd, const char *name)
+{
+	int	 i;
+
+	for (i = 0; cmd->opts != NULL && cmd->opts[i].name != NULL; i++)
+		if (strcmp(cmd->opts[i].name, name) == 0)
+			return (i);
+	return (-1);
+}
+
+/* The value of option name ("" for a flag that is set), or NULL. */
+const char *
+cmd_opt(struct cmd_ctx *c, const char *name)
+{
+	int	 i = opt_index(c->cmd, name);
+
+	return (i < 0 ? NULL : c->val[i]);
+}
+
+/* Option name as an integer in [min, max]; 0 if absent (out untouched). */
+int
+cmd_opt_int(struct cmd_ctx *c, const char *name, int64_t min, int64_t max,
+    int64_t *out)
+{
+	const char	*v = cmd_opt(c, name);
+	int		 rc;
+
+	if (v == NULL)
+		return (EXIT_OK);
+	if ((rc = parse_int64(v, min, max, out)) == -1)
+		return (cmd_usage_error(c, "--%s: not an integer: '%s'", name, v));
+	if (rc == -2)
+		return (cmd_usage_error(c, "--%s: out of range (%lld to %lld): "
+		    "'%s'", name, (long long)min, (long long)max, v));
+	return (EXIT_OK);
+}
+
+/* Option name as a duration; 0 if absent (out untouched). */
+int
+cmd_opt_duration(struct cmd_ctx *c, const char *name, int64_t *out)
+{
+	const char	*v = cmd_opt(c, name);
+	int		 rc;
+
+	if (v == NULL)
+		return (EXIT_OK);
+	if ((rc = parse_duration_ms(v, out)) == -1)
+		return (cmd_usage_error(c, "--%s: not a duration (like 30s, 5m, "
+		    "1h30m, 250ms): '%s'", name, v));
+	if (rc == -2)
+		return (cmd_usage_error(c, "--%s: duration too long (at most "
+		    "100 years): '%s'", name, v));
+	return (EXIT_OK);
+}
+
+/* A task id operand. */
+int
+cmd_arg_id(struct cmd_ctx *c, const char *arg, int64_t *id)
+{
+	if (parse_int64(arg, 1, INT64_MAX, id) != 0)
+		return (cmd_usage_error(c, "not a task id: '%s'", arg));
+	return (EXIT_OK);
+}
+
+/* A state name. */
+int
+cmd_state(struct cmd_ctx *c, const char *name, int *state)
+{
+	int	 s;
+
+	for (s = SPOOL_READY; s <= SPOOL_CANCELLED; s++)
+		if (strcmp(spool_state_name(s), name) == 0) {
+			*state = s;
+			return (EXIT_OK);
+		}
+	return (cmd_usage_error(c, "unknown state '%s' (ready, running, "
+	    "succeeded, dead, cancelled)", name));
+}
+
+/* "2026-11-27 20:01:02.123" (UTC) or "-" for 0. */
+void
+cmd_fmt_time(char *buf, size_t len, int64_t ms)
+{
+	struct tm	 tm;
+	time_t		 t;
+	char		 s[32];
+
+	if (ms == 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	t = (time_t)(ms / 1000);
+	gmtime_r(&t, &tm);
+	strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03d", s, (int)(ms % 1000));
+}
+
+/* A short age: "850ms", "42s", "7m03s", "5h12m", "3d04h"; "-" if < 0. */
+void
+cmd_fmt_age(char *buf, size_t len, int64_t ms)
+{
+	int64_t	 s = ms / 1000;
+
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (ms < 1000)
+		snprintf(buf, len, "%lldms", (long long)ms);
+	else if (s < 60)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60),
+		    (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600),
+		    (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh", (long long)(s / 86400),
+		    (long long)(s % 86400 / 3600));
+}
+
+/* Print up to max bytes of p as one line of text: binary payloads as
+ * "<N bytes>", control characters as '.', "..." when cut. */
+void
+cmd_print_text(FILE *f, const void *p, size_t n, size_t max)
+{
+	const unsigned char	*s = p;
+	size_t			 i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == 0)
+			break;
+	if (i < n) {
+		fprintf(f, "<%zu bytes>", n);
+		return;
+	}
+	for (i = 0; i < n && i < max; i++)
+		fputc(s[i] < 0x20 || s[i] == 0x7f ? '.' : s[i], f);
+	if (n > max)
+		fputs("...", f);
+}
+
+/* Print the help of one command. */
+void
+cmd_print_help(const struct spool_cmd *cmd, FILE *f)
+{
+	const struct cmd_opt	*o;
+	char			 left[64];
+	int			 pass;
+
+	fprintf(f, "usage: spool %s [options]%s%s\n\n%s\n", cmd->name,
+	    cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->summary);
+	if (cmd->help != NULL)
+		fprintf(f, "\n%s", cmd->help);
+	fprintf(f, "\nOptions:\n");
+	for (pass = 0; pass < 2; pass++) {
+		o = pass == 0 ? cmd->opts : common_opts;
+		for (; o != NULL && o->name != NULL; o++) {
+			snprintf(left, sizeof left, "--%s%s%s", o->name,
+			    o->arg ? " " : "", o->arg ? o->arg : "");
+			fprintf(f, "  %-24s %s\n", left, o->help);
+		}
+	}
+}
+
+/* Print the list of commands and the exit codes. */
+static void
+print_main_help(FILE *f)
+{
+	const struct spool_cmd *const	*cp;
+
+	fprintf(f, "usage: spool [--db PATH] COMMAND [options] [operands]\n\n"
+	    "spool %s: a durable task queue in one SQLite file.\n\n"
+	    "Commands:\n", spool_version());
+	for (cp = spool_cmds; *cp != NULL; cp++)
+		fprintf(f, "  %-9s %s\n", (*cp)->name, (*cp)->summary);
+	fprintf(f, "\n'spool COMMAND --help' describes a command.  The "
+	    "database is --db PATH,\nelse $SPOOL_DB, else ./spool.db.\n\n%s",
+	    exit_codes_help);
+}
+
+/* Find a command by name. */
+static const struct spool_cmd *
+find_cmd(const char *name)
+{
+	const struct spool_cmd *const	*cp;
+
+	for (cp = spool_cmds; *cp != NULL; cp++)
+		if (strcmp((*cp)->name, name) == 0)
+			return (*cp);
+	return (NULL);
+}
+
+/* Take one option at argv[*i] ("--name", "--name=value" or "--name value")
+ * into c.  Returns 0 or an exit code. */
+static int
+take_opt(struct cmd_ctx *c, int argc, char **argv, int *i, int *help)
+{
+	const struct cmd_opt	*o = NULL;
+	const char		*arg = argv[*i] + 2, *eq, *value = NULL;
+	char			 name[64];
+	size_t			 len;
+	int			 idx = -1, common = -1;
+
+	eq = strchr(arg, '=');
+	len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+	if (len == 0 || len >= sizeof name)
+		return (cmd_usage_error(c, "unknown option '%s'", argv[*i]));
+	memcpy(name, arg, len);
+	name[len] = '\0';
+	if (c->cmd != NULL && (idx = opt_index(c->cmd, name)) >= 0)
+		o = &c->cmd->opts[idx];
+	else {
+		for (common = 0; common_opts[common].name != NULL; common++)
+			if (strcmp(common_opts[common].name, name) == 0)
+				break;
+		if (common_opts[common].name == NULL)
+			return (cmd_usage_error(c, "unknown option '--%s'", name));
+		o = &common_opts[common];
+	}
+	if (o->arg != NULL) {
+		if (eq != NULL)
+			value = eq + 1;
+		else if (*i + 1 < argc)
+			value = argv[++*i];
+		else
+			return (cmd_usage_error(c, "option --%s needs a value (%s)",
+			    name, o->arg));
+		if (*value == '\0')
+			return (cmd_usage_error(c, "option --%s: empty value", name));
+	} else if (eq != NULL)
+		return (cmd_usage_error(c, "option --%s takes no value", name));
+
+	if (idx >= 0) {
+		if (c->val[idx] != NULL)
+			return (cmd_usage_error(c, "option --%s given twice", name));
+		c->val[idx] = value != NULL ? value : "";
+		return (EXIT_OK);
+	}
+	if (strcmp(name, "db") == 0) {
+		if (c->db_given)
+			return (cmd_usage_error(c, "option --db given twice"));
+		c->db_path = value;
+		c->db_given = 1;
+	} else if (strcmp(name, "json") == 0)
+		c->json = 1;
+	else if (strcmp(name, "help") == 0)
+		*help = 1;
+	return (EXIT_OK);
+}
+
+/* The CLI: global options, the command, its options and operands. */
+int
+cmd_main(int argc, char **argv)
+{
+	struct cmd_ctx	 c;
+	char		**operands;
+	const char	*env;
+	int		 i, n = 0, help = 0, rc, done_opts = 0;
+
+	memset(&c, 0, sizeof c);
+	/* Global options come before the command. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("spool %s\n", spool_version());
+			return (EXIT_OK);
+		}
+		if (strcmp(argv[i], "-h") == 0) {
+			help = 1;
+			continue;
+		}
+		if (strncmp(argv[i], "--", 2) != 0 || argv[i][2] == '\0')
+			return (cmd_usage_error(NULL, "unknown option '%s'",
+			    argv[i]));
+		if ((rc = take_opt(&c, argc, argv, &i, &help)) != EXIT_OK)
+			return (rc);
+	}
+	if (i == argc) {
+		if (help) {
+			print_main_help(stdout);
+			return (EXIT_OK);
+		}
+		print_main_help(stderr);
+		return (EXIT_USAGE);
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 == argc) {
+			print_main_help(stdout);
+			return (EXIT_OK);
+		}
+		if ((c.cmd = find_cmd(argv[i + 1])) == NULL)
+			return (cmd_usage_error(NULL, "unknown command '%s'",
+			    argv[i + 1]));
+		cmd_print_help(c.cmd, stdout);
+		return (EXIT_OK);
+	}
+	if ((c.cmd = find_cmd(argv[i])) == NULL)
+		return (cmd_usage_error(NULL, "unknown command '%s'", argv[i]));
+	if (help) {
+		cmd_print_help(c.cmd, stdout);
+		return (EXIT_OK);
+	}
+
+	/* The command's options, anywhere among its operands. */
+	if ((operands = calloc((size_t)argc, sizeof *operands)) == NULL)
+		return (cmd_error(&c, EXIT_TEMPFAIL, "out of memory"));
+	for (i++; i < argc; i++) {
+		if (!done_opts && strcmp(argv[i], "--") == 0) {
+			done_opts = 1;
+			continue;
+		}
+		if (!done_opts && strcmp(argv[i], "-h") == 0) {
+			help = 1;
+			continue;
+		}
+		if (!done_opts && strncmp(argv[i], "--", 2) == 0) {
+			if ((rc = take_opt(&c, argc, argv, &i, &help)) != 0)
+				goto out;
+			continue;
+		}
+		if (!done_opts && argv[i][0] == '-' && argv[i][1] != '\0') {
+			rc = cmd_usage_error(&c, "unknown option '%s' (put '--' "
+			    "before an operand that starts with '-')", argv[i]);
+			goto out;
+		}
+		operands[n++] = argv[i];
+	}
+	if (help) {
+		cmd_print_help(c.cmd, stdout);
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (n < c.cmd->min_args) {
+		rc = cmd_usage_error(&c, "missing operand: spool %s %s",
+		    c.cmd->name, c.cmd->usage);
+		goto out;
+	}
+	if (c.cmd->max_args >= 0 && n > c.cmd->max_args) {
+		rc = cmd_usage_error(&c, "too many operands (starting at '%s')",
+		    operands[c.cmd->max_args]);
+		goto out;
+	}
+	if (c.db_path == NULL) {
+		env = getenv("SPOOL_DB");
+		c.db_path = (env != NULL && *env != '\0') ? env : "spool.db";
+	}
+	rc = c.cmd->exec(&c, n, operands);
+out:
+	spool_close(c.q);
+	free(operands);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (rc == EXIT_OK)
+			rc = cmd_error(&c, EXIT_IO, "write error on stdout: %s",
+			    strerror(errno));
+	}
+	return (rc);
+}

@@ -1,0 +1,43 @@
+/*
+ * spool.c -- the spool CLI's main and its command table.  Each command
+ * lives in its own cmd-*.c file; cmd.c does the shared work.
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <signal.h>
+#include <stddef.h>
+
+#include "cmd.h"
+
+extern const struct spool_cmd cmd_cancel, cmd_demo, cmd_enqueue, cmd_init,
+    cmd_list, cmd_pause, cmd_prune, cmd_purge, cmd_queue, cmd_resume,
+    cmd_retry, cmd_show, cmd_stats, cmd_wait;
+
+/* In the order "spool --help" lists them. */
+const struct spool_cmd *const spool_cmds[] = {
+	&cmd_init,
+	&cmd_enqueue,
+	&cmd_list,
+	&cmd_show,
+	&cmd_stats,
+	&cmd_wait,
+	&cmd_cancel,
+	&cmd_retry,
+	&cmd_pause,
+	&cmd_resume,
+	&cmd_purge,
+	&cmd_prune,
+	&cmd_queue,
+	&cmd_demo,
+	NULL
+};
+
+int
+main(int argc, char **argv)
+{
+	/* A closed pipe (spool list | head) is an I/O error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	(void)setlocale(LC_CTYPE, "C");
+	return (cmd_main(argc, argv));
+}
