@@ -145,9 +145,10 @@ parse_time_ms(const char *s, int64_t *out)
 	if (s == NULL || *s == '\0')
 		return (-1);
 	if (*s == '@') {
-		if (parse_int64(s + 1, 0, 253402300799LL, &secs) != 0)
-			return (parse_int64(s + 1, INT64_MIN, INT64_MAX,
-			    &secs) == 0 ? -2 : -1);
+		int	 rc;
+
+		if ((rc = parse_int64(s + 1, 0, 253402300799LL, &secs)) != 0)
+			return (rc);
 		*out = secs * 1000;
 		return (0);
 	}

@@ -1,0 +1,81 @@
+# tests/cli/lib.sh -- shared by the CLI tests (sourced, bash).
+#
+# Each script gets a private temporary directory $T (removed at exit), a
+# database path in $SPOOL_DB, and these helpers:
+#   run ARGS...          run spool; sets $rc, $out (stdout), $err (stderr)
+#   run_in FILE ARGS...  the same with stdin from FILE
+#   check DESC COND...   count a pass if the command COND succeeds
+#   is DESC GOT WANT     count a pass if GOT = WANT (strings)
+#   sql QUERY            one value from the database, through sqlite3
+#   jq_py EXPR           evaluate a Python expression on d = json($out)
+#   finish               print "N passed, N failed" and exit 0 or 1
+# The spool binary is $SPOOL_BIN (set by make check), else ./spool.
+
+set -u
+SPOOL_BIN=${SPOOL_BIN:-$(pwd)/spool}
+[ -x "$SPOOL_BIN" ] || { echo "no spool binary at $SPOOL_BIN" >&2; exit 99; }
+command -v sqlite3 >/dev/null || { echo "sqlite3 shell missing (apt-get install sqlite3)" >&2; exit 99; }
+command -v python3 >/dev/null || { echo "python3 missing (apt-get install python3)" >&2; exit 99; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/spool-cli.XXXXXX") || exit 99
+trap 'rm -rf "$T"' EXIT
+export SPOOL_DB="$T/test.db"
+pass=0
+fail=0
+
+run() {
+	"$SPOOL_BIN" "$@" >"$T/.out" 2>"$T/.err" </dev/null
+	rc=$?
+	out=$(cat "$T/.out")
+	err=$(cat "$T/.err")
+}
+
+run_in() {
+	local input=$1
+	shift
+	"$SPOOL_BIN" "$@" >"$T/.out" 2>"$T/.err" <"$input"
+	rc=$?
+	out=$(cat "$T/.out")
+	err=$(cat "$T/.err")
+}
+
+check() {
+	local desc=$1
+	shift
+	if "$@"; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL: $desc" >&2
+		echo "  rc=${rc:-} out=${out:0:300}" >&2
+		echo "  err=${err:0:300}" >&2
+	fi
+}
+
+is() {
+	if [ "$2" = "$3" ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL: $1: got '$2', want '$3'" >&2
+	fi
+}
+
+sql() {
+	sqlite3 -batch "${DB:-$SPOOL_DB}" "$1"
+}
+
+jq_py() {
+	printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+v = eval(sys.argv[1])
+print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
+' "$1"
+}
+
+finish() {
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+	exit $?
+}

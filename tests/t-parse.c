@@ -1,0 +1,145 @@
+/*
+ * t-parse.c -- the CLI's parsers (parse.c): integers, durations, times
+ * and fractions, including every malformed form the bad-input table of
+ * the CLI tests relies on being refused.
+ */
+#include "config.h"
+
+#include <stdint.h>
+
+#include "testutil.h"
+#include "cmd.h"
+
+/* Integers: exact decimal only, ranges enforced, overflow detected. */
+static void
+test_int(void)
+{
+	int64_t	 v;
+
+	CU_ASSERT_EQUAL(parse_int64("0", 0, 10, &v), 0);
+	CU_ASSERT_EQUAL(v, 0);
+	CU_ASSERT_EQUAL(parse_int64("-17", -100, 100, &v), 0);
+	CU_ASSERT_EQUAL(v, -17);
+	CU_ASSERT_EQUAL(parse_int64("9223372036854775807", 0, INT64_MAX, &v), 0);
+	CU_ASSERT_EQUAL(v, INT64_MAX);
+	CU_ASSERT_EQUAL(parse_int64("-9223372036854775808", INT64_MIN, 0, &v), 0);
+	CU_ASSERT_EQUAL(v, INT64_MIN);
+	CU_ASSERT_EQUAL(parse_int64("9223372036854775808", 0, INT64_MAX, &v), -2);
+	CU_ASSERT_EQUAL(parse_int64("99999999999999999999", 0, INT64_MAX, &v), -2);
+	CU_ASSERT_EQUAL(parse_int64("99999999999999999999x", 0, INT64_MAX, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("11", 0, 10, &v), -2);
+	CU_ASSERT_EQUAL(parse_int64("-1", 0, 10, &v), -2);
+	CU_ASSERT_EQUAL(parse_int64("", 0, 10, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("-", 0, 10, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("+1", 0, 10, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64(" 1", 0, 10, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("1 ", 0, 10, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("0x10", 0, 100, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("1e3", 0, 10000, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64("10x", 0, 100, &v), -1);
+	CU_ASSERT_EQUAL(parse_int64(NULL, 0, 100, &v), -1);
+}
+
+/* Durations: units, mixes, bare seconds; no negatives or overflow. */
+static void
+test_duration(void)
+{
+	int64_t	 v;
+
+	CU_ASSERT_EQUAL(parse_duration_ms("30", &v), 0);
+	CU_ASSERT_EQUAL(v, 30000);
+	CU_ASSERT_EQUAL(parse_duration_ms("250ms", &v), 0);
+	CU_ASSERT_EQUAL(v, 250);
+	CU_ASSERT_EQUAL(parse_duration_ms("5m", &v), 0);
+	CU_ASSERT_EQUAL(v, 300000);
+	CU_ASSERT_EQUAL(parse_duration_ms("1h30m", &v), 0);
+	CU_ASSERT_EQUAL(v, 5400000);
+	CU_ASSERT_EQUAL(parse_duration_ms("2d", &v), 0);
+	CU_ASSERT_EQUAL(v, 172800000);
+	CU_ASSERT_EQUAL(parse_duration_ms("1m30s500ms", &v), 0);
+	CU_ASSERT_EQUAL(v, 90500);
+	CU_ASSERT_EQUAL(parse_duration_ms("0", &v), 0);
+	CU_ASSERT_EQUAL(v, 0);
+	CU_ASSERT_EQUAL(parse_duration_ms("36500d", &v), 0);
+	CU_ASSERT_EQUAL(parse_duration_ms("36501d", &v), -2);
+	CU_ASSERT_EQUAL(parse_duration_ms("9999999999999h", &v), -2);
+	CU_ASSERT_EQUAL(parse_duration_ms("9223372036854775808", &v), -2);
+	CU_ASSERT_EQUAL(parse_duration_ms("99999999999999999999999999ms", &v), -2);
+	CU_ASSERT_EQUAL(parse_duration_ms("-1", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("-5m", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("10x", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("1h30", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("1.5s", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("1e400", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("2^63", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("s", &v), -1);
+	CU_ASSERT_EQUAL(parse_duration_ms("5 m", &v), -1);
+}
+
+/* Times: @seconds and UTC dates, calendar checked. */
+static void
+test_time(void)
+{
+	int64_t	 v;
+
+	CU_ASSERT_EQUAL(parse_time_ms("@0", &v), 0);
+	CU_ASSERT_EQUAL(v, 0);
+	CU_ASSERT_EQUAL(parse_time_ms("@1795811371", &v), 0);
+	CU_ASSERT_EQUAL(v, 1795811371000LL);
+	CU_ASSERT_EQUAL(parse_time_ms("2027-01-15T08:00:00Z", &v), 0);
+	CU_ASSERT_EQUAL(v, TU_EPOCH_MS);
+	CU_ASSERT_EQUAL(parse_time_ms("2027-01-15 08:00", &v), 0);
+	CU_ASSERT_EQUAL(v, TU_EPOCH_MS);
+	CU_ASSERT_EQUAL(parse_time_ms("2027-01-15", &v), 0);
+	CU_ASSERT_EQUAL(v, TU_EPOCH_MS - 8 * 3600 * 1000LL);
+	CU_ASSERT_EQUAL(parse_time_ms("2024-02-29", &v), 0);
+	CU_ASSERT_EQUAL(parse_time_ms("2023-02-29", &v), -2);
+	CU_ASSERT_EQUAL(parse_time_ms("2026-13-01", &v), -2);
+	CU_ASSERT_EQUAL(parse_time_ms("2026-11-27T24:00", &v), -2);
+	CU_ASSERT_EQUAL(parse_time_ms("1969-12-31", &v), -2);
+	CU_ASSERT_EQUAL(parse_time_ms("@-1", &v), -2);
+	CU_ASSERT_EQUAL(parse_time_ms("@99999999999999999999", &v), -2);
+	CU_ASSERT_EQUAL(parse_time_ms("@x", &v), -1);
+	CU_ASSERT_EQUAL(parse_time_ms("tomorrow", &v), -1);
+	CU_ASSERT_EQUAL(parse_time_ms("2026-11-27T10:00:00+01:00", &v), -1);
+	CU_ASSERT_EQUAL(parse_time_ms("2026-1-27", &v), -1);
+	CU_ASSERT_EQUAL(parse_time_ms("", &v), -1);
+}
+
+/* Fractions from 0 to 1. */
+static void
+test_fraction(void)
+{
+	double	 v;
+
+	CU_ASSERT_EQUAL(parse_fraction("0", &v), 0);
+	CU_ASSERT_DOUBLE_EQUAL(v, 0, 1e-12);
+	CU_ASSERT_EQUAL(parse_fraction("1", &v), 0);
+	CU_ASSERT_DOUBLE_EQUAL(v, 1, 1e-12);
+	CU_ASSERT_EQUAL(parse_fraction("0.25", &v), 0);
+	CU_ASSERT_DOUBLE_EQUAL(v, 0.25, 1e-12);
+	CU_ASSERT_EQUAL(parse_fraction(".5", &v), 0);
+	CU_ASSERT_DOUBLE_EQUAL(v, 0.5, 1e-12);
+	CU_ASSERT_EQUAL(parse_fraction("1.5", &v), -2);
+	CU_ASSERT_EQUAL(parse_fraction("12", &v), -2);
+	CU_ASSERT_EQUAL(parse_fraction("-0.1", &v), -1);
+	CU_ASSERT_EQUAL(parse_fraction(".", &v), -1);
+	CU_ASSERT_EQUAL(parse_fraction("nan", &v), -1);
+	CU_ASSERT_EQUAL(parse_fraction("0.5x", &v), -1);
+	CU_ASSERT_EQUAL(parse_fraction("", &v), -1);
+}
+
+static CU_TestInfo parse_tests[] = {
+	{ "integers", test_int },
+	{ "durations", test_duration },
+	{ "times", test_time },
+	{ "fractions", test_fraction },
+	CU_TEST_INFO_NULL
+};
+
+int
+main(void)
+{
+	return (tu_run("parse", parse_tests));
+}
