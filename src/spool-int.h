@@ -62,7 +62,7 @@ struct spool_job {
 	int64_t		 lease_ms;	/* length of the lease, for heartbeats */
 	int64_t		 lease_until_ms;
 	int		 cancel_requested;
-	int		 done;		/* finished (or lost): only free applies */
+	int		 done;		/* finished by a call: only free applies */
 };
 
 /* error.c */
