@@ -40,6 +40,7 @@ struct spool {
 	char		 errmsg[512];
 	sqlite3_stmt	*stmt[SPOOL_SQL__COUNT];	/* prepared at open */
 	int64_t		 busy_timeout_ms;
+	int64_t		 busy_start_us;	/* monotonic start of the current wait */
 	int		 in_txn;	/* inside spool__begin .. commit/rollback */
 	int64_t		 next_reap_ms;	/* claims reap when now passes this */
 	spool__clock_fn	 clock;		/* test seam: NULL = the wall clock */
