@@ -570,11 +570,12 @@ job_check(spool_job *job, const char *what)
 	return (SPOOL_OK);
 }
 
-/* The lease of job is gone: say so and refuse every later call. */
+/* The lease of job is gone: say so.  The job is not marked done, so
+ * every later fenced call finds the lease gone too and is SPOOL_ELEASE
+ * (spool.h: only a call that succeeded finishes a job). */
 static int
 job_lost(spool_job *job, const char *what)
 {
-	job->done = 1;
 	return (spool__error(job->q, SPOOL_ELEASE,
 	    "%s: lease of task %lld lost (reaped, cancelled or deleted); "
 	    "nothing was changed", what, (long long)job->id));

@@ -40,6 +40,7 @@ struct spool {
 	char		 errmsg[512];
 	sqlite3_stmt	*stmt[SPOOL_SQL__COUNT];	/* prepared at open */
 	int64_t		 busy_timeout_ms;
+	int64_t		 busy_start_us;	/* monotonic start of the current wait */
 	int		 in_txn;	/* inside spool__begin .. commit/rollback */
 	int64_t		 next_reap_ms;	/* claims reap when now passes this */
 	spool__clock_fn	 clock;		/* test seam: NULL = the wall clock */
@@ -62,7 +63,7 @@ struct spool_job {
 	int64_t		 lease_ms;	/* length of the lease, for heartbeats */
 	int64_t		 lease_until_ms;
 	int		 cancel_requested;
-	int		 done;		/* finished (or lost): only free applies */
+	int		 done;		/* finished by a call: only free applies */
 };
 
 /* error.c */

@@ -244,6 +244,36 @@ spool__rollback(spool *q)
 	q->in_txn = 0;
 }
 
+/* SQLite's busy handler: wait for another connection's lock until the
+ * busy timeout has passed, retrying after 0.1 ms, doubling to at most
+ * 10 ms, each delay randomized by +-50%.  sqlite3_busy_timeout() backs
+ * off to one try per 100 ms: under steady load, when other workers'
+ * transactions follow each other with only microseconds between them,
+ * such a waiter rarely finds the lock free and fails with SQLITE_BUSY
+ * after the timeout although no transaction held the lock for long. */
+static int
+store_busy(void *arg, int count)
+{
+	spool		*q = arg;
+	struct timespec	 ts;
+	int64_t		 now_us, delay_us;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	if (count == 0)
+		q->busy_start_us = now_us;
+	if (now_us - q->busy_start_us >= q->busy_timeout_ms * 1000)
+		return (0);
+	delay_us = (int64_t)100 << (count < 7 ? count : 7);
+	if (delay_us > 10000)
+		delay_us = 10000;
+	delay_us = (int64_t)(delay_us * (0.5 + spool__random_unit()));
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)delay_us * 1000;
+	nanosleep(&ts, NULL);
+	return (1);
+}
+
 /* Set how long to wait for another connection's lock. */
 int
 spool_busy_timeout(spool *q, int64_t ms)
@@ -255,7 +285,6 @@ spool_busy_timeout(spool *q, int64_t ms)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "busy timeout out of range: %lld ms", (long long)ms));
 	q->busy_timeout_ms = ms;
-	sqlite3_busy_timeout(q->db, (int)ms);
 	return (SPOOL_OK);
 }
 
@@ -555,7 +584,7 @@ spool_open(spool **out, const char *path, int flags)
 	if (rc != SQLITE_OK)
 		return (spool__store_error(q, rc, path));
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
+	sqlite3_busy_handler(q->db, store_busy, q);
 	/* The schema is data anyone with write access can edit: do not let
 	 * it run functions with side effects, nor corrupt the file. */
 	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
