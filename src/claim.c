@@ -405,8 +405,8 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 	const char		*owner;
 	spool_job		*job;
 	int64_t			 now, reaped;
-	size_t			 nactive = 0, ncand, claimed = 0, i, want;
-	int			 rc, expired, more;
+	size_t			 nactive = 0, ncand, claimed = 0, i, k, want;
+	int			 rc, expired;
 
 	if (n_out != NULL)
 		*n_out = 0;
@@ -429,6 +429,11 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 		goto out;
 	now = spool__now_ms(q);
 	for (i = 0; i < nqueues; i++) {
+		for (k = 0; k < i; k++)		/* a queue named twice counts once */
+			if (strcmp(queues[k], queues[i]) == 0)
+				break;
+		if (k < i)
+			continue;
 		rc = spool__queue_read(&conf, q, queues[i]);
 		if (rc == SPOOL_ENOENT)
 			continue;	/* no such queue: nothing to claim */
@@ -483,7 +488,6 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 	*n_out = claimed;
 	if (claimed == 0)
 		return (spool__error(q, SPOOL_EEMPTY, "nothing to claim"));
-	(void)more;
 	return (SPOOL_OK);
 
 fail:

@@ -438,11 +438,12 @@ store_set_wal(spool *q)
 	sqlite3_stmt		*st;
 	const unsigned char	*mode;
 	struct timespec		 pause;
-	int64_t			 waited_ms = 0;
+	int64_t			 waited_ms = 0, saved_ms;
 	int			 rc, wal;
 
+	saved_ms = q->busy_timeout_ms;
 	for (;;) {
-		sqlite3_busy_timeout(q->db, 20);
+		q->busy_timeout_ms = 20;	/* store_busy gives up after this */
 		rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1,
 		    &st, NULL);
 		if (rc == SQLITE_OK) {
@@ -456,7 +457,7 @@ store_set_wal(spool *q)
 			}
 			sqlite3_finalize(st);
 		}
-		sqlite3_busy_timeout(q->db, (int)q->busy_timeout_ms);
+		q->busy_timeout_ms = saved_ms;
 		if (rc == SQLITE_OK && wal)
 			return (SPOOL_OK);
 		if (rc == SQLITE_OK)

@@ -292,6 +292,25 @@ test_multi_queue(void)
 	CU_ASSERT_EQUAL(task_int(p9, "state = 'ready'"), 1);
 }
 
+/* A queue named twice in one claim counts once: the claim still fills up
+ * to max from it. */
+static void
+test_repeated_queue(void)
+{
+	spool_job	*jobs[4] = { NULL, NULL, NULL, NULL };
+	const char	*qs[2] = { "a", "a" };
+	size_t		 n = 0, i;
+
+	for (i = 0; i < 10; i++)
+		tu_enqueue("a", "x");
+	TU_RC(spool_claim_many(jobs, &n, tu_q, qs, 2, 4, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 4);
+	for (i = 0; i < n; i++)
+		spool_job_free(jobs[i]);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
+	    "WHERE state = 'running'"), 4);
+}
+
 /* Nothing due, or an unknown queue, is SPOOL_EEMPTY with n_out 0. */
 static void
 test_empty(void)
@@ -788,6 +807,7 @@ static CU_TestInfo claim_tests[] = {
 	{ "deadline passed: expired, not claimed", test_deadline },
 	{ "claim N: min(N, due), distinct tokens", test_claim_many },
 	{ "several queues merge by priority", test_multi_queue },
+	{ "a queue named twice counts once", test_repeated_queue },
 	{ "nothing due, unknown queue: EEMPTY", test_empty },
 	{ "lease length: queue vs opts", test_lease_length },
 	{ "lease owner: default vs opts", test_owner },

@@ -81,7 +81,7 @@ test_pragmas(void)
 	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA synchronous"), 2);
 	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA foreign_keys"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA trusted_schema"), 0);
-	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA busy_timeout"), 10000);
+	CU_ASSERT_EQUAL(tu_q->busy_timeout_ms, 10000);
 	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA application_id"),
 	    SPOOL_APPLICATION_ID);
 	CU_ASSERT_EQUAL(tu_sql_int("PRAGMA user_version"),
@@ -97,9 +97,9 @@ test_sync_normal_and_timeout(void)
 
 	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA synchronous"), 1);
 	TU_RC(spool_busy_timeout(q, 250), SPOOL_OK);
-	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA busy_timeout"), 250);
+	CU_ASSERT_EQUAL(q->busy_timeout_ms, 250);
 	TU_RC(spool_busy_timeout(q, -1), SPOOL_EINVAL);
-	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA busy_timeout"), 250);
+	CU_ASSERT_EQUAL(q->busy_timeout_ms, 250);
 	spool_close(q);
 }
 
