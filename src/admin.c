@@ -219,14 +219,11 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id)
 	st = spool__stmt(q, SPOOL_SQL_ATTEMPT_LIST);
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((nv = realloc(v, cap * sizeof *v)) == NULL) {
-				rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
-				goto fail;
-			}
-			v = nv;
+		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
+			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+			goto fail;
 		}
+		v = nv;
 		a = &v[len++];
 		memset(a, 0, sizeof *a);
 		a->attempt = sqlite3_column_int(st, 0);

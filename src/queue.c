@@ -296,14 +296,11 @@ spool_queue_list(spool_queue_info **out, size_t *n, spool *q)
 	spool__clear_error(q);
 	st = spool__stmt(q, SPOOL_SQL_QUEUE_LIST);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((nv = realloc(v, cap * sizeof *v)) == NULL) {
-				rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
-				goto fail;
-			}
-			v = nv;
+		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
+			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+			goto fail;
 		}
+		v = nv;
 		memset(&v[len], 0, sizeof v[len]);
 		len++;
 		if ((rc = queue_info_from_row(q, &v[len - 1], st)) != SPOOL_OK)

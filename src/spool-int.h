@@ -76,6 +76,7 @@ void		 spool__clear_error(spool *q);
 /* util.c */
 void		*spool__memdup(const void *p, size_t len);
 char		*spool__strdup(const char *s);
+void		*spool__grow(void *v, size_t *cap, size_t len, size_t size);
 int		 spool__utf8_valid(const void *p, size_t len);
 int		 spool__check_name(spool *q, const char *what, const char *name,
 		     size_t max);

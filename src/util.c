@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,25 @@ spool__memdup(const void *p, size_t len)
 		memcpy(c, p, len);
 	c[len] = '\0';
 	return (c);
+}
+
+/* Make room for one more element at v[len] of an array of cap elements
+ * of size bytes, doubling its capacity when it is full.  Returns the
+ * array (maybe moved), or NULL when memory runs out (v is then still
+ * valid and unchanged). */
+void *
+spool__grow(void *v, size_t *cap, size_t len, size_t size)
+{
+	size_t	 ncap;
+	void	*nv;
+
+	if (len < *cap)
+		return (v);
+	ncap = *cap ? *cap * 2 : 8;
+	if (ncap > SIZE_MAX / size || (nv = realloc(v, ncap * size)) == NULL)
+		return (NULL);
+	*cap = ncap;
+	return (nv);
 }
 
 /* A malloc'd copy of s, or NULL when s is NULL or memory runs out. */

@@ -11,28 +11,6 @@
 
 #include "testutil.h"
 
-/* An integer column of task id. */
-static int64_t
-task_int(int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_int(sql));
-}
-
-/* A text column of task id, into buf. */
-static const char *
-task_text(char *buf, size_t len, int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_text(buf, len, sql));
-}
-
 /* Create queue with fixed backoff 0 (failed tasks are due at once). */
 static void
 queue_now(const char *queue)
@@ -378,14 +356,14 @@ test_cancel_ready(void)
 	tu_advance(3);
 	TU_RC(spool_cancel(&running, tu_q, id), SPOOL_OK);
 	CU_ASSERT_EQUAL(running, 0);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id, "state"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id, "state"),
 	    "cancelled");
-	CU_ASSERT_EQUAL(task_int(id, "finished_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(id, "finished_ms"), tu_now);
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_EEMPTY);
 	/* running_out may be NULL. */
 	id = tu_enqueue("q", "y");
 	TU_RC(spool_cancel(NULL, tu_q, id), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'cancelled'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'cancelled'"), 1);
 }
 
 /* Cancelling a running task only flags it; the worker sees the flag, and
@@ -407,7 +385,7 @@ test_cancel_running(void)
 	CU_ASSERT_EQUAL(spool_job_cancel_requested(job), 0);
 	TU_RC(spool_cancel(&running, tu_q, a), SPOOL_OK);
 	CU_ASSERT_EQUAL(running, 1);
-	CU_ASSERT_EQUAL(task_int(a, "state = 'running' AND "
+	CU_ASSERT_EQUAL(tu_task_int(a, "state = 'running' AND "
 	    "cancel_requested = 1"), 1);
 	TU_RC(spool_job_heartbeat(job, 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(spool_job_cancel_requested(job), 1);
@@ -416,9 +394,9 @@ test_cancel_running(void)
 	CU_ASSERT_EQUAL(running, 1);
 	TU_RC(spool_job_fail(job, "stopping", 0), SPOOL_OK);
 	spool_job_free(job);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, a, "state"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, a, "state"),
 	    "cancelled");
-	CU_ASSERT_EQUAL(task_int(a, "finished_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(a, "finished_ms"), tu_now);
 
 	/* The lease of a flagged task expires: cancelled by the reaper. */
 	co.lease_ms = 1000;
@@ -431,7 +409,7 @@ test_cancel_running(void)
 	CU_ASSERT_EQUAL(running, 1);
 	tu_advance(1001);
 	TU_RC(spool_reap(NULL, tu_q), SPOOL_OK);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, b, "state"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, b, "state"),
 	    "cancelled");
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_EEMPTY);
 }
@@ -453,14 +431,14 @@ test_cancel_finished(void)
 	dead = finish("q", 1, NULL);
 	TU_RC(spool_cancel(NULL, tu_q, gone), SPOOL_OK);
 	tu_advance(10);
-	task_text(before, sizeof before, ok, "state || finished_ms");
+	tu_task_text(before, sizeof before, ok, "state || finished_ms");
 	TU_RC(spool_cancel(&running, tu_q, ok), SPOOL_ESTATE);
 	CU_ASSERT_EQUAL(running, 0);
 	CU_ASSERT(tu_q->errmsg[0] != '\0');
-	CU_ASSERT_STRING_EQUAL(task_text(after, sizeof after, ok,
+	CU_ASSERT_STRING_EQUAL(tu_task_text(after, sizeof after, ok,
 	    "state || finished_ms"), before);
 	TU_RC(spool_cancel(NULL, tu_q, dead), SPOOL_ESTATE);
-	CU_ASSERT_EQUAL(task_int(dead, "state = 'dead'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(dead, "state = 'dead'"), 1);
 	TU_RC(spool_cancel(NULL, tu_q, gone), SPOOL_ESTATE);
 	TU_RC(spool_cancel(NULL, tu_q, gone + 100), SPOOL_ENOENT);
 	TU_RC(spool_cancel(NULL, tu_q, 0), SPOOL_EINVAL);
@@ -490,19 +468,19 @@ test_retry(void)
 
 	tu_advance(50);
 	TU_RC(spool_retry(tu_q, dead), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(dead, "state = 'ready' AND attempts = 0 AND "
+	CU_ASSERT_EQUAL(tu_task_int(dead, "state = 'ready' AND attempts = 0 AND "
 	    "dead_reason IS NULL AND finished_ms IS NULL AND "
 	    "started_ms IS NULL"), 1);
-	CU_ASSERT_EQUAL(task_int(dead, "run_at_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(dead, "run_at_ms"), tu_now);
 	TU_RC(spool_retry(tu_q, cancelled), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(cancelled, "state = 'ready' AND "
+	CU_ASSERT_EQUAL(tu_task_int(cancelled, "state = 'ready' AND "
 	    "attempts = 0 AND finished_ms IS NULL"), 1);
 
 	TU_RC(spool_retry(tu_q, ready), SPOOL_ESTATE);
 	TU_RC(spool_retry(tu_q, running), SPOOL_ESTATE);
 	TU_RC(spool_retry(tu_q, ok), SPOOL_ESTATE);
-	CU_ASSERT_EQUAL(task_int(ok, "state = 'succeeded'"), 1);
-	CU_ASSERT_EQUAL(task_int(running, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(ok, "state = 'succeeded'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(running, "state = 'running'"), 1);
 	TU_RC(spool_retry(tu_q, ready + 100), SPOOL_ENOENT);
 	TU_RC(spool_retry(tu_q, -1), SPOOL_EINVAL);
 
@@ -534,10 +512,10 @@ test_retry_key(void)
 	CU_ASSERT(new != old);
 	TU_RC(spool_retry(tu_q, old), SPOOL_EEXISTS);
 	CU_ASSERT(tu_q->errmsg[0] != '\0');
-	CU_ASSERT_EQUAL(task_int(old, "state = 'dead'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(old, "state = 'dead'"), 1);
 	CU_ASSERT_EQUAL(finish("q", 0, NULL), new);
 	TU_RC(spool_retry(tu_q, old), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(old, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(old, "state = 'ready'"), 1);
 }
 
 /* retry_all retries every dead task of a queue across batches, skips
@@ -563,17 +541,17 @@ test_retry_all(void)
 	CU_ASSERT_EQUAL(n, (int64_t)total);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
 	    "queue = 'q' AND state = 'dead'"), 1);
-	CU_ASSERT_EQUAL(task_int(blocked, "state = 'dead'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(blocked, "state = 'dead'"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
 	    "queue = 'other' AND state = 'dead'"), 5);
-	CU_ASSERT_EQUAL(task_int(cancelled, "state = 'cancelled'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(cancelled, "state = 'cancelled'"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
 	    "queue = 'q' AND state = 'ready' AND attempts = 0"),
 	    (int64_t)total + 1);
 
 	TU_RC(spool_retry_all(&n, tu_q, "q", SPOOL_CANCELLED), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_EQUAL(task_int(cancelled, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(cancelled, "state = 'ready'"), 1);
 	TU_RC(spool_retry_all(&n, tu_q, "q", SPOOL_READY), SPOOL_EINVAL);
 	TU_RC(spool_retry_all(&n, tu_q, "", SPOOL_DEAD), SPOOL_EINVAL);
 }
@@ -605,10 +583,10 @@ test_purge(void)
 	TU_RC(spool_purge(&n, tu_q, "q", 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 2);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 4);
-	CU_ASSERT_EQUAL(task_int(running, "state = 'running'"), 1);
-	CU_ASSERT_EQUAL(task_int(ok, "state = 'succeeded'"), 1);
-	CU_ASSERT_EQUAL(task_int(dead, "state = 'dead'"), 1);
-	CU_ASSERT_EQUAL(task_int(other, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(running, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(ok, "state = 'succeeded'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(dead, "state = 'dead'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(other, "state = 'ready'"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results"), 1);
 	TU_RC(spool_purge(&n, tu_q, "q", 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 0);
@@ -661,12 +639,12 @@ test_prune(void)
 
 	TU_RC(spool_prune(&n, tu_q, "q", 3000), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 3);
-	CU_ASSERT_EQUAL(task_int(ok, "count(*)"), 0);
-	CU_ASSERT_EQUAL(task_int(dead, "count(*)"), 0);
-	CU_ASSERT_EQUAL(task_int(can, "count(*)"), 0);
-	CU_ASSERT_EQUAL(task_int(newer, "state = 'succeeded'"), 1);
-	CU_ASSERT_EQUAL(task_int(running, "state = 'running'"), 1);
-	CU_ASSERT_EQUAL(task_int(ready, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(ok, "count(*)"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(dead, "count(*)"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(can, "count(*)"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(newer, "state = 'succeeded'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(running, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(ready, "state = 'ready'"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results r WHERE "
@@ -679,7 +657,7 @@ test_prune(void)
 	tu_advance(1);
 	TU_RC(spool_prune(&n, tu_q, "q", 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_EQUAL(task_int(newer, "count(*)"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(newer, "count(*)"), 0);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 2);
 	TU_RC(spool_prune(&n, tu_q, "nosuch", 0), SPOOL_ENOENT);
 	spool_job_free(run);

@@ -12,28 +12,6 @@
 
 #include "testutil.h"
 
-/* An integer column of task id. */
-static int64_t
-task_int(int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_int(sql));
-}
-
-/* A text column of task id, into buf. */
-static const char *
-task_text(char *buf, size_t len, int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_text(buf, len, sql));
-}
-
 /* Enqueue text with a priority (SPOOL_PRIORITY_DEFAULT for none) and a
  * run_at time (0 for now). */
 static int64_t
@@ -63,20 +41,6 @@ claim_id(const char *queue)
 	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
 	spool_job_free(job);
 	return (id);
-}
-
-/* Configure queue with fixed backoff of base_ms, no jitter. */
-static void
-fixed_backoff(const char *queue, int64_t base_ms)
-{
-	spool_queue_opts	 o = SPOOL_QUEUE_OPTS_INIT;
-
-	o.set = SPOOL_QUEUE_BACKOFF | SPOOL_QUEUE_BACKOFF_BASE |
-	    SPOOL_QUEUE_BACKOFF_JITTER;
-	o.backoff = SPOOL_BACKOFF_FIXED;
-	o.backoff_base_ms = base_ms;
-	o.backoff_jitter = 0;
-	TU_RC(spool_queue_create(tu_q, queue, &o), SPOOL_OK);
 }
 
 /* Rows of attempts for task id with outcome. */
@@ -153,7 +117,7 @@ test_paused(void)
 	CU_ASSERT_EQUAL(n, 0);
 	tu_advance(3600 * 1000);
 	TU_RC(spool_claim(&jobs[0], tu_q, "p", NULL), SPOOL_EEMPTY);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'ready' AND attempts = 0"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'ready' AND attempts = 0"), 1);
 	o.paused = 0;
 	TU_RC(spool_queue_set(tu_q, "p", &o), SPOOL_OK);
 	TU_RC(spool_claim(&jobs[0], tu_q, "p", NULL), SPOOL_OK);
@@ -192,12 +156,12 @@ test_deadline(void)
 	for (i = 0; i < n; i++)
 		CU_ASSERT_EQUAL(spool_job_id(jobs[i]), live[i]);
 	for (i = 0; i < 3; i++) {
-		CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, dl[i],
+		CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, dl[i],
 		    "state || '/' || dead_reason"), "dead/expired");
-		CU_ASSERT_EQUAL(task_int(dl[i], "finished_ms"), tu_now);
-		CU_ASSERT_EQUAL(task_int(dl[i], "attempts"), 0);
+		CU_ASSERT_EQUAL(tu_task_int(dl[i], "finished_ms"), tu_now);
+		CU_ASSERT_EQUAL(tu_task_int(dl[i], "attempts"), 0);
 	}
-	CU_ASSERT_EQUAL(task_int(live[3], "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(live[3], "state = 'ready'"), 1);
 	for (i = 0; i < n; i++)
 		spool_job_free(jobs[i]);
 	/* A deadline not yet reached does not stop a claim. */
@@ -289,7 +253,7 @@ test_multi_queue(void)
 	}
 	CU_ASSERT((got[0] == b2 && got[1] == a1) ||
 	    (got[0] == a1 && got[1] == b2));
-	CU_ASSERT_EQUAL(task_int(p9, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(p9, "state = 'ready'"), 1);
 }
 
 /* A queue named twice in one claim counts once: the claim still fills up
@@ -353,23 +317,23 @@ test_lease_length(void)
 	c = tu_enqueue("q", "c");
 
 	TU_RC(spool_claim(&job, tu_q, "dflt", NULL), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(a, "lease_until_ms"), tu_now + 30000);
+	CU_ASSERT_EQUAL(tu_task_int(a, "lease_until_ms"), tu_now + 30000);
 	spool_job_free(job);
 	tu_advance(10);
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
 	if (job == NULL)
 		return;
 	CU_ASSERT_EQUAL(spool_job_id(job), b);
-	CU_ASSERT_EQUAL(task_int(b, "lease_until_ms"), tu_now + 45000);
+	CU_ASSERT_EQUAL(tu_task_int(b, "lease_until_ms"), tu_now + 45000);
 	CU_ASSERT_EQUAL(spool_job_lease_until_ms(job), tu_now + 45000);
-	CU_ASSERT_EQUAL(task_int(b, "started_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(b, "started_ms"), tu_now);
 	spool_job_free(job);
 	co.lease_ms = 2500;
 	TU_RC(spool_claim(&job, tu_q, "q", &co), SPOOL_OK);
 	if (job == NULL)
 		return;
 	CU_ASSERT_EQUAL(spool_job_id(job), c);
-	CU_ASSERT_EQUAL(task_int(c, "lease_until_ms"), tu_now + 2500);
+	CU_ASSERT_EQUAL(tu_task_int(c, "lease_until_ms"), tu_now + 2500);
 	CU_ASSERT_EQUAL(spool_job_lease_until_ms(job), tu_now + 2500);
 	spool_job_free(job);
 }
@@ -391,7 +355,7 @@ test_owner(void)
 	a = tu_enqueue("q", "a");
 	b = tu_enqueue("q", "b");
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, a, "lease_owner"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, a, "lease_owner"),
 	    want);
 	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
 	spool_job_free(job);
@@ -401,7 +365,7 @@ test_owner(void)
 
 	co.owner = "worker-7";
 	TU_RC(spool_claim(&job, tu_q, "q", &co), SPOOL_OK);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, b, "lease_owner"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, b, "lease_owner"),
 	    "worker-7");
 	spool_job_free(job);
 }
@@ -447,12 +411,12 @@ test_release(void)
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
 	if (job == NULL)
 		return;
-	CU_ASSERT_EQUAL(task_int(id, "attempts"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "attempts"), 1);
 	TU_RC(spool_job_release(job), SPOOL_OK);
 	spool_job_free(job);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'ready'"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "attempts"), 0);
-	CU_ASSERT_EQUAL(task_int(id, "lease_token IS NULL AND lease_owner IS "
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "attempts"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_token IS NULL AND lease_owner IS "
 	    "NULL AND lease_until_ms IS NULL AND started_ms IS NULL"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts"), 0);
 	/* Claimable again at once, still on attempt 1. */
@@ -482,9 +446,9 @@ test_complete(void)
 	tu_advance(250);
 	TU_RC(spool_job_complete(job, res, sizeof res - 1), SPOOL_OK);
 	spool_job_free(job);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'succeeded'"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "finished_ms"), tu_now);
-	CU_ASSERT_EQUAL(task_int(id, "lease_token IS NULL"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'succeeded'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "finished_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_token IS NULL"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT length(output) FROM results"),
 	    (int64_t)sizeof res - 1);
@@ -515,7 +479,7 @@ test_fail_retry(void)
 	char		 buf[64], sql[128];
 	int64_t		 id;
 
-	fixed_backoff("q", 7000);
+	tu_fixed_backoff("q", 7000);
 	id = tu_enqueue("q", "x");
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
 	if (job == NULL)
@@ -523,11 +487,11 @@ test_fail_retry(void)
 	tu_advance(100);
 	TU_RC(spool_job_fail(job, "boom", 0), SPOOL_OK);
 	spool_job_free(job);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'ready'"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "run_at_ms"), tu_now + 7000);
-	CU_ASSERT_EQUAL(task_int(id, "attempts"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "lease_token IS NULL"), 1);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id, "last_error"),
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "run_at_ms"), tu_now + 7000);
+	CU_ASSERT_EQUAL(tu_task_int(id, "attempts"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_token IS NULL"), 1);
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id, "last_error"),
 	    "boom");
 	CU_ASSERT_EQUAL(attempt_rows(id, "failed"), 1);
 	snprintf(sql, sizeof sql, "SELECT error FROM attempts WHERE "
@@ -554,7 +518,7 @@ test_fail_exhausted(void)
 	int64_t			 id = 0;
 	int			 i;
 
-	fixed_backoff("q", 0);
+	tu_fixed_backoff("q", 0);
 	o.max_attempts = 3;
 	TU_RC(spool_enqueue(&id, tu_q, "q", "x", 1, &o), SPOOL_OK);
 	for (i = 1; i <= 3; i++) {
@@ -565,14 +529,14 @@ test_fail_exhausted(void)
 		snprintf(buf, sizeof buf, "e%d", i);
 		TU_RC(spool_job_fail(job, buf, 0), SPOOL_OK);
 		spool_job_free(job);
-		CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id, "state"),
+		CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id, "state"),
 		    i < 3 ? "ready" : "dead");
 	}
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id, "dead_reason"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id, "dead_reason"),
 	    "exhausted");
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id, "last_error"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id, "last_error"),
 	    "e3");
-	CU_ASSERT_EQUAL(task_int(id, "finished_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(id, "finished_ms"), tu_now);
 	CU_ASSERT_EQUAL(attempt_rows(id, "failed"), 3);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(DISTINCT attempt) "
 	    "FROM attempts"), 3);
@@ -587,14 +551,14 @@ test_fail_permanent(void)
 	char		 buf[64];
 	int64_t		 id;
 
-	fixed_backoff("q", 0);
+	tu_fixed_backoff("q", 0);
 	id = tu_enqueue("q", "x");
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
 	if (job == NULL)
 		return;
 	TU_RC(spool_job_fail(job, "bad input", SPOOL_FAIL_PERMANENT), SPOOL_OK);
 	spool_job_free(job);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id,
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id,
 	    "state || '/' || dead_reason || '/' || attempts"), "dead/failed/1");
 	CU_ASSERT_EQUAL(attempt_rows(id, "failed"), 1);
 	CU_ASSERT_STRING_EQUAL(tu_sql_text(buf, sizeof buf,
@@ -606,7 +570,7 @@ test_fail_permanent(void)
 	if (job == NULL)
 		return;
 	TU_RC(spool_job_fail(job, "x", 0x80), SPOOL_EINVAL);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'running'"), 1);
 	spool_job_free(job);
 }
 
@@ -617,14 +581,14 @@ test_fail_null_error(void)
 	spool_job	*job = NULL;
 	int64_t		 id;
 
-	fixed_backoff("q", 0);
+	tu_fixed_backoff("q", 0);
 	id = tu_enqueue("q", "x");
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
 	if (job == NULL)
 		return;
 	TU_RC(spool_job_fail(job, NULL, 0), SPOOL_OK);
 	spool_job_free(job);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'ready'"), 1);
 	CU_ASSERT_EQUAL(attempt_rows(id, "failed"), 1);
 }
 
@@ -683,7 +647,7 @@ test_error_cut(void)
 	char	*ascii, *euro;
 	size_t	 i;
 
-	fixed_backoff("q", 0);
+	tu_fixed_backoff("q", 0);
 	tu_enqueue("q", "a");
 	tu_enqueue("q", "b");
 	tu_enqueue("q", "c");
@@ -723,16 +687,16 @@ test_heartbeat(void)
 		return;
 	tu_advance(600);
 	TU_RC(spool_job_heartbeat(job, 0), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(id, "lease_until_ms"), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_until_ms"), tu_now + 1000);
 	CU_ASSERT_EQUAL(spool_job_lease_until_ms(job), tu_now + 1000);
 	tu_advance(600);
 	TU_RC(spool_job_heartbeat(job, 60000), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(id, "lease_until_ms"), tu_now + 60000);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_until_ms"), tu_now + 60000);
 	CU_ASSERT_EQUAL(spool_job_lease_until_ms(job), tu_now + 60000);
 	TU_RC(spool_job_heartbeat(job, -1), SPOOL_EINVAL);
-	CU_ASSERT_EQUAL(task_int(id, "lease_until_ms"), tu_now + 60000);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_until_ms"), tu_now + 60000);
 	/* A heartbeat charges no attempt and leaves the task running. */
-	CU_ASSERT_EQUAL(task_int(id, "state = 'running' AND attempts = 1"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'running' AND attempts = 1"), 1);
 	CU_ASSERT_EQUAL(spool_job_cancel_requested(job), 0);
 	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
 	spool_job_free(job);
@@ -757,7 +721,7 @@ test_finished_job(void)
 	TU_RC(spool_job_release(job), SPOOL_EINVAL);
 	TU_RC(spool_job_heartbeat(job, 0), SPOOL_EINVAL);
 	spool_job_free(job);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'succeeded'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'succeeded'"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results "
 	    "WHERE output = '1'"), 1);

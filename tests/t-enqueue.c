@@ -18,28 +18,6 @@ count_tasks(void)
 	return (tu_sql_int("SELECT count(*) FROM tasks"));
 }
 
-/* An integer column of task id. */
-static int64_t
-task_int(int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_int(sql));
-}
-
-/* A text column of task id, into buf. */
-static const char *
-task_text(char *buf, size_t len, int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_text(buf, len, sql));
-}
-
 /* Enqueue with opts and return the id, asserting success. */
 static int64_t
 enqueue_opts(const char *queue, const char *text, const spool_enqueue_opts *o)
@@ -89,13 +67,13 @@ test_priority(void)
 	c = enqueue_opts("q", "c", &o);
 	o.priority = 0;
 	d = enqueue_opts("q", "d", &o);
-	CU_ASSERT_EQUAL(task_int(a, "priority"), 7);
-	CU_ASSERT_EQUAL(task_int(b, "priority"), 7);
-	CU_ASSERT_EQUAL(task_int(c, "priority"), -3);
-	CU_ASSERT_EQUAL(task_int(d, "priority"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(a, "priority"), 7);
+	CU_ASSERT_EQUAL(tu_task_int(b, "priority"), 7);
+	CU_ASSERT_EQUAL(tu_task_int(c, "priority"), -3);
+	CU_ASSERT_EQUAL(tu_task_int(d, "priority"), 0);
 	/* A queue made by its first enqueue has priority 0. */
 	a = enqueue_opts("fresh", "a", NULL);
-	CU_ASSERT_EQUAL(task_int(a, "priority"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(a, "priority"), 0);
 }
 
 /* Without timing options a task is due now; a delay and a run_at time
@@ -114,13 +92,13 @@ test_delay_run_at(void)
 	c = enqueue_opts("q", "c", &o);
 	o.run_at_ms = tu_now - 1000;
 	d = enqueue_opts("q", "d", &o);
-	CU_ASSERT_EQUAL(task_int(a, "run_at_ms"), tu_now);
-	CU_ASSERT_EQUAL(task_int(b, "run_at_ms"), tu_now + 5000);
-	CU_ASSERT_EQUAL(task_int(c, "run_at_ms"), tu_now + 123456);
-	CU_ASSERT_EQUAL(task_int(d, "run_at_ms"), tu_now - 1000);
-	CU_ASSERT_EQUAL(task_int(a, "created_ms"), tu_now);
-	CU_ASSERT_EQUAL(task_int(a, "state = 'ready'"), 1);
-	CU_ASSERT_EQUAL(task_int(a, "attempts"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(a, "run_at_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(b, "run_at_ms"), tu_now + 5000);
+	CU_ASSERT_EQUAL(tu_task_int(c, "run_at_ms"), tu_now + 123456);
+	CU_ASSERT_EQUAL(tu_task_int(d, "run_at_ms"), tu_now - 1000);
+	CU_ASSERT_EQUAL(tu_task_int(a, "created_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(a, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(a, "attempts"), 0);
 }
 
 /* A deadline is stored as given; without one the column is NULL. */
@@ -137,9 +115,9 @@ test_deadline(void)
 	o.delay_ms = 1000;
 	o.deadline_ms = tu_now + 1000;
 	c = enqueue_opts("q", "c", &o);
-	CU_ASSERT_EQUAL(task_int(a, "deadline_ms IS NULL"), 1);
-	CU_ASSERT_EQUAL(task_int(b, "deadline_ms"), tu_now + 60000);
-	CU_ASSERT_EQUAL(task_int(c, "deadline_ms"), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(a, "deadline_ms IS NULL"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(b, "deadline_ms"), tu_now + 60000);
+	CU_ASSERT_EQUAL(tu_task_int(c, "deadline_ms"), tu_now + 1000);
 }
 
 /* max_attempts 0 takes the queue's (5 by default, or as configured), any
@@ -158,9 +136,9 @@ test_max_attempts(void)
 	b = enqueue_opts("nine", "b", &o);
 	o.max_attempts = 2;
 	c = enqueue_opts("nine", "c", &o);
-	CU_ASSERT_EQUAL(task_int(a, "max_attempts"), 5);
-	CU_ASSERT_EQUAL(task_int(b, "max_attempts"), 9);
-	CU_ASSERT_EQUAL(task_int(c, "max_attempts"), 2);
+	CU_ASSERT_EQUAL(tu_task_int(a, "max_attempts"), 5);
+	CU_ASSERT_EQUAL(tu_task_int(b, "max_attempts"), 9);
+	CU_ASSERT_EQUAL(tu_task_int(c, "max_attempts"), 2);
 }
 
 /* A key is stored in idem_key; a task without one has NULL. */
@@ -174,8 +152,8 @@ test_key_stored(void)
 	a = enqueue_opts("q", "a", NULL);
 	o.key = "order-42";
 	b = enqueue_opts("q", "b", &o);
-	CU_ASSERT_EQUAL(task_int(a, "idem_key IS NULL"), 1);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, b, "idem_key"),
+	CU_ASSERT_EQUAL(tu_task_int(a, "idem_key IS NULL"), 1);
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, b, "idem_key"),
 	    "order-42");
 }
 
@@ -190,7 +168,7 @@ test_payload_text(void)
 	int64_t		 id;
 
 	id = tu_enqueue("q", json);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id,
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id,
 	    "typeof(payload)"), "text");
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT json_extract(payload, '$.a') "
 	    "FROM tasks"), 1);
@@ -214,9 +192,9 @@ check_blob(const void *p, size_t len)
 	int64_t		 id = 0;
 
 	TU_RC(spool_enqueue(&id, tu_q, "bin", p, len, NULL), SPOOL_OK);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id,
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id,
 	    "typeof(payload)"), "blob");
-	CU_ASSERT_EQUAL(task_int(id, "length(payload)"), (int64_t)len);
+	CU_ASSERT_EQUAL(tu_task_int(id, "length(payload)"), (int64_t)len);
 	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
 	if (t != NULL) {
 		CU_ASSERT_EQUAL(t->payload_len, len);
@@ -277,7 +255,7 @@ test_payload_limits(void)
 	memset(big, 'x', SPOOL_PAYLOAD_MAX);
 	TU_RC(spool_enqueue(&id, tu_q, "q", big, SPOOL_PAYLOAD_MAX, NULL),
 	    SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(id, "length(payload)"), SPOOL_PAYLOAD_MAX);
+	CU_ASSERT_EQUAL(tu_task_int(id, "length(payload)"), SPOOL_PAYLOAD_MAX);
 	free(big);
 }
 
@@ -299,7 +277,7 @@ test_key_unfinished(void)
 	CU_ASSERT_EQUAL(count_tasks(), 1);
 
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
-	CU_ASSERT_EQUAL(task_int(first, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(first, "state = 'running'"), 1);
 	id = 0;
 	TU_RC(spool_enqueue(&id, tu_q, "q", "three", 5, &o), SPOOL_EEXISTS);
 	CU_ASSERT_EQUAL(id, first);
@@ -409,11 +387,11 @@ test_many_ok(void)
 	CU_ASSERT(ids[0] > 0 && ids[0] < ids[1] && ids[1] < ids[2]);
 	CU_ASSERT(ex[0] == 0 && ex[1] == 0 && ex[2] == 0);
 	CU_ASSERT_EQUAL(count_tasks(), 3);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, ids[1], "queue"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, ids[1], "queue"),
 	    "b");
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, ids[2], "payload"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, ids[2], "payload"),
 	    "three");
-	CU_ASSERT_EQUAL(task_int(ids[1], "priority"), 4);
+	CU_ASSERT_EQUAL(tu_task_int(ids[1], "priority"), 4);
 	/* Zero tasks is a no-op, and the out arrays may be NULL. */
 	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, NULL, 0), SPOOL_OK);
 	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, 1), SPOOL_OK);
@@ -631,7 +609,7 @@ test_odd_names(void)
 	tu_enqueue("abc", "decoy");
 	tu_enqueue("y", "decoy");
 	for (i = 0; i < 10; i++) {
-		CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, ids[i],
+		CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, ids[i],
 		    "queue"), names[i]);
 		TU_RC(spool_get(&t, tu_q, ids[i]), SPOOL_OK);
 		if (t != NULL)

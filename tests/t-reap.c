@@ -12,42 +12,6 @@
 
 #include "testutil.h"
 
-/* An integer column of task id. */
-static int64_t
-task_int(int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_int(sql));
-}
-
-/* A text column of task id, into buf. */
-static const char *
-task_text(char *buf, size_t len, int64_t id, const char *col)
-{
-	char	 sql[256];
-
-	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
-	    (long long)id);
-	return (tu_sql_text(buf, len, sql));
-}
-
-/* Create queue with fixed backoff base_ms, no jitter. */
-static void
-fixed_backoff(const char *queue, int64_t base_ms)
-{
-	spool_queue_opts	 o = SPOOL_QUEUE_OPTS_INIT;
-
-	o.set = SPOOL_QUEUE_BACKOFF | SPOOL_QUEUE_BACKOFF_BASE |
-	    SPOOL_QUEUE_BACKOFF_JITTER;
-	o.backoff = SPOOL_BACKOFF_FIXED;
-	o.backoff_base_ms = base_ms;
-	o.backoff_jitter = 0;
-	TU_RC(spool_queue_create(tu_q, queue, &o), SPOOL_OK);
-}
-
 /* Claim one task of queue on q with lease_ms (0: the queue's) and owner
  * (NULL: the default). */
 static spool_job *
@@ -89,7 +53,7 @@ test_expired_retried(void)
 	char		 buf[128];
 	int64_t		 id, t0, n = -1;
 
-	fixed_backoff("q", 4000);
+	tu_fixed_backoff("q", 4000);
 	id = tu_enqueue("q", "x");
 	t0 = tu_now;
 	if ((job = claim(tu_q, "q", 1000, "w1")) == NULL)
@@ -97,12 +61,12 @@ test_expired_retried(void)
 	tu_advance(1001);
 	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'ready'"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "run_at_ms"), tu_now + 4000);
-	CU_ASSERT_EQUAL(task_int(id, "attempts"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "lease_token IS NULL AND lease_owner IS "
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "run_at_ms"), tu_now + 4000);
+	CU_ASSERT_EQUAL(tu_task_int(id, "attempts"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_token IS NULL AND lease_owner IS "
 	    "NULL AND lease_until_ms IS NULL AND finished_ms IS NULL"), 1);
-	CU_ASSERT(strstr(task_text(buf, sizeof buf, id, "last_error"),
+	CU_ASSERT(strstr(tu_task_text(buf, sizeof buf, id, "last_error"),
 	    "lease") != NULL);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts"), 1);
 	CU_ASSERT_STRING_EQUAL(tu_sql_text(buf, sizeof buf, "SELECT outcome "
@@ -146,7 +110,7 @@ test_expired_backoff_grows(void)
 		spool_job_free(job);
 		tu_advance(101);
 		TU_RC(spool_reap(NULL, tu_q), SPOOL_OK);
-		CU_ASSERT_EQUAL(task_int(id, "run_at_ms"), tu_now + 1000 * i);
+		CU_ASSERT_EQUAL(tu_task_int(id, "run_at_ms"), tu_now + 1000 * i);
 		tu_advance(1000 * i);
 	}
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts "
@@ -170,10 +134,10 @@ test_expired_exhausted(void)
 	tu_advance(1001);
 	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id,
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id,
 	    "state || '/' || dead_reason"), "dead/exhausted");
-	CU_ASSERT_EQUAL(task_int(id, "finished_ms"), tu_now);
-	CU_ASSERT_EQUAL(task_int(id, "lease_token IS NULL"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "finished_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(id, "lease_token IS NULL"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts "
 	    "WHERE outcome = 'lease_lost'"), 1);
 }
@@ -197,10 +161,10 @@ test_expired_cancelled(void)
 	tu_advance(1001);
 	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, id, "state"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id, "state"),
 	    "cancelled");
-	CU_ASSERT_EQUAL(task_int(id, "dead_reason IS NULL"), 1);
-	CU_ASSERT_EQUAL(task_int(id, "finished_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_task_int(id, "dead_reason IS NULL"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "finished_ms"), tu_now);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts "
 	    "WHERE outcome = 'lease_lost'"), 1);
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_EEMPTY);
@@ -226,9 +190,9 @@ test_unexpired_untouched(void)
 	tu_advance(2000);
 	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_EQUAL(task_int(ida, "state = 'ready'"), 1);
-	CU_ASSERT_EQUAL(task_int(idb, "state = 'running'"), 1);
-	CU_ASSERT_EQUAL(task_int(idb, "lease_until_ms"), until);
+	CU_ASSERT_EQUAL(tu_task_int(ida, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(idb, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(idb, "lease_until_ms"), until);
 	snprintf(sql, sizeof sql, "SELECT lease_token = %lld FROM tasks "
 	    "WHERE id = %lld", (long long)b->token, (long long)idb);
 	CU_ASSERT_EQUAL(tu_sql_int(sql), 1);
@@ -251,7 +215,7 @@ test_many_expired(void)
 	int64_t			 reaped = 0;
 
 	CU_ASSERT(total > 2 * SPOOL_BATCH_ROWS);
-	fixed_backoff("q", 0);
+	tu_fixed_backoff("q", 0);
 	enqueue_n("q", total, NULL);
 	if ((jobs = calloc(total, sizeof *jobs)) == NULL) {
 		CU_FAIL("calloc");
@@ -295,9 +259,9 @@ test_deadlines(void)
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
 	    "state = 'dead' AND dead_reason = 'expired' AND finished_ms = "
 	    "(SELECT max(finished_ms) FROM tasks) AND attempts = 0"), 3);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, keep, "state"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, keep, "state"),
 	    "ready");
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, later, "state"),
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, later, "state"),
 	    "ready");
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT max(finished_ms) FROM tasks"),
 	    tu_now);
@@ -306,7 +270,7 @@ test_deadlines(void)
 	tu_advance(4000);
 	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, later,
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, later,
 	    "dead_reason"), "expired");
 }
 
@@ -355,12 +319,12 @@ test_claim_reaps(void)
 	spool_job	*old, *job;
 	int64_t		 id;
 
-	fixed_backoff("q", 0);
+	tu_fixed_backoff("q", 0);
 	id = tu_enqueue("q", "x");
 	if ((old = claim(tu_q, "q", 1000, "first")) == NULL)
 		return;
 	tu_advance(1001);
-	CU_ASSERT_EQUAL(task_int(id, "state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'running'"), 1);
 	if ((q2 = tu_open(tu_db, 0)) == NULL) {
 		spool_job_free(old);
 		return;

@@ -107,6 +107,39 @@ tu_sql_text(char *buf, size_t len, const char *sql)
 	return (buf);
 }
 
+int64_t
+tu_task_int(int64_t id, const char *col)
+{
+	char	 sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
+	    (long long)id);
+	return (tu_sql_int(sql));
+}
+
+const char *
+tu_task_text(char *buf, size_t len, int64_t id, const char *col)
+{
+	char	 sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id = %lld", col,
+	    (long long)id);
+	return (tu_sql_text(buf, len, sql));
+}
+
+void
+tu_fixed_backoff(const char *queue, int64_t base_ms)
+{
+	spool_queue_opts	 o = SPOOL_QUEUE_OPTS_INIT;
+
+	o.set = SPOOL_QUEUE_BACKOFF | SPOOL_QUEUE_BACKOFF_BASE |
+	    SPOOL_QUEUE_BACKOFF_JITTER;
+	o.backoff = SPOOL_BACKOFF_FIXED;
+	o.backoff_base_ms = base_ms;
+	o.backoff_jitter = 0;
+	TU_RC(spool_queue_create(tu_q, queue, &o), SPOOL_OK);
+}
+
 /* nftw callback removing everything under a test directory. */
 static int
 tu_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -44,6 +44,13 @@ int64_t		 tu_sql_int_on(spool *q, const char *sql);
 /* The first column as text, copied into buf (empty if no row or NULL). */
 const char	*tu_sql_text(char *buf, size_t len, const char *sql);
 
+/* Column col (an SQL expression) of task id, as an integer or as text. */
+int64_t		 tu_task_int(int64_t id, const char *col);
+const char	*tu_task_text(char *buf, size_t len, int64_t id, const char *col);
+
+/* Create queue with fixed backoff base_ms and no jitter. */
+void		 tu_fixed_backoff(const char *queue, int64_t base_ms);
+
 /* CU_ASSERT_EQUAL on result codes, printing both names on failure. */
 #define TU_RC(got, want) do {						\
 	int	 tu_got_ = (got), tu_want_ = (want);			\
