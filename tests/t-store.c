@@ -409,6 +409,157 @@ test_views(void)
 	spool_job_free(job);
 }
 
+/* Rebuild the schema-v1 fixture (a dump made by the version 1 code) as
+ * a database file at path. */
+static void
+load_fixture(const char *path)
+{
+	const char	*dir = getenv("TESTS_SRCDIR");
+	char		 fix[800], *sql;
+	FILE		*f;
+	long		 len;
+	sqlite3		*db;
+	char		*err = NULL;
+
+	snprintf(fix, sizeof fix, "%s/fixtures/schema-v1.sql",
+	    dir != NULL ? dir : "tests");
+	f = fopen(fix, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	sql = calloc(1, (size_t)len + 1);
+	CU_ASSERT_FATAL(sql != NULL && fread(sql, 1, (size_t)len, f) ==
+	    (size_t)len);
+	fclose(f);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fprintf(stderr, "fixture: %s\n", err);
+	CU_ASSERT_PTR_NULL(err);
+	sqlite3_free(err);
+	sqlite3_close(db);
+	free(sql);
+}
+
+/* Everything a migration must keep: every task's columns, results and
+ * history, as one string. */
+#define MIGRATION_SNAPSHOT						\
+	"SELECT group_concat(x, ';') FROM (SELECT id || ':' || queue || ':' || " \
+	"state || ':' || ifnull(dead_reason, '') || ':' || attempts || ':' || " \
+	"priority || ':' || run_at_ms || ':' || hex(payload) || ':' || " \
+	"ifnull(idem_key, '') || ':' || ifnull(lease_token, '') || ':' || " \
+	"ifnull(lease_until_ms, '') || ':' || ifnull(last_error, '') AS x " \
+	"FROM tasks ORDER BY id) UNION ALL SELECT group_concat(y, ';') FROM " \
+	"(SELECT task_id || hex(output) || duration_ms AS y FROM results " \
+	"UNION ALL SELECT task_id || attempt || outcome || ifnull(error, '') " \
+	"FROM attempts ORDER BY 1)"
+
+/* A snapshot of the rows of the database at path. */
+static void
+snapshot_rows(const char *path, char *buf, size_t len)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	size_t		 off = 0;
+
+	buf[0] = '\0';
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db, MIGRATION_SNAPSHOT, -1,
+	    &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && off < len)
+		off += (size_t)snprintf(buf + off, len - off, "%s|",
+		    (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* A database made by the schema 1 code is migrated to the current
+ * schema with every task, result and history row unchanged, a live lease
+ * still held and an expired one reaped by the next claim. */
+static void
+test_migrate_v1(void)
+{
+	char		 path[800], before[16384], after[16384];
+	spool_job	*job;
+	spool		*q;
+
+	snprintf(path, sizeof path, "%s/v1.db", tu_dir);
+	load_fixture(path);
+	snapshot_rows(path, before, sizeof before);
+	CU_ASSERT(strstr(before, "running") != NULL);
+	CU_ASSERT(strstr(before, "FF000102") != NULL);
+
+	q = tu_open(path, 0);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA user_version"),
+	    SPOOL_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM "
+	    "pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM "
+	    "pragma_foreign_key_check"), 0);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM results "
+	    "WHERE truncated = 0"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM workers"), 0);
+	snapshot_rows(path, after, sizeof after);
+	CU_ASSERT_STRING_EQUAL(after, before);
+
+	/* The fake clock is in 2027-01: task 6's lease (to 2027-09) holds,
+	 * task 7's ended in 2026 and the first claim reaps it. */
+	TU_RC(spool_claim(&job, q, "fx", NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(spool_job_id(job), 10);	/* priority 5, keyed */
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM tasks "
+	    "WHERE id = 6 AND state = 'running'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM tasks "
+	    "WHERE id = 7 AND state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM attempts "
+	    "WHERE task_id = 7 AND outcome = 'lease_lost'"), 1);
+	spool_close(q);
+}
+
+/* Eight processes open the same schema 1 file at once: all succeed, the
+ * migration happens once, and the rows are as they were. */
+static void
+test_migrate_v1_concurrent(void)
+{
+	char	 path[800], before[16384], after[16384], c;
+	pid_t	 pids[8];
+	int	 gate[2], i, status, ok = 0;
+	spool	*q;
+
+	snprintf(path, sizeof path, "%s/v1.db", tu_dir);
+	load_fixture(path);
+	snapshot_rows(path, before, sizeof before);
+	CU_ASSERT_FATAL(pipe(gate) == 0);
+	for (i = 0; i < 8; i++) {
+		if ((pids[i] = fork()) == 0) {
+			close(gate[1]);
+			(void)read(gate[0], &c, 1);
+			if (spool_open(&q, path, 0) != SPOOL_OK) {
+				fprintf(stderr, "child: %s\n", spool_errmsg(q));
+				_exit(1);
+			}
+			spool_close(q);
+			_exit(0);
+		}
+		CU_ASSERT_FATAL(pids[i] > 0);
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (i = 0; i < 8; i++) {
+		CU_ASSERT(waitpid(pids[i], &status, 0) == pids[i]);
+		ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	CU_ASSERT_EQUAL(ok, 8);
+	snapshot_rows(path, after, sizeof after);
+	CU_ASSERT_STRING_EQUAL(after, before);
+	q = tu_open(path, 0);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "PRAGMA user_version"),
+	    SPOOL_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'workers'"), 1);
+	spool_close(q);
+}
+
 static CU_TestInfo store_tests[] = {
 	{ "pragmas of a new database", test_pragmas },
 	{ "synchronous NORMAL and busy timeout", test_sync_normal_and_timeout },
@@ -425,6 +576,8 @@ static CU_TestInfo store_tests[] = {
 	{ "all statements prepared", test_all_prepared },
 	{ "busy timeout", test_busy },
 	{ "views", test_views },
+	{ "migrate a schema 1 database", test_migrate_v1 },
+	{ "8 processes migrate one schema 1 file", test_migrate_v1_concurrent },
 	CU_TEST_INFO_NULL
 };
 

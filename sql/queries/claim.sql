@@ -4,8 +4,9 @@
 
 -- name: claim_candidates
 -- The best due tasks of queue ?1 at ?2 now_ms, at most ?3, in claim
--- order; this walks the tasks_ready partial index.
-SELECT id, priority, run_at_ms, deadline_ms FROM tasks
+-- order.  INDEXED BY: walking tasks_ready in order stops after ?3 rows;
+-- the planner may otherwise prefer tasks_due and sort every due row.
+SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
  WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2
  ORDER BY priority DESC, run_at_ms, id LIMIT ?3;
 

@@ -26,7 +26,7 @@ check "no command: usage, exit 64" test "$rc" -eq 64
 is "init mode" "$(stat -c %a "$SPOOL_DB")" 600
 run init
 check "init again" test "$rc" -eq 0
-is "schema version" "$(sql 'PRAGMA user_version')" 1
+is "schema version" "$(sql 'PRAGMA user_version')" "$(ls "$TESTS_SRCDIR"/../sql/schema/*.sql | wc -l)"
 is "WAL mode" "$(sql 'PRAGMA journal_mode')" wal
 export -n SPOOL_DB
 (cd "$T" && "$SPOOL_BIN" init >/dev/null)
