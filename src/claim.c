@@ -630,90 +630,61 @@ spool_job_heartbeat(spool_job *job, int64_t lease_ms)
 	return (SPOOL_OK);
 }
 
-/* The task of job succeeded with result. */
+/* Record the success of job inside the caller's transaction: the fenced
+ * state change, the result row and the history row.  SPOOL_ELEASE (and
+ * nothing written) if the lease was lost. */
 int
-spool_job_complete(spool_job *job, const void *result, size_t len)
+spool__complete_locked(spool_job *job, const void *result, size_t len,
+    int truncated, int64_t now_ms)
 {
-	spool		*q;
+	spool		*q = job->q;
 	sqlite3_stmt	*st;
-	int64_t		 now;
 	int		 rc;
 
-	if ((rc = job_check(job, "complete")) != SPOOL_OK)
-		return (rc);
-	q = job->q;
-	if (result == NULL && len != 0)
-		return (spool__error(q, SPOOL_EINVAL, "complete: result is NULL"));
-	if (len > SPOOL_PAYLOAD_MAX)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "complete: result too large (%zu bytes, at most %d)", len,
-		    SPOOL_PAYLOAD_MAX));
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		return (rc);
-	now = spool__now_ms(q);
 	st = spool__stmt(q, SPOOL_SQL_TASK_SUCCEED);
 	sqlite3_bind_int64(st, 1, job->id);
 	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 3, now_ms);
 	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
-		goto fail;
-	if (sqlite3_changes(q->db) != 1) {
-		spool__rollback(q);
-		return (job_lost(job, "complete"));
-	}
+		return (rc);
+	if (sqlite3_changes(q->db) != 1)
+		return (SPOOL_ELEASE);
 	st = spool__stmt(q, SPOOL_SQL_RESULT_INSERT);
 	sqlite3_bind_int64(st, 1, job->id);
-	if (spool__bind_payload(st, 2, result, len) != SQLITE_OK) {
-		rc = spool__store_error(q, sqlite3_errcode(q->db), "complete");
-		goto fail;
-	}
-	sqlite3_bind_int64(st, 3, now > job->started_ms ? now - job->started_ms : 0);
-	sqlite3_bind_int64(st, 4, now);
-	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK ||
-	    (rc = attempt_insert(q, job->id, job->attempt, job->owner,
-	    job->started_ms, now, "succeeded", NULL)) != SPOOL_OK)
-		goto fail;
-	if ((rc = spool__commit(q)) != SPOOL_OK)
+	if (spool__bind_payload(st, 2, result, len) != SQLITE_OK)
+		return (spool__store_error(q, sqlite3_errcode(q->db), "complete"));
+	sqlite3_bind_int64(st, 3, now_ms > job->started_ms ?
+	    now_ms - job->started_ms : 0);
+	sqlite3_bind_int64(st, 4, now_ms);
+	sqlite3_bind_int(st, 5, truncated != 0);
+	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
 		return (rc);
-	job->done = 1;
-	return (SPOOL_OK);
-fail:
-	spool__rollback(q);
-	return (rc);
+	return (attempt_insert(q, job->id, job->attempt, job->owner,
+	    job->started_ms, now_ms, "succeeded", NULL));
 }
 
-/* The attempt of job failed: retry by the backoff policy, or bury. */
+/* Record the failure of job inside the caller's transaction and say what
+ * became of its task (*state_out: ready, dead or cancelled).  outcome
+ * names the attempt's end in the history ("failed", "timed_out").
+ * SPOOL_ELEASE (and nothing written) if the lease was lost. */
 int
-spool_job_fail(spool_job *job, const char *error, int flags)
+spool__fail_locked(spool_job *job, const char *error, int flags,
+    const char *outcome, int64_t now_ms, int *state_out)
 {
-	spool		*q;
+	spool		*q = job->q;
 	sqlite3_stmt	*st;
-	int64_t		 now, base, cap;
+	int64_t		 base, cap;
 	double		 jitter;
-	int		 rc, cancel, max_attempts, policy;
+	int		 rc, cancel, max_attempts, policy, state;
 
-	if ((rc = job_check(job, "fail")) != SPOOL_OK)
-		return (rc);
-	q = job->q;
-	if (flags & ~SPOOL_FAIL_PERMANENT)
-		return (spool__error(q, SPOOL_EINVAL, "fail: unknown flags 0x%x",
-		    (unsigned)flags));
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		return (rc);
-	now = spool__now_ms(q);
 	st = spool__stmt(q, SPOOL_SQL_LEASE_CHECK);
 	sqlite3_bind_int64(st, 1, job->id);
 	sqlite3_bind_int64(st, 2, job->token);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		spool__rollback(q);
-		return (job_lost(job, "fail"));
-	}
 	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "fail");
 		sqlite3_reset(st);
-		goto fail;
+		return (rc == SQLITE_DONE ? SPOOL_ELEASE :
+		    spool__store_error(q, rc, "fail"));
 	}
 	cancel = sqlite3_column_int(st, 0);
 	max_attempts = sqlite3_column_int(st, 1);
@@ -725,60 +696,145 @@ spool_job_fail(spool_job *job, const char *error, int flags)
 
 	if (error == NULL)
 		error = "failed";
-	if (cancel)
+	if (cancel) {
+		state = SPOOL_CANCELLED;
 		rc = task_end(q, job->id, job->token, "cancelled", NULL, error,
-		    now);
-	else if (flags & SPOOL_FAIL_PERMANENT)
+		    now_ms);
+	} else if (flags & SPOOL_FAIL_PERMANENT) {
+		state = SPOOL_DEAD;
 		rc = task_end(q, job->id, job->token, "dead", "failed", error,
-		    now);
-	else if (job->attempt >= max_attempts)
+		    now_ms);
+	} else if (job->attempt >= max_attempts) {
+		state = SPOOL_DEAD;
 		rc = task_end(q, job->id, job->token, "dead", "exhausted", error,
-		    now);
-	else
-		rc = task_requeue(q, job->id, job->token, now +
+		    now_ms);
+	} else {
+		state = SPOOL_READY;
+		rc = task_requeue(q, job->id, job->token, now_ms +
 		    spool__backoff_ms(policy, base, cap, jitter, job->attempt,
 		    spool__random_unit()), error);
+	}
 	if (rc == SPOOL_OK)
 		rc = attempt_insert(q, job->id, job->attempt, job->owner,
-		    job->started_ms, now, "failed", error);
-	if (rc != SPOOL_OK)
-		goto fail;
+		    job->started_ms, now_ms, outcome, error);
+	if (rc == SPOOL_OK && state_out != NULL)
+		*state_out = state;
+	return (rc);
+}
+
+/* Hand job's task back unstarted inside the caller's transaction: ready
+ * again (cancelled if that was asked for), its attempt not charged. */
+int
+spool__release_locked(spool_job *job, int64_t now_ms)
+{
+	spool		*q = job->q;
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_RELEASE);
+	int		 rc;
+
+	sqlite3_bind_int64(st, 1, job->id);
+	sqlite3_bind_int64(st, 2, job->token);
+	sqlite3_bind_int64(st, 3, now_ms);
+	if ((rc = spool__step_done(q, st, "release")) != SPOOL_OK)
+		return (rc);
+	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
+}
+
+/* Run one locked outcome call in its own transaction: the public calls. */
+static int
+job_txn(spool_job *job, const char *what, int (*fn)(spool_job *, void *,
+    int64_t), void *arg)
+{
+	spool	*q = job->q;
+	int	 rc;
+
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	rc = fn(job, arg, spool__now_ms(q));
+	if (rc != SPOOL_OK) {
+		spool__rollback(q);
+		return (rc == SPOOL_ELEASE ? job_lost(job, what) : rc);
+	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		return (rc);
 	job->done = 1;
 	return (SPOOL_OK);
-fail:
-	spool__rollback(q);
-	return (rc);
+}
+
+struct complete_args {
+	const void	*result;
+	size_t		 len;
+};
+
+static int
+complete_fn(spool_job *job, void *arg, int64_t now_ms)
+{
+	struct complete_args	*a = arg;
+
+	return (spool__complete_locked(job, a->result, a->len, 0, now_ms));
+}
+
+/* The task of job succeeded with result. */
+int
+spool_job_complete(spool_job *job, const void *result, size_t len)
+{
+	struct complete_args	 a = { result, len };
+	int			 rc;
+
+	if ((rc = job_check(job, "complete")) != SPOOL_OK)
+		return (rc);
+	if (result == NULL && len != 0)
+		return (spool__error(job->q, SPOOL_EINVAL,
+		    "complete: result is NULL"));
+	if (len > SPOOL_PAYLOAD_MAX)
+		return (spool__error(job->q, SPOOL_EINVAL,
+		    "complete: result too large (%zu bytes, at most %d)", len,
+		    SPOOL_PAYLOAD_MAX));
+	return (job_txn(job, "complete", complete_fn, &a));
+}
+
+struct fail_args {
+	const char	*error;
+	int		 flags;
+};
+
+static int
+fail_fn(spool_job *job, void *arg, int64_t now_ms)
+{
+	struct fail_args	*a = arg;
+
+	return (spool__fail_locked(job, a->error, a->flags, "failed", now_ms,
+	    NULL));
+}
+
+/* The attempt of job failed: retry by the backoff policy, or bury. */
+int
+spool_job_fail(spool_job *job, const char *error, int flags)
+{
+	struct fail_args	 a = { error, flags };
+	int			 rc;
+
+	if ((rc = job_check(job, "fail")) != SPOOL_OK)
+		return (rc);
+	if (flags & ~SPOOL_FAIL_PERMANENT)
+		return (spool__error(job->q, SPOOL_EINVAL,
+		    "fail: unknown flags 0x%x", (unsigned)flags));
+	return (job_txn(job, "fail", fail_fn, &a));
+}
+
+static int
+release_fn(spool_job *job, void *arg, int64_t now_ms)
+{
+	(void)arg;
+	return (spool__release_locked(job, now_ms));
 }
 
 /* Hand the task of job back unstarted. */
 int
 spool_job_release(spool_job *job)
 {
-	spool		*q;
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	 rc;
 
 	if ((rc = job_check(job, "release")) != SPOOL_OK)
 		return (rc);
-	q = job->q;
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_TASK_RELEASE);
-	sqlite3_bind_int64(st, 1, job->id);
-	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int64(st, 3, spool__now_ms(q));
-	if ((rc = spool__step_done(q, st, "release")) != SPOOL_OK) {
-		spool__rollback(q);
-		return (rc);
-	}
-	if (sqlite3_changes(q->db) != 1) {
-		spool__rollback(q);
-		return (job_lost(job, "release"));
-	}
-	if ((rc = spool__commit(q)) != SPOOL_OK)
-		return (rc);
-	job->done = 1;
-	return (SPOOL_OK);
+	return (job_txn(job, "release", release_fn, NULL));
 }

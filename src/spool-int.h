@@ -93,6 +93,7 @@ int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
 int		 spool__begin_read(spool *q);
+int		 spool__set_sync(spool *q, int full);
 void		 spool__end_read(spool *q);
 void		 spool__rollback(spool *q);
 int64_t		 spool__col_int64_or0(sqlite3_stmt *st, int col);
@@ -113,5 +114,10 @@ int		 spool__queue_read(spool_queue_opts *conf, spool *q,
 /* claim.c */
 int		 spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms,
 		     int *more);
+int		 spool__complete_locked(spool_job *job, const void *result,
+		     size_t len, int truncated, int64_t now_ms);
+int		 spool__fail_locked(spool_job *job, const char *error, int flags,
+		     const char *outcome, int64_t now_ms, int *state_out);
+int		 spool__release_locked(spool_job *job, int64_t now_ms);
 
 #endif /* SPOOL_INT_H */

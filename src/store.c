@@ -23,6 +23,8 @@
 
 #include "spool-int.h"
 
+static int	 store_exec(spool *, const char *, const char *);
+
 /* The library's version string. */
 const char *
 spool_version(void)
@@ -272,6 +274,20 @@ store_busy(void *arg, int count)
 	ts.tv_nsec = (long)delay_us * 1000;
 	nanosleep(&ts, NULL);
 	return (1);
+}
+
+/* Choose how a commit reaches the disk: FULL (synced before it returns)
+ * or, with full 0, NORMAL (synced by a later commit or checkpoint).  A
+ * handle opened with SPOOL_OPEN_SYNC_NORMAL stays NORMAL.  Run with
+ * sqlite3_exec, not a cached statement: SQLite applies this pragma when it
+ * is prepared, so a prepared copy would take effect at open. */
+int
+spool__set_sync(spool *q, int full)
+{
+	if (full && (q->flags & SPOOL_OPEN_SYNC_NORMAL))
+		full = 0;
+	return (store_exec(q, full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", "synchronous"));
 }
 
 /* Set how long to wait for another connection's lock. */

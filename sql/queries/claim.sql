@@ -77,9 +77,10 @@ UPDATE tasks SET
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: result_insert
--- ?1 task_id, ?2 output, ?3 duration_ms, ?4 now_ms.
-INSERT OR REPLACE INTO results (task_id, output, duration_ms, created_ms)
-VALUES (?1, ?2, ?3, ?4);
+-- ?1 task_id, ?2 output, ?3 duration_ms, ?4 now_ms, ?5 truncated.
+INSERT OR REPLACE INTO results (task_id, output, duration_ms, created_ms,
+    truncated)
+VALUES (?1, ?2, ?3, ?4, ?5);
 
 -- name: attempt_insert
 -- ?1 task_id, ?2 attempt, ?3 worker, ?4 started_ms, ?5 finished_ms,
@@ -97,3 +98,23 @@ SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
   FROM tasks t JOIN queues q ON q.name = t.queue
  WHERE t.state = 'running' AND t.lease_until_ms < ?1
  ORDER BY t.lease_until_ms LIMIT ?2;
+
+-- name: renew_leases
+-- Extend every lease that owner ?1 holds on queue ?2 to ?3; the rows
+-- returned are the leases the owner still holds (any other it thinks it
+-- holds was lost), with their cancellation flags.
+UPDATE tasks SET lease_until_ms = ?3
+ WHERE lease_owner = ?1 AND queue = ?2 AND state = 'running'
+RETURNING id, lease_token, cancel_requested;
+
+-- name: next_due
+-- When the next scheduled task of queue ?1 (after ?2 now_ms) is due, or
+-- NULL; walks tasks_due.
+SELECT min(run_at_ms) FROM tasks
+ WHERE queue = ?1 AND state = 'ready' AND run_at_ms > ?2;
+
+-- name: backlog
+-- Due tasks of queue ?1 at ?2 now_ms, counted up to ?3 at most, so the
+-- cost stays bounded however deep the queue.
+SELECT count(*) FROM (SELECT 1 FROM tasks
+ WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2 LIMIT ?3);

@@ -1,4 +1,6 @@
 -- sql/queries/store.sql -- transactions and schema probes used by store.c.
+-- Never a pragma that sets a value here: SQLite applies those when the
+-- statement is prepared, and every named query is prepared at open.
 
 -- name: begin
 -- Every write transaction takes the write lock up front, so it can never
@@ -23,3 +25,8 @@ ROLLBACK;
 SELECT (SELECT application_id FROM pragma_application_id),
        (SELECT user_version FROM pragma_user_version),
        (SELECT count(*) FROM sqlite_master);
+
+-- name: data_version
+-- Changes whenever another connection commits: an idle engine polls this
+-- instead of the tasks.
+PRAGMA data_version;
