@@ -596,9 +596,11 @@ spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run)
 	return (SPOOL_OK);
 }
 
-/* Prune the finished tasks of one queue older than cutoff_ms. */
+/* Prune the tasks of one queue in one finished state older than
+ * cutoff_ms, a batch per transaction. */
 static int
-prune_queue(int64_t *total, spool *q, const char *queue, int64_t cutoff_ms)
+prune_state(int64_t *total, spool *q, const char *queue, int state,
+    int64_t cutoff_ms)
 {
 	sqlite3_stmt	*st;
 	int64_t		 n;
@@ -609,8 +611,10 @@ prune_queue(int64_t *total, spool *q, const char *queue, int64_t cutoff_ms)
 			return (rc);
 		st = spool__stmt(q, SPOOL_SQL_PRUNE_BATCH);
 		sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, cutoff_ms);
-		sqlite3_bind_int(st, 3, SPOOL_BATCH_ROWS);
+		sqlite3_bind_text(st, 2, spool_state_name(state), -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, cutoff_ms);
+		sqlite3_bind_int(st, 4, SPOOL_BATCH_ROWS);
 		if ((rc = spool__step_done(q, st, "prune")) != SPOOL_OK) {
 			spool__rollback(q);
 			return (rc);
@@ -620,6 +624,19 @@ prune_queue(int64_t *total, spool *q, const char *queue, int64_t cutoff_ms)
 			return (rc);
 		*total += n;
 	} while (n == SPOOL_BATCH_ROWS);
+	return (SPOOL_OK);
+}
+
+/* Prune the finished tasks of one queue older than cutoff_ms, one
+ * finished state after the other (each a range of tasks_finished). */
+static int
+prune_queue(int64_t *total, spool *q, const char *queue, int64_t cutoff_ms)
+{
+	int	 state, rc;
+
+	for (state = SPOOL_SUCCEEDED; state <= SPOOL_CANCELLED; state++)
+		if ((rc = prune_state(total, q, queue, state, cutoff_ms)) != 0)
+			return (rc);
 	return (SPOOL_OK);
 }
 

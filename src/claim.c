@@ -277,6 +277,8 @@ spool_job_free(spool_job *job)
 	free(job->queue);
 	free(job->owner);
 	free(job->payload);
+	free(job->result);
+	free(job->error);
 	free(job);
 }
 
@@ -297,13 +299,15 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 	sqlite3_bind_int64(st, 3, token);
 	sqlite3_bind_int64(st, 4, now_ms + c->lease_ms);
 	sqlite3_bind_int64(st, 5, now_ms);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return (SPOOL_OK);
-	}
-	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "claim");
+	if ((rc = spool__step_done(q, st, "claim")) != SPOOL_OK)
+		return (rc);
+	if (sqlite3_changes(q->db) != 1)
+		return (SPOOL_OK);	/* no longer ready */
+	st = spool__stmt(q, SPOOL_SQL_CLAIM_ROW);
+	sqlite3_bind_int64(st, 1, c->id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = spool__store_error(q, rc == SQLITE_DONE ? SQLITE_ERROR : rc,
+		    "claim");
 		sqlite3_reset(st);
 		return (rc);
 	}
@@ -320,6 +324,7 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 	j->attempt = sqlite3_column_int(st, 2);
 	j->max_attempts = sqlite3_column_int(st, 3);
 	j->cancel_requested = sqlite3_column_int(st, 4);
+	j->run_at_ms = sqlite3_column_int64(st, 5);
 	j->owner = spool__strdup(owner);
 	if (j->queue == NULL || j->payload == NULL || j->owner == NULL)
 		goto nomem;
@@ -560,11 +565,14 @@ spool_job_cancel_requested(const spool_job *job)
 	return (job->cancel_requested);
 }
 
-/* Common entry checks of the fenced calls. */
+/* Common entry checks of the fenced calls.  A pool's job is finished by
+ * returning from its handler: its calls run in a worker thread, which
+ * must not touch the engine's connection (not even its error message). */
 static int
 job_check(spool_job *job, const char *what)
 {
-	if (job == NULL || job->q == NULL || job->q->db == NULL)
+	if (job == NULL || job->pool != NULL || job->q == NULL ||
+	    job->q->db == NULL)
 		return (SPOOL_EINVAL);
 	spool__clear_error(job->q);
 	if (job->done)
@@ -594,6 +602,9 @@ spool_job_heartbeat(spool_job *job, int64_t lease_ms)
 	int64_t		 until;
 	int		 rc, cancel = 0;
 
+	if (job != NULL && job->pool != NULL)	/* the engine renews leases */
+		return (spool_job_should_stop(job) == SPOOL_STOP_LEASE_LOST ?
+		    SPOOL_ELEASE : SPOOL_OK);
 	if ((rc = job_check(job, "heartbeat")) != SPOOL_OK)
 		return (rc);
 	q = job->q;

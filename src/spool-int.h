@@ -9,6 +9,7 @@
 #ifndef SPOOL_INT_H
 #define SPOOL_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -48,6 +49,21 @@ struct spool {
 	char		 owner[256];	/* default lease owner: "host:pid" */
 };
 
+/* Where a pool's job is (under spool_pool.mu). */
+enum spool__phase {
+	SPOOL__PREFETCHED = 1,	/* claimed, in the pool's ready list */
+	SPOOL__RUNNING,		/* a worker thread runs its handler */
+	SPOOL__FINISHED,	/* in the done list, outcome not committed */
+	SPOOL__ABANDONED	/* ran past its timeout: the worker frees it */
+};
+
+/* What the engine commits for a finished pool job. */
+enum spool__verdict {
+	SPOOL__V_HANDLER = 0,	/* as the handler returned */
+	SPOOL__V_TIMEOUT,	/* failed: ran past its timeout */
+	SPOOL__V_RELEASE	/* handed back unstarted */
+};
+
 /* A task held under a lease.  Valid while the token matches the row's. */
 struct spool_job {
 	spool		*q;
@@ -64,6 +80,64 @@ struct spool_job {
 	int64_t		 lease_until_ms;
 	int		 cancel_requested;
 	int		 done;		/* finished by a call: only free applies */
+	int64_t		 run_at_ms;	/* when it was due (for wait times) */
+
+	/* Pool jobs only.  The engine thread owns the job except while a
+	 * worker runs it; phase and the lists change under pool->mu. */
+	struct spool_pool *pool;
+	spool_job	*next;		/* in the ready or done list */
+	spool_job	*hnext;		/* in the engine's registry */
+	int		 phase;		/* enum spool__phase */
+	int		 verdict;	/* enum spool__verdict */
+	int		 handler_rc;	/* SPOOL_DONE, SPOOL_RETRY, SPOOL_FAIL */
+	int		 kind;		/* outcome recorded by the flush */
+	int		 stop;		/* SPOOL_STOP_* (atomic) */
+	int64_t		 timeout_ms;	/* 0: none */
+	int64_t		 run_start_ms;
+	int64_t		 run_end_ms;
+	void		*result;
+	size_t		 result_len;
+	int		 truncated;
+	char		*error;
+	unsigned	 renew_epoch;	/* last renewal that saw its lease */
+};
+
+/* A FIFO of pool jobs. */
+struct spool__jobq {
+	spool_job	*head;
+	spool_job	*tail;
+	size_t		 n;
+};
+
+struct spool__engine;
+
+/* A worker pool (pool.c) and its engine (engine.c). */
+struct spool_pool {
+	spool_handler		 fn;
+	void			*arg;
+	spool_pool_opts		 o;		/* with defaults filled in */
+	char			**queues;	/* o.queues points here */
+	int			*weights;
+	char			*path;
+	spool			*q;		/* engine thread only */
+	struct spool__engine	*engine;
+	char			 owner[160];	/* host:pid:random */
+	char			 host[128];
+	int64_t			 started_ms;
+	int			 errcode;
+	char			 errmsg[512];
+
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 work_cv;	/* workers wait for jobs */
+	pthread_cond_t		 exit_cv;	/* free waits for workers */
+	struct spool__jobq	 ready;
+	struct spool__jobq	 done;
+	int			 nworkers;
+	int			 busy;
+	int			 stuck;		/* running an abandoned job */
+	int			 stopping;	/* 1: drain, 2: quit */
+	int			 wake_pending;
+	spool_pool_stats	 st;
 };
 
 /* error.c */
@@ -119,5 +193,32 @@ int		 spool__complete_locked(spool_job *job, const void *result,
 int		 spool__fail_locked(spool_job *job, const char *error, int flags,
 		     const char *outcome, int64_t now_ms, int *state_out);
 int		 spool__release_locked(spool_job *job, int64_t now_ms);
+
+/* workers.c */
+int		 spool__worker_upsert(spool *q, const char *id, const char *host,
+		     long pid, const char *queues_json, int concurrency, int busy,
+		     int64_t started_ms, int64_t now_ms);
+int		 spool__worker_delete(spool *q, const char *id, int64_t stale_ms);
+int		 spool__lock_acquire(spool *q, const char *name, const char *owner,
+		     int64_t now_ms, int64_t until_ms);
+int		 spool__lock_renew(spool *q, const char *name, const char *owner,
+		     int64_t until_ms);
+int		 spool__lock_release(spool *q, const char *name,
+		     const char *owner);
+
+/* pool.c */
+void		 spool__jobq_push(struct spool__jobq *q, spool_job *job);
+spool_job	*spool__jobq_pop(struct spool__jobq *q);
+int		 spool__jobq_remove(struct spool__jobq *q, spool_job *job);
+int		 spool__pool_spawn(spool_pool *p);
+void		 spool__pool_error(spool_pool *p, int code, const char *msg);
+int		 spool__job_stop_set(spool_job *job, int reason);
+
+/* engine.c: the only file that knows libevent */
+int		 spool__engine_new(spool_pool *p);
+int		 spool__engine_run(spool_pool *p);
+void		 spool__engine_wake(spool_pool *p);
+void		 spool__engine_stop(spool_pool *p, int now);
+void		 spool__engine_free(spool_pool *p);
 
 #endif /* SPOOL_INT_H */

@@ -438,6 +438,161 @@ int		 spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run);
 int		 spool_prune(int64_t *n_out, spool *q, const char *queue,
 		     int64_t older_than_ms);
 
+/* ---- Worker pools (since 0.2) ------------------------------------------
+ *
+ * A pool runs a handler for each task of some queues, in threads, while
+ * one event loop (the engine) owns the database connection: it claims
+ * tasks in batches for idle workers, commits their outcomes in groups,
+ * renews the leases of running tasks, reaps expired leases of dead
+ * workers, and keeps a row in the workers table.  Handlers never touch
+ * the database: they read the job, set a result or an error, and return.
+ */
+
+typedef struct spool_pool spool_pool;
+
+/* What a handler returns. */
+#define SPOOL_DONE	0	/* the task succeeded (result: spool_job_set_result) */
+#define SPOOL_RETRY	1	/* the attempt failed: retry by the queue's backoff */
+#define SPOOL_FAIL	2	/* the task failed for good: dead ("failed") */
+
+/* A handler runs in a worker thread, one job at a time, and may call only
+ * the spool_job_* getters and the three calls below on its job.  A C
+ * handler cannot be killed: if it overruns its timeout, the task is
+ * failed as timed out and retried elsewhere while the thread finishes. */
+typedef int (*spool_handler)(spool_job *job, void *arg);
+
+/* Keep a copy of result as the task's result (replacing one set before). */
+int		 spool_job_set_result(spool_job *job, const void *result,
+		     size_t len);
+
+/* Keep a copy of error as the attempt's error text. */
+int		 spool_job_set_error(spool_job *job, const char *error);
+
+/* Why the handler should stop now, or 0 to go on: its task was
+ * cancelled, its lease was lost, it ran past its timeout, or the pool is
+ * shutting down.  Safe to call often. */
+#define SPOOL_STOP_CANCELLED	1
+#define SPOOL_STOP_LEASE_LOST	2
+#define SPOOL_STOP_TIMEOUT	3
+#define SPOOL_STOP_SHUTDOWN	4
+int		 spool_job_should_stop(const spool_job *job);
+
+/* When the job's run time limit ends (Unix ms), or 0 for none. */
+int64_t		 spool_job_deadline_ms(const spool_job *job);
+
+/* What became of one task, as reported to spool_pool_opts.on_done once
+ * the outcome is committed. */
+enum spool_outcome_kind {
+	SPOOL_OUTCOME_SUCCEEDED = 1,
+	SPOOL_OUTCOME_RETRYING,		/* failed; ready again after backoff */
+	SPOOL_OUTCOME_DEAD,		/* failed; no attempts left, or permanent */
+	SPOOL_OUTCOME_CANCELLED,	/* failed after cancellation was asked */
+	SPOOL_OUTCOME_LEASE_LOST,	/* the outcome was refused: another took it */
+	SPOOL_OUTCOME_RELEASED		/* handed back unstarted at shutdown */
+};
+
+typedef struct spool_outcome {
+	int64_t		 id;
+	const char	*queue;
+	int		 attempt;
+	int		 kind;		/* enum spool_outcome_kind */
+	int		 timed_out;	/* the attempt ran past its timeout */
+	int64_t		 wait_ms;	/* from due to handler start */
+	int64_t		 run_ms;	/* handler start to end */
+	const char	*error;		/* NULL on success */
+} spool_outcome;
+
+/* Counters of a pool since it started, and its current shape. */
+typedef struct spool_pool_stats {
+	int64_t		 claimed;
+	int64_t		 succeeded;
+	int64_t		 retried;	/* attempts failed, task to be retried */
+	int64_t		 dead;
+	int64_t		 cancelled;
+	int64_t		 lease_lost;
+	int64_t		 timed_out;
+	int64_t		 released;
+	int		 workers;	/* threads now */
+	int		 busy;		/* running a handler */
+	int		 prefetched;	/* claimed, waiting for a thread */
+	int		 shedding;	/* 1 while claims pause for CPU load */
+	double		 cpu;		/* machine CPU use, 0..1 (last tick) */
+} spool_pool_stats;
+
+/* How a pool serving several queues shares its claims among them. */
+#define SPOOL_STRATEGY_MERGE		0	/* by task priority, then due time */
+#define SPOOL_STRATEGY_PRIORITY		1	/* queues in order: the first until empty */
+#define SPOOL_STRATEGY_WEIGHTED		2	/* in proportion to weights[] */
+#define SPOOL_STRATEGY_ROUND_ROBIN	3	/* equal shares, rotating */
+
+/* spool_pool_opts.flags */
+#define SPOOL_POOL_SIGNALS	0x01	/* SIGINT/SIGTERM drain; a second one quits */
+#define SPOOL_POOL_UNTIL_EMPTY	0x02	/* stop when nothing is due or running */
+
+typedef struct spool_pool_opts {
+	unsigned	 version;
+	int		 flags;		/* SPOOL_POOL_* */
+	const char *const *queues;	/* the queues to work (copied) */
+	size_t		 nqueues;
+	int		 strategy;	/* SPOOL_STRATEGY_* */
+	const int	*weights;	/* WEIGHTED: one per queue, > 0 */
+	int		 min_workers;	/* threads kept (default 1) */
+	int		 max_workers;	/* threads at most (default 4) */
+	int64_t		 idle_timeout_ms;	/* an idle extra thread exits (30 s) */
+	int		 prefetch;	/* tasks claimed ahead of idle threads (max_workers) */
+	int64_t		 lease_ms;	/* 0: each queue's lease */
+	int64_t		 timeout_ms;	/* per task; 0: each queue's timeout */
+	int64_t		 shutdown_timeout_ms;	/* drain time on stop (30 s) */
+	int64_t		 flush_interval_ms;	/* group commit every (2 ms) */
+	int		 flush_count;	/* or every this many outcomes (256) */
+	int64_t		 max_time_ms;	/* stop claiming after this long; 0: never */
+	int64_t		 max_tasks;	/* stop claiming after this many; 0: never */
+	double		 cpu_max;	/* pause claims above this CPU use, 0..1; 0: off */
+	const char	*exclusive;	/* lock name: one pool at a time holds it */
+	int		 open_flags;	/* for spool_open (SPOOL_OPEN_*) */
+	void		(*on_done)(const spool_outcome *outcome, void *arg);
+	void		(*on_tick)(const spool_pool_stats *stats, void *arg);
+	int64_t		 tick_ms;	/* on_tick and housekeeping every (1000) */
+	void		*cb_arg;	/* for on_done and on_tick */
+} spool_pool_opts;
+
+#define SPOOL_POOL_OPTS_VERSION	1
+#define SPOOL_POOL_OPTS_INIT	{ SPOOL_POOL_OPTS_VERSION, 0, NULL, 0, 0, NULL, \
+	0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, 0, NULL }
+
+/*
+ * Make a pool over the database at path, running fn(job, arg) for each
+ * task.  Opens its own connection; with opts->exclusive, takes the named
+ * lock or fails with SPOOL_EBUSY.  As with spool_open, *out is set even
+ * on failure (except SPOOL_ENOMEM) so spool_pool_errmsg can explain.
+ */
+int		 spool_pool_new(spool_pool **out, const char *path,
+		     spool_handler fn, void *arg, const spool_pool_opts *opts);
+
+/* Run the pool in the calling thread until it stops: spool_pool_stop,
+ * a signal (SPOOL_POOL_SIGNALS), max_time, max_tasks, or an empty queue
+ * (SPOOL_POOL_UNTIL_EMPTY).  Returns 0, or an error if the database
+ * failed in a way the pool could not ride out. */
+int		 spool_pool_run(spool_pool *p);
+
+/* Ask the pool to stop: drain (stop claiming, hand back tasks not
+ * started, let running ones finish within the shutdown timeout, commit)
+ * or, with now, quit at once leaving leases to expire.  Any thread. */
+void		 spool_pool_stop(spool_pool *p, int now);
+
+/* Tell the pool new work may be due (after a local enqueue): it claims
+ * at once instead of at its next poll.  Any thread. */
+void		 spool_pool_wake(spool_pool *p);
+
+/* A snapshot of the pool's counters.  Any thread. */
+void		 spool_pool_stats_get(spool_pool *p, spool_pool_stats *out);
+
+/* The last failure of the pool (borrowed). */
+const char	*spool_pool_errmsg(const spool_pool *p);
+
+/* Free a pool that is not running; waits for handler threads to return. */
+void		 spool_pool_free(spool_pool *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -398,14 +398,19 @@ store_migrate(spool *q)
 	int	 rc;
 	char	 what[64];
 
-	if ((rc = store_exec(q, "BEGIN IMMEDIATE", "migrate")) != SPOOL_OK)
+	/* Rebuilding a table (SQLite's 12-step procedure) needs foreign keys
+	 * off, and they can only be switched outside a transaction; they are
+	 * checked before the commit instead. */
+	if ((rc = store_exec(q, "PRAGMA foreign_keys = OFF", "migrate")) != 0)
 		return (rc);
+	if ((rc = store_exec(q, "BEGIN IMMEDIATE", "migrate")) != SPOOL_OK)
+		goto out;
 	if ((rc = store_probe(q, &app_id, &version, &objects)) != SPOOL_OK ||
 	    (rc = store_check_identity(q, app_id, version, objects)) != SPOOL_OK)
 		goto fail;
 	if (version == SPOOL_SCHEMA_VERSION) {
 		(void)sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-		return (SPOOL_OK);
+		goto out;
 	}
 	for (v = version + 1; v <= SPOOL_SCHEMA_VERSION; v++) {
 		snprintf(what, sizeof what, "migration %lld", (long long)v);
@@ -436,10 +441,14 @@ store_migrate(spool *q)
 	}
 	if ((rc = store_exec(q, "COMMIT", "migrate")) != SPOOL_OK)
 		goto fail;
-	return (SPOOL_OK);
+	goto out;
 
 fail:
 	(void)sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	if (store_exec(q, "PRAGMA foreign_keys = ON", "migrate") != SPOOL_OK &&
+	    rc == SPOOL_OK)
+		rc = spool_errcode(q);
 	return (rc);
 }
 

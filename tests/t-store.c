@@ -501,6 +501,14 @@ test_migrate_v1(void)
 	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM workers"), 0);
 	snapshot_rows(path, after, sizeof after);
 	CU_ASSERT_STRING_EQUAL(after, before);
+	/* Ids are never reused: the AUTOINCREMENT mark survived the rebuild
+	 * of the tasks table, and no IN list is left in a CHECK. */
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT seq FROM sqlite_sequence "
+	    "WHERE name = 'tasks'"), 11);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM sqlite_sequence"),
+	    1);
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM sqlite_master "
+	    "WHERE sql LIKE '% IN (%'"), 0);
 
 	/* The fake clock is in 2027-01: task 6's lease (to 2027-09) holds,
 	 * task 7's ended in 2026 and the first claim reaps it. */

@@ -58,8 +58,9 @@ UPDATE tasks SET state = 'ready', run_at_ms = ?2, attempts = 0,
  WHERE id = ?1 AND state IN ('dead', 'cancelled');
 
 -- name: retry_candidates
--- Up to ?3 tasks of queue ?1 in state ?2 with ids above ?4.
-SELECT id FROM tasks WHERE queue = ?1 AND state = ?2 AND id > ?4
+-- Up to ?3 tasks of queue ?1 in finished state ?2 with ids above ?4.
+SELECT id FROM tasks
+ WHERE queue = ?1 AND state = ?2 AND finished_ms IS NOT NULL AND id > ?4
  ORDER BY id LIMIT ?3;
 
 -- name: purge_batch
@@ -68,12 +69,11 @@ DELETE FROM tasks WHERE id IN
     (SELECT id FROM tasks WHERE queue = ?1 AND state = 'ready' LIMIT ?2);
 
 -- name: prune_batch
--- Delete up to ?3 tasks of queue ?1 that finished before ?2; results and
--- attempts go with them (ON DELETE CASCADE).
+-- Delete up to ?4 tasks of queue ?1 in finished state ?2 that finished
+-- before ?3; results and attempts go with them (ON DELETE CASCADE).
 DELETE FROM tasks WHERE id IN
-    (SELECT id FROM tasks WHERE queue = ?1
-	AND state IN ('succeeded', 'dead', 'cancelled') AND finished_ms < ?2
-	LIMIT ?3);
+    (SELECT id FROM tasks WHERE queue = ?1 AND state = ?2
+	AND finished_ms < ?3 LIMIT ?4);
 
 -- name: stats_due
 -- Due ready tasks of queue ?1 at ?2 now_ms, and the earliest run_at_ms.
@@ -85,5 +85,5 @@ SELECT count(*) FROM tasks WHERE state = 'running' AND queue = ?1;
 
 -- name: stats_finished
 SELECT state, count(*) FROM tasks
- WHERE queue = ?1 AND state IN ('succeeded', 'dead', 'cancelled')
+ WHERE queue = ?1 AND finished_ms IS NOT NULL
  GROUP BY state;

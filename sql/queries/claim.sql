@@ -11,11 +11,17 @@ SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
  ORDER BY priority DESC, run_at_ms, id LIMIT ?3;
 
 -- name: claim_task
--- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 now_ms.
+-- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 now_ms.  No RETURNING:
+-- SQLite runs RETURNING as a trigger, and a trigger makes every claimed
+-- row keep a statement journal; claim_row reads the row instead.
 UPDATE tasks SET state = 'running', attempts = attempts + 1,
     lease_owner = ?2, lease_token = ?3, lease_until_ms = ?4, started_ms = ?5
- WHERE id = ?1 AND state = 'ready'
-RETURNING queue, payload, attempts, max_attempts, cancel_requested;
+ WHERE id = ?1 AND state = 'ready';
+
+-- name: claim_row
+-- What a job needs of the task it just claimed: ?1 id.
+SELECT queue, payload, attempts, max_attempts, cancel_requested, run_at_ms
+  FROM tasks WHERE id = ?1;
 
 -- name: expire_task
 -- A candidate whose deadline passed before it could start.  ?1 id, ?2 now_ms.

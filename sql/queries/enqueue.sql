@@ -3,7 +3,7 @@
 -- name: task_find_key
 -- The unfinished task holding idempotency key ?2 in queue ?1, if any.
 SELECT id FROM tasks
- WHERE queue = ?1 AND idem_key = ?2 AND state IN ('ready', 'running');
+ WHERE queue = ?1 AND idem_key = ?2 AND finished_ms IS NULL;
 
 -- name: task_insert
 -- ?1 queue, ?2 priority, ?3 payload, ?4 run_at_ms, ?5 deadline_ms,

@@ -1,0 +1,1167 @@
+/*
+ * engine.c -- the event loop of a worker pool, and the only file that
+ * knows libevent.  One thread runs it; it owns the pool's database
+ * connection and does all of the pool's database work:
+ *
+ *   claim   when threads are idle, claim up to idle + prefetch tasks in one
+ *           transaction (not synced: a lost claim only makes a task ready
+ *           again); with nothing due, poll PRAGMA data_version with a short
+ *           backoff and sleep no later than the next scheduled task;
+ *   flush   commit the outcomes of finished jobs together (group commit,
+ *           synced) every flush_interval_ms or flush_count outcomes;
+ *   renew   extend every lease the pool holds, one UPDATE per queue, at a
+ *           third of the shortest lease; a lease not renewed was lost;
+ *   reap    return the expired leases of dead workers;
+ *   tick    the workers row, timeouts, autoscaling, CPU load shedding,
+ *           the exclusive lock, retention pruning, on_tick;
+ *   signals SIGINT/SIGTERM drain; a second one quits.
+ *
+ * Worker threads wake the loop with event_active(), made thread-safe by
+ * evthread_use_pthreads() before any event base exists.  The registry of
+ * held jobs (every job the pool holds a lease for) belongs to this thread.
+ */
+#include "config.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spool-int.h"
+
+#define ENGINE_BUCKETS		4096	/* registry hash buckets */
+#define CLAIM_POLL_MIN_MS	1	/* idle polling backoff ... */
+#define CLAIM_POLL_MAX_MS	16	/* ... doubling to this */
+#define FLUSH_RETRY_MAX_MS	1000	/* a failing flush retries at most this late */
+#define TIMEOUT_GRACE_MS	6000	/* after a timeout, before abandoning a job */
+#define LOCK_LEASE_MS		30000	/* the exclusive lock's lease */
+#define PRUNE_EVERY_MS		60000
+#define STALE_WORKER_MS		300000	/* workers rows older than this go */
+
+struct spool__engine {
+	struct event_base	*base;
+	struct event		*ev_wake;
+	struct event		*ev_claim;
+	struct event		*ev_flush;
+	struct event		*ev_renew;
+	struct event		*ev_reap;
+	struct event		*ev_tick;
+	struct event		*ev_shutdown;
+	struct event		*ev_maxtime;
+	struct event		*ev_sig[2];
+
+	spool_job		*bucket[ENGINE_BUCKETS];
+	size_t			 held;
+	unsigned		 epoch;
+
+	spool_job		**claimed;	/* scratch for one claim */
+	size_t			 nclaimed_max;
+	spool_queue_opts	*conf;		/* per queue, refreshed each tick */
+	int64_t			 min_lease_ms;
+	int			 synced;	/* synchronous=FULL now */
+
+	int			 empty;		/* the last claim found nothing */
+	int			 poke;		/* claim now, whatever the poll says */
+	int64_t			 poll_ms;	/* idle polling backoff */
+	int64_t			 next_due_ms;	/* earliest scheduled task, or 0 */
+	int64_t			 data_version;
+	int64_t			 claimed_total;
+	size_t			 rr;		/* round-robin start */
+	int64_t			 flush_retry_ms;
+	int			 claim_failed;	/* last claim error, to log once */
+
+	unsigned long long	 cpu_busy, cpu_total;
+	int64_t			 last_prune_ms;
+	int			 draining;
+	int			 stop_req;	/* from spool_pool_stop: 1, 2 */
+	pthread_t		 thread;	/* the one running the loop */
+	int			 running;
+	int			 rc;
+};
+
+static pthread_once_t	 engine_once = PTHREAD_ONCE_INIT;
+static int		 engine_threads_ok;
+
+static void	 engine_claim(spool_pool *);
+static void	 engine_flush(spool_pool *);
+static void	 engine_drain(spool_pool *);
+static void	 engine_check_finished(spool_pool *);
+
+/* Let libevent be used from several threads (once per process). */
+static void
+engine_init_threads(void)
+{
+	engine_threads_ok = evthread_use_pthreads() == 0;
+}
+
+static int64_t
+engine_now(spool_pool *p)
+{
+	return (spool__now_ms(p->q));
+}
+
+/* Arm a one-shot timer ms from now. */
+static void
+engine_arm(struct event *ev, int64_t ms)
+{
+	struct timeval	 tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(ev, &tv);
+}
+
+/* Record a failure on the pool (the CLI logs it). */
+static void
+engine_error(spool_pool *p, int rc)
+{
+	spool__pool_error(p, rc, spool_errmsg(p->q));
+}
+
+/* Choose whether commits are synced: claims and renewals need not be,
+ * outcomes must be. */
+static void
+engine_sync(spool_pool *p, int full)
+{
+	struct spool__engine	*e = p->engine;
+
+	if (e->synced != full && spool__set_sync(p->q, full) == SPOOL_OK)
+		e->synced = full;
+}
+
+/* The registry of held jobs, by id. */
+static size_t
+reg_slot(int64_t id)
+{
+	return ((size_t)((uint64_t)id * 0x9e3779b97f4a7c15ULL >> 52) %
+	    ENGINE_BUCKETS);
+}
+
+static void
+reg_add(struct spool__engine *e, spool_job *job)
+{
+	size_t	 s = reg_slot(job->id);
+
+	job->hnext = e->bucket[s];
+	e->bucket[s] = job;
+	e->held++;
+}
+
+static void
+reg_del(struct spool__engine *e, spool_job *job)
+{
+	spool_job	**jp;
+
+	for (jp = &e->bucket[reg_slot(job->id)]; *jp != NULL;
+	    jp = &(*jp)->hnext)
+		if (*jp == job) {
+			*jp = job->hnext;
+			job->hnext = NULL;
+			e->held--;
+			return;
+		}
+}
+
+static spool_job *
+reg_find(struct spool__engine *e, int64_t id)
+{
+	spool_job	*job;
+
+	for (job = e->bucket[reg_slot(id)]; job != NULL; job = job->hnext)
+		if (job->id == id)
+			return (job);
+	return (NULL);
+}
+
+/* Read every queue's settings (leases and timeouts come from them). */
+static void
+engine_read_conf(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	spool_queue_opts	 def = SPOOL_QUEUE_OPTS_INIT;
+	size_t			 i;
+
+	e->min_lease_ms = 0;
+	for (i = 0; i < p->o.nqueues; i++) {
+		if (spool__queue_read(&e->conf[i], p->q, p->queues[i]) != 0) {
+			e->conf[i] = def;
+			e->conf[i].lease_ms = 30000;	/* the schema's default */
+		}
+		if (p->o.lease_ms > 0)
+			e->conf[i].lease_ms = p->o.lease_ms;
+		if (e->min_lease_ms == 0 || e->conf[i].lease_ms < e->min_lease_ms)
+			e->min_lease_ms = e->conf[i].lease_ms;
+	}
+}
+
+/* The index of queue name among the pool's queues. */
+static size_t
+engine_queue_index(spool_pool *p, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < p->o.nqueues; i++)
+		if (strcmp(p->queues[i], name) == 0)
+			return (i);
+	return (0);
+}
+
+/* Claim up to want tasks from the queues named, into e->claimed. */
+static int
+engine_claim_from(spool_pool *p, const char *const *queues, size_t nq,
+    size_t want, size_t *got)
+{
+	struct spool__engine	*e = p->engine;
+	spool_claim_opts	 co = SPOOL_CLAIM_OPTS_INIT;
+	size_t			 n = 0;
+	int			 rc;
+
+	if (want == 0)
+		return (SPOOL_OK);
+	co.owner = p->owner;
+	co.lease_ms = p->o.lease_ms;
+	rc = spool_claim_many(e->claimed + *got, &n, p->q, queues, nq, want,
+	    &co);
+	*got += n;
+	return (rc == SPOOL_EEMPTY ? SPOOL_OK : rc);
+}
+
+/* Claim want tasks following the pool's strategy. */
+static int
+engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
+{
+	struct spool__engine	*e = p->engine;
+	const char *const	*qs = p->o.queues;
+	size_t			 nq = p->o.nqueues, i, k, share, total_w = 0;
+	int			 rc = SPOOL_OK;
+
+	*got = 0;
+	if (nq == 1 || p->o.strategy == SPOOL_STRATEGY_MERGE)
+		return (engine_claim_from(p, qs, nq, want, got));
+	if (p->o.strategy == SPOOL_STRATEGY_PRIORITY) {
+		for (i = 0; i < nq && *got < want && rc == SPOOL_OK; i++)
+			rc = engine_claim_from(p, &qs[i], 1, want - *got, got);
+		return (rc);
+	}
+	/* Weighted and round-robin: a share each, starting at a rotating
+	 * queue, then what is left from any queue that has more. */
+	for (i = 0; i < nq; i++)
+		total_w += p->o.strategy == SPOOL_STRATEGY_WEIGHTED ?
+		    (size_t)p->o.weights[i] : 1;
+	for (k = 0; k < nq && *got < want && rc == SPOOL_OK; k++) {
+		i = (e->rr + k) % nq;
+		share = want * (p->o.strategy == SPOOL_STRATEGY_WEIGHTED ?
+		    (size_t)p->o.weights[i] : 1) / total_w;
+		if (share == 0)
+			share = 1;
+		if (share > want - *got)
+			share = want - *got;
+		rc = engine_claim_from(p, &qs[i], 1, share, got);
+	}
+	e->rr++;
+	if (rc == SPOOL_OK && *got < want)
+		rc = engine_claim_from(p, qs, nq, want - *got, got);
+	return (rc);
+}
+
+/* When the next scheduled task of any queue is due, or 0. */
+static int64_t
+engine_next_due(spool_pool *p, int64_t now)
+{
+	sqlite3_stmt	*st;
+	int64_t		 next = 0, t;
+	size_t		 i;
+
+	for (i = 0; i < p->o.nqueues; i++) {
+		st = spool__stmt(p->q, SPOOL_SQL_NEXT_DUE);
+		sqlite3_bind_text(st, 1, p->queues[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			t = sqlite3_column_int64(st, 0);
+			if (next == 0 || t < next)
+				next = t;
+		}
+		sqlite3_reset(st);
+	}
+	return (next);
+}
+
+/* PRAGMA data_version: changes when another connection commits. */
+static int64_t
+engine_data_version(spool_pool *p)
+{
+	sqlite3_stmt	*st = spool__stmt(p->q, SPOOL_SQL_DATA_VERSION);
+	int64_t		 v = -1;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return (v);
+}
+
+/* Claim for idle threads, and hand the jobs to them. */
+static void
+engine_claim(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job;
+	int64_t			 now, want, delay;
+	size_t			 got = 0, i;
+	int			 rc;
+
+	if (e->draining || p->st.shedding)
+		return;
+	pthread_mutex_lock(&p->mu);
+	want = (int64_t)(p->nworkers - p->busy) + p->o.prefetch -
+	    (int64_t)p->ready.n;
+	pthread_mutex_unlock(&p->mu);
+	if (p->o.max_tasks > 0 && want > p->o.max_tasks - e->claimed_total)
+		want = p->o.max_tasks - e->claimed_total;
+	if (want > (int64_t)e->nclaimed_max)
+		want = (int64_t)e->nclaimed_max;
+	if (want <= 0)
+		return;
+
+	engine_sync(p, 0);
+	rc = engine_claim_strategy(p, (size_t)want, &got);
+	now = engine_now(p);
+	for (i = 0; i < got; i++) {
+		job = e->claimed[i];
+		job->pool = p;
+		job->phase = SPOOL__PREFETCHED;
+		job->timeout_ms = p->o.timeout_ms > 0 ? p->o.timeout_ms :
+		    e->conf[engine_queue_index(p, job->queue)].timeout_ms;
+		reg_add(e, job);
+	}
+	if (got > 0) {
+		pthread_mutex_lock(&p->mu);
+		for (i = 0; i < got; i++)
+			spool__jobq_push(&p->ready, e->claimed[i]);
+		p->st.claimed += (int64_t)got;
+		if (got == 1)
+			pthread_cond_signal(&p->work_cv);
+		else
+			pthread_cond_broadcast(&p->work_cv);
+		pthread_mutex_unlock(&p->mu);
+		e->claimed_total += (int64_t)got;
+		e->empty = 0;
+		e->poll_ms = CLAIM_POLL_MIN_MS;
+	}
+	if (rc != SPOOL_OK) {
+		/* Busy or failing: say so once, and try again later. */
+		if (!e->claim_failed)
+			engine_error(p, rc);
+		e->claim_failed = 1;
+		engine_arm(e->ev_claim, 100);
+		return;
+	}
+	e->claim_failed = 0;
+	if (got > 0)
+		return;
+	/* Nothing due: sleep until a commit elsewhere, a local wake, or the
+	 * next scheduled task, polling data_version meanwhile. */
+	e->empty = 1;
+	e->next_due_ms = engine_next_due(p, now);
+	e->data_version = engine_data_version(p);
+	delay = e->poll_ms;
+	if (e->next_due_ms != 0 && e->next_due_ms - now < delay)
+		delay = e->next_due_ms - now;
+	engine_arm(e->ev_claim, delay);
+	engine_check_finished(p);
+}
+
+/* The claim timer: claim if anything may have changed. */
+static void
+engine_claim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	int64_t			 now = engine_now(p), delay;
+
+	(void)fd;
+	(void)what;
+	if (e->empty && !e->poke && (e->next_due_ms == 0 ||
+	    now < e->next_due_ms) && engine_data_version(p) == e->data_version) {
+		if ((e->poll_ms *= 2) > CLAIM_POLL_MAX_MS)
+			e->poll_ms = CLAIM_POLL_MAX_MS;
+		delay = e->poll_ms;
+		if (e->next_due_ms != 0 && e->next_due_ms - now < delay)
+			delay = e->next_due_ms - now;
+		engine_arm(e->ev_claim, delay);
+		return;
+	}
+	e->poke = 0;
+	engine_claim(p);
+}
+
+/* Take the outcome of one finished job into the open transaction; sets
+ * *kind.  SPOOL_ELEASE is an outcome (lease lost), not a failure. */
+static int
+engine_record(spool_pool *p, spool_job *job, int64_t now, int *kind)
+{
+	const char	*err = job->error;
+	int		 rc, state = SPOOL_READY, timed_out;
+
+	timed_out = job->verdict == SPOOL__V_TIMEOUT ||
+	    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT;
+	if (job->verdict == SPOOL__V_RELEASE) {
+		rc = spool__release_locked(job, now);
+		*kind = SPOOL_OUTCOME_RELEASED;
+	} else if (job->verdict == SPOOL__V_HANDLER &&
+	    job->handler_rc == SPOOL_DONE) {
+		rc = spool__complete_locked(job, job->result, job->result_len,
+		    job->truncated, now);
+		*kind = SPOOL_OUTCOME_SUCCEEDED;
+	} else {
+		if (err == NULL)
+			err = timed_out ? "timed out" : "failed";
+		rc = spool__fail_locked(job, err, job->verdict ==
+		    SPOOL__V_HANDLER && job->handler_rc == SPOOL_FAIL ?
+		    SPOOL_FAIL_PERMANENT : 0, timed_out ? "timed_out" : "failed",
+		    now, &state);
+		*kind = state == SPOOL_DEAD ? SPOOL_OUTCOME_DEAD :
+		    state == SPOOL_CANCELLED ? SPOOL_OUTCOME_CANCELLED :
+		    SPOOL_OUTCOME_RETRYING;
+	}
+	if (rc == SPOOL_ELEASE) {
+		*kind = SPOOL_OUTCOME_LEASE_LOST;
+		rc = SPOOL_OK;
+	}
+	return (rc);
+}
+
+/* After the commit: count, report and forget one job. */
+static void
+engine_report(spool_pool *p, spool_job *job, int kind)
+{
+	struct spool__engine	*e = p->engine;
+	spool_outcome		 o;
+	spool_pool_stats	*st = &p->st;
+
+	pthread_mutex_lock(&p->mu);
+	switch (kind) {
+	case SPOOL_OUTCOME_SUCCEEDED:	st->succeeded++; break;
+	case SPOOL_OUTCOME_RETRYING:	st->retried++; break;
+	case SPOOL_OUTCOME_DEAD:	st->dead++; break;
+	case SPOOL_OUTCOME_CANCELLED:	st->cancelled++; break;
+	case SPOOL_OUTCOME_LEASE_LOST:	st->lease_lost++; break;
+	case SPOOL_OUTCOME_RELEASED:	st->released++; break;
+	}
+	o.timed_out = job->verdict == SPOOL__V_TIMEOUT ||
+	    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT;
+	if (o.timed_out && kind != SPOOL_OUTCOME_LEASE_LOST)
+		st->timed_out++;
+	pthread_mutex_unlock(&p->mu);
+	if (p->o.on_done != NULL) {
+		o.id = job->id;
+		o.queue = job->queue;
+		o.attempt = job->attempt;
+		o.kind = kind;
+		o.wait_ms = job->run_start_ms > job->run_at_ms ?
+		    job->run_start_ms - job->run_at_ms : 0;
+		o.run_ms = job->run_end_ms > job->run_start_ms ?
+		    job->run_end_ms - job->run_start_ms : 0;
+		o.error = kind == SPOOL_OUTCOME_SUCCEEDED ? NULL :
+		    kind == SPOOL_OUTCOME_LEASE_LOST ? "lease lost" :
+		    kind == SPOOL_OUTCOME_RELEASED ? NULL :
+		    job->error != NULL ? job->error : "failed";
+		p->o.on_done(&o, p->o.cb_arg);
+	}
+	reg_del(e, job);
+	spool_job_free(job);
+}
+
+/* Commit the outcomes of every finished job in one synced transaction.
+ * On failure they go back on the done list and the flush is retried. */
+static void
+engine_flush(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	struct spool__jobq	 list = { NULL, NULL, 0 };
+	spool_job		*job, *nx;
+	int64_t			 now;
+	int			 rc;
+
+	evtimer_del(e->ev_flush);
+	pthread_mutex_lock(&p->mu);
+	list = p->done;
+	p->done.head = p->done.tail = NULL;
+	p->done.n = 0;
+	pthread_mutex_unlock(&p->mu);
+	if (list.n == 0)
+		return;
+
+	engine_sync(p, 1);
+	now = engine_now(p);
+	if ((rc = spool__begin(p->q)) != SPOOL_OK)
+		goto retry;
+	for (job = list.head; job != NULL; job = job->next) {
+		if ((rc = engine_record(p, job, now, &job->kind)) != 0) {
+			spool__rollback(p->q);
+			goto retry;
+		}
+	}
+	if ((rc = spool__commit(p->q)) != SPOOL_OK)
+		goto retry;
+	e->flush_retry_ms = 0;
+	for (job = list.head; job != NULL; job = nx) {
+		nx = job->next;
+		engine_report(p, job, job->kind);
+	}
+	engine_sync(p, 0);
+	return;
+
+retry:
+	/* Keep the outcomes: a later flush commits them. */
+	engine_error(p, rc);
+	pthread_mutex_lock(&p->mu);
+	if (list.tail != NULL) {
+		list.tail->next = p->done.head;
+		p->done.head = list.head;
+		if (p->done.tail == NULL)
+			p->done.tail = list.tail;
+		p->done.n += list.n;
+	}
+	pthread_mutex_unlock(&p->mu);
+	e->flush_retry_ms = e->flush_retry_ms ? e->flush_retry_ms * 2 : 10;
+	if (e->flush_retry_ms > FLUSH_RETRY_MAX_MS)
+		e->flush_retry_ms = FLUSH_RETRY_MAX_MS;
+	engine_arm(e->ev_flush, e->flush_retry_ms);
+}
+
+static void
+engine_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool	*p = arg;
+
+	(void)fd;
+	(void)what;
+	engine_flush(p);
+	engine_claim(p);
+	engine_check_finished(p);
+}
+
+/* Workers finished jobs, a thread exited, or someone asked for a claim
+ * or a stop. */
+static void
+engine_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	size_t			 ndone;
+	int			 stop;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->mu);
+	p->wake_pending = 0;
+	ndone = p->done.n;
+	stop = e->stop_req;
+	e->stop_req = 0;
+	pthread_mutex_unlock(&p->mu);
+	if (stop == 2) {
+		spool__engine_stop(p, 1);
+		return;
+	}
+	if (stop == 1)
+		engine_drain(p);
+	if (ndone >= (size_t)p->o.flush_count || (ndone > 0 && e->draining))
+		engine_flush(p);
+	else if (ndone > 0 && !evtimer_pending(e->ev_flush, NULL))
+		engine_arm(e->ev_flush, p->o.flush_interval_ms);
+	e->poke = 1;
+	engine_claim(p);
+	engine_check_finished(p);
+}
+
+/* Extend every lease the pool holds; jobs whose lease was not renewed
+ * lost it: their handlers are told, unstarted ones are dropped. */
+static void
+engine_renew_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	sqlite3_stmt		*st;
+	spool_job		*job, *nx;
+	int64_t			 now;
+	size_t			 i;
+	int			 rc;
+
+	(void)fd;
+	(void)what;
+	if (e->held == 0)
+		return;
+	engine_sync(p, 0);
+	if ((rc = spool__begin(p->q)) != SPOOL_OK) {
+		engine_error(p, rc);
+		return;
+	}
+	e->epoch++;
+	now = engine_now(p);
+	for (i = 0; i < p->o.nqueues; i++) {
+		st = spool__stmt(p->q, SPOOL_SQL_RENEW_LEASES);
+		sqlite3_bind_text(st, 1, p->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, p->queues[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now + e->conf[i].lease_ms);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			job = reg_find(e, sqlite3_column_int64(st, 0));
+			if (job == NULL || job->token !=
+			    sqlite3_column_int64(st, 1))
+				continue;
+			job->renew_epoch = e->epoch;
+			job->lease_until_ms = now + e->conf[i].lease_ms;
+			if (sqlite3_column_int(st, 2))
+				spool__job_stop_set(job, SPOOL_STOP_CANCELLED);
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			rc = spool__store_error(p->q, rc, "renew");
+			spool__rollback(p->q);
+			engine_error(p, rc);
+			return;
+		}
+	}
+	if ((rc = spool__commit(p->q)) != SPOOL_OK) {
+		engine_error(p, rc);
+		return;
+	}
+	/* Whatever was not renewed is lost. */
+	for (i = 0; i < ENGINE_BUCKETS; i++)
+		for (job = e->bucket[i]; job != NULL; job = nx) {
+			nx = job->hnext;
+			if (job->renew_epoch == e->epoch)
+				continue;
+			spool__job_stop_set(job, SPOOL_STOP_LEASE_LOST);
+			pthread_mutex_lock(&p->mu);
+			if (job->phase != SPOOL__PREFETCHED) {
+				pthread_mutex_unlock(&p->mu);
+				continue;	/* its flush gets SPOOL_ELEASE */
+			}
+			(void)spool__jobq_remove(&p->ready, job);
+			p->st.lease_lost++;
+			pthread_mutex_unlock(&p->mu);
+			reg_del(e, job);
+			spool_job_free(job);
+		}
+}
+
+/* Return the expired leases of dead workers. */
+static void
+engine_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool	*p = arg;
+	int64_t		 n;
+	int		 rc;
+
+	(void)fd;
+	(void)what;
+	engine_sync(p, 0);
+	if ((rc = spool_reap(&n, p->q)) != SPOOL_OK)
+		engine_error(p, rc);
+	else if (n > 0)
+		p->engine->poke = 1;	/* reaped tasks may be due now */
+}
+
+/* Abandon a job that ran too long: commit a timeout for it through a
+ * copy, and let its worker free the original when it returns. */
+static void
+engine_abandon(spool_pool *p, spool_job *job, const char *why)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return;
+	c->q = job->q;
+	c->id = job->id;
+	c->token = job->token;
+	c->attempt = job->attempt;
+	c->max_attempts = job->max_attempts;
+	c->started_ms = job->started_ms;
+	c->run_at_ms = job->run_at_ms;
+	c->run_start_ms = job->run_start_ms;
+	c->run_end_ms = engine_now(p);
+	c->renew_epoch = job->renew_epoch;
+	c->pool = p;
+	c->queue = spool__strdup(job->queue);
+	c->owner = spool__strdup(job->owner);
+	c->error = spool__strdup(why);
+	c->verdict = SPOOL__V_TIMEOUT;
+	c->phase = SPOOL__FINISHED;
+	if (c->queue == NULL || c->owner == NULL || c->error == NULL) {
+		spool_job_free(c);
+		return;
+	}
+	/* With p->mu held by the caller. */
+	job->phase = SPOOL__ABANDONED;
+	p->stuck++;
+	reg_del(e, job);
+	reg_add(e, c);
+	spool__jobq_push(&p->done, c);
+}
+
+/* Tell handlers that ran past their timeout to stop; abandon those that
+ * keep running well after it. */
+static void
+engine_timeouts(spool_pool *p, int64_t now)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job, *nx;
+	char			 why[96];
+	size_t			 i;
+	int			 abandoned = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < ENGINE_BUCKETS; i++)
+		for (job = e->bucket[i]; job != NULL; job = nx) {
+			nx = job->hnext;
+			if (job->phase != SPOOL__RUNNING || job->timeout_ms <= 0 ||
+			    now - job->run_start_ms < job->timeout_ms)
+				continue;
+			spool__job_stop_set(job, SPOOL_STOP_TIMEOUT);
+			if (now - job->run_start_ms < job->timeout_ms +
+			    TIMEOUT_GRACE_MS)
+				continue;
+			snprintf(why, sizeof why, "timed out after %lld ms "
+			    "(the handler did not return)",
+			    (long long)job->timeout_ms);
+			engine_abandon(p, job, why);
+			abandoned++;
+		}
+	/* Keep the pool's capacity while stuck threads finish. */
+	while (abandoned-- > 0 && p->nworkers - p->stuck < p->o.min_workers &&
+	    spool__pool_spawn(p) == SPOOL_OK)
+		continue;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Grow the pool while the backlog exceeds twice the busy threads. */
+static void
+engine_autoscale(spool_pool *p, int64_t now)
+{
+	sqlite3_stmt	*st;
+	int64_t		 backlog = 0;
+	int		 busy, n, add;
+	size_t		 i;
+
+	pthread_mutex_lock(&p->mu);
+	busy = p->busy - p->stuck;
+	n = p->nworkers - p->stuck;
+	pthread_mutex_unlock(&p->mu);
+	if (n >= p->o.max_workers || busy < n)
+		return;
+	for (i = 0; i < p->o.nqueues; i++) {
+		st = spool__stmt(p->q, SPOOL_SQL_BACKLOG);
+		sqlite3_bind_text(st, 1, p->queues[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_int(st, 3, 2 * p->o.max_workers + 1);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			backlog += sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	if (backlog <= 2 * busy)
+		return;
+	add = (int)((backlog - 2 * busy + 1) / 2);
+	pthread_mutex_lock(&p->mu);
+	while (add-- > 0 && p->nworkers - p->stuck < p->o.max_workers &&
+	    spool__pool_spawn(p) == SPOOL_OK)
+		continue;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* The machine's CPU use since the last call, from /proc/stat; -1 if it
+ * cannot be read. */
+static double
+engine_cpu(struct spool__engine *e)
+{
+	unsigned long long	 v[8] = { 0 }, busy, total;
+	double			 use = -1;
+	FILE			*f;
+	int			 n;
+
+	if ((f = fopen("/proc/stat", "re")) == NULL)
+		return (-1);
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+	    &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 4)
+		return (-1);
+	total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+	busy = total - v[3] - v[4];	/* minus idle and iowait */
+	if (e->cpu_total != 0 && total > e->cpu_total)
+		use = (double)(busy - e->cpu_busy) /
+		    (double)(total - e->cpu_total);
+	e->cpu_busy = busy;
+	e->cpu_total = total;
+	return (use);
+}
+
+/* Write the pool's workers row. */
+static void
+engine_worker_row(spool_pool *p, int64_t now)
+{
+	char	 json[4096];
+	size_t	 i, off = 0;
+	int	 busy, n;
+
+	off += (size_t)snprintf(json + off, sizeof json - off, "[");
+	for (i = 0; i < p->o.nqueues && off < sizeof json - 4; i++) {
+		const char	*s;
+
+		off += (size_t)snprintf(json + off, sizeof json - off, "%s\"",
+		    i ? "," : "");
+		for (s = p->queues[i]; *s != '\0' && off < sizeof json - 4; s++)
+			if (*s == '"' || *s == '\\') {
+				json[off++] = '\\';
+				json[off++] = *s;
+			} else
+				json[off++] = *s;
+		json[off++] = '"';
+	}
+	snprintf(json + off, sizeof json - off, "]");
+	pthread_mutex_lock(&p->mu);
+	busy = p->busy;
+	n = p->nworkers;
+	pthread_mutex_unlock(&p->mu);
+	engine_sync(p, 0);
+	if (spool__worker_upsert(p->q, p->owner, p->host, (long)getpid(), json,
+	    n, busy, p->started_ms, now) != SPOOL_OK)
+		engine_error(p, spool_errcode(p->q));
+}
+
+/* Housekeeping, once a tick. */
+static void
+engine_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	spool_pool_stats	 st;
+	int64_t			 now = engine_now(p), pruned;
+	double			 cpu;
+
+	(void)fd;
+	(void)what;
+	engine_read_conf(p);
+	engine_worker_row(p, now);
+	engine_timeouts(p, now);
+	if (!e->draining)
+		engine_autoscale(p, now);
+
+	if ((cpu = engine_cpu(e)) >= 0) {
+		pthread_mutex_lock(&p->mu);
+		p->st.cpu = cpu;
+		if (p->o.cpu_max > 0 && cpu > p->o.cpu_max)
+			p->st.shedding = 1;
+		else if (p->st.shedding && cpu < 0.8 * p->o.cpu_max)
+			p->st.shedding = 0;
+		pthread_mutex_unlock(&p->mu);
+	}
+	if (p->o.exclusive != NULL && !e->draining &&
+	    spool__lock_renew(p->q, p->o.exclusive, p->owner,
+	    now + LOCK_LEASE_MS) == SPOOL_ELEASE) {
+		engine_error(p, SPOOL_ELEASE);
+		e->rc = SPOOL_ELEASE;
+		engine_drain(p);
+	}
+	if (now - e->last_prune_ms >= PRUNE_EVERY_MS) {
+		e->last_prune_ms = now;
+		if (spool_prune(&pruned, p->q, NULL, -1) != SPOOL_OK)
+			engine_error(p, spool_errcode(p->q));
+	}
+	if (p->o.on_tick != NULL) {
+		spool_pool_stats_get(p, &st);
+		p->o.on_tick(&st, p->o.cb_arg);
+	}
+	engine_claim(p);
+	engine_check_finished(p);
+}
+
+/* max_time has passed: stop claiming and drain. */
+static void
+engine_maxtime_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	engine_drain(arg);
+}
+
+/* The shutdown timeout has passed: give up on running handlers. */
+static void
+engine_shutdown_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	spool_job		*job, *nx;
+	size_t			 i;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < ENGINE_BUCKETS; i++)
+		for (job = e->bucket[i]; job != NULL; job = nx) {
+			nx = job->hnext;
+			if (job->phase != SPOOL__RUNNING)
+				continue;
+			spool__job_stop_set(job, SPOOL_STOP_SHUTDOWN);
+			engine_abandon(p, job, "stopped: the shutdown timeout "
+			    "passed while it ran");
+		}
+	pthread_mutex_unlock(&p->mu);
+	engine_flush(p);
+	event_base_loopexit(e->base, NULL);
+}
+
+/* Stop claiming, hand back prefetched tasks, let running ones finish. */
+static void
+engine_drain(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job;
+
+	if (e->draining)
+		return;
+	e->draining = 1;
+	evtimer_del(e->ev_claim);
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping == 0)
+		p->stopping = 1;
+	while ((job = spool__jobq_pop(&p->ready)) != NULL) {
+		job->verdict = SPOOL__V_RELEASE;
+		job->phase = SPOOL__FINISHED;
+		spool__jobq_push(&p->done, job);
+	}
+	pthread_cond_broadcast(&p->work_cv);
+	pthread_mutex_unlock(&p->mu);
+	engine_flush(p);
+	engine_arm(e->ev_shutdown, p->o.shutdown_timeout_ms);
+	engine_check_finished(p);
+}
+
+/* Stop the loop when draining is over, or start draining when the work
+ * is done (until empty, max tasks). */
+static void
+engine_check_finished(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	int			 idle;
+
+	pthread_mutex_lock(&p->mu);
+	idle = p->busy == 0 && p->ready.n == 0 && p->done.n == 0;
+	pthread_mutex_unlock(&p->mu);
+	if (!idle || e->held != 0)
+		return;
+	if (e->draining) {
+		event_base_loopexit(e->base, NULL);
+		return;
+	}
+	if (((p->o.flags & SPOOL_POOL_UNTIL_EMPTY) && e->empty) ||
+	    (p->o.max_tasks > 0 && e->claimed_total >= p->o.max_tasks))
+		engine_drain(p);
+}
+
+/* SIGINT or SIGTERM: the first drains, the second quits. */
+static void
+engine_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	spool_pool	*p = arg;
+
+	(void)sig;
+	(void)what;
+	if (!p->engine->draining)
+		engine_drain(p);
+	else
+		spool__engine_stop(p, 1);
+}
+
+/* Make the engine of p. */
+int
+spool__engine_new(spool_pool *p)
+{
+	struct spool__engine	*e;
+	struct event_config	*cfg;
+
+	pthread_once(&engine_once, engine_init_threads);
+	if (!engine_threads_ok) {
+		snprintf(p->errmsg, sizeof p->errmsg,
+		    "libevent has no thread support");
+		return (p->errcode = SPOOL_ERROR);
+	}
+	if ((e = calloc(1, sizeof *e)) == NULL)
+		goto nomem;
+	p->engine = e;
+	e->nclaimed_max = (size_t)p->o.max_workers + (size_t)p->o.prefetch;
+	if ((e->claimed = calloc(e->nclaimed_max, sizeof *e->claimed)) ==
+	    NULL || (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL)
+		goto nomem;
+	if ((cfg = event_config_new()) == NULL)
+		goto nomem;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	e->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (e->base == NULL)
+		goto nomem;
+	e->ev_wake = event_new(e->base, -1, 0, engine_wake_cb, p);
+	e->ev_claim = evtimer_new(e->base, engine_claim_cb, p);
+	e->ev_flush = evtimer_new(e->base, engine_flush_cb, p);
+	e->ev_renew = event_new(e->base, -1, EV_PERSIST, engine_renew_cb, p);
+	e->ev_reap = event_new(e->base, -1, EV_PERSIST, engine_reap_cb, p);
+	e->ev_tick = event_new(e->base, -1, EV_PERSIST, engine_tick_cb, p);
+	e->ev_shutdown = evtimer_new(e->base, engine_shutdown_cb, p);
+	e->ev_maxtime = evtimer_new(e->base, engine_maxtime_cb, p);
+	if (e->ev_wake == NULL || e->ev_claim == NULL || e->ev_flush == NULL ||
+	    e->ev_renew == NULL || e->ev_reap == NULL || e->ev_tick == NULL ||
+	    e->ev_shutdown == NULL || e->ev_maxtime == NULL)
+		goto nomem;
+	if (p->o.flags & SPOOL_POOL_SIGNALS) {
+		e->ev_sig[0] = evsignal_new(e->base, SIGINT, engine_signal_cb, p);
+		e->ev_sig[1] = evsignal_new(e->base, SIGTERM, engine_signal_cb, p);
+		if (e->ev_sig[0] == NULL || e->ev_sig[1] == NULL)
+			goto nomem;
+	}
+	e->poll_ms = CLAIM_POLL_MIN_MS;
+	return (SPOOL_OK);
+nomem:
+	snprintf(p->errmsg, sizeof p->errmsg, "out of memory");
+	return (p->errcode = SPOOL_ENOMEM);
+}
+
+/* Run the loop until the pool stops. */
+int
+spool__engine_run(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	struct timeval		 tv;
+	int64_t			 ms;
+	int			 i;
+
+	e->thread = pthread_self();
+	e->running = 1;
+	engine_read_conf(p);
+	e->last_prune_ms = engine_now(p);
+	(void)engine_cpu(e);
+	engine_worker_row(p, engine_now(p));
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; i < p->o.min_workers; i++)
+		if (spool__pool_spawn(p) != SPOOL_OK)
+			break;
+	pthread_mutex_unlock(&p->mu);
+	if (i == 0) {
+		spool__pool_error(p, SPOOL_ENOMEM, "cannot start threads");
+		return (SPOOL_ENOMEM);
+	}
+	for (i = 0; i < 2; i++)
+		if (e->ev_sig[i] != NULL)
+			event_add(e->ev_sig[i], NULL);
+
+	/* Renew at a third of the shortest lease; reap at half of it. */
+	ms = e->min_lease_ms / 3 > 10 ? e->min_lease_ms / 3 : 10;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	event_add(e->ev_renew, &tv);
+	ms = e->min_lease_ms / 2;
+	if (ms < 100)
+		ms = 100;
+	if (ms > 5000)
+		ms = 5000;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	event_add(e->ev_reap, &tv);
+	tv.tv_sec = (time_t)(p->o.tick_ms / 1000);
+	tv.tv_usec = (suseconds_t)(p->o.tick_ms % 1000 * 1000);
+	event_add(e->ev_tick, &tv);
+	if (p->o.max_time_ms > 0)
+		engine_arm(e->ev_maxtime, p->o.max_time_ms);
+
+	engine_claim(p);
+	event_base_dispatch(e->base);
+	e->running = 0;
+
+	/* Out of the loop: the row goes; leases still held expire. */
+	engine_sync(p, 1);
+	if (p->stopping != 2) {
+		engine_flush(p);
+		(void)spool__worker_delete(p->q, p->owner, engine_now(p) -
+		    STALE_WORKER_MS);
+	}
+	for (i = 0; i < 2; i++)
+		if (e->ev_sig[i] != NULL)
+			event_del(e->ev_sig[i]);
+	return (e->rc);
+}
+
+/* Wake the loop from any thread (with p->mu held or not). */
+void
+spool__engine_wake(spool_pool *p)
+{
+	if (p->engine != NULL && p->engine->ev_wake != NULL)
+		event_active(p->engine->ev_wake, 0, 0);
+}
+
+/* Drain (now 0) or quit (now 1).  From the engine thread it acts at
+ * once; from another thread it asks the loop. */
+void
+spool__engine_stop(spool_pool *p, int now)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job, *nx;
+	size_t			 i;
+
+	if (e == NULL)
+		return;
+	if (!now || !e->running || !pthread_equal(pthread_self(), e->thread)) {
+		/* Drain runs in the loop: ask it. */
+		pthread_mutex_lock(&p->mu);
+		if (e->stop_req < (now ? 2 : 1))
+			e->stop_req = now ? 2 : 1;
+		p->wake_pending = 1;
+		pthread_mutex_unlock(&p->mu);
+		spool__engine_wake(p);
+		return;
+	}
+	/* Quit: tell every handler, leave the leases to expire. */
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 2;
+	for (i = 0; i < ENGINE_BUCKETS; i++)
+		for (job = e->bucket[i]; job != NULL; job = nx) {
+			nx = job->hnext;
+			spool__job_stop_set(job, SPOOL_STOP_SHUTDOWN);
+		}
+	pthread_cond_broadcast(&p->work_cv);
+	pthread_mutex_unlock(&p->mu);
+	event_base_loopbreak(e->base);
+}
+
+/* Free the engine (after the loop has returned). */
+void
+spool__engine_free(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	int			 i;
+
+	if (e == NULL)
+		return;
+	if (e->ev_wake) event_free(e->ev_wake);
+	if (e->ev_claim) event_free(e->ev_claim);
+	if (e->ev_flush) event_free(e->ev_flush);
+	if (e->ev_renew) event_free(e->ev_renew);
+	if (e->ev_reap) event_free(e->ev_reap);
+	if (e->ev_tick) event_free(e->ev_tick);
+	if (e->ev_shutdown) event_free(e->ev_shutdown);
+	if (e->ev_maxtime) event_free(e->ev_maxtime);
+	for (i = 0; i < 2; i++)
+		if (e->ev_sig[i] != NULL)
+			event_free(e->ev_sig[i]);
+	if (e->base != NULL)
+		event_base_free(e->base);
+	free(e->claimed);
+	free(e->conf);
+	free(e);
+	p->engine = NULL;
+}
