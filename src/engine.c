@@ -37,7 +37,6 @@
 #define CLAIM_POLL_MIN_MS	1	/* idle polling backoff ... */
 #define CLAIM_POLL_MAX_MS	16	/* ... doubling to this */
 #define FLUSH_RETRY_MAX_MS	1000	/* a failing flush retries at most this late */
-#define TIMEOUT_GRACE_MS	6000	/* after a timeout, before abandoning a job */
 #define LOCK_LEASE_MS		30000	/* the exclusive lock's lease */
 #define PRUNE_EVERY_MS		60000
 #define STALE_WORKER_MS		300000	/* workers rows older than this go */
@@ -727,7 +726,7 @@ engine_timeouts(spool_pool *p, int64_t now)
 				continue;
 			spool__job_stop_set(job, SPOOL_STOP_TIMEOUT);
 			if (now - job->run_start_ms < job->timeout_ms +
-			    TIMEOUT_GRACE_MS)
+			    p->grace_ms)
 				continue;
 			snprintf(why, sizeof why, "timed out after %lld ms "
 			    "(the handler did not return)",

@@ -397,6 +397,7 @@ spool_pool_new(spool_pool **out, const char *path, spool_handler fn,
 	snprintf(p->owner, sizeof p->owner, "%s:%ld:%08x", p->host,
 	    (long)getpid(), r);
 	p->started_ms = pool_now_ms();
+	p->grace_ms = 6000;	/* exec handlers kill at the timeout + 5 s */
 
 	if ((rc = spool__engine_new(p)) != SPOOL_OK)
 		return (rc);

@@ -124,6 +124,7 @@ struct spool_pool {
 	char			 owner[160];	/* host:pid:random */
 	char			 host[128];
 	int64_t			 started_ms;
+	int64_t			 grace_ms;	/* past a timeout, before abandoning */
 	int			 errcode;
 	char			 errmsg[512];
 
