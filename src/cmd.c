@@ -487,6 +487,16 @@ cmd_main(int argc, char **argv)
 			help = 1;
 			continue;
 		}
+		if (!done_opts && (c.cmd->flags & CMD_EXEC_TAIL) &&
+		    strcmp(argv[i], "--exec") == 0) {
+			c.tail = &argv[i + 1];
+			c.ntail = argc - i - 1;
+			if (c.ntail == 0) {
+				rc = cmd_usage_error(&c, "--exec needs a command");
+				goto out;
+			}
+			break;
+		}
 		if (!done_opts && strncmp(argv[i], "--", 2) == 0) {
 			if ((rc = take_opt(&c, argc, argv, &i, &help)) != 0)
 				goto out;

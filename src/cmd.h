@@ -41,6 +41,7 @@ struct cmd_opt {
 /* spool_cmd.flags */
 #define CMD_NODB	0x01	/* does not open a database */
 #define CMD_CREATE	0x02	/* creates the database if missing */
+#define CMD_EXEC_TAIL	0x04	/* "--exec" takes the rest of the line */
 
 struct cmd_ctx;
 
@@ -64,6 +65,8 @@ struct cmd_ctx {
 	int			 json;
 	spool			*q;
 	const char		*val[CMD_OPTS_MAX];	/* by index in cmd->opts */
+	char			**tail;		/* after --exec (CMD_EXEC_TAIL) */
+	int			 ntail;
 };
 
 /* The command table (spool.c). */

@@ -215,6 +215,21 @@ int		 spool__pool_spawn(spool_pool *p);
 void		 spool__pool_error(spool_pool *p, int code, const char *msg);
 int		 spool__job_stop_set(spool_job *job, int reason);
 
+/* exec.c: the handler that runs a command per task */
+struct spool__exec {
+	char		**argv;		/* the command, no shell */
+	char		**env;		/* NAME=value from the allowlist */
+	size_t		 nenv;
+	int64_t		 grace_ms;	/* SIGTERM to SIGKILL */
+	size_t		 out_max;	/* stdout kept as the result */
+	size_t		 err_max;	/* stderr tail kept as the error */
+};
+int		 spool__exec_new(struct spool__exec **out, char *const *argv,
+		     size_t argc, const char *const *env_names, size_t nenv,
+		     int64_t grace_ms);
+void		 spool__exec_free(struct spool__exec *x);
+int		 spool__exec_handler(spool_job *job, void *arg);
+
 /* engine.c: the only file that knows libevent */
 int		 spool__engine_new(spool_pool *p);
 int		 spool__engine_run(spool_pool *p);

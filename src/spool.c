@@ -12,7 +12,7 @@
 
 extern const struct spool_cmd cmd_cancel, cmd_demo, cmd_enqueue, cmd_init,
     cmd_list, cmd_pause, cmd_prune, cmd_purge, cmd_queue, cmd_resume,
-    cmd_retry, cmd_show, cmd_stats, cmd_wait;
+    cmd_retry, cmd_show, cmd_stats, cmd_wait, cmd_work;
 
 /* In the order "spool --help" lists them. */
 const struct spool_cmd *const spool_cmds[] = {
@@ -22,6 +22,7 @@ const struct spool_cmd *const spool_cmds[] = {
 	&cmd_show,
 	&cmd_stats,
 	&cmd_wait,
+	&cmd_work,
 	&cmd_cancel,
 	&cmd_retry,
 	&cmd_pause,

@@ -1,0 +1,285 @@
+/*
+ * cmd-work.c -- "spool work QUEUE... --exec CMD [ARG...]": a worker pool
+ * that runs CMD for each task (see exec.c), until a signal, or, for cron,
+ * until nothing is due (--until-empty), a time or a count.
+ *
+ * Exit status: 0 every task it ran succeeded, 1 some attempt failed (the
+ * summary counts them), 75 it could not start (lock held, busy).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "spool-int.h"
+
+static const struct cmd_opt work_opts[] = {
+	{ "exec", "CMD [ARG...]", "run CMD per task: the rest of the line, no shell" },
+	{ "concurrency", "N", "commands at once (default 4)" },
+	{ "min", "N", "threads kept when idle (with --max)" },
+	{ "max", "N", "threads at most, grown on backlog (with --min)" },
+	{ "prefetch", "N", "tasks claimed ahead of idle threads (default: max)" },
+	{ "lease", "DURATION", "lease of a claim (default: the queue's)" },
+	{ "timeout", "DURATION", "run time limit per task (default: the queue's)" },
+	{ "grace", "DURATION", "from SIGTERM to SIGKILL of a command (default 5s)" },
+	{ "shutdown-timeout", "DURATION", "on SIGTERM, wait for running tasks (30s)" },
+	{ "strategy", "NAME", "merge, priority, weighted or round-robin" },
+	{ "weights", "W,W,...", "for weighted: one weight per queue" },
+	{ "until-empty", NULL, "exit when nothing is due and nothing runs" },
+	{ "max-time", "DURATION", "stop claiming after DURATION, then finish" },
+	{ "max-tasks", "N", "stop claiming after N tasks, then finish" },
+	{ "exclusive", "NAME", "hold lock NAME; if another run holds it, exit 75" },
+	{ "cpu-max", "PERCENT", "pause claims while machine CPU use is above" },
+	{ "env", "NAME,...", "also pass these environment variables" },
+	{ "quiet", NULL, "no progress line on a terminal" },
+	{ NULL, NULL, NULL }
+};
+
+struct work {
+	struct cmd_ctx	*c;
+	int		 progress;
+	int64_t		 start_ms;
+	char		 last_err[512];
+	spool_pool	*pool;
+};
+
+/* Once a tick: the progress line on a terminal, and new errors. */
+static void
+work_tick(const spool_pool_stats *st, void *arg)
+{
+	struct work	*w = arg;
+	const char	*err = spool_pool_errmsg(w->pool);
+
+	if (strcmp(err, "no error") != 0 && strcmp(err, w->last_err) != 0) {
+		snprintf(w->last_err, sizeof w->last_err, "%s", err);
+		if (w->progress)
+			fputc('\n', stderr);
+		cmd_error(w->c, 0, "warning: %s", err);
+	}
+	if (!w->progress)
+		return;
+	fprintf(stderr, "\rspool work: running %d/%d  succeeded %lld  "
+	    "retried %lld  dead %lld  lease lost %lld%s   ", st->busy,
+	    st->workers, (long long)st->succeeded, (long long)st->retried,
+	    (long long)st->dead, (long long)st->lease_lost,
+	    st->shedding ? "  (paused: CPU)" : "");
+	fflush(stderr);
+}
+
+/* Split "a,b,c" into n parts (the string is modified). */
+static int
+split_commas(char *s, char **parts, int max)
+{
+	int	 n = 0;
+	char	*p;
+
+	for (p = strtok(s, ","); p != NULL; p = strtok(NULL, ","))
+		if (n < max)
+			parts[n++] = p;
+		else
+			return (-1);
+	return (n);
+}
+
+/* Fill the pool options from the command line. */
+static int
+work_parse(struct cmd_ctx *c, spool_pool_opts *o, int *weights,
+    char *wbuf, size_t wlen)
+{
+	const char	*v;
+	char		*parts[64];
+	int64_t		 n;
+	int		 rc, i, np;
+
+	if (cmd_opt(c, "concurrency") != NULL &&
+	    (cmd_opt(c, "min") != NULL || cmd_opt(c, "max") != NULL))
+		return (cmd_usage_error(c, "give --concurrency or --min/--max, "
+		    "not both"));
+	n = 4;
+	if ((rc = cmd_opt_int(c, "concurrency", 1, 1024, &n)) != 0)
+		return (rc);
+	o->min_workers = o->max_workers = (int)n;
+	if (cmd_opt(c, "max") != NULL || cmd_opt(c, "min") != NULL) {
+		int64_t	 lo = 1, hi = 4;
+
+		if ((rc = cmd_opt_int(c, "min", 1, 1024, &lo)) != 0 ||
+		    (rc = cmd_opt_int(c, "max", 1, 1024, &hi)) != 0)
+			return (rc);
+		if (cmd_opt(c, "max") == NULL && hi < lo)
+			hi = lo;
+		if (hi < lo)
+			return (cmd_usage_error(c, "--min is above --max"));
+		o->min_workers = (int)lo;
+		o->max_workers = (int)hi;
+	}
+	if (cmd_opt(c, "prefetch") != NULL) {
+		if ((rc = cmd_opt_int(c, "prefetch", 0, 10000, &n)) != 0)
+			return (rc);
+		o->prefetch = (int)n;
+	}
+	if ((rc = cmd_opt_duration(c, "lease", &o->lease_ms)) != 0 ||
+	    (rc = cmd_opt_duration(c, "timeout", &o->timeout_ms)) != 0 ||
+	    (rc = cmd_opt_duration(c, "shutdown-timeout",
+	    &o->shutdown_timeout_ms)) != 0 ||
+	    (rc = cmd_opt_duration(c, "max-time", &o->max_time_ms)) != 0 ||
+	    (rc = cmd_opt_int(c, "max-tasks", 1, INT64_MAX, &o->max_tasks)) != 0)
+		return (rc);
+	if (cmd_opt(c, "lease") != NULL && o->lease_ms == 0)
+		return (cmd_usage_error(c, "--lease must be longer than 0"));
+	if (cmd_opt(c, "max-time") != NULL && o->max_time_ms == 0)
+		return (cmd_usage_error(c, "--max-time must be longer than 0"));
+	if ((v = cmd_opt(c, "strategy")) != NULL) {
+		if (strcmp(v, "merge") == 0)
+			o->strategy = SPOOL_STRATEGY_MERGE;
+		else if (strcmp(v, "priority") == 0)
+			o->strategy = SPOOL_STRATEGY_PRIORITY;
+		else if (strcmp(v, "weighted") == 0)
+			o->strategy = SPOOL_STRATEGY_WEIGHTED;
+		else if (strcmp(v, "round-robin") == 0)
+			o->strategy = SPOOL_STRATEGY_ROUND_ROBIN;
+		else
+			return (cmd_usage_error(c, "--strategy: merge, priority, "
+			    "weighted or round-robin, not '%s'", v));
+	}
+	if ((v = cmd_opt(c, "weights")) != NULL) {
+		if (o->strategy != SPOOL_STRATEGY_WEIGHTED)
+			return (cmd_usage_error(c, "--weights goes with "
+			    "--strategy weighted"));
+		snprintf(wbuf, wlen, "%s", v);
+		np = split_commas(wbuf, parts, 64);
+		if (np != (int)o->nqueues)
+			return (cmd_usage_error(c, "--weights: give one weight "
+			    "per queue (%zu)", o->nqueues));
+		for (i = 0; i < np; i++) {
+			if (parse_int64(parts[i], 1, 1000000, &n) != 0)
+				return (cmd_usage_error(c, "--weights: not a weight "
+				    "from 1 to 1000000: '%s'", parts[i]));
+			weights[i] = (int)n;
+		}
+		o->weights = weights;
+	} else if (o->strategy == SPOOL_STRATEGY_WEIGHTED)
+		return (cmd_usage_error(c, "--strategy weighted needs --weights"));
+	if ((v = cmd_opt(c, "cpu-max")) != NULL) {
+		if (parse_int64(v, 1, 100, &n) != 0)
+			return (cmd_usage_error(c, "--cpu-max: a percentage from "
+			    "1 to 100, not '%s'", v));
+		o->cpu_max = n / 100.0;
+	}
+	if (cmd_opt(c, "until-empty") != NULL)
+		o->flags |= SPOOL_POOL_UNTIL_EMPTY;
+	o->exclusive = cmd_opt(c, "exclusive");
+	return (EXIT_OK);
+}
+
+static int
+work_exec(struct cmd_ctx *c, int argc, char **argv)
+{
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool_stats	 st;
+	struct spool__exec	*x = NULL;
+	struct work		 w;
+	struct json		 j;
+	char			 wbuf[1024], ebuf[1024], *envs[32];
+	int			 weights[64], rc, nenv = 0, status;
+	int64_t			 grace = 0, elapsed;
+
+	if (c->tail == NULL)
+		return (cmd_usage_error(c, "give the command to run: --exec CMD "
+		    "[ARG...]"));
+	if (argc > 64)
+		return (cmd_usage_error(c, "too many queues (at most 64)"));
+	o.queues = (const char *const *)argv;
+	o.nqueues = (size_t)argc;
+	o.flags = SPOOL_POOL_SIGNALS;
+	if ((rc = work_parse(c, &o, weights, wbuf, sizeof wbuf)) != EXIT_OK ||
+	    (rc = cmd_opt_duration(c, "grace", &grace)) != EXIT_OK)
+		return (rc);
+	if (cmd_opt(c, "env") != NULL) {
+		snprintf(ebuf, sizeof ebuf, "%s", cmd_opt(c, "env"));
+		if ((nenv = split_commas(ebuf, envs, 32)) < 0)
+			return (cmd_usage_error(c, "--env: at most 32 names"));
+	}
+	/* Check the database the usual way, for the usual messages. */
+	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+		return (rc);
+	spool_close(c->q);
+	c->q = NULL;
+
+	if (spool__exec_new(&x, c->tail, (size_t)c->ntail,
+	    (const char *const *)envs, (size_t)nenv, grace) != SPOOL_OK) {
+		spool__exec_free(x);
+		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
+	}
+	memset(&w, 0, sizeof w);
+	w.c = c;
+	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;
+	o.on_tick = work_tick;
+	o.cb_arg = &w;
+	rc = spool_pool_new(&w.pool, c->db_path, spool__exec_handler, x, &o);
+	if (rc != SPOOL_OK) {
+		rc = cmd_error(c, cmd_exit_code(rc), "%s",
+		    spool_pool_errmsg(w.pool));
+		spool_pool_free(w.pool);
+		spool__exec_free(x);
+		return (rc);
+	}
+	w.start_ms = cmd_now_ms();
+	rc = spool_pool_run(w.pool);
+	spool_pool_stats_get(w.pool, &st);
+	if (rc != SPOOL_OK)
+		cmd_error(c, 0, "%s", spool_pool_errmsg(w.pool));
+	spool_pool_free(w.pool);	/* waits for the commands */
+	spool__exec_free(x);
+	elapsed = cmd_now_ms() - w.start_ms;
+	if (w.progress)
+		fputc('\n', stderr);
+
+	status = st.retried + st.dead + st.cancelled + st.lease_lost +
+	    st.timed_out > 0 ? EXIT_NO : EXIT_OK;
+	if (rc != SPOOL_OK)
+		status = cmd_exit_code(rc);
+	if (c->json) {
+		json_init(&j, stdout);
+		json_open(&j, '{');
+		json_kv_int(&j, "claimed", st.claimed);
+		json_kv_int(&j, "succeeded", st.succeeded);
+		json_kv_int(&j, "retried", st.retried);
+		json_kv_int(&j, "dead", st.dead);
+		json_kv_int(&j, "cancelled", st.cancelled);
+		json_kv_int(&j, "lease_lost", st.lease_lost);
+		json_kv_int(&j, "timed_out", st.timed_out);
+		json_kv_int(&j, "released", st.released);
+		json_kv_int(&j, "elapsed_ms", elapsed);
+		json_kv_int(&j, "exit", status);
+		json_close(&j, '}');
+		json_end(&j);
+	} else
+		printf("spool work: %lld tasks in %.1f s: %lld succeeded, "
+		    "%lld failed and will be retried, %lld dead, %lld "
+		    "cancelled, %lld lease lost, %lld timed out, %lld handed "
+		    "back\n", (long long)st.claimed, elapsed / 1000.0,
+		    (long long)st.succeeded, (long long)st.retried,
+		    (long long)st.dead, (long long)st.cancelled,
+		    (long long)st.lease_lost, (long long)st.timed_out,
+		    (long long)st.released);
+	return (status);
+}
+
+const struct spool_cmd cmd_work = {
+	"work", "QUEUE... --exec CMD [ARG...]",
+	"run a command for each task of the queues",
+	"CMD runs without a shell, in its own process group, with the payload "
+	"on stdin\nand SPOOL_TASK_ID, SPOOL_QUEUE, SPOOL_ATTEMPT in its "
+	"environment (plus PATH,\nHOME, LANG, TZ, TMPDIR and --env names).  "
+	"Its stdout (up to 1 MiB) becomes\nthe result; the tail of its stderr "
+	"the error.  Exit 0 succeeds, 75 asks to be\nretried later, anything "
+	"else fails (retried by the queue's policy).  A command\npast its "
+	"timeout, cancelled, or whose lease was lost gets SIGTERM, then "
+	"SIGKILL.\nSIGINT/SIGTERM stop claiming and let running commands "
+	"finish (a second one\nquits at once).  Exit 0 if every task "
+	"succeeded, 1 if some failed, 75 if the\nrun could not start.\n",
+	work_opts, 1, 64, CMD_EXEC_TAIL, work_exec
+};

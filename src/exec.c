@@ -1,0 +1,466 @@
+/*
+ * exec.c -- a pool handler that runs a command per task: no shell, the
+ * payload on stdin, SPOOL_TASK_ID, SPOOL_QUEUE and SPOOL_ATTEMPT in an
+ * environment built from an allowlist, only fds 0-2 open, stdout (capped,
+ * truncation recorded) as the result and the tail of stderr as the error.
+ * Exit 0 is success, 75 "retry later", anything else a failure.
+ *
+ * Invariants: the child leads its own process group, and no process of
+ * that group outlives the handler: on a timeout, cancellation or lost
+ * lease the group gets SIGTERM and, after the grace period, SIGKILL; at a
+ * forced shutdown SIGKILL at once; and when the leader exits, whatever it
+ * left in its group is killed before the leader is reaped (so its pid,
+ * and so the group id, cannot have been reused).
+ */
+#include "config.h"
+
+#include <sys/pidfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool-int.h"
+
+#define EXEC_POLL_MS	100	/* how often a running child's job is checked */
+
+/* Environment variables a command gets from the worker, unless the
+ * configuration names more. */
+static const char *const exec_env_default[10] = {
+	"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE",
+	"LC_MESSAGES", "TZ", "TMPDIR"
+};
+
+static int64_t
+exec_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Make an exec configuration; argv and env_names are copied. */
+int
+spool__exec_new(struct spool__exec **out, char *const *argv, size_t argc,
+    const char *const *env_names, size_t nenv, int64_t grace_ms)
+{
+	struct spool__exec	*x;
+	size_t			 i, n = 0;
+	const char		*v;
+	char			*kv;
+
+	*out = NULL;
+	if (argc == 0 || argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+		return (SPOOL_EINVAL);
+	if ((x = calloc(1, sizeof *x)) == NULL)
+		return (SPOOL_ENOMEM);
+	*out = x;
+	x->grace_ms = grace_ms > 0 ? grace_ms : 5000;
+	x->out_max = SPOOL_PAYLOAD_MAX;
+	x->err_max = 2048;
+	if ((x->argv = calloc(argc + 1, sizeof *x->argv)) == NULL)
+		return (SPOOL_ENOMEM);
+	for (i = 0; i < argc; i++)
+		if ((x->argv[i] = spool__strdup(argv[i])) == NULL)
+			return (SPOOL_ENOMEM);
+	/* The environment: the allowlist, as the worker has it now. */
+	if ((x->env = calloc(nenv + 16, sizeof *x->env)) == NULL)
+		return (SPOOL_ENOMEM);
+	for (i = 0; i < 10 + nenv; i++) {
+		const char	*name = i < 10 ? exec_env_default[i] :
+		    env_names[i - 10];
+
+		if (name == NULL || (v = getenv(name)) == NULL)
+			continue;
+		if ((kv = malloc(strlen(name) + strlen(v) + 2)) == NULL)
+			return (SPOOL_ENOMEM);
+		sprintf(kv, "%s=%s", name, v);
+		x->env[n++] = kv;
+	}
+	x->nenv = n;
+	return (SPOOL_OK);
+}
+
+/* Free an exec configuration. */
+void
+spool__exec_free(struct spool__exec *x)
+{
+	size_t	 i;
+
+	if (x == NULL)
+		return;
+	for (i = 0; x->argv != NULL && x->argv[i] != NULL; i++)
+		free(x->argv[i]);
+	free(x->argv);
+	for (i = 0; x->env != NULL && x->env[i] != NULL; i++)
+		free(x->env[i]);
+	free(x->env);
+	free(x);
+}
+
+/* The state of one run. */
+struct run {
+	pid_t		 pid;
+	int		 in, out, err, pidfd;	/* -1 once closed */
+	const char	*payload;
+	size_t		 plen, poff;
+	char		*obuf;
+	size_t		 olen;
+	int		 truncated;
+	char		*ebuf;		/* the last err_max bytes of stderr */
+	size_t		 elen;
+	int		 term_sent;	/* 1 SIGTERM, 2 SIGKILL */
+	int64_t		 term_at_ms;
+	int		 exited;
+	int		 why;		/* SPOOL_STOP_* that made us kill it */
+};
+
+static void
+close_fd(int *fd)
+{
+	if (*fd != -1) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Send sig to the child's whole process group. */
+static void
+run_kill(struct run *r, int sig)
+{
+	if (kill(-r->pid, sig) == -1 && errno == ESRCH)
+		(void)kill(r->pid, sig);
+}
+
+/* Start the command with the job's payload on stdin. */
+static int
+run_spawn(struct run *r, struct spool__exec *x, spool_job *job)
+{
+	posix_spawn_file_actions_t	 fa;
+	posix_spawnattr_t		 at;
+	sigset_t			 none, dfl;
+	char				 id[64], queue[SPOOL_NAME_MAX + 16];
+	char				 attempt[48];
+	char				**envp;
+	int				 pin[2], pout[2], perr[2], rc;
+	size_t				 i;
+
+	pin[0] = pin[1] = pout[0] = pout[1] = perr[0] = perr[1] = -1;
+	if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(pout, O_CLOEXEC) == -1 ||
+	    pipe2(perr, O_CLOEXEC) == -1) {
+		rc = errno;
+		goto fail;
+	}
+	if ((envp = calloc(x->nenv + 4, sizeof *envp)) == NULL) {
+		rc = ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < x->nenv; i++)
+		envp[i] = x->env[i];
+	snprintf(id, sizeof id, "SPOOL_TASK_ID=%lld",
+	    (long long)spool_job_id(job));
+	snprintf(queue, sizeof queue, "SPOOL_QUEUE=%s", spool_job_queue(job));
+	snprintf(attempt, sizeof attempt, "SPOOL_ATTEMPT=%d",
+	    spool_job_attempt(job));
+	envp[i++] = id;
+	envp[i++] = queue;
+	envp[i++] = attempt;
+	envp[i] = NULL;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGHUP);
+	sigaddset(&dfl, SIGQUIT);
+	sigaddset(&dfl, SIGCHLD);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawnp(&r->pid, x->argv[0], &fa, &at, x->argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	free(envp);
+	if (rc != 0)
+		goto fail;
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	r->in = pin[1];
+	r->out = pout[0];
+	r->err = perr[0];
+	fcntl(r->in, F_SETFL, O_NONBLOCK);
+	fcntl(r->out, F_SETFL, O_NONBLOCK);
+	fcntl(r->err, F_SETFL, O_NONBLOCK);
+	r->pidfd = pidfd_open(r->pid, 0);	/* -1: fall back to polling */
+	r->payload = spool_job_payload(job, &r->plen);
+	if (r->plen == 0)
+		close_fd(&r->in);
+	return (0);
+fail:
+	for (i = 0; i < 2; i++) {
+		close_fd(&pin[i]);
+		close_fd(&pout[i]);
+		close_fd(&perr[i]);
+	}
+	return (rc);
+}
+
+/* Read what the child wrote on fd: stdout into the result (up to the
+ * cap, the rest counted as truncated and thrown away), stderr into a
+ * tail buffer.  Returns 1 if a read got bytes (there may be more). */
+static int
+run_read(struct run *r, struct spool__exec *x, int *fd, int is_out)
+{
+	char	 buf[16384];
+	ssize_t	 n;
+	size_t	 keep, room;
+
+	n = read(*fd, buf, sizeof buf);
+	if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN)) {
+		close_fd(fd);
+		return (0);
+	}
+	if (n <= 0)
+		return (0);
+	if (is_out) {
+		room = x->out_max - r->olen;
+		keep = (size_t)n < room ? (size_t)n : room;
+		if (keep > 0) {
+			memcpy(r->obuf + r->olen, buf, keep);
+			r->olen += keep;
+		}
+		if (keep < (size_t)n)
+			r->truncated = 1;
+		return (1);
+	}
+	if ((size_t)n >= x->err_max) {
+		memcpy(r->ebuf, buf + n - x->err_max, x->err_max);
+		r->elen = x->err_max;
+	} else {
+		if (r->elen + (size_t)n > x->err_max) {
+			keep = x->err_max - (size_t)n;
+			memmove(r->ebuf, r->ebuf + r->elen - keep, keep);
+			r->elen = keep;
+		}
+		memcpy(r->ebuf + r->elen, buf, (size_t)n);
+		r->elen += (size_t)n;
+	}
+	return (1);
+}
+
+/* Read what is left in a pipe without waiting, then close it: a process
+ * outside the group (one that called setsid) may hold it open forever. */
+static void
+run_drain(struct run *r, struct spool__exec *x, int *fd, int is_out)
+{
+	while (*fd != -1 && run_read(r, x, fd, is_out))
+		continue;
+	close_fd(fd);
+}
+
+/* Whether the child has exited (without reaping it). */
+static int
+run_exited(struct run *r)
+{
+	siginfo_t	 si;
+
+	memset(&si, 0, sizeof si);
+	if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == r->pid)
+		return (1);
+	return (0);
+}
+
+/* Kill the group if the job must stop or its time is up; escalate to
+ * SIGKILL after the grace period. */
+static void
+run_police(struct run *r, struct spool__exec *x, spool_job *job,
+    int64_t deadline_ms)
+{
+	int64_t	 now = exec_now_ms();
+	int	 stop = spool_job_should_stop(job);
+
+	if (stop == 0 && deadline_ms != 0 && now >= deadline_ms) {
+		spool__job_stop_set(job, SPOOL_STOP_TIMEOUT);
+		stop = spool_job_should_stop(job);
+	}
+	if (stop != 0 && r->term_sent == 0) {
+		r->why = stop;
+		r->term_at_ms = now;
+		if (stop == SPOOL_STOP_SHUTDOWN) {
+			run_kill(r, SIGKILL);
+			r->term_sent = 2;
+		} else {
+			run_kill(r, SIGTERM);
+			r->term_sent = 1;
+		}
+	} else if (r->term_sent == 1 && now - r->term_at_ms >= x->grace_ms) {
+		run_kill(r, SIGKILL);
+		r->term_sent = 2;
+	}
+}
+
+/* Describe why the attempt failed, with the stderr tail. */
+static void
+run_error(struct run *r, spool_job *job, int status, int64_t timeout_ms)
+{
+	char	 head[160], *msg;
+	size_t	 hl, i;
+
+	if (r->why == SPOOL_STOP_TIMEOUT)
+		snprintf(head, sizeof head, "timed out after %lld ms (%s)",
+		    (long long)timeout_ms, r->term_sent == 2 ?
+		    "SIGTERM, then SIGKILL" : "SIGTERM");
+	else if (r->why == SPOOL_STOP_CANCELLED)
+		snprintf(head, sizeof head, "cancelled while running");
+	else if (r->why == SPOOL_STOP_LEASE_LOST)
+		snprintf(head, sizeof head, "lease lost while running");
+	else if (r->why == SPOOL_STOP_SHUTDOWN)
+		snprintf(head, sizeof head, "killed at shutdown");
+	else if (WIFSIGNALED(status))
+		snprintf(head, sizeof head, "killed by signal %d (%s)",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (WEXITSTATUS(status) == 75)
+		snprintf(head, sizeof head, "exit 75: retry later");
+	else
+		snprintf(head, sizeof head, "exit %d", WEXITSTATUS(status));
+	hl = strlen(head);
+	if ((msg = malloc(hl + r->elen + 3)) == NULL)
+		return;
+	memcpy(msg, head, hl);
+	if (r->elen > 0) {
+		memcpy(msg + hl, ": ", 2);
+		hl += 2;
+		/* One line of text: NULs would cut it. */
+		for (i = 0; i < r->elen; i++)
+			msg[hl++] = r->ebuf[i] == '\0' ? ' ' : r->ebuf[i];
+		while (hl > 0 && (msg[hl - 1] == '\n' || msg[hl - 1] == ' '))
+			hl--;
+	}
+	msg[hl] = '\0';
+	free(job->error);
+	job->error = msg;
+}
+
+/* The handler: run the configured command for job. */
+int
+spool__exec_handler(spool_job *job, void *arg)
+{
+	struct spool__exec	*x = arg;
+	struct pollfd		 pfd[4];
+	struct run		 r;
+	int64_t			 deadline = 0, timeout_ms;
+	int			 n, status = 0, rc, wait_ms;
+
+	memset(&r, 0, sizeof r);
+	r.in = r.out = r.err = r.pidfd = -1;
+	if ((r.obuf = malloc(x->out_max)) == NULL ||
+	    (r.ebuf = malloc(x->err_max)) == NULL) {
+		free(r.obuf);
+		spool_job_set_error(job, "out of memory");
+		return (SPOOL_RETRY);
+	}
+	timeout_ms = job->timeout_ms;
+	if (timeout_ms > 0)
+		deadline = exec_now_ms() + timeout_ms;
+	if ((rc = run_spawn(&r, x, job)) != 0) {
+		char	 msg[300];
+
+		snprintf(msg, sizeof msg, "cannot run %s: %s", x->argv[0],
+		    strerror(rc));
+		spool_job_set_error(job, msg);
+		free(r.obuf);
+		free(r.ebuf);
+		return (SPOOL_RETRY);
+	}
+
+	/* Feed stdin, drain stdout and stderr, until the child is gone. */
+	while (!r.exited) {
+		n = 0;
+		if (r.in != -1) {
+			pfd[n].fd = r.in;
+			pfd[n++].events = POLLOUT;
+		}
+		if (r.out != -1) {
+			pfd[n].fd = r.out;
+			pfd[n++].events = POLLIN;
+		}
+		if (r.err != -1) {
+			pfd[n].fd = r.err;
+			pfd[n++].events = POLLIN;
+		}
+		if (r.pidfd != -1) {
+			pfd[n].fd = r.pidfd;
+			pfd[n++].events = POLLIN;
+		}
+		wait_ms = EXEC_POLL_MS;
+		if (r.pidfd == -1 && r.out == -1 && r.err == -1)
+			wait_ms = 10;	/* no pidfd: poll for the exit */
+		if (poll(pfd, (nfds_t)n, wait_ms) == -1 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (pfd[i].revents == 0)
+				continue;
+			if (pfd[i].fd == r.in) {
+				ssize_t	 w = write(r.in, r.payload + r.poff,
+				    r.plen - r.poff);
+
+				if (w > 0)
+					r.poff += (size_t)w;
+				if ((w == -1 && errno != EAGAIN &&
+				    errno != EINTR) || r.poff == r.plen)
+					close_fd(&r.in);	/* EOF, or EPIPE */
+			} else if (pfd[i].fd == r.out)
+				run_read(&r, x, &r.out, 1);
+			else if (pfd[i].fd == r.err)
+				run_read(&r, x, &r.err, 0);
+		}
+		run_police(&r, x, job, deadline);
+		if (r.out == -1 && r.err == -1 ? run_exited(&r) :
+		    (r.pidfd != -1 && run_exited(&r))) {
+			r.exited = 1;
+		}
+	}
+	/* The leader is a zombie: its group id cannot be reused yet. */
+	run_kill(&r, SIGKILL);
+	while (waitpid(r.pid, &status, 0) == -1 && errno == EINTR)
+		continue;
+	run_drain(&r, x, &r.out, 1);
+	run_drain(&r, x, &r.err, 0);
+	close_fd(&r.in);
+	close_fd(&r.out);
+	close_fd(&r.pidfd);
+
+	if (r.why == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		free(job->result);
+		job->result = r.obuf;
+		job->result_len = r.olen;
+		job->truncated = r.truncated;
+		free(r.ebuf);
+		return (SPOOL_DONE);
+	}
+	run_error(&r, job, status, timeout_ms);
+	free(r.obuf);
+	free(r.ebuf);
+	return (SPOOL_RETRY);
+}
