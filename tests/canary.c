@@ -1,0 +1,147 @@
+/*
+ * canary.c -- the command the CLI tests run under "spool work --exec".
+ * It reports what it was given and does what its mode says:
+ *
+ *   canary report [ARG...]    print (one line each) its argv, SPOOL_*
+ *                             and FOO from the environment, its open fds,
+ *                             whether it leads its process group, and stdin
+ *   canary exit N             say "bye" on stderr, exit N
+ *   canary kill SIG           kill itself with signal SIG
+ *   canary sleep MS           sleep MS ms, print "slept"
+ *   canary family MS PIDFILE  fork a child into its group that writes its
+ *                             pid to PIDFILE and sleeps MS; sleep MS too
+ *   canary stubborn MS        ignore SIGTERM, sleep MS
+ *   canary spam BYTES         write BYTES bytes of 'x' to stdout
+ *   canary log FILE MAXMS     append "start ID ATTEMPT PID" to FILE, sleep
+ *                             up to MAXMS ms (from the task id), append
+ *                             "effect ID ATTEMPT PID", print the id
+ *
+ * Lines go to FILE with one write() each, O_APPEND, so several canaries
+ * can share it.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec	 ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1)
+		continue;
+}
+
+static void
+log_line(const char *file, const char *what)
+{
+	char	 line[256];
+	int	 fd, n;
+
+	n = snprintf(line, sizeof line, "%s %s %s %ld\n", what,
+	    getenv("SPOOL_TASK_ID") ? getenv("SPOOL_TASK_ID") : "?",
+	    getenv("SPOOL_ATTEMPT") ? getenv("SPOOL_ATTEMPT") : "?",
+	    (long)getpid());
+	if ((fd = open(file, O_WRONLY | O_APPEND | O_CREAT, 0644)) == -1)
+		exit(70);
+	if (write(fd, line, (size_t)n) != n)
+		exit(70);
+	close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct dirent	*d;
+	DIR		*dir;
+	char		 buf[4096];
+	ssize_t		 n;
+	long		 i;
+	pid_t		 pid;
+	FILE		*f;
+
+	if (argc < 2)
+		return (64);
+	if (strcmp(argv[1], "report") == 0) {
+		printf("argc=%d\n", argc - 2);
+		for (i = 2; i < argc; i++)
+			printf("arg=%s\n", argv[i]);
+		printf("id=%s\nqueue=%s\nattempt=%s\nfoo=%s\npath=%s\n",
+		    getenv("SPOOL_TASK_ID") ? getenv("SPOOL_TASK_ID") : "",
+		    getenv("SPOOL_QUEUE") ? getenv("SPOOL_QUEUE") : "",
+		    getenv("SPOOL_ATTEMPT") ? getenv("SPOOL_ATTEMPT") : "",
+		    getenv("FOO") ? getenv("FOO") : "",
+		    getenv("PATH") ? "set" : "");
+		printf("fds=");
+		if ((dir = opendir("/proc/self/fd")) != NULL) {
+			int	 self = dirfd(dir);
+
+			while ((d = readdir(dir)) != NULL)
+				if (d->d_name[0] != '.' && atoi(d->d_name) != self)
+					printf("%s ", d->d_name);
+			closedir(dir);
+		}
+		printf("\nleader=%d\nstdin=", getpgrp() == getpid());
+		while ((n = read(0, buf, sizeof buf)) > 0)
+			fwrite(buf, 1, (size_t)n, stdout);
+		printf("\n");
+		return (0);
+	}
+	if (strcmp(argv[1], "exit") == 0 && argc == 3) {
+		fprintf(stderr, "bye\n");
+		return (atoi(argv[2]));
+	}
+	if (strcmp(argv[1], "kill") == 0 && argc == 3) {
+		kill(getpid(), atoi(argv[2]));
+		sleep_ms(1000);
+		return (0);
+	}
+	if (strcmp(argv[1], "sleep") == 0 && argc == 3) {
+		sleep_ms(atol(argv[2]));
+		printf("slept\n");
+		return (0);
+	}
+	if (strcmp(argv[1], "family") == 0 && argc == 4) {
+		if ((pid = fork()) == 0) {
+			if ((f = fopen(argv[3], "w")) != NULL) {
+				fprintf(f, "%ld\n", (long)getpid());
+				fclose(f);
+			}
+			sleep_ms(atol(argv[2]));
+			_exit(0);
+		}
+		sleep_ms(atol(argv[2]));
+		return (0);
+	}
+	if (strcmp(argv[1], "stubborn") == 0 && argc == 3) {
+		signal(SIGTERM, SIG_IGN);
+		sleep_ms(atol(argv[2]));
+		return (0);
+	}
+	if (strcmp(argv[1], "spam") == 0 && argc == 3) {
+		memset(buf, 'x', sizeof buf);
+		for (i = atol(argv[2]); i > 0; i -= (long)sizeof buf)
+			if (fwrite(buf, 1, i < (long)sizeof buf ? (size_t)i :
+			    sizeof buf, stdout) == 0)
+				return (74);
+		return (0);
+	}
+	if (strcmp(argv[1], "log") == 0 && argc == 4) {
+		long	 id = getenv("SPOOL_TASK_ID") ?
+		    atol(getenv("SPOOL_TASK_ID")) : 0;
+
+		log_line(argv[2], "start");
+		sleep_ms(atol(argv[3]) > 0 ? (id * 7919) % atol(argv[3]) : 0);
+		log_line(argv[2], "effect");
+		printf("%ld\n", id);
+		return (0);
+	}
+	return (64);
+}
