@@ -337,29 +337,52 @@ nomem:
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 }
 
-/* Append up to limit due candidates of queue name to cand. */
+/* Append up to limit due candidates of queue name to cand, walking its
+ * priority levels from the highest down. */
 static int
 claim_candidates(spool *q, struct candidate *cand, size_t *ncand,
     const char *name, int64_t lease_ms, int64_t now_ms, size_t limit)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_CLAIM_CANDIDATES);
+	sqlite3_stmt	*st;
+	int64_t		 below = INT64_MAX, level;
+	size_t		 start = *ncand;
 	int		 rc;
 
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_int64(st, 3, (int64_t)limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct candidate	*c = &cand[(*ncand)++];
+	while (*ncand - start < limit) {
+		st = spool__stmt(q, SPOOL_SQL_CLAIM_LEVEL);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, below);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return (spool__store_error(q, rc, "claim"));
+		}
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			sqlite3_reset(st);
+			break;
+		}
+		level = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
 
-		c->id = sqlite3_column_int64(st, 0);
-		c->priority = sqlite3_column_int(st, 1);
-		c->run_at_ms = sqlite3_column_int64(st, 2);
-		c->deadline_ms = sqlite3_column_int64(st, 3);
-		c->lease_ms = lease_ms;
+		st = spool__stmt(q, SPOOL_SQL_CLAIM_CANDIDATES);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, level);
+		sqlite3_bind_int64(st, 3, now_ms);
+		sqlite3_bind_int64(st, 4, (int64_t)(limit - (*ncand - start)));
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct candidate	*c = &cand[(*ncand)++];
+
+			c->id = sqlite3_column_int64(st, 0);
+			c->priority = sqlite3_column_int(st, 1);
+			c->run_at_ms = sqlite3_column_int64(st, 2);
+			c->deadline_ms = sqlite3_column_int64(st, 3);
+			c->lease_ms = lease_ms;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return (spool__store_error(q, rc, "claim"));
+		below = level;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "claim"));
 	return (SPOOL_OK);
 }
 

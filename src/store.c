@@ -269,6 +269,11 @@ store_busy(void *arg, int count)
 	delay_us = (int64_t)100 << (count < 7 ? count : 7);
 	if (delay_us > 10000)
 		delay_us = 10000;
+	/* A waiter that has waited long is being starved by processes that
+	 * commit and begin again within microseconds: poll fast, so one of
+	 * its tries lands in such a gap.  Only starving waiters pay for it. */
+	if (now_us - q->busy_start_us >= 100000)
+		delay_us = 100;
 	delay_us = (int64_t)(delay_us * (0.5 + spool__random_unit()));
 	ts.tv_sec = 0;
 	ts.tv_nsec = (long)delay_us * 1000;

@@ -256,6 +256,47 @@ test_multi_queue(void)
 	CU_ASSERT_EQUAL(tu_task_int(p9, "state = 'ready'"), 1);
 }
 
+/* Scheduled tasks of a higher priority are skipped, not walked: with
+ * 20,000 of them ahead of one due task, the claim takes the due task in
+ * a bounded number of VM steps. */
+static void
+test_claim_skips_scheduled(void)
+{
+	spool_enqueue_opts	 later = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_task		*t;
+	spool_job		*job;
+	sqlite3_stmt		*lv, *cd;
+	int64_t			 due, steps;
+	size_t			 i, n = 20000;
+
+	later.priority = 10;
+	later.delay_ms = 7LL * 24 * 3600 * 1000;
+	t = calloc(n, sizeof *t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	for (i = 0; i < n; i++) {
+		t[i].queue = "s";
+		t[i].payload = "later";
+		t[i].len = 5;
+		t[i].opts = &later;
+	}
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, n), SPOOL_OK);
+	free(t);
+	due = tu_enqueue("s", "now");
+	tu_advance(1);
+	lv = tu_q->stmt[SPOOL_SQL_CLAIM_LEVEL];
+	cd = tu_q->stmt[SPOOL_SQL_CLAIM_CANDIDATES];
+	(void)sqlite3_stmt_status(lv, SQLITE_STMTSTATUS_VM_STEP, 1);
+	(void)sqlite3_stmt_status(cd, SQLITE_STMTSTATUS_VM_STEP, 1);
+	TU_RC(spool_claim(&job, tu_q, "s", NULL), SPOOL_OK);
+	steps = sqlite3_stmt_status(lv, SQLITE_STMTSTATUS_VM_STEP, 1) +
+	    sqlite3_stmt_status(cd, SQLITE_STMTSTATUS_VM_STEP, 1);
+	CU_ASSERT_EQUAL(spool_job_id(job), due);
+	CU_ASSERT(steps < 2000);
+	if (steps >= 2000)
+		fprintf(stderr, "\nclaim took %lld VM steps\n", (long long)steps);
+	spool_job_free(job);
+}
+
 /* A queue named twice in one claim counts once: the claim still fills up
  * to max from it. */
 static void
@@ -772,6 +813,7 @@ static CU_TestInfo claim_tests[] = {
 	{ "claim N: min(N, due), distinct tokens", test_claim_many },
 	{ "several queues merge by priority", test_multi_queue },
 	{ "a queue named twice counts once", test_repeated_queue },
+	{ "scheduled high-priority tasks are skipped", test_claim_skips_scheduled },
 	{ "nothing due, unknown queue: EEMPTY", test_empty },
 	{ "lease length: queue vs opts", test_lease_length },
 	{ "lease owner: default vs opts", test_owner },

@@ -2,13 +2,21 @@
 -- fenced outcomes, and the reaper.  Every write after a claim names the
 -- task's id and lease token and must change exactly one row.
 
+-- name: claim_level
+-- The highest priority below ?2 among the ready tasks of queue ?1, due or
+-- not, or NULL: one seek into tasks_ready.
+SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+ WHERE queue = ?1 AND state = 'ready' AND priority < ?2;
+
 -- name: claim_candidates
--- The best due tasks of queue ?1 at ?2 now_ms, at most ?3, in claim
--- order.  INDEXED BY: walking tasks_ready in order stops after ?3 rows;
--- the planner may otherwise prefer tasks_due and sort every due row.
+-- The due tasks of queue ?1 at priority ?2 at ?3 now_ms, at most ?4, in
+-- claim order.  One priority level at a time, so scheduled tasks of a
+-- higher priority are skipped with one seek instead of walked through
+-- (the index orders by priority, then run_at_ms).  INDEXED BY: the
+-- planner may otherwise prefer tasks_due and sort every due row.
 SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
- WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2
- ORDER BY priority DESC, run_at_ms, id LIMIT ?3;
+ WHERE queue = ?1 AND state = 'ready' AND priority = ?2 AND run_at_ms <= ?3
+ ORDER BY run_at_ms, id LIMIT ?4;
 
 -- name: claim_task
 -- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 now_ms.  No RETURNING:

@@ -18,7 +18,8 @@ command -v sqlite3 >/dev/null || { echo "sqlite3 shell missing (apt-get install 
 command -v python3 >/dev/null || { echo "python3 missing (apt-get install python3)" >&2; exit 99; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/spool-cli.XXXXXX") || exit 99
-trap 'rm -rf "$T"' EXIT
+# On exit, stop whatever the test left running, then remove its files.
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 export SPOOL_DB="$T/test.db"
 pass=0
 fail=0
