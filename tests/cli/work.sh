@@ -21,7 +21,13 @@ wait_for() {
 	done
 	return 1
 }
-alive() { kill -0 "$1" 2>/dev/null; }
+# Running, that is: a zombie waiting for its parent (or for PID 1, which
+# may be slow to reap in a container) is dead already.
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
 
 # What the command is given.
 weird=$'semi;colon $(date) `id` *.c ~ "q" \'s\' new\nline --output=/etc/x'

@@ -1,0 +1,71 @@
+#!/bin/bash
+# zombie.sh -- a worker frozen (SIGSTOP) past its lease, with its command,
+# while another worker reaps the task and completes it.  When the first
+# resumes (SIGCONT), its lease is gone: it must kill its command's whole
+# process group within about a second, its outcome must be refused, and
+# the task must have exactly one result and two attempts.
+. "$TESTS_SRCDIR/cli/lib.sh"
+CANARY=${CANARY:-$(pwd)/tests/canary}
+[ -x "$CANARY" ] || { echo "no canary at $CANARY" >&2; exit 99; }
+rounds=${ZOMBIE_ROUNDS:-3}
+
+wait_for() {
+	local i
+	for i in $(seq 1 ${2:-200}); do
+		eval "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# Running, that is: a zombie waiting for its parent (or for PID 1, which
+# may be slow to reap in a container) is dead already.
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
+run init
+run queue create z --lease 2s --backoff fixed --backoff-base 50ms --jitter 0
+
+for round in $(seq 1 "$rounds"); do
+	rm -f "$T/child.pid"
+	run enqueue z "zombie $round"
+	id=$out
+
+	# Worker A starts the command, which forks a grandchild.
+	"$SPOOL_BIN" work z --concurrency 1 --prefetch 0 \
+	    --exec "$CANARY" family 15000 "$T/child.pid" >"$T/a.out" 2>&1 &
+	apid=$!
+	check "round $round: A runs the task" wait_for "test -s '$T/child.pid'"
+	child=$(cat "$T/child.pid")
+	leader=$(ps -o pgid= -p "$child" | tr -d ' ')
+	check "round $round: command leads its group" test "$(ps -o pid= -p "$leader" | tr -d ' ')" = "$leader"
+
+	# Freeze A and its command past the lease.
+	kill -STOP "$apid"
+	kill -STOP -- "-$leader"
+
+	# Worker B reaps the expired lease and completes the task.
+	check "round $round: B completes it" wait_for "\"$SPOOL_BIN\" work z --until-empty --exec \"$CANARY\" sleep 1 >/dev/null 2>&1; [ \"\$(sql \"SELECT state FROM tasks WHERE id = $id\")\" = succeeded ]" 400
+
+	# A wakes up: its lease is lost, its command group must die.
+	kill -CONT -- "-$leader"
+	kill -CONT "$apid"
+	start=$(date +%s%N)
+	check "round $round: A kills its command" wait_for "! alive $leader && ! alive $child" 100
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	check "round $round: within about a second ($elapsed ms)" test "$elapsed" -lt 1500
+	check "round $round: no process left in the group" test -z "$(ps -o stat= -g "$leader" 2>/dev/null | grep -v '^Z' || true)"
+
+	kill -TERM "$apid"
+	wait "$apid"
+	rc=$?
+	check "round $round: A says the lease was lost" grep -q '1 lease lost' "$T/a.out"
+	check "round $round: A exits 1 (got $rc)" test "$rc" -eq 1
+	is "round $round: one result" "$(sql "SELECT count(*) FROM results WHERE task_id = $id")" 1
+	is "round $round: attempts" "$(sql "SELECT attempts FROM tasks WHERE id = $id")" 2
+	is "round $round: history" "$(sql "SELECT group_concat(outcome, ',') FROM (SELECT outcome FROM attempts WHERE task_id = $id ORDER BY id)")" "lease_lost,succeeded"
+	is "round $round: B's result" "$(sql "SELECT output FROM results WHERE task_id = $id")" slept
+done
+finish
