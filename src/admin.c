@@ -496,7 +496,9 @@ spool_retry(spool *q, int64_t id)
 int
 spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
 {
-	int64_t		 ids[SPOOL_BATCH_ROWS], after = 0, total = 0;
+	spool_queue_opts conf;
+	int64_t		 ids[SPOOL_BATCH_ROWS], total = 0;
+	int64_t		 after_ms = INT64_MIN, after_id = 0, fin[SPOOL_BATCH_ROWS];
 	sqlite3_stmt	*st;
 	size_t		 n, i;
 	int		 rc;
@@ -510,6 +512,8 @@ spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
 	if (state != SPOOL_DEAD && state != SPOOL_CANCELLED)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "only dead or cancelled tasks can be retried"));
+	if ((rc = spool__queue_read(&conf, q, queue)) != SPOOL_OK)
+		return (rc);
 	do {
 		if ((rc = spool__begin(q)) != SPOOL_OK)
 			break;
@@ -518,10 +522,13 @@ spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
 		sqlite3_bind_text(st, 2, spool_state_name(state), -1,
 		    SQLITE_STATIC);
 		sqlite3_bind_int(st, 3, SPOOL_BATCH_ROWS);
-		sqlite3_bind_int64(st, 4, after);
+		sqlite3_bind_int64(st, 4, after_ms);
+		sqlite3_bind_int64(st, 5, after_id);
 		n = 0;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			ids[n++] = sqlite3_column_int64(st, 0);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			ids[n] = sqlite3_column_int64(st, 0);
+			fin[n++] = sqlite3_column_int64(st, 1);
+		}
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE) {
 			rc = spool__store_error(q, rc, "retry");
@@ -534,7 +541,8 @@ spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
 				total++;
 			else if (rc == SPOOL_EEXISTS)	/* key taken: skip */
 				rc = SPOOL_OK;
-			after = ids[i];
+			after_ms = fin[i];
+			after_id = ids[i];
 		}
 		if (rc != SPOOL_OK) {
 			spool__rollback(q);

@@ -320,7 +320,9 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 	j->lease_ms = c->lease_ms;
 	j->lease_until_ms = now_ms + c->lease_ms;
 	j->queue = spool__col_strdup(st, 0);
-	j->payload = spool__col_blobdup(st, 1, &j->len);
+	/* A NULL payload (a hand edit) is an empty one. */
+	j->payload = sqlite3_column_type(st, 1) == SQLITE_NULL ?
+	    spool__memdup("", 0) : spool__col_blobdup(st, 1, &j->len);
 	j->attempt = sqlite3_column_int(st, 2);
 	j->max_attempts = sqlite3_column_int(st, 3);
 	j->cancel_requested = sqlite3_column_int(st, 4);
@@ -659,7 +661,6 @@ spool_job_heartbeat(spool_job *job, int64_t lease_ms)
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		return (rc);
 	job->lease_until_ms = until;
-	job->lease_ms = lease_ms;
 	job->cancel_requested = cancel;
 	return (SPOOL_OK);
 }
@@ -750,7 +751,7 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	}
 	if (rc == SPOOL_OK)
 		rc = attempt_insert(q, job->id, job->attempt, job->owner,
-		    job->started_ms, now_ms, outcome, error);
+		    job->started_ms, now_ms, cancel ? "cancelled" : outcome, error);
 	if (rc == SPOOL_OK && state_out != NULL)
 		*state_out = state;
 	return (rc);

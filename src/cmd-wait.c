@@ -49,11 +49,12 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_kv_str(&j, "state", spool_state_name(t->state));
 		json_kv_str(&j, "dead_reason", t->dead_reason);
 		json_kv_str(&j, "last_error", t->last_error);
-		json_key(&j, "result");
 		if (t->has_result)
-			json_bytes(&j, t->result, t->result_len);
-		else
+			json_kv_payload(&j, "result", t->result, t->result_len);
+		else {
+			json_key(&j, "result");
 			json_null(&j);
+		}
 		json_close(&j, '}');
 		json_end(&j);
 	} else if (t->has_result)

@@ -164,6 +164,9 @@ cmd_open(struct cmd_ctx *c, int create)
 		rc = cmd_error(c, EXIT_NOINPUT,
 		    "%s: no such database (create it with 'spool init')",
 		    c->db_path);
+	else if (rc == SPOOL_ENOENT)
+		rc = cmd_error(c, EXIT_NOINPUT, "cannot create %s",
+		    spool_errmsg(c->q));
 	else
 		rc = cmd_fail(c, rc);
 	spool_close(c->q);
@@ -454,14 +457,15 @@ cmd_main(int argc, char **argv)
 			print_main_help(stdout);
 			return (EXIT_OK);
 		}
-		print_main_help(stderr);
-		return (EXIT_USAGE);
+		return (cmd_usage_error(NULL, "missing command"));
 	}
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 == argc) {
 			print_main_help(stdout);
 			return (EXIT_OK);
 		}
+		if (i + 2 < argc)
+			return (cmd_usage_error(NULL, "help takes one command"));
 		if ((c.cmd = find_cmd(argv[i + 1])) == NULL)
 			return (cmd_usage_error(NULL, "unknown command '%s'",
 			    argv[i + 1]));

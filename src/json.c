@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -144,10 +145,16 @@ json_int(struct json *j, int64_t v)
 void
 json_double(struct json *j, double v)
 {
+	char	 buf[32];
+
 	json_sep(j);
-	if (isfinite(v))
-		fprintf(j->f, "%.17g", v);
-	else
+	if (isfinite(v)) {
+		/* The shortest of %.15g and %.17g that reads back the same. */
+		snprintf(buf, sizeof buf, "%.15g", v);
+		if (strtod(buf, NULL) != v)
+			snprintf(buf, sizeof buf, "%.17g", v);
+		fputs(buf, j->f);
+	} else
 		fputs("null", j->f);
 }
 

@@ -428,9 +428,9 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 			    (long long)conf->max_depth));
 	}
 	run_at = o->run_at_ms != 0 ? o->run_at_ms : now_ms + o->delay_ms;
-	if (o->deadline_ms != 0 && o->deadline_ms < run_at)
+	if (o->deadline_ms != 0 && o->deadline_ms <= run_at)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "deadline is before the task is due"));
+		    "deadline is not after the time the task is due"));
 
 	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT);
 	sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);

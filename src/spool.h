@@ -205,7 +205,8 @@ typedef struct spool_enqueue_opts {
 	int32_t		 priority;	/* SPOOL_PRIORITY_DEFAULT or any other value */
 	int64_t		 delay_ms;	/* due this long after now (>= 0) */
 	int64_t		 run_at_ms;	/* due at this time; 0 = now + delay_ms */
-	int64_t		 deadline_ms;	/* not started by then: dead ("expired"); 0 = none */
+	int64_t		 deadline_ms;	/* not started by then: dead ("expired"); 0 = none;
+					 * must be after the time it is due */
 	int		 max_attempts;	/* 0 = the queue's */
 	const char	*key;		/* idempotency key or NULL */
 } spool_enqueue_opts;
@@ -260,6 +261,7 @@ typedef struct spool_claim_opts {
  * (it becomes dead, reason "expired").  Each claimed task is "running"
  * under a fresh lease token and its attempt count went up by one.
  * jobs must have room for max pointers; *n_out says how many were filled.
+ * Limits (else SPOOL_EINVAL): 1 to 64 queues, max from 1 to 10000.
  * Returns SPOOL_EEMPTY (with *n_out 0) when nothing is due.  The first
  * claim on a handle, and one at most every second after it, first reaps
  * expired leases (see spool_reap).
@@ -292,7 +294,9 @@ int		 spool_job_cancel_requested(const spool_job *job);
  */
 
 /* Extend the lease to now + lease_ms (0: the claim's lease length), and
- * refresh spool_job_cancel_requested. */
+ * refresh spool_job_cancel_requested.  For a pool's job it touches no
+ * database (the engine renews every lease): SPOOL_OK while the lease
+ * holds, SPOOL_ELEASE once it was lost. */
 int		 spool_job_heartbeat(spool_job *job, int64_t lease_ms);
 
 /* The task succeeded; result (len <= SPOOL_PAYLOAD_MAX, may be NULL) is
@@ -367,7 +371,7 @@ typedef struct spool_list_opts {
 #define SPOOL_LIST_OPTS_INIT	{ SPOOL_LIST_OPTS_VERSION, NULL, 0, 0, 0, 0 }
 
 /* One page of tasks (results not loaded) by id; pass the last id seen as
- * after_id for the next page. */
+ * after_id for the next page.  limit is at most 10000. */
 int		 spool_list(spool_task_info **out, size_t *n, spool *q,
 		     const spool_list_opts *opts);
 
@@ -415,13 +419,16 @@ void		 spool_queue_stats_free(spool_queue_stats *stats, size_t n);
  * may be NULL.  SPOOL_ESTATE if it has finished, SPOOL_ENOENT if missing. */
 int		 spool_cancel(int *running_out, spool *q, int64_t id);
 
-/* Make a dead or cancelled task ready again with a fresh set of attempts.
+/* Make a dead or cancelled task ready again, due now, with a fresh set
+ * of attempts: its max_attempts grows by its allowance, so the attempt
+ * numbers in its history keep counting up; its deadline is dropped.
  * SPOOL_ESTATE if it is in another state; SPOOL_EEXISTS if its key is now
  * held by another unfinished task. */
 int		 spool_retry(spool *q, int64_t id);
 
 /* Retry every task of queue in state (SPOOL_DEAD or SPOOL_CANCELLED), in
- * small transactions; tasks whose key is taken are skipped. */
+ * small transactions; tasks whose key is taken are skipped.  SPOOL_ENOENT
+ * if there is no such queue. */
 int		 spool_retry_all(int64_t *n_out, spool *q, const char *queue,
 		     int state);
 

@@ -557,6 +557,22 @@ err:
 	return (spool__error(q, SPOOL_EIO, "%s: %s", path, strerror(errno)));
 }
 
+/* Whether path has a -wal file with something in it. */
+static int
+store_wal_has_content(const char *path)
+{
+	struct stat	 sb;
+	char		*wal;
+	int		 rc;
+
+	if ((wal = malloc(strlen(path) + 5)) == NULL)
+		return (1);	/* be careful */
+	sprintf(wal, "%s-wal", path);
+	rc = stat(wal, &sb) == 0 && sb.st_size > 0;
+	free(wal);
+	return (rc);
+}
+
 /* Prepare every named query once, for the life of the handle. */
 static int
 store_prepare_all(spool *q)
@@ -620,6 +636,14 @@ spool_open(spool **out, const char *path, int flags)
 	 * it run functions with side effects, nor corrupt the file. */
 	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
 	sqlite3_db_config(q->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+	/* Closing the last connection of a WAL file checkpoints it into the
+	 * database: if the file has a WAL with content, a file refused below
+	 * must not be changed that way.  (An empty or missing WAL gives the
+	 * checkpoint nothing to write, and lets SQLite remove the -wal and
+	 * -shm it made to read the file.) */
+	if (store_wal_has_content(path))
+		sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+		    (int *)NULL);
 	if (sqlite3_db_readonly(q->db, "main") == 1)
 		return (spool__error(q, SPOOL_EPERM,
 		    "%s: database is read-only (no write permission)", path));
@@ -641,6 +665,8 @@ spool_open(spool **out, const char *path, int flags)
 		    "%s: empty file, not a spool database yet (create it first)",
 		    path));
 
+	sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0,
+	    (int *)NULL);
 	if ((rc = store_set_wal(q)) != SPOOL_OK)
 		return (rc);
 	if ((rc = store_exec(q, (flags & SPOOL_OPEN_SYNC_NORMAL) ?

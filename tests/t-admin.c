@@ -452,7 +452,7 @@ test_retry(void)
 	spool_job	*jobs[4], *run = NULL;
 	const char	*q = "q";
 	size_t		 n = 0, i;
-	int64_t		 dead, cancelled, ok, ready, running;
+	int64_t		 dead, cancelled, ok, ready, running, a0, m0;
 	int		 found = 0;
 
 	queue_now("q");
@@ -467,10 +467,16 @@ test_retry(void)
 	TU_RC(spool_cancel(NULL, tu_q, cancelled), SPOOL_OK);
 
 	tu_advance(50);
+	/* A fresh set of attempts: the allowance again on top of the
+	 * attempts used, so the history keeps counting up. */
+	a0 = tu_task_int(dead, "attempts");
+	m0 = tu_task_int(dead, "max_attempts");
 	TU_RC(spool_retry(tu_q, dead), SPOOL_OK);
-	CU_ASSERT_EQUAL(tu_task_int(dead, "state = 'ready' AND attempts = 0 AND "
+	CU_ASSERT_EQUAL(tu_task_int(dead, "state = 'ready' AND "
 	    "dead_reason IS NULL AND finished_ms IS NULL AND "
 	    "started_ms IS NULL"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(dead, "attempts"), a0);
+	CU_ASSERT_EQUAL(tu_task_int(dead, "max_attempts"), a0 + m0);
 	CU_ASSERT_EQUAL(tu_task_int(dead, "run_at_ms"), tu_now);
 	TU_RC(spool_retry(tu_q, cancelled), SPOOL_OK);
 	CU_ASSERT_EQUAL(tu_task_int(cancelled, "state = 'ready' AND "
@@ -484,16 +490,70 @@ test_retry(void)
 	TU_RC(spool_retry(tu_q, ready + 100), SPOOL_ENOENT);
 	TU_RC(spool_retry(tu_q, -1), SPOOL_EINVAL);
 
-	/* The retried tasks run again from attempt 1. */
+	/* The retried task's next attempt follows its last one. */
 	TU_RC(spool_claim_many(jobs, &n, tu_q, &q, 1, 4, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 3);
 	for (i = 0; i < n; i++) {
-		CU_ASSERT_EQUAL(spool_job_attempt(jobs[i]), 1);
-		found += spool_job_id(jobs[i]) == dead;
+		if (spool_job_id(jobs[i]) == dead) {
+			CU_ASSERT_EQUAL(spool_job_attempt(jobs[i]), a0 + 1);
+			found++;
+		} else
+			CU_ASSERT_EQUAL(spool_job_attempt(jobs[i]), 1);
 		spool_job_free(jobs[i]);
 	}
 	CU_ASSERT_EQUAL(found, 1);
 	spool_job_free(run);
+}
+
+/* Retrying a task that died "expired" drops its deadline, so it runs
+ * instead of dying again at its next claim. */
+static void
+test_retry_expired(void)
+{
+	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_job		*job;
+	int64_t			 id;
+
+	o.deadline_ms = tu_now + 100;
+	TU_RC(spool_enqueue(&id, tu_q, "x", "late", 4, &o), SPOOL_OK);
+	tu_advance(200);
+	TU_RC(spool_claim(&job, tu_q, "x", NULL), SPOOL_EEMPTY);
+	CU_ASSERT_EQUAL(tu_task_int(id, "dead_reason = 'expired'"), 1);
+	TU_RC(spool_retry(tu_q, id), SPOOL_OK);
+	CU_ASSERT_EQUAL(tu_task_int(id, "deadline_ms IS NULL"), 1);
+	TU_RC(spool_claim(&job, tu_q, "x", NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(spool_job_id(job), id);
+	spool_job_free(job);
+}
+
+/* A running task whose cancellation was asked for and whose attempt then
+ * fails ends cancelled, and the history says the attempt was cancelled. */
+static void
+test_cancel_history(void)
+{
+	spool_job	*job;
+	int64_t		 id;
+	int		 running;
+
+	id = tu_enqueue("c", "x");
+	TU_RC(spool_claim(&job, tu_q, "c", NULL), SPOOL_OK);
+	TU_RC(spool_cancel(&running, tu_q, id), SPOOL_OK);
+	CU_ASSERT_EQUAL(running, 1);
+	TU_RC(spool_job_fail(job, "stopped", 0), SPOOL_OK);
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'cancelled'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts WHERE "
+	    "outcome = 'cancelled' AND error = 'stopped'"), 1);
+}
+
+/* retry --queue on a queue that does not exist is SPOOL_ENOENT. */
+static void
+test_retry_all_unknown(void)
+{
+	int64_t	 n = 7;
+
+	TU_RC(spool_retry_all(&n, tu_q, "nosuch", SPOOL_DEAD), SPOOL_ENOENT);
+	CU_ASSERT_EQUAL(n, 0);
 }
 
 /* Retry refuses, with SPOOL_EEXISTS, a task whose key another unfinished
@@ -1003,6 +1063,9 @@ test_queue_bad(void)
 }
 
 static CU_TestInfo admin_tests[] = {
+	{ "retry of an expired task drops its deadline", test_retry_expired },
+	{ "cancelled attempt in the history", test_cancel_history },
+	{ "retry all on an unknown queue", test_retry_all_unknown },
 	{ "get", test_get },
 	{ "list filters", test_list_filters },
 	{ "list keyset pages both ways", test_list_pages },

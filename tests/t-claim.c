@@ -297,6 +297,24 @@ test_claim_skips_scheduled(void)
 	spool_job_free(job);
 }
 
+/* A ready row with a NULL payload (a hand edit) is claimed with an empty
+ * payload instead of blocking its queue. */
+static void
+test_null_payload(void)
+{
+	spool_job	*job;
+	size_t		 len = 9;
+
+	tu_enqueue("n", "x");
+	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, "UPDATE tasks SET payload = NULL",
+	    NULL, NULL, NULL), SQLITE_OK);
+	TU_RC(spool_claim(&job, tu_q, "n", NULL), SPOOL_OK);
+	CU_ASSERT_PTR_NOT_NULL(spool_job_payload(job, &len));
+	CU_ASSERT_EQUAL(len, 0);
+	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
+	spool_job_free(job);
+}
+
 /* A queue named twice in one claim counts once: the claim still fills up
  * to max from it. */
 static void
@@ -813,6 +831,7 @@ static CU_TestInfo claim_tests[] = {
 	{ "claim N: min(N, due), distinct tokens", test_claim_many },
 	{ "several queues merge by priority", test_multi_queue },
 	{ "a queue named twice counts once", test_repeated_queue },
+	{ "a NULL payload is an empty one", test_null_payload },
 	{ "scheduled high-priority tasks are skipped", test_claim_skips_scheduled },
 	{ "nothing due, unknown queue: EEMPTY", test_empty },
 	{ "lease length: queue vs opts", test_lease_length },

@@ -111,13 +111,16 @@ test_deadline(void)
 	a = enqueue_opts("q", "a", NULL);
 	o.deadline_ms = tu_now + 60000;
 	b = enqueue_opts("q", "b", &o);
-	/* A deadline equal to the due time is not before it. */
+	/* A deadline equal to the due time would make the task dead at its
+	 * first claim: refused.  One millisecond later is accepted. */
 	o.delay_ms = 1000;
 	o.deadline_ms = tu_now + 1000;
+	TU_RC(spool_enqueue(&c, tu_q, "q", "c", 1, &o), SPOOL_EINVAL);
+	o.deadline_ms = tu_now + 1001;
 	c = enqueue_opts("q", "c", &o);
 	CU_ASSERT_EQUAL(tu_task_int(a, "deadline_ms IS NULL"), 1);
 	CU_ASSERT_EQUAL(tu_task_int(b, "deadline_ms"), tu_now + 60000);
-	CU_ASSERT_EQUAL(tu_task_int(c, "deadline_ms"), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(c, "deadline_ms"), tu_now + 1001);
 }
 
 /* max_attempts 0 takes the queue's (5 by default, or as configured), any

@@ -367,7 +367,30 @@ test_nothing(void)
 	    "WHERE state = 'ready'"), 1);
 }
 
+/* A running task whose queue row was deleted by hand (the sqlite3 shell
+ * runs without foreign keys) is still reaped, by the default policy. */
+static void
+test_reap_without_queue(void)
+{
+	spool_job	*job;
+	int64_t		 id, n = 0;
+
+	id = tu_enqueue("gone", "x");
+	TU_RC(spool_claim(&job, tu_q, "gone", NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, "PRAGMA foreign_keys = OFF; "
+	    "DELETE FROM queues WHERE name = 'gone'; PRAGMA foreign_keys = ON",
+	    NULL, NULL, NULL), SQLITE_OK);
+	tu_advance(31000);
+	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts WHERE "
+	    "outcome = 'lease_lost'"), 1);
+	spool_job_free(job);
+}
+
 static CU_TestInfo reap_tests[] = {
+	{ "a task whose queue row is gone", test_reap_without_queue },
 	{ "expired lease: retried, lease_lost", test_expired_retried },
 	{ "backoff grows with attempts", test_expired_backoff_grows },
 	{ "expired lease on last attempt: exhausted", test_expired_exhausted },

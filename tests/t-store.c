@@ -44,16 +44,20 @@ spit(const char *path, const void *buf, size_t len)
 	close(fd);
 }
 
-/* Open path expecting failure code want; the file must be byte-identical
- * afterwards and no -wal or -shm file may appear. */
+/* Open path expecting failure code want; the file and its -wal must be
+ * byte-identical afterwards (a -wal that was not there must not be left
+ * behind: neither data nor litter). */
 static void
 expect_refused(const char *path, int flags, int want)
 {
-	char		 before[65536], after[65536], side[800];
-	ssize_t		 nb, na;
+	static char	 before[65536], after[65536], wb[65536], wa[65536];
+	char		 wal[800];
+	ssize_t		 nb, na, nwb, nwa;
 	spool		*q;
 
+	snprintf(wal, sizeof wal, "%s-wal", path);
 	nb = slurp(path, before, sizeof before);
+	nwb = slurp(wal, wb, sizeof wb);
 	TU_RC(spool_open(&q, path, flags), want);
 	CU_ASSERT_PTR_NOT_NULL(q);
 	CU_ASSERT(strlen(spool_errmsg(q)) > 0);
@@ -63,10 +67,10 @@ expect_refused(const char *path, int flags, int want)
 	CU_ASSERT_EQUAL(na, nb);
 	if (na == nb && na > 0)
 		CU_ASSERT(memcmp(before, after, (size_t)na) == 0);
-	snprintf(side, sizeof side, "%s-wal", path);
-	CU_ASSERT(access(side, F_OK) != 0);
-	snprintf(side, sizeof side, "%s-shm", path);
-	CU_ASSERT(access(side, F_OK) != 0);
+	nwa = slurp(wal, wa, sizeof wa);
+	CU_ASSERT_EQUAL(nwa, nwb);
+	if (nwa == nwb && nwa > 0)
+		CU_ASSERT(memcmp(wb, wa, (size_t)nwa) == 0);
 }
 
 /* A new database is WAL, synchronous FULL, foreign keys on, untrusted
@@ -220,6 +224,32 @@ test_foreign_sqlite(void)
 	    "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	expect_refused(path, SPOOL_OPEN_CREATE, SPOOL_ENOTDB);
+}
+
+/* Another application's WAL-mode file with transactions still in its
+ * -wal is refused without a checkpoint: both files stay as they were. */
+static void
+test_foreign_wal(void)
+{
+	char	 path[800], copy[800], wal[820], cwal[820], cmd[3400];
+	sqlite3	*db;
+
+	snprintf(path, sizeof path, "%s/app.db", tu_dir);
+	snprintf(copy, sizeof copy, "%s/app-copy.db", tu_dir);
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	snprintf(cwal, sizeof cwal, "%s-wal", copy);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA journal_mode = WAL; "
+	    "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x); "
+	    "INSERT INTO t VALUES (1), (2), (3)", NULL, NULL, NULL), SQLITE_OK);
+	/* Copy the file and its WAL while the WAL still holds the rows. */
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s' '%s'", path, copy,
+	    wal, cwal);
+	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+	sqlite3_close(db);
+	CU_ASSERT(access(cwal, F_OK) == 0);
+	expect_refused(copy, 0, SPOOL_ENOTDB);
+	CU_ASSERT(access(cwal, F_OK) == 0);
 }
 
 /* A spool database from a newer library is refused with both versions
@@ -576,6 +606,7 @@ static CU_TestInfo store_tests[] = {
 	{ "directory, symlink, fifo", test_not_regular },
 	{ "not a SQLite file", test_not_sqlite },
 	{ "another application's SQLite file", test_foreign_sqlite },
+	{ "another application's WAL file", test_foreign_wal },
 	{ "newer schema", test_newer_schema },
 	{ "empty file", test_empty_file },
 	{ "bad arguments", test_bad_args },

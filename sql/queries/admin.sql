@@ -51,17 +51,23 @@ UPDATE tasks SET state = 'cancelled', finished_ms = ?2
 UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND state = 'running';
 
 -- name: task_retry
--- A dead or cancelled task gets a fresh set of attempts.  ?1 id, ?2 now_ms.
-UPDATE tasks SET state = 'ready', run_at_ms = ?2, attempts = 0,
+-- A dead or cancelled task gets a fresh set of attempts: its allowance
+-- again on top of the attempts it used (so the history keeps counting
+-- up), no deadline (an expired task would die again at once), due now.
+-- ?1 id, ?2 now_ms.
+UPDATE tasks SET state = 'ready', run_at_ms = ?2,
+    max_attempts = attempts + max_attempts, deadline_ms = NULL,
     started_ms = NULL, finished_ms = NULL, dead_reason = NULL,
     cancel_requested = 0
- WHERE id = ?1 AND state IN ('dead', 'cancelled');
+ WHERE id = ?1 AND (state = 'dead' OR state = 'cancelled');
 
 -- name: retry_candidates
--- Up to ?3 tasks of queue ?1 in finished state ?2 with ids above ?4.
-SELECT id FROM tasks
- WHERE queue = ?1 AND state = ?2 AND finished_ms IS NOT NULL AND id > ?4
- ORDER BY id LIMIT ?3;
+-- Up to ?3 tasks of queue ?1 in finished state ?2, after (?4 finished_ms,
+-- ?5 id) in the order of tasks_finished, so each page is one range read.
+SELECT id, finished_ms FROM tasks
+ WHERE queue = ?1 AND state = ?2 AND finished_ms IS NOT NULL
+   AND (finished_ms, id) > (?4, ?5)
+ ORDER BY finished_ms, id LIMIT ?3;
 
 -- name: purge_batch
 -- Delete up to ?2 ready tasks of queue ?1.

@@ -53,9 +53,11 @@ RETURNING cancel_requested;
 -- name: lease_check
 -- What a failure needs to decide between retry and dead, if the lease
 -- (?1 id, ?2 token) still holds.
-SELECT t.cancel_requested, t.max_attempts, q.backoff, q.backoff_base_ms,
-    q.backoff_cap_ms, q.backoff_jitter
-  FROM tasks t JOIN queues q ON q.name = t.queue
+-- A task whose queue row was deleted by hand gets the default policy.
+SELECT t.cancel_requested, t.max_attempts,
+    coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
+    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2)
+  FROM tasks t LEFT JOIN queues q ON q.name = t.queue
  WHERE t.id = ?1 AND t.lease_token = ?2 AND t.state = 'running';
 
 -- name: task_succeed
@@ -107,9 +109,10 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7);
 -- Up to ?2 running tasks whose lease ended before ?1 now_ms, with what the
 -- reaper needs to retry or bury them.
 SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
-    t.started_ms, t.cancel_requested, q.backoff, q.backoff_base_ms,
-    q.backoff_cap_ms, q.backoff_jitter
-  FROM tasks t JOIN queues q ON q.name = t.queue
+    t.started_ms, t.cancel_requested,
+    coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
+    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2)
+  FROM tasks t LEFT JOIN queues q ON q.name = t.queue
  WHERE t.state = 'running' AND t.lease_until_ms < ?1
  ORDER BY t.lease_until_ms LIMIT ?2;
 

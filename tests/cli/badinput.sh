@@ -36,7 +36,7 @@ n=0
 bad() {
 	local want=$1 input=/dev/null lines
 	shift
-	if [ "${1:0:1}" = "<" ]; then
+	if [ $# -gt 0 ] && [ "${1:0:1}" = "<" ]; then
 		input=${1:1}
 		shift
 	fi
@@ -51,6 +51,9 @@ bad() {
 }
 
 # Unknown commands and options, operands.
+bad 64
+bad 64 --json
+bad 64 help list extra
 bad 64 frobnicate
 bad 64 list --bogus
 bad 64 list -x
@@ -119,6 +122,7 @@ bad 65 queue create q2 --backoff-base 1h --backoff-cap 1m
 bad 66 --db "$T" list
 bad 66 --db "$T/missing.db" list
 bad 66 --db "$T/no/such/dir.db" enqueue jobs x
+bad 66 --db "$T/no/such/dir.db" init
 bad 65 --db "$T/notes.txt" list
 bad 65 --db "$T/other-app.db" stats
 bad 65 --db "$T/newer.db" list
@@ -131,6 +135,21 @@ bad 1 pause nosuchqueue
 bad 1 stats nosuchqueue
 bad 1 purge nosuchqueue --yes
 bad 1 queue create jobs
+bad 1 retry --queue nosuchqueue
+# Work: options checked before anything starts.
+bad 64 work jobs
+bad 64 work jobs --exec
+bad 64 work jobs --concurrency 0 --exec /bin/true
+bad 64 work jobs --concurrency 2 --max 3 --exec /bin/true
+bad 64 work jobs --min 3 --max 2 --exec /bin/true
+bad 64 work jobs --strategy bogus --exec /bin/true
+bad 64 work jobs other --strategy weighted --weights 1 --exec /bin/true
+bad 64 work jobs --weights 1 --exec /bin/true
+bad 64 work jobs --cpu-max 150 --exec /bin/true
+bad 64 work jobs --lease 0 --exec /bin/true
+bad 64 work jobs --timeout 5x --exec /bin/true
+bad 65 work '' --exec /bin/true
+bad 66 --db "$T/missing.db" work jobs --exec /bin/true
 
 # The newer-schema refusal names both versions.
 run --db "$T/newer.db" list

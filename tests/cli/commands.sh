@@ -111,6 +111,8 @@ run cancel "$id"
 check "cancel twice: exit 1" test "$rc" -eq 1
 run retry "$id"
 is "retried row" "$(sql "SELECT state || attempts FROM tasks WHERE id = $id")" ready0
+run retry --queue nosuch
+check "retry --queue unknown: exit 1" test "$rc" -eq 1
 sql "UPDATE tasks SET state = 'dead', dead_reason = 'failed', finished_ms = 1 WHERE queue = 'bulk'"
 run retry --queue bulk
 check "retry --queue" grep -q 'retrying 3 dead tasks of bulk' <<<"$out"
