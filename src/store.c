@@ -267,8 +267,8 @@ store_busy(void *arg, int count)
 	if (now_us - q->busy_start_us >= q->busy_timeout_ms * 1000)
 		return (0);
 	delay_us = (int64_t)100 << (count < 7 ? count : 7);
-	if (delay_us > 10000)
-		delay_us = 10000;
+	if (delay_us > 1000)
+		delay_us = 1000;
 	/* A waiter that has waited long is being starved by processes that
 	 * commit and begin again within microseconds: poll fast, so one of
 	 * its tries lands in such a gap.  Only starving waiters pay for it. */

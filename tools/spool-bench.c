@@ -1,0 +1,509 @@
+/*
+ * spool-bench.c -- the benchmark of spool: each mode prints one line of
+ * figures, measured on a fresh database in a temporary directory.
+ *
+ *   spool-bench [-n N] [-w W] [--sync full|normal] [--dir DIR] MODE...
+ *
+ *   enqueue   N tasks, one call (one transaction) each
+ *   bulk      N tasks in one spool_enqueue_many, 100-byte payloads
+ *   drain     N tasks through a pool of W threads with a no-op handler
+ *   exec      N tasks through a pool of W threads running /bin/true,
+ *             and the same number of posix_spawn + waitpid of /bin/true
+ *             from W threads, the baseline it is compared with
+ *   latency   enqueue -> handler start, one task at a time, from a thread
+ *             of the same process (which wakes the pool), p50/p95/p99
+ *   xlatency  the same from another process (the pool polls)
+ *   rss       the pool's resident memory after working 20,000 tasks of a
+ *             backlog of 10,000 and of 1,000,000
+ *   all       every mode above
+ *
+ * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
+ */
+#include "config.h"
+
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool-int.h"
+
+extern char	**environ;
+
+static int64_t	 n_tasks = 100000;
+static int	 n_workers = 2;
+static int	 sync_normal;
+static char	 dir[512];
+static int	 db_seq;
+
+static double
+mono(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+static int64_t
+wall_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+static void
+die(const char *what, const char *msg)
+{
+	fprintf(stderr, "spool-bench: %s: %s\n", what, msg);
+	exit(70);
+}
+
+/* A new database path in the bench's directory, and the handle on it. */
+static spool *
+fresh(char *path, size_t len)
+{
+	spool	*q;
+
+	snprintf(path, len, "%s/bench-%d.db", dir, ++db_seq);
+	if (spool_open(&q, path, SPOOL_OPEN_CREATE |
+	    (sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0)) != SPOOL_OK)
+		die("open", spool_errmsg(q));
+	return (q);
+}
+
+/* Fill queue "b" with n tasks of len bytes, in chunks. */
+static void
+fill(spool *q, int64_t n, size_t len)
+{
+	spool_task	*t;
+	char		*payload;
+	int64_t		 i, k, chunk = 50000;
+
+	if ((t = calloc((size_t)chunk, sizeof *t)) == NULL ||
+	    (payload = malloc(len + 1)) == NULL)
+		die("fill", "out of memory");
+	memset(payload, 'p', len);
+	payload[len] = '\0';
+	for (i = 0; i < n; i += chunk) {
+		k = n - i < chunk ? n - i : chunk;
+		for (int64_t j = 0; j < k; j++) {
+			t[j].queue = "b";
+			t[j].payload = payload;
+			t[j].len = len;
+		}
+		if (spool_enqueue_many(NULL, NULL, q, t, (size_t)k) != 0)
+			die("fill", spool_errmsg(q));
+	}
+	free(t);
+	free(payload);
+}
+
+static void
+bench_enqueue(void)
+{
+	char	 path[600];
+	spool	*q = fresh(path, sizeof path);
+	int64_t	 i, n = n_tasks < 20000 ? n_tasks : 20000;
+	double	 t0 = mono(), el;
+
+	for (i = 0; i < n; i++)
+		if (spool_enqueue(NULL, q, "b", "{\"n\":1}", 7, NULL) != 0)
+			die("enqueue", spool_errmsg(q));
+	el = mono() - t0;
+	printf("enqueue   %8lld tasks one at a time   %9.0f tasks/s  "
+	    "(%.1f us each, sync %s)\n", (long long)n, n / el, el / n * 1e6,
+	    sync_normal ? "normal" : "full");
+	spool_close(q);
+}
+
+static void
+bench_bulk(void)
+{
+	char	 path[600];
+	spool	*q = fresh(path, sizeof path);
+	double	 t0 = mono(), el;
+
+	fill(q, n_tasks, 100);
+	el = mono() - t0;
+	printf("bulk      %8lld tasks, 100 B each   %9.0f tasks/s\n",
+	    (long long)n_tasks, n_tasks / el);
+	spool_close(q);
+}
+
+static int
+noop(spool_job *job, void *arg)
+{
+	(void)job;
+	(void)arg;
+	return (SPOOL_DONE);
+}
+
+/* Run a pool over path until the queue is empty; returns seconds. */
+static double
+drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
+    spool_pool_stats *st)
+{
+	spool_pool_opts	 o = SPOOL_POOL_OPTS_INIT;
+	const char	*qs[] = { "b" };
+	spool_pool	*p;
+	double		 t0, el;
+
+	o.queues = qs;
+	o.nqueues = 1;
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = n_workers;
+	o.prefetch = fn == noop ? 512 : 2 * n_workers;
+	o.max_tasks = max_tasks;
+	o.open_flags = sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0;
+	if (spool_pool_new(&p, path, fn, arg, &o) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	t0 = mono();
+	if (spool_pool_run(p) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	el = mono() - t0;
+	spool_pool_stats_get(p, st);
+	spool_pool_free(p);
+	return (el);
+}
+
+static void
+bench_drain(void)
+{
+	spool_pool_stats st;
+	char		 path[600];
+	spool		*q = fresh(path, sizeof path);
+	double		 el;
+
+	fill(q, n_tasks, 16);
+	spool_close(q);
+	el = drain(path, noop, NULL, 0, &st);
+	if (st.succeeded != n_tasks)
+		die("drain", "not every task succeeded");
+	printf("drain     %8lld tasks, %d threads   %9.0f tasks/s  "
+	    "(no-op handler, sync %s)\n", (long long)n_tasks, n_workers,
+	    n_tasks / el, sync_normal ? "normal" : "full");
+}
+
+struct spawner {
+	int64_t		 n;
+	const char	*cmd;
+};
+
+/* A baseline worker: posix_spawn and waitpid, n times. */
+static void *
+spawn_loop(void *arg)
+{
+	struct spawner	*s = arg;
+	char		*argv[] = { (char *)s->cmd, NULL };
+	pid_t		 pid;
+	int		 status;
+	int64_t		 i;
+
+	for (i = 0; i < s->n; i++) {
+		if (posix_spawn(&pid, s->cmd, NULL, NULL, argv, environ) != 0)
+			die("spawn", strerror(errno));
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			continue;
+	}
+	return (NULL);
+}
+
+static void
+bench_exec(void)
+{
+	spool_pool_stats	 st;
+	struct spool__exec	*x;
+	struct spawner		 s;
+	pthread_t		 t[64];
+	char			 path[600], *argv[] = { "/bin/true" };
+	spool			*q = fresh(path, sizeof path);
+	int64_t			 n = n_tasks < 10000 ? n_tasks : 10000;
+	double			 el, base;
+	int			 i;
+
+	fill(q, n, 16);
+	spool_close(q);
+	if (spool__exec_new(&x, argv, 1, NULL, 0, 0) != SPOOL_OK)
+		die("exec", "out of memory");
+	el = drain(path, spool__exec_handler, x, 0, &st);
+	spool__exec_free(x);
+	if (st.succeeded != n)
+		die("exec", "not every task succeeded");
+	s.n = n / n_workers;
+	s.cmd = "/bin/true";
+	base = mono();
+	for (i = 0; i < n_workers && i < 64; i++)
+		pthread_create(&t[i], NULL, spawn_loop, &s);
+	for (i = 0; i < n_workers && i < 64; i++)
+		pthread_join(t[i], NULL);
+	base = mono() - base;
+	printf("exec      %8lld tasks, %d threads   %9.0f tasks/s  "
+	    "(/bin/true; plain posix_spawn+waitpid: %.0f/s, %.0f%%)\n",
+	    (long long)n, n_workers, n / el, s.n * n_workers / base,
+	    100.0 * (n / el) / (s.n * n_workers / base));
+}
+
+/* Latency: handlers note how long after its enqueue each task started. */
+struct lat {
+	pthread_mutex_t	 mu;
+	int64_t		*us;
+	int64_t		 n, max;
+	int64_t		 started;	/* tasks started so far */
+};
+
+static int
+lat_handler(spool_job *job, void *arg)
+{
+	struct lat	*l = arg;
+	const char	*p;
+	size_t		 len;
+	int64_t		 sent, now = wall_us();
+
+	p = spool_job_payload(job, &len);
+	sent = strtoll(p, NULL, 10);
+	pthread_mutex_lock(&l->mu);
+	if (l->n < l->max)
+		l->us[l->n++] = now - sent;
+	l->started++;
+	pthread_mutex_unlock(&l->mu);
+	return (SPOOL_DONE);
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+	int64_t	 x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x < y ? -1 : x > y);
+}
+
+struct producer {
+	const char	*path;
+	int64_t		 n;
+	spool_pool	*pool;		/* NULL: in another process, no wake */
+	struct lat	*lat;
+};
+
+/* Enqueue n tasks one at a time, each carrying its enqueue time, and
+ * wait for each to start before sending the next. */
+static void *
+produce(void *arg)
+{
+	struct producer	*pr = arg;
+	spool		*q;
+	char		 payload[32];
+	int64_t		 i;
+	struct timespec	 ts = { 0, 2000000 };
+
+	if (spool_open(&q, pr->path, 0) != SPOOL_OK)
+		die("producer", spool_errmsg(q));
+	for (i = 0; i < pr->n; i++) {
+		snprintf(payload, sizeof payload, "%lld", (long long)wall_us());
+		if (spool_enqueue(NULL, q, "b", payload, strlen(payload),
+		    NULL) != SPOOL_OK)
+			die("producer", spool_errmsg(q));
+		if (pr->pool != NULL)
+			spool_pool_wake(pr->pool);
+		nanosleep(&ts, NULL);	/* one at a time, spaced out */
+	}
+	spool_close(q);
+	return (NULL);
+}
+
+static void
+latency_report(const char *mode, struct lat *l)
+{
+	qsort(l->us, (size_t)l->n, sizeof *l->us, cmp64);
+	printf("%-9s %8lld tasks, %d threads   p50 %6.2f ms  p95 %6.2f ms  "
+	    "p99 %6.2f ms  max %6.2f ms\n", mode, (long long)l->n, n_workers,
+	    l->us[l->n / 2] / 1000.0, l->us[l->n * 95 / 100] / 1000.0,
+	    l->us[l->n * 99 / 100] / 1000.0, l->us[l->n - 1] / 1000.0);
+}
+
+static void
+bench_latency(int cross)
+{
+	spool_pool_opts	 o = SPOOL_POOL_OPTS_INIT;
+	const char	*qs[] = { "b" };
+	struct producer	 pr;
+	struct lat	 l;
+	spool_pool	*p;
+	pthread_t	 t;
+	char		 path[600];
+	spool		*q = fresh(path, sizeof path);
+	pid_t		 pid = 0;
+	int		 status;
+
+	spool_close(q);
+	memset(&l, 0, sizeof l);
+	pthread_mutex_init(&l.mu, NULL);
+	l.max = n_tasks < 2000 ? n_tasks : 2000;
+	if ((l.us = calloc((size_t)l.max, sizeof *l.us)) == NULL)
+		die("latency", "out of memory");
+	o.queues = qs;
+	o.nqueues = 1;
+	o.min_workers = o.max_workers = n_workers;
+	o.max_tasks = l.max;
+	if (spool_pool_new(&p, path, lat_handler, &l, &o) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	pr.path = path;
+	pr.n = l.max;
+	pr.lat = &l;
+	if (cross) {
+		pr.pool = NULL;
+		if ((pid = fork()) == 0) {
+			produce(&pr);
+			_exit(0);
+		}
+	} else {
+		pr.pool = p;
+		pthread_create(&t, NULL, produce, &pr);
+	}
+	if (spool_pool_run(p) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	if (cross)
+		waitpid(pid, &status, 0);
+	else
+		pthread_join(t, NULL);
+	spool_pool_free(p);
+	latency_report(cross ? "xlatency" : "latency", &l);
+	free(l.us);
+}
+
+/* VmRSS of this process, in kB. */
+static long
+rss_kb(void)
+{
+	char	 line[256];
+	long	 kb = -1;
+	FILE	*f;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return (-1);
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return (kb);
+}
+
+/* The RSS of a child process that works 20,000 tasks of a backlog. */
+static long
+rss_child(int64_t backlog)
+{
+	spool_pool_stats st;
+	char		 path[600];
+	int		 fd[2], status;
+	long		 kb = -1;
+	pid_t		 pid;
+	spool		*q = fresh(path, sizeof path);
+
+	fill(q, backlog, 64);
+	spool_close(q);
+	if (pipe(fd) == -1)
+		die("rss", strerror(errno));
+	if ((pid = fork()) == 0) {
+		close(fd[0]);
+		(void)drain(path, noop, NULL, 20000, &st);
+		kb = rss_kb();
+		if (write(fd[1], &kb, sizeof kb) != (ssize_t)sizeof kb)
+			_exit(1);
+		_exit(0);
+	}
+	close(fd[1]);
+	if (read(fd[0], &kb, sizeof kb) != (ssize_t)sizeof kb)
+		kb = -1;
+	close(fd[0]);
+	waitpid(pid, &status, 0);
+	return (kb);
+}
+
+static void
+bench_rss(void)
+{
+	long	 small = rss_child(10000), big = rss_child(1000000);
+
+	printf("rss       worker RSS after 20,000 tasks: backlog 10,000: "
+	    "%ld kB, backlog 1,000,000: %ld kB (%+ld kB)\n", small, big,
+	    big - small);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [--sync full|normal] "
+	    "[--dir DIR] enqueue|bulk|drain|exec|latency|xlatency|rss|all...\n");
+	exit(64);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char	*tmp = getenv("TMPDIR");
+	int		 i, made = 0, ran = 0;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+			n_tasks = atoll(argv[++i]);
+		else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
+			n_workers = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--sync") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "normal") == 0)
+				sync_normal = 1;
+			else if (strcmp(argv[i], "full") != 0)
+				usage();
+		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			snprintf(dir, sizeof dir, "%s", argv[++i]);
+		else
+			usage();
+	}
+	if (i == argc || n_tasks < 100 || n_workers < 1 || n_workers > 64)
+		usage();
+	if (dir[0] == '\0') {
+		snprintf(dir, sizeof dir, "%s/spool-bench-XXXXXX",
+		    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+		if (mkdtemp(dir) == NULL)
+			die("mkdtemp", strerror(errno));
+		made = 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (; i < argc; i++) {
+		int	 all = strcmp(argv[i], "all") == 0;
+
+		ran = 0;
+		if (all || strcmp(argv[i], "enqueue") == 0)
+			bench_enqueue(), ran = 1;
+		if (all || strcmp(argv[i], "bulk") == 0)
+			bench_bulk(), ran = 1;
+		if (all || strcmp(argv[i], "drain") == 0)
+			bench_drain(), ran = 1;
+		if (all || strcmp(argv[i], "exec") == 0)
+			bench_exec(), ran = 1;
+		if (all || strcmp(argv[i], "latency") == 0)
+			bench_latency(0), ran = 1;
+		if (all || strcmp(argv[i], "xlatency") == 0)
+			bench_latency(1), ran = 1;
+		if (all || strcmp(argv[i], "rss") == 0)
+			bench_rss(), ran = 1;
+		if (!ran)
+			usage();
+	}
+	if (made) {
+		char	 cmd[600];
+
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "spool-bench: could not remove %s\n", dir);
+	}
+	return (0);
+}
