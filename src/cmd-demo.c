@@ -4,6 +4,9 @@
  * failing and being retried and a few poison tasks ending dead, while a
  * progress line runs; then print a summary and how to look inside.
  *
+ * It runs on a worker pool: two threads run an in-process handler while
+ * the engine claims in batches and commits outcomes in groups.
+ *
  * The "work" is a checksum of the payload.  Which attempts fail is decided
  * from the task id, so a run is repeatable: --fail percent of tasks fail
  * their first attempt (transient errors, retried after a short backoff),
@@ -20,7 +23,6 @@
 
 #define DEMO_QUEUE	"demo"
 #define DEMO_CHUNK	1000	/* tasks per enqueue transaction */
-#define DEMO_CLAIM	64	/* tasks per claim transaction */
 
 static const struct cmd_opt demo_opts[] = {
 	{ "tasks", "N", "tasks to enqueue (default 5000)" },
@@ -35,6 +37,7 @@ struct demo {
 	int64_t		 succeeded, retried_ok, dead, attempts, failed;
 	int64_t		 start_ms, last_progress_ms;
 	int		 tty;
+	spool_pool	*pool;
 };
 
 /* A small deterministic hash of a task id. */
@@ -111,76 +114,97 @@ out:
 	return (rc);
 }
 
-/* Do one job: decide its outcome and record it. */
+/* The handler, in a worker thread: the "work" is a checksum of the
+ * payload; whether the attempt fails is decided from the task id. */
 static int
-demo_work(struct demo *d, spool_job *job)
+demo_handler(spool_job *job, void *arg)
 {
+	struct demo		*d = arg;
 	const unsigned char	*p;
 	char			 result[64];
 	uint32_t		 h = demo_hash(spool_job_id(job)), sum = 0;
 	size_t			 len, i;
-	int			 rc;
 
-	d->attempts++;
 	p = spool_job_payload(job, &len);
 	for (i = 0; i < len; i++)
 		sum = sum * 31 + p[i];
 	if (h % 100 == 0) {
-		d->failed++;
-		rc = spool_job_fail(job, "poison task: fails every time", 0);
-		if (rc == SPOOL_OK &&
-		    spool_job_attempt(job) >= spool_job_max_attempts(job))
-			d->dead++;
-		return (rc);
+		spool_job_set_error(job, "poison task: fails every time");
+		return (SPOOL_RETRY);
 	}
-	if ((int64_t)(h / 100 % 100) < d->fail_pct && spool_job_attempt(job) == 1) {
-		d->failed++;
-		return (spool_job_fail(job, "simulated transient error", 0));
+	if ((int64_t)(h / 100 % 100) < d->fail_pct &&
+	    spool_job_attempt(job) == 1) {
+		spool_job_set_error(job, "simulated transient error");
+		return (SPOOL_RETRY);
 	}
 	snprintf(result, sizeof result, "{\"checksum\":%u}", sum);
-	if ((rc = spool_job_complete(job, result, strlen(result))) == SPOOL_OK) {
-		d->succeeded++;
-		if (spool_job_attempt(job) > 1)
-			d->retried_ok++;
-	}
-	return (rc);
+	spool_job_set_result(job, result, strlen(result));
+	return (SPOOL_DONE);
 }
 
-/* Claim and work until the demo queue has nothing ready or running. */
+/* Each committed outcome (in the engine thread): count it, and stop the
+ * pool once every task of this run is final. */
+static void
+demo_done(const spool_outcome *o, void *arg)
+{
+	struct demo	*d = arg;
+
+	if (o->id < d->first_id || o->id >= d->first_id + d->tasks)
+		return;
+	d->attempts++;
+	switch (o->kind) {
+	case SPOOL_OUTCOME_SUCCEEDED:
+		d->succeeded++;
+		if (o->attempt > 1)
+			d->retried_ok++;
+		break;
+	case SPOOL_OUTCOME_RETRYING:
+		d->failed++;
+		break;
+	case SPOOL_OUTCOME_DEAD:
+		d->failed++;
+		d->dead++;
+		break;
+	}
+	if (d->succeeded + d->dead == d->tasks)
+		spool_pool_stop(d->pool, 0);
+}
+
+/* Each tick (in the engine thread): the progress line. */
+static void
+demo_tick(const spool_pool_stats *st, void *arg)
+{
+	struct demo	*d = arg;
+
+	(void)st;
+	demo_progress(d, 0);
+}
+
+/* Work the demo queue on a worker pool until every task is final. */
 static int
 demo_drain(struct cmd_ctx *c, struct demo *d)
 {
-	const char		*queues[] = { DEMO_QUEUE };
-	spool_job		*jobs[DEMO_CLAIM];
-	spool_queue_stats	*s;
-	size_t			 n, i, ns;
-	int			 rc = SPOOL_OK, idle;
+	spool_pool_opts	 o = SPOOL_POOL_OPTS_INIT;
+	const char	*queues[] = { DEMO_QUEUE };
+	int		 rc;
 
-	for (;;) {
-		rc = spool_claim_many(jobs, &n, c->q, queues, 1, DEMO_CLAIM,
-		    NULL);
-		if (rc == SPOOL_EEMPTY) {
-			if ((rc = spool_stats(&s, &ns, c->q, DEMO_QUEUE)) != 0)
-				return (rc);
-			idle = s[0].ready + s[0].scheduled + s[0].running == 0;
-			spool_queue_stats_free(s, ns);
-			if (idle)
-				return (SPOOL_OK);
-			demo_progress(d, 0);
-			cmd_sleep_ms(5);	/* retries wait out their backoff */
-			continue;
-		}
-		if (rc != SPOOL_OK)
-			return (rc);
-		for (i = 0; i < n; i++) {
-			if (rc == SPOOL_OK)
-				rc = demo_work(d, jobs[i]);
-			spool_job_free(jobs[i]);
-		}
-		if (rc != SPOOL_OK)
-			return (rc);
-		demo_progress(d, 0);
-	}
+	o.queues = queues;
+	o.nqueues = 1;
+	o.flags = SPOOL_POOL_SIGNALS;
+	o.min_workers = o.max_workers = 2;
+	o.prefetch = 256;
+	o.on_done = demo_done;
+	o.on_tick = demo_tick;
+	o.tick_ms = 100;
+	o.cb_arg = d;
+	if ((rc = spool_pool_new(&d->pool, c->db_path, demo_handler, d,
+	    &o)) == SPOOL_OK)
+		rc = spool_pool_run(d->pool);
+	if (rc != SPOOL_OK)
+		cmd_error(c, 0, "%s", spool_pool_errmsg(d->pool));
+	spool_pool_free(d->pool);
+	d->pool = NULL;
+	return (rc);
 }
 
 static int
@@ -234,7 +258,7 @@ demo_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (long long)d.first_id, (long long)(d.first_id + d.tasks - 1));
 	d.start_ms = cmd_now_ms();
 	if ((rc = demo_drain(c, &d)) != SPOOL_OK)
-		return (cmd_fail(c, rc));
+		return (cmd_exit_code(rc));
 	demo_progress(&d, 1);
 	elapsed = cmd_now_ms() - d.start_ms;
 	printf("\nsummary: %lld tasks in %.2f s (%.0f tasks/s)\n",
