@@ -1045,7 +1045,6 @@ spool__engine_run(spool_pool *p)
 	engine_read_conf(p);
 	e->last_prune_ms = engine_now(p);
 	(void)engine_cpu(e);
-	engine_worker_row(p, engine_now(p));
 	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < p->o.min_workers; i++)
 		if (spool__pool_spawn(p) != SPOOL_OK)
@@ -1055,6 +1054,8 @@ spool__engine_run(spool_pool *p)
 		spool__pool_error(p, SPOOL_ENOMEM, "cannot start threads");
 		return (SPOOL_ENOMEM);
 	}
+	/* After the threads start, so the row counts them. */
+	engine_worker_row(p, engine_now(p));
 	for (i = 0; i < 2; i++)
 		if (e->ev_sig[i] != NULL)
 			event_add(e->ev_sig[i], NULL);
