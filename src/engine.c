@@ -715,7 +715,7 @@ engine_timeouts(spool_pool *p, int64_t now)
 	spool_job		*job, *nx;
 	char			 why[96];
 	size_t			 i;
-	int			 abandoned = 0;
+	int			 abandoned = 0, any;
 
 	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < ENGINE_BUCKETS; i++)
@@ -735,10 +735,14 @@ engine_timeouts(spool_pool *p, int64_t now)
 			abandoned++;
 		}
 	/* Keep the pool's capacity while stuck threads finish. */
+	any = abandoned > 0;
 	while (abandoned-- > 0 && p->nworkers - p->stuck < p->o.min_workers &&
 	    spool__pool_spawn(p) == SPOOL_OK)
 		continue;
 	pthread_mutex_unlock(&p->mu);
+	/* Commit the timeouts now: the stuck threads will not wake us. */
+	if (any)
+		engine_flush(p);
 }
 
 /* Grow the pool while the backlog exceeds twice the busy threads. */
