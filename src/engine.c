@@ -69,7 +69,7 @@ struct spool__engine {
 	int64_t			 next_due_ms;	/* earliest scheduled task, or 0 */
 	int64_t			 data_version;
 	int64_t			 claimed_total;
-	size_t			 rr;		/* round-robin start */
+	int64_t			*credit;	/* per queue: weighted shares owed */
 	int64_t			 flush_retry_ms;
 	int			 claim_failed;	/* last claim error, to log once */
 
@@ -237,7 +237,8 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 {
 	struct spool__engine	*e = p->engine;
 	const char *const	*qs = p->o.queues;
-	size_t			 nq = p->o.nqueues, i, k, share, total_w = 0;
+	size_t			 nq = p->o.nqueues, i, n, best, share[64];
+	int64_t			 total_w = 0;
 	int			 rc = SPOOL_OK;
 
 	*got = 0;
@@ -248,22 +249,29 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 			rc = engine_claim_from(p, &qs[i], 1, want - *got, got);
 		return (rc);
 	}
-	/* Weighted and round-robin: a share each, starting at a rotating
-	 * queue, then what is left from any queue that has more. */
-	for (i = 0; i < nq; i++)
+	/* Weighted and round-robin: deal the wanted tasks out one at a time
+	 * by smooth weighted round robin, whose credits carry over from one
+	 * claim to the next (so the shares hold even when each claim is for
+	 * one task), claim each queue's share, then take what is left from
+	 * any queue that has more. */
+	for (i = 0; i < nq; i++) {
 		total_w += p->o.strategy == SPOOL_STRATEGY_WEIGHTED ?
-		    (size_t)p->o.weights[i] : 1;
-	for (k = 0; k < nq && *got < want && rc == SPOOL_OK; k++) {
-		i = (e->rr + k) % nq;
-		share = want * (p->o.strategy == SPOOL_STRATEGY_WEIGHTED ?
-		    (size_t)p->o.weights[i] : 1) / total_w;
-		if (share == 0)
-			share = 1;
-		if (share > want - *got)
-			share = want - *got;
-		rc = engine_claim_from(p, &qs[i], 1, share, got);
+		    p->o.weights[i] : 1;
+		share[i] = 0;
 	}
-	e->rr++;
+	for (n = 0; n < want; n++) {
+		for (best = 0, i = 0; i < nq; i++) {
+			e->credit[i] += p->o.strategy ==
+			    SPOOL_STRATEGY_WEIGHTED ? p->o.weights[i] : 1;
+			if (e->credit[i] > e->credit[best])
+				best = i;
+		}
+		e->credit[best] -= total_w;
+		share[best]++;
+	}
+	for (i = 0; i < nq && *got < want && rc == SPOOL_OK; i++)
+		if (share[i] > 0)
+			rc = engine_claim_from(p, &qs[i], 1, share[i], got);
 	if (rc == SPOOL_OK && *got < want)
 		rc = engine_claim_from(p, qs, nq, want - *got, got);
 	return (rc);
@@ -1001,7 +1009,8 @@ spool__engine_new(spool_pool *p)
 	p->engine = e;
 	e->nclaimed_max = (size_t)p->o.max_workers + (size_t)p->o.prefetch;
 	if ((e->claimed = calloc(e->nclaimed_max, sizeof *e->claimed)) ==
-	    NULL || (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL)
+	    NULL || (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL ||
+	    (e->credit = calloc(p->o.nqueues, sizeof *e->credit)) == NULL)
 		goto nomem;
 	if ((cfg = event_config_new()) == NULL)
 		goto nomem;
@@ -1166,6 +1175,7 @@ spool__engine_free(spool_pool *p)
 		event_base_free(e->base);
 	free(e->claimed);
 	free(e->conf);
+	free(e->credit);
 	free(e);
 	p->engine = NULL;
 }
