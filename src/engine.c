@@ -623,7 +623,9 @@ engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 			    sqlite3_column_int64(st, 1))
 				continue;
 			job->renew_epoch = e->epoch;
-			job->lease_until_ms = now + e->conf[i].lease_ms;
+			/* Atomic: the handler may be reading it. */
+			__atomic_store_n(&job->lease_until_ms, now +
+			    e->conf[i].lease_ms, __ATOMIC_RELAXED);
 			if (sqlite3_column_int(st, 2))
 				spool__job_stop_set(job, SPOOL_STOP_CANCELLED);
 		}
