@@ -77,8 +77,8 @@ struct spool__engine {
 	int64_t			 last_prune_ms;
 	int			 draining;
 	int			 stop_req;	/* from spool_pool_stop: 1, 2 */
-	pthread_t		 thread;	/* the one running the loop */
-	int			 running;
+	pthread_t		 thread;	/* the one running the loop (under p->mu) */
+	int			 running;	/* (under p->mu) */
 	int			 rc;
 };
 
@@ -1055,8 +1055,11 @@ spool__engine_run(spool_pool *p)
 	int64_t			 ms;
 	int			 i;
 
+	/* Under the lock: spool_pool_stop reads them from any thread. */
+	pthread_mutex_lock(&p->mu);
 	e->thread = pthread_self();
 	e->running = 1;
+	pthread_mutex_unlock(&p->mu);
 	engine_read_conf(p);
 	e->last_prune_ms = engine_now(p);
 	(void)engine_cpu(e);
@@ -1096,7 +1099,9 @@ spool__engine_run(spool_pool *p)
 
 	engine_claim(p);
 	event_base_dispatch(e->base);
+	pthread_mutex_lock(&p->mu);
 	e->running = 0;
+	pthread_mutex_unlock(&p->mu);
 
 	/* Out of the loop: the row goes; leases still held expire. */
 	engine_sync(p, 1);
@@ -1127,10 +1132,14 @@ spool__engine_stop(spool_pool *p, int now)
 	struct spool__engine	*e = p->engine;
 	spool_job		*job, *nx;
 	size_t			 i;
+	int			 in_loop;
 
 	if (e == NULL)
 		return;
-	if (!now || !e->running || !pthread_equal(pthread_self(), e->thread)) {
+	pthread_mutex_lock(&p->mu);
+	in_loop = e->running && pthread_equal(pthread_self(), e->thread);
+	pthread_mutex_unlock(&p->mu);
+	if (!now || !in_loop) {
 		/* Drain runs in the loop: ask it. */
 		pthread_mutex_lock(&p->mu);
 		if (e->stop_req < (now ? 2 : 1))
