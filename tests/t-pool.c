@@ -1272,6 +1272,42 @@ out:
 	spool_close(q);
 }
 
+/* spool_pool_stop(p, 1) from another thread while the run is starting
+ * still quits it: the run returns 0 at once, not at its max_time. */
+static void
+test_quit_at_start(void)
+{
+	const char		*qs[] = { "sq0" };
+	struct runner		 r;
+	spool_pool_opts		 o;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 t0;
+
+	rec_reset();
+	wt_reset(SPOOL_DONE);
+	q = real_open();
+	enqueue_n(q, "sq0", "long", 3, NULL);
+	opts_init(&o, qs, 1);
+	o.min_workers = o.max_workers = 1;
+	o.prefetch = 0;
+	if ((p = pool_make(h_wait_stop, &o)) == NULL)
+		goto out;
+	t0 = mono_ms();
+	runner_start(&r, p);
+	spool_pool_stop(p, 1);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	CU_ASSERT(mono_ms() - t0 < 2000);
+	spool_pool_free(p);
+	/* A handler that started was told to stop, and none succeeded. */
+	if (load(&wt_started))
+		CU_ASSERT_EQUAL(load(&wt_reason), SPOOL_STOP_SHUTDOWN);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE "
+	    "state = 'succeeded'"), 0);
+out:
+	spool_close(q);
+}
+
 /* ---- 8. Limits ------------------------------------------------------------- */
 
 /* max_tasks 5 of 50 (with room to claim 8 at once): exactly 5 are claimed
@@ -1731,6 +1767,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "lease lost to another handle", test_lease_lost },
 	{ "graceful stop from another thread", test_graceful_stop },
 	{ "quit now from another thread", test_quit_now },
+	{ "quit as the run starts", test_quit_at_start },
 	{ "max_tasks", test_max_tasks },
 	{ "max_time", test_max_time },
 	{ "strategy: priority", test_strategy_priority },
