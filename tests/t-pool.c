@@ -452,12 +452,13 @@ runner_join(struct runner *r)
 	return (r->rc);
 }
 
-/* A thread that stops a pool after a delay. */
+/* A thread that stops a pool after a delay, unless called off first. */
 struct stopper {
 	pthread_t	 t;
 	spool_pool	*p;
 	int64_t		 after_ms;
 	int		 now;
+	int		 off;		/* called off: do nothing */
 	int64_t		 at_ms;		/* monotonic, when it asked */
 };
 
@@ -465,8 +466,12 @@ static void *
 stopper_main(void *arg)
 {
 	struct stopper	*s = arg;
+	int64_t		 end = mono_ms() + s->after_ms;
 
-	sleep_ms(s->after_ms);
+	while (!load(&s->off) && mono_ms() < end)
+		sleep_ms(1);
+	if (load(&s->off))
+		return (NULL);
 	store64(&s->at_ms, mono_ms());
 	spool_pool_stop(s->p, s->now);
 	return (NULL);
@@ -1184,6 +1189,7 @@ test_graceful_stop(void)
 	s.p = p;
 	s.after_ms = 100;
 	s.now = 0;
+	s.off = 0;
 	s.at_ms = 0;
 	t0 = mono_ms();
 	CU_ASSERT_FATAL(pthread_create(&s.t, NULL, stopper_main, &s) == 0);
@@ -1358,6 +1364,7 @@ static void
 test_max_time(void)
 {
 	const char		*qs[] = { "xq" };
+	struct stopper		 guard;
 	spool_pool_opts		 o;
 	spool_pool_stats	 st;
 	spool_pool		*p;
@@ -1375,9 +1382,20 @@ test_max_time(void)
 	o.max_time_ms = 300;
 	if ((p = pool_make(h_slow, &o)) == NULL)
 		goto out;
+	/* max_time is what is tested, so it cannot be the guard too. */
+	guard.p = p;
+	guard.after_ms = 3000;
+	guard.now = 0;
+	guard.off = 0;
+	guard.at_ms = 0;
+	CU_ASSERT_FATAL(pthread_create(&guard.t, NULL, stopper_main,
+	    &guard) == 0);
 	t0 = mono_ms();
 	TU_RC(spool_pool_run(p), SPOOL_OK);
 	ms = mono_ms() - t0;
+	store(&guard.off, 1);
+	pthread_join(guard.t, NULL);
+	CU_ASSERT_EQUAL(load64(&guard.at_ms), 0);
 	spool_pool_stats_get(p, &st);
 	spool_pool_free(p);
 	CU_ASSERT(ms >= 300 && ms < 1200);
