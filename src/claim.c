@@ -581,7 +581,8 @@ spool_job_max_attempts(const spool_job *job)
 int64_t
 spool_job_lease_until_ms(const spool_job *job)
 {
-	return (job->lease_until_ms);
+	/* A pool's engine renews it while the handler runs. */
+	return (__atomic_load_n(&job->lease_until_ms, __ATOMIC_RELAXED));
 }
 
 int

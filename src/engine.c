@@ -69,7 +69,7 @@ struct spool__engine {
 	int64_t			 next_due_ms;	/* earliest scheduled task, or 0 */
 	int64_t			 data_version;
 	int64_t			 claimed_total;
-	size_t			 rr;		/* round-robin start */
+	int64_t			*credit;	/* per queue: weighted shares owed */
 	int64_t			 flush_retry_ms;
 	int			 claim_failed;	/* last claim error, to log once */
 
@@ -77,8 +77,8 @@ struct spool__engine {
 	int64_t			 last_prune_ms;
 	int			 draining;
 	int			 stop_req;	/* from spool_pool_stop: 1, 2 */
-	pthread_t		 thread;	/* the one running the loop */
-	int			 running;
+	pthread_t		 thread;	/* the one running the loop (under p->mu) */
+	int			 running;	/* (under p->mu) */
 	int			 rc;
 };
 
@@ -237,7 +237,8 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 {
 	struct spool__engine	*e = p->engine;
 	const char *const	*qs = p->o.queues;
-	size_t			 nq = p->o.nqueues, i, k, share, total_w = 0;
+	size_t			 nq = p->o.nqueues, i, n, best, share[64];
+	int64_t			 total_w = 0;
 	int			 rc = SPOOL_OK;
 
 	*got = 0;
@@ -248,22 +249,29 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 			rc = engine_claim_from(p, &qs[i], 1, want - *got, got);
 		return (rc);
 	}
-	/* Weighted and round-robin: a share each, starting at a rotating
-	 * queue, then what is left from any queue that has more. */
-	for (i = 0; i < nq; i++)
+	/* Weighted and round-robin: deal the wanted tasks out one at a time
+	 * by smooth weighted round robin, whose credits carry over from one
+	 * claim to the next (so the shares hold even when each claim is for
+	 * one task), claim each queue's share, then take what is left from
+	 * any queue that has more. */
+	for (i = 0; i < nq; i++) {
 		total_w += p->o.strategy == SPOOL_STRATEGY_WEIGHTED ?
-		    (size_t)p->o.weights[i] : 1;
-	for (k = 0; k < nq && *got < want && rc == SPOOL_OK; k++) {
-		i = (e->rr + k) % nq;
-		share = want * (p->o.strategy == SPOOL_STRATEGY_WEIGHTED ?
-		    (size_t)p->o.weights[i] : 1) / total_w;
-		if (share == 0)
-			share = 1;
-		if (share > want - *got)
-			share = want - *got;
-		rc = engine_claim_from(p, &qs[i], 1, share, got);
+		    p->o.weights[i] : 1;
+		share[i] = 0;
 	}
-	e->rr++;
+	for (n = 0; n < want; n++) {
+		for (best = 0, i = 0; i < nq; i++) {
+			e->credit[i] += p->o.strategy ==
+			    SPOOL_STRATEGY_WEIGHTED ? p->o.weights[i] : 1;
+			if (e->credit[i] > e->credit[best])
+				best = i;
+		}
+		e->credit[best] -= total_w;
+		share[best]++;
+	}
+	for (i = 0; i < nq && *got < want && rc == SPOOL_OK; i++)
+		if (share[i] > 0)
+			rc = engine_claim_from(p, &qs[i], 1, share[i], got);
 	if (rc == SPOOL_OK && *got < want)
 		rc = engine_claim_from(p, qs, nq, want - *got, got);
 	return (rc);
@@ -615,7 +623,9 @@ engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 			    sqlite3_column_int64(st, 1))
 				continue;
 			job->renew_epoch = e->epoch;
-			job->lease_until_ms = now + e->conf[i].lease_ms;
+			/* Atomic: the handler may be reading it. */
+			__atomic_store_n(&job->lease_until_ms, now +
+			    e->conf[i].lease_ms, __ATOMIC_RELAXED);
 			if (sqlite3_column_int(st, 2))
 				spool__job_stop_set(job, SPOOL_STOP_CANCELLED);
 		}
@@ -715,7 +725,7 @@ engine_timeouts(spool_pool *p, int64_t now)
 	spool_job		*job, *nx;
 	char			 why[96];
 	size_t			 i;
-	int			 abandoned = 0;
+	int			 abandoned = 0, any;
 
 	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < ENGINE_BUCKETS; i++)
@@ -735,10 +745,14 @@ engine_timeouts(spool_pool *p, int64_t now)
 			abandoned++;
 		}
 	/* Keep the pool's capacity while stuck threads finish. */
+	any = abandoned > 0;
 	while (abandoned-- > 0 && p->nworkers - p->stuck < p->o.min_workers &&
 	    spool__pool_spawn(p) == SPOOL_OK)
 		continue;
 	pthread_mutex_unlock(&p->mu);
+	/* Commit the timeouts now: the stuck threads will not wake us. */
+	if (any)
+		engine_flush(p);
 }
 
 /* Grow the pool while the backlog exceeds twice the busy threads. */
@@ -997,7 +1011,8 @@ spool__engine_new(spool_pool *p)
 	p->engine = e;
 	e->nclaimed_max = (size_t)p->o.max_workers + (size_t)p->o.prefetch;
 	if ((e->claimed = calloc(e->nclaimed_max, sizeof *e->claimed)) ==
-	    NULL || (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL)
+	    NULL || (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL ||
+	    (e->credit = calloc(p->o.nqueues, sizeof *e->credit)) == NULL)
 		goto nomem;
 	if ((cfg = event_config_new()) == NULL)
 		goto nomem;
@@ -1040,12 +1055,14 @@ spool__engine_run(spool_pool *p)
 	int64_t			 ms;
 	int			 i;
 
+	/* Under the lock: spool_pool_stop reads them from any thread. */
+	pthread_mutex_lock(&p->mu);
 	e->thread = pthread_self();
 	e->running = 1;
+	pthread_mutex_unlock(&p->mu);
 	engine_read_conf(p);
 	e->last_prune_ms = engine_now(p);
 	(void)engine_cpu(e);
-	engine_worker_row(p, engine_now(p));
 	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < p->o.min_workers; i++)
 		if (spool__pool_spawn(p) != SPOOL_OK)
@@ -1055,6 +1072,8 @@ spool__engine_run(spool_pool *p)
 		spool__pool_error(p, SPOOL_ENOMEM, "cannot start threads");
 		return (SPOOL_ENOMEM);
 	}
+	/* After the threads start, so the row counts them. */
+	engine_worker_row(p, engine_now(p));
 	for (i = 0; i < 2; i++)
 		if (e->ev_sig[i] != NULL)
 			event_add(e->ev_sig[i], NULL);
@@ -1080,7 +1099,9 @@ spool__engine_run(spool_pool *p)
 
 	engine_claim(p);
 	event_base_dispatch(e->base);
+	pthread_mutex_lock(&p->mu);
 	e->running = 0;
+	pthread_mutex_unlock(&p->mu);
 
 	/* Out of the loop: the row goes; leases still held expire. */
 	engine_sync(p, 1);
@@ -1111,10 +1132,14 @@ spool__engine_stop(spool_pool *p, int now)
 	struct spool__engine	*e = p->engine;
 	spool_job		*job, *nx;
 	size_t			 i;
+	int			 in_loop;
 
 	if (e == NULL)
 		return;
-	if (!now || !e->running || !pthread_equal(pthread_self(), e->thread)) {
+	pthread_mutex_lock(&p->mu);
+	in_loop = e->running && pthread_equal(pthread_self(), e->thread);
+	pthread_mutex_unlock(&p->mu);
+	if (!now || !in_loop) {
 		/* Drain runs in the loop: ask it. */
 		pthread_mutex_lock(&p->mu);
 		if (e->stop_req < (now ? 2 : 1))
@@ -1161,6 +1186,7 @@ spool__engine_free(spool_pool *p)
 		event_base_free(e->base);
 	free(e->claimed);
 	free(e->conf);
+	free(e->credit);
 	free(e);
 	p->engine = NULL;
 }

@@ -77,7 +77,7 @@ struct spool_job {
 	int		 max_attempts;
 	int64_t		 started_ms;
 	int64_t		 lease_ms;	/* length of the lease, for heartbeats */
-	int64_t		 lease_until_ms;
+	int64_t		 lease_until_ms;	/* atomic in pool jobs (renewals) */
 	int		 cancel_requested;
 	int		 done;		/* finished by a call: only free applies */
 	int64_t		 run_at_ms;	/* when it was due (for wait times) */
