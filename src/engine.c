@@ -966,7 +966,9 @@ engine_check_finished(spool_pool *p)
 	int			 idle;
 
 	pthread_mutex_lock(&p->mu);
-	idle = p->busy == 0 && p->ready.n == 0 && p->done.n == 0;
+	/* A thread stuck in an abandoned handler holds nothing: its task's
+	 * timeout is committed, and spool_pool_free waits for the thread. */
+	idle = p->busy - p->stuck == 0 && p->ready.n == 0 && p->done.n == 0;
 	pthread_mutex_unlock(&p->mu);
 	if (!idle || e->held != 0)
 		return;
