@@ -6,7 +6,8 @@
  *                             and FOO from the environment, its open fds,
  *                             whether it leads its process group, and stdin
  *   canary exit N             say "bye" on stderr, exit N
- *   canary kill SIG           kill itself with signal SIG
+ *   canary kill SIG           kill itself with signal SIG (9: nothing, not
+ *                             even a sanitizer, can turn it into an exit)
  *   canary sleep MS           sleep MS ms, print "slept"
  *   canary family MS PIDFILE  fork a child into its group that writes its
  *                             pid to PIDFILE and sleeps MS; sleep MS too

@@ -16,7 +16,7 @@ ntasks=${CHAOS_TASKS:-3000}
 seconds=${CHAOS_SECONDS:-12}
 
 chaos() {
-	local seed=$1 dir="$T/seed-$1" i b first pids="" deadline left
+	local seed=$1 dir="$T/seed-$1" i b first pids="" deadline left ms
 	mkdir -p "$dir"
 	RANDOM=$seed
 	export SPOOL_DB="$dir/chaos.db"
@@ -64,7 +64,8 @@ chaos() {
 	# The nemesis.
 	deadline=$(($(date +%s) + seconds))
 	while [ "$(date +%s)" -lt "$deadline" ]; do
-		sleep "$((RANDOM % 18 / 10 + 0)).$((RANDOM % 10 + 3))"
+		ms=$((300 + RANDOM % 1701))	# 0.3 to 2 s
+		sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
 		i=$((RANDOM % 3 + 1))
 		if [ -s "$dir/w$i.pid" ] && kill -9 "$(cat "$dir/w$i.pid")" 2>/dev/null
 		then

@@ -65,9 +65,9 @@ sleep 0.1
 run work w --until-empty --exec "$CANARY" exit 3
 is "exit 3: error" "$(sql "SELECT last_error FROM tasks WHERE id = $id")" "exit 3: bye"
 sleep 0.1
-run work w --until-empty --exec "$CANARY" kill 11
+run work w --until-empty --exec "$CANARY" kill 9
 is "signal: dead after 3 attempts" "$(sql "SELECT state || ':' || dead_reason || ':' || attempts FROM tasks WHERE id = $id")" "dead:exhausted:3"
-check "signal: named" grep -q 'killed by signal 11' <<<"$(sql "SELECT last_error FROM tasks WHERE id = $id")"
+check "signal: named" grep -q 'killed by signal 9' <<<"$(sql "SELECT last_error FROM tasks WHERE id = $id")"
 is "history of 3 failed attempts" "$(sql "SELECT count(*) FROM attempts WHERE task_id = $id AND outcome = 'failed'")" 3
 run enqueue w x
 id=$out
