@@ -867,7 +867,8 @@ engine_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!e->draining)
 		engine_autoscale(p, now);
 
-	if ((cpu = engine_cpu(e)) >= 0) {
+	cpu = p->cpu_probe != NULL ? p->cpu_probe(p) : engine_cpu(e);
+	if (cpu >= 0) {
 		pthread_mutex_lock(&p->mu);
 		p->st.cpu = cpu;
 		if (p->o.cpu_max > 0 && cpu > p->o.cpu_max)

@@ -125,6 +125,7 @@ struct spool_pool {
 	char			 host[128];
 	int64_t			 started_ms;
 	int64_t			 grace_ms;	/* past a timeout, before abandoning */
+	double			(*cpu_probe)(spool_pool *);	/* test seam */
 	int			 errcode;
 	char			 errmsg[512];
 

@@ -1786,6 +1786,96 @@ out:
 	spool_close(q);
 }
 
+/* Load shedding on a fake CPU reading. */
+static int	 shed_permille;
+
+static int
+h_shed(spool_job *job, void *arg)
+{
+	(void)job;
+	(void)arg;
+	return (SPOOL_DONE);
+}
+
+static double
+shed_probe(spool_pool *p)
+{
+	(void)p;
+	return (__atomic_load_n(&shed_permille, __ATOMIC_ACQUIRE) / 1000.0);
+}
+
+static void
+shed_set(double v)
+{
+	__atomic_store_n(&shed_permille, (int)(v * 1000), __ATOMIC_RELEASE);
+}
+
+/* Wait until the pool's shedding flag is want; 1 if it got there. */
+static int
+shed_wait(spool_pool *p, int want, int64_t ms)
+{
+	spool_pool_stats	 st;
+	int64_t			 end = mono_ms() + ms;
+
+	do {
+		spool_pool_stats_get(p, &st);
+		if (st.shedding == want)
+			return (1);
+		sleep_ms(10);
+	} while (mono_ms() < end);
+	return (0);
+}
+
+/* Above cpu_max the pool stops claiming; it resumes only below 80% of
+ * cpu_max, not as soon as the load dips under the maximum. */
+static void
+test_load_shedding(void)
+{
+	const char		*qs[] = { "shed" };
+	spool_pool_opts		 o;
+	spool_pool_stats	 st;
+	struct runner		 r;
+	spool_pool		*p;
+	spool			*q;
+
+	rec_reset();
+	q = real_open();
+	opts_init(&o, qs, 1);
+	o.cpu_max = 0.5;
+	o.tick_ms = 20;
+	shed_set(0.9);
+	if ((p = pool_make(h_shed, &o)) == NULL)
+		goto out;
+	p->cpu_probe = shed_probe;
+	runner_start(&r, p);
+	CU_ASSERT(shed_wait(p, 1, 2000));
+
+	/* Shedding: new tasks wait, even when the pool is woken. */
+	enqueue_n(q, "shed", "task", 5, NULL);
+	spool_pool_wake(p);
+	sleep_ms(200);
+	spool_pool_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.claimed, 0);
+	/* Under the maximum but above 80% of it: still shedding. */
+	shed_set(0.45);
+	sleep_ms(200);
+	spool_pool_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.shedding, 1);
+	CU_ASSERT_EQUAL(st.claimed, 0);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
+	    "'ready'"), 5);
+	/* Below 80%: claims resume and the tasks run. */
+	shed_set(0.3);
+	CU_ASSERT(shed_wait(p, 0, 2000));
+	spool_pool_stop(p, 0);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.succeeded, 5);
+	spool_pool_free(p);
+out:
+	spool_close(q);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "drain 2000 tasks until empty", test_drain },
 	{ "result bytes and error text", test_results },
@@ -1804,6 +1894,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "strategy: weighted 3:1", test_strategy_weighted },
 	{ "autoscale up and back down", test_autoscale },
 	{ "exclusive lock", test_exclusive },
+	{ "load shedding on measured CPU", test_load_shedding },
 	{ "bad options", test_bad_options },
 	{ "pool jobs refuse direct calls", test_direct_calls },
 	CU_TEST_INFO_NULL
