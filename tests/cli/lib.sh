@@ -8,6 +8,8 @@
 #   is DESC GOT WANT     count a pass if GOT = WANT (strings)
 #   sql QUERY            one value from the database, through sqlite3
 #   jq_py EXPR           evaluate a Python expression on d = json($out)
+#   wait_for COND [N]    poll a shell condition every 50 ms, N times (200)
+#   alive PID            the process runs (a zombie does not)
 #   finish               print "N passed, N failed" and exit 0 or 1
 # The spool binary is $SPOOL_BIN (set by make check), else ./spool.
 
@@ -73,6 +75,23 @@ d = json.load(sys.stdin)
 v = eval(sys.argv[1])
 print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
 ' "$1"
+}
+
+wait_for() {
+	local i
+	for i in $(seq 1 "${2:-200}"); do
+		eval "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# Running, that is: a zombie waiting for its parent (or for PID 1, which
+# may be slow to reap in a container) is dead already.
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st:0:1}" != Z ]
 }
 
 finish() {

@@ -12,22 +12,6 @@ run init
 run queue create w --backoff fixed --backoff-base 50ms --jitter 0 \
     --max-attempts 3 --lease 2s
 
-# wait_for COND: poll a shell condition for up to 10 s.
-wait_for() {
-	local i
-	for i in $(seq 1 200); do
-		eval "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-# Running, that is: a zombie waiting for its parent (or for PID 1, which
-# may be slow to reap in a container) is dead already.
-alive() {
-	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
 
 # What the command is given.
 weird=$'semi;colon $(date) `id` *.c ~ "q" \'s\' new\nline --output=/etc/x'

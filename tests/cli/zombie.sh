@@ -9,21 +9,6 @@ CANARY=${CANARY:-$(pwd)/tests/canary}
 [ -x "$CANARY" ] || { echo "no canary at $CANARY" >&2; exit 99; }
 rounds=${ZOMBIE_ROUNDS:-3}
 
-wait_for() {
-	local i
-	for i in $(seq 1 ${2:-200}); do
-		eval "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-# Running, that is: a zombie waiting for its parent (or for PID 1, which
-# may be slow to reap in a container) is dead already.
-alive() {
-	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
 
 run init
 run queue create z --lease 2s --backoff fixed --backoff-base 50ms --jitter 0
