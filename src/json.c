@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "spool-int.h"
 
 void
 json_init(struct json *j, FILE *f)
@@ -53,34 +54,6 @@ json_close(struct json *j, int c)
 		j->depth--;
 }
 
-/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t	 len, i;
-
-	if (s[0] < 0x80)
-		return (1);
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return (0);
-	if (len > n)
-		return (0);
-	for (i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return (0);
-	/* Overlong, surrogate and out-of-range forms. */
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return (0);
-	return (len);
-}
-
 /* Write bytes as a JSON string. */
 void
 json_bytes(struct json *j, const void *p, size_t n)
@@ -106,7 +79,7 @@ json_bytes(struct json *j, const void *p, size_t n)
 			fprintf(j->f, "\\u%04x", c);
 		else if (c < 0x80)
 			fputc(c, j->f);
-		else if ((len = utf8_seq(s + i, n - i)) == 0)
+		else if ((len = spool__utf8_seq(s + i, n - i)) == 0)
 			fputs("\\ufffd", j->f);
 		else {
 			fwrite(s + i, 1, len, j->f);
@@ -205,13 +178,10 @@ json_kv_payload(struct json *j, const char *k, const void *p, size_t n)
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char	*s = p;
 	char			 key[64];
-	size_t			 i, len;
+	size_t			 i;
 	unsigned long		 v;
 
-	for (i = 0; i < n; i += len)
-		if (s[i] == 0 || (len = utf8_seq(s + i, n - i)) == 0)
-			break;
-	if (p == NULL || i >= n) {
+	if (p == NULL || spool__utf8_valid(p, n)) {
 		json_key(j, k);
 		if (p == NULL)
 			json_null(j);

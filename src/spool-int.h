@@ -153,6 +153,7 @@ void		 spool__clear_error(spool *q);
 void		*spool__memdup(const void *p, size_t len);
 char		*spool__strdup(const char *s);
 void		*spool__grow(void *v, size_t *cap, size_t len, size_t size);
+size_t		 spool__utf8_seq(const unsigned char *s, size_t n);
 int		 spool__utf8_valid(const void *p, size_t len);
 int		 spool__check_name(spool *q, const char *what, const char *name,
 		     size_t max);
@@ -172,7 +173,6 @@ int		 spool__begin_read(spool *q);
 int		 spool__set_sync(spool *q, int full);
 void		 spool__end_read(spool *q);
 void		 spool__rollback(spool *q);
-int64_t		 spool__col_int64_or0(sqlite3_stmt *st, int col);
 char		*spool__col_strdup(sqlite3_stmt *st, int col);
 void		*spool__col_blobdup(sqlite3_stmt *st, int col, size_t *len);
 

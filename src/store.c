@@ -141,13 +141,6 @@ spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
 	return (sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT));
 }
 
-/* Column col as an int64, 0 when NULL. */
-int64_t
-spool__col_int64_or0(sqlite3_stmt *st, int col)
-{
-	return (sqlite3_column_int64(st, col));
-}
-
 /* A malloc'd copy of text column col, or NULL if it is NULL (or memory ran
  * out: callers that care check the column type). */
 char *

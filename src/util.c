@@ -53,39 +53,46 @@ spool__strdup(const char *s)
 	return (spool__memdup(s, strlen(s)));
 }
 
+/* The length of the valid UTF-8 sequence at s (at most n > 0 bytes), or
+ * 0 if there is none: overlong forms, surrogates and code points above
+ * U+10FFFF are invalid. */
+size_t
+spool__utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t	 len, i;
+
+	if (s[0] < 0x80)
+		return (1);
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return (0);
+	if (len > n)
+		return (0);
+	for (i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return (0);
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return (0);
+	return (len);
+}
+
 /* 1 if p[0..len) is valid UTF-8 with no NUL byte (so SQLite may store it
- * as TEXT), else 0.  Overlong forms and surrogates are invalid. */
+ * as TEXT), else 0. */
 int
 spool__utf8_valid(const void *p, size_t len)
 {
-	const unsigned char	*s = p, *end = s + len;
-	unsigned int		 c, min;
-	int			 n;
+	const unsigned char	*s = p;
+	size_t			 i, n;
 
-	while (s < end) {
-		c = *s++;
-		if (c == 0)
+	for (i = 0; i < len; i += n)
+		if (s[i] == 0 || (n = spool__utf8_seq(s + i, len - i)) == 0)
 			return (0);
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1; c &= 0x1f; min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2; c &= 0x0f; min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3; c &= 0x07; min = 0x10000;
-		} else
-			return (0);
-		if (end - s < n)
-			return (0);
-		while (n-- > 0) {
-			if ((*s & 0xc0) != 0x80)
-				return (0);
-			c = (c << 6) | (*s++ & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return (0);
-	}
 	return (1);
 }
 

@@ -130,7 +130,40 @@ test_fraction(void)
 	CU_ASSERT_EQUAL(parse_fraction("", &v), -1);
 }
 
+/* The one UTF-8 decoder: what is text, what is not. */
+static void
+test_utf8(void)
+{
+	static const struct { const char *s; size_t n; int ok; } c[] = {
+		{ "plain", 5, 1 },
+		{ "caf\xc3\xa9", 5, 1 },			/* U+00E9 */
+		{ "\xe2\x82\xac", 3, 1 },		/* U+20AC */
+		{ "\xf0\x9f\x98\x80", 4, 1 },		/* U+1F600 */
+		{ "\xf4\x8f\xbf\xbf", 4, 1 },		/* U+10FFFF */
+		{ "a\0b", 3, 0 },			/* NUL */
+		{ "\xc0\xaf", 2, 0 },			/* overlong '/' */
+		{ "\xe0\x80\xaf", 3, 0 },		/* overlong, 3 bytes */
+		{ "\xf0\x80\x80\xaf", 4, 0 },		/* overlong, 4 bytes */
+		{ "\xed\xa0\x80", 3, 0 },		/* surrogate U+D800 */
+		{ "\xf4\x90\x80\x80", 4, 0 },		/* above U+10FFFF */
+		{ "\xc3", 1, 0 },			/* cut short */
+		{ "\xe2\x28\xa1", 3, 0 },		/* bad continuation */
+		{ "\xff", 1, 0 },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+		if (spool__utf8_valid(c[i].s, c[i].n) != c[i].ok)
+			fprintf(stderr, "\nutf8 case %zu\n", i);
+		CU_ASSERT_EQUAL(spool__utf8_valid(c[i].s, c[i].n), c[i].ok);
+	}
+	CU_ASSERT_EQUAL(spool__utf8_seq((const unsigned char *)"\xe2\x82\xac",
+	    3), 3);
+	CU_ASSERT_EQUAL(spool__utf8_seq((const unsigned char *)"\xe2\x82", 2), 0);
+}
+
 static CU_TestInfo parse_tests[] = {
+	{ "UTF-8", test_utf8 },
 	{ "integers", test_int },
 	{ "durations", test_duration },
 	{ "times", test_time },
