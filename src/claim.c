@@ -262,7 +262,7 @@ spool_reap(int64_t *n_out, spool *q)
 			return (rc);
 		total += n;
 	} while (more);
-	q->next_reap_ms = spool__now_ms(q) + SPOOL_REAP_INTERVAL_MS;
+	q->next_reap_ms = spool__now_ms(q) + q->reap_interval_ms;
 	if (n_out != NULL)
 		*n_out = total;
 	return (SPOOL_OK);

@@ -1094,6 +1094,8 @@ spool__engine_run(spool_pool *p)
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
 	event_add(e->ev_reap, &tv);
+	/* The timer reaps; a claim reaps only if the loop falls behind it. */
+	p->q->reap_interval_ms = ms + ms / 2;
 	tv.tv_sec = (time_t)(p->o.tick_ms / 1000);
 	tv.tv_usec = (suseconds_t)(p->o.tick_ms % 1000 * 1000);
 	event_add(e->ev_tick, &tv);

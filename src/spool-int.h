@@ -21,7 +21,8 @@
 #define SPOOL_APPLICATION_ID	0x53504f4c
 
 #define SPOOL_BUSY_TIMEOUT_MS	10000	/* default busy timeout */
-#define SPOOL_REAP_INTERVAL_MS	1000	/* claims reap at most this often */
+#define SPOOL_REAP_INTERVAL_MS	1000	/* claims reap at most this often,
+					 * unless an engine's timer reaps */
 #define SPOOL_BATCH_ROWS	500	/* rows per transaction in bulk deletes */
 
 #ifdef __GNUC__
@@ -44,6 +45,7 @@ struct spool {
 	int64_t		 busy_start_us;	/* monotonic start of the current wait */
 	int		 in_txn;	/* inside spool__begin .. commit/rollback */
 	int64_t		 next_reap_ms;	/* claims reap when now passes this */
+	int64_t		 reap_interval_ms;	/* between reaps by claims */
 	spool__clock_fn	 clock;		/* test seam: NULL = the wall clock */
 	void		*clock_arg;
 	char		 owner[256];	/* default lease owner: "host:pid" */

@@ -601,6 +601,7 @@ spool_open(spool **out, const char *path, int flags)
 		return (SPOOL_ENOMEM);
 	*out = q;
 	q->busy_timeout_ms = SPOOL_BUSY_TIMEOUT_MS;
+	q->reap_interval_ms = SPOOL_REAP_INTERVAL_MS;
 	q->flags = flags;
 	if (gethostname(host, sizeof host) != 0)
 		strcpy(host, "localhost");

@@ -1786,6 +1786,41 @@ out:
 	spool_close(q);
 }
 
+/* In a pool the engine's reap timer does the reaping: claims do not
+ * reap again every second on the hot path (one reap at the first claim,
+ * none in the 1.5 s after it with a 30 s lease, whose timer is 5 s). */
+static void
+test_reap_once(void)
+{
+	const char	*qs[] = { "ro" };
+	spool_pool_opts	 o;
+	spool_pool	*p;
+	spool		*q;
+	int		 runs;
+
+	rec_reset();
+	slow_ms = 50;
+	slow_calls = 0;
+	q = real_open();
+	enqueue_n(q, "ro", "task", 200, NULL);
+	opts_init(&o, qs, 1);
+	o.min_workers = o.max_workers = 2;
+	o.prefetch = 0;
+	o.max_time_ms = 1500;
+	if ((p = pool_make(h_slow, &o)) == NULL)
+		goto out;
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	runs = sqlite3_stmt_status(p->q->stmt[SPOOL_SQL_REAP_EXPIRED],
+	    SQLITE_STMTSTATUS_RUN, 0);
+	CU_ASSERT(load(&slow_calls) > 20);
+	CU_ASSERT_EQUAL(runs, 1);
+	if (runs != 1)
+		fprintf(stderr, "\nreaped %d times\n", runs);
+	spool_pool_free(p);
+out:
+	spool_close(q);
+}
+
 /* Load shedding on a fake CPU reading. */
 static int	 shed_permille;
 
@@ -1895,6 +1930,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "autoscale up and back down", test_autoscale },
 	{ "exclusive lock", test_exclusive },
 	{ "load shedding on measured CPU", test_load_shedding },
+	{ "claims leave reaping to the engine", test_reap_once },
 	{ "bad options", test_bad_options },
 	{ "pool jobs refuse direct calls", test_direct_calls },
 	CU_TEST_INFO_NULL
