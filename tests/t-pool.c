@@ -1821,6 +1821,78 @@ out:
 	spool_close(q);
 }
 
+/* A flush that fails keeps its outcomes. */
+static int	 lk_started, lk_release;
+
+static int
+h_lock(spool_job *job, void *arg)
+{
+	(void)arg;
+	spool_job_set_result(job, "kept", 4);
+	store(&lk_started, 1);
+	(void)wait_flag(&lk_release, 5000);
+	return (SPOOL_DONE);
+}
+
+/* With the database locked by another connection past the pool's busy
+ * timeout, the outcome cannot be committed: the engine keeps it, says
+ * why, retries, and commits it once the lock is gone (one result). */
+static void
+test_flush_retry(void)
+{
+	const char	*qs[] = { "lk" };
+	spool_pool_opts	 o;
+	spool_pool_stats st;
+	struct runner	 r;
+	spool_pool	*p;
+	spool		*q;
+	sqlite3		*db = NULL;
+	char		 state[32];
+	int64_t		 id;
+
+	rec_reset();
+	store(&lk_started, 0);
+	store(&lk_release, 0);
+	q = real_open();
+	TU_RC(spool_enqueue(&id, q, "lk", "x", 1, NULL), SPOOL_OK);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 1;
+	o.prefetch = 0;
+	if ((p = pool_make(h_lock, &o)) == NULL)
+		goto out;
+	TU_RC(spool_busy_timeout(p->q, 100), SPOOL_OK);
+	runner_start(&r, p);
+	CU_ASSERT_FATAL(wait_flag(&lk_started, 5000) == 1);
+
+	/* Another connection takes the write lock while the handler runs. */
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(tu_db, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	store(&lk_release, 1);
+	sleep_ms(700);	/* several failed flushes */
+	CU_ASSERT_STRING_EQUAL(q_text(q, state, sizeof state,
+	    "SELECT state FROM tasks WHERE id = %lld", (long long)id),
+	    "running");
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.succeeded, 1);
+	CU_ASSERT(strstr(spool_pool_errmsg(p), "locked") != NULL);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM results WHERE task_id = "
+	    "%lld AND output = 'kept'", (long long)id), 1);
+	CU_ASSERT_STRING_EQUAL(q_text(q, state, sizeof state,
+	    "SELECT state FROM tasks WHERE id = %lld", (long long)id),
+	    "succeeded");
+out:
+	spool_close(q);
+}
+
 /* Load shedding on a fake CPU reading. */
 static int	 shed_permille;
 
@@ -1931,6 +2003,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "exclusive lock", test_exclusive },
 	{ "load shedding on measured CPU", test_load_shedding },
 	{ "claims leave reaping to the engine", test_reap_once },
+	{ "a failed flush keeps its outcomes", test_flush_retry },
 	{ "bad options", test_bad_options },
 	{ "pool jobs refuse direct calls", test_direct_calls },
 	CU_TEST_INFO_NULL
