@@ -35,10 +35,11 @@
 
 /* Environment variables a command gets from the worker, unless the
  * configuration names more. */
-static const char *const exec_env_default[10] = {
+static const char *const exec_env_default[] = {
 	"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE",
 	"LC_MESSAGES", "TZ", "TMPDIR"
 };
+#define EXEC_ENV_DEFAULTS (sizeof exec_env_default / sizeof exec_env_default[0])
 
 static int64_t
 exec_now_ms(void)
@@ -74,11 +75,12 @@ spool__exec_new(struct spool__exec **out, char *const *argv, size_t argc,
 		if ((x->argv[i] = spool__strdup(argv[i])) == NULL)
 			return (SPOOL_ENOMEM);
 	/* The environment: the allowlist, as the worker has it now. */
-	if ((x->env = calloc(nenv + 16, sizeof *x->env)) == NULL)
+	if ((x->env = calloc(EXEC_ENV_DEFAULTS + nenv + 1, sizeof *x->env)) ==
+	    NULL)
 		return (SPOOL_ENOMEM);
-	for (i = 0; i < 10 + nenv; i++) {
-		const char	*name = i < 10 ? exec_env_default[i] :
-		    env_names[i - 10];
+	for (i = 0; i < EXEC_ENV_DEFAULTS + nenv; i++) {
+		const char	*name = i < EXEC_ENV_DEFAULTS ?
+		    exec_env_default[i] : env_names[i - EXEC_ENV_DEFAULTS];
 
 		if (name == NULL || (v = getenv(name)) == NULL)
 			continue;
