@@ -263,8 +263,9 @@ typedef struct spool_claim_opts {
  * jobs must have room for max pointers; *n_out says how many were filled.
  * Limits (else SPOOL_EINVAL): 1 to 64 queues, max from 1 to 10000.
  * Returns SPOOL_EEMPTY (with *n_out 0) when nothing is due.  The first
- * claim on a handle, and one at most every second after it, first reaps
- * expired leases (see spool_reap).
+ * claim on a handle, and one at most every second after it (in a pool,
+ * the engine's reap timer does it instead), first reaps expired leases
+ * (see spool_reap).
  */
 int		 spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 		     const char *const *queues, size_t nqueues, size_t max,
