@@ -1944,6 +1944,7 @@ test_load_shedding(void)
 	struct runner		 r;
 	spool_pool		*p;
 	spool			*q;
+	int64_t			 t0;
 
 	rec_reset();
 	q = real_open();
@@ -1974,6 +1975,13 @@ test_load_shedding(void)
 	/* Below 80%: claims resume and the tasks run. */
 	shed_set(0.3);
 	CU_ASSERT(shed_wait(p, 0, 2000));
+	t0 = mono_ms();
+	do {
+		spool_pool_stats_get(p, &st);
+		if (st.succeeded == 5)
+			break;
+		sleep_ms(10);
+	} while (mono_ms() - t0 < 5000);
 	spool_pool_stop(p, 0);
 	TU_RC(runner_join(&r), SPOOL_OK);
 	spool_pool_stats_get(p, &st);
