@@ -51,6 +51,7 @@ task_from_row(spool *q, spool_task_info *t, sqlite3_stmt *st)
 	if (t->has_result)
 		t->result = spool__col_blobdup(st, 19, &t->result_len);
 	t->duration_ms = sqlite3_column_int64(st, 20);
+	t->batch_id = sqlite3_column_int64(st, 21);
 	if (t->queue == NULL ||
 	    (t->payload == NULL && sqlite3_column_type(st, 4) != SQLITE_NULL) ||
 	    (t->key == NULL && sqlite3_column_type(st, 9) != SQLITE_NULL) ||

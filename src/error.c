@@ -33,7 +33,7 @@ spool_strerror(int rc)
 	case SPOOL_ENOENT:	return ("not found");
 	case SPOOL_EIO:		return ("I/O error");
 	case SPOOL_EPERM:	return ("permission denied");
-	case SPOOL_ESTATE:	return ("task is in the wrong state");
+	case SPOOL_ESTATE:	return ("task or batch is in the wrong state");
 	case SPOOL_EFULL:	return ("queue is full");
 	}
 	return ("unknown error code");
@@ -62,6 +62,34 @@ spool__state_parse(const char *name)
 	return (0);
 }
 
+/*
+ * The result of this thread's last spool_enqueue on a handle other threads
+ * may be enqueueing on too.  Such a call is run by whichever thread leads
+ * the group commit, so its message cannot stay in the handle: it is copied
+ * here, and spool_errmsg and spool_errcode read it while mine == q.  Any
+ * other call this thread makes on q (they all clear or set q's error)
+ * hands the handle's own slot back.
+ */
+static __thread struct {
+	const spool	*q;
+	int		 code;
+	char		 msg[512];
+} mine;
+
+/* Set this thread's result for q; msg NULL forgets it. */
+void
+spool__error_mine(const spool *q, int code, const char *msg)
+{
+	if (msg == NULL) {
+		if (mine.q == q)
+			mine.q = NULL;
+		return;
+	}
+	mine.q = q;
+	mine.code = code;
+	snprintf(mine.msg, sizeof mine.msg, "%s", msg);
+}
+
 /* Record a failure on q and return its code, so callers can
  * "return (spool__error(...))".  q may be NULL. */
 int
@@ -71,6 +99,8 @@ spool__error(spool *q, int code, const char *fmt, ...)
 
 	if (q == NULL)
 		return (code);
+	if (mine.q == q)
+		mine.q = NULL;
 	q->errcode = code;
 	va_start(ap, fmt);
 	vsnprintf(q->errmsg, sizeof q->errmsg, fmt, ap);
@@ -95,6 +125,8 @@ spool__error_prefix(spool *q, int code, const char *prefix)
 void
 spool__clear_error(spool *q)
 {
+	if (mine.q == q)
+		mine.q = NULL;
 	q->errcode = SPOOL_OK;
 	q->errmsg[0] = '\0';
 }
@@ -105,6 +137,12 @@ spool_errmsg(const spool *q)
 {
 	if (q == NULL)
 		return ("out of memory (no handle)");
+	if (mine.q == q) {
+		if (mine.code == SPOOL_OK)
+			return ("no error");
+		return (mine.msg[0] != '\0' ? mine.msg :
+		    spool_strerror(mine.code));
+	}
 	if (q->errcode == SPOOL_OK)
 		return ("no error");
 	if (q->errmsg[0] == '\0')
@@ -116,5 +154,7 @@ spool_errmsg(const spool *q)
 int
 spool_errcode(const spool *q)
 {
-	return (q == NULL ? SPOOL_ENOMEM : q->errcode);
+	if (q == NULL)
+		return (SPOOL_ENOMEM);
+	return (mine.q == q ? mine.code : q->errcode);
 }

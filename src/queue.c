@@ -1,12 +1,10 @@
 /*
- * queue.c -- queue rows (create, configure, read) and enqueue, one task or
- * many in one transaction.
+ * queue.c -- queue rows: create, configure, read.
  *
  * Invariants: every task's queue has a row in queues (a first enqueue
- * creates it with the defaults of sql/schema); a key names at most one
- * unfinished task per queue (checked here and enforced by the tasks_key
- * index); a bulk enqueue commits all of its tasks or none.  All input is
- * validated before the transaction starts.
+ * creates it with the defaults of sql/schema, through
+ * spool__queue_ensure); all input is validated before the transaction
+ * starts.
  */
 #include "config.h"
 
@@ -15,10 +13,6 @@
 #include <string.h>
 
 #include "spool-int.h"
-
-#define YEAR_MS		(365LL * 24 * 3600 * 1000)
-#define DURATION_MAX_MS	(100 * YEAR_MS)	/* any delay, lease or retention */
-#define ATTEMPTS_MAX	1000000
 
 #define QUEUE_ALL_BITS	0x7ff
 
@@ -41,33 +35,33 @@ queue_check_opts(spool *q, const spool_queue_opts *o)
 	if ((o->set & SPOOL_QUEUE_PRIORITY) && o->priority == INT32_MIN)
 		return (spool__error(q, SPOOL_EINVAL, "priority out of range"));
 	if ((o->set & SPOOL_QUEUE_MAX_ATTEMPTS) &&
-	    (o->max_attempts < 1 || o->max_attempts > ATTEMPTS_MAX))
+	    (o->max_attempts < 1 || o->max_attempts > SPOOL_ATTEMPTS_MAX))
 		return (spool__error(q, SPOOL_EINVAL,
-		    "max attempts out of range (1 to %d)", ATTEMPTS_MAX));
+		    "max attempts out of range (1 to %d)", SPOOL_ATTEMPTS_MAX));
 	if ((o->set & SPOOL_QUEUE_BACKOFF) &&
 	    spool__backoff_name(o->backoff) == NULL)
 		return (spool__error(q, SPOOL_EINVAL, "unknown backoff policy %d",
 		    o->backoff));
 	if ((o->set & SPOOL_QUEUE_BACKOFF_BASE) &&
-	    (o->backoff_base_ms < 0 || o->backoff_base_ms > DURATION_MAX_MS))
+	    (o->backoff_base_ms < 0 || o->backoff_base_ms > SPOOL_DURATION_MAX_MS))
 		return (spool__error(q, SPOOL_EINVAL, "backoff base out of range"));
 	if ((o->set & SPOOL_QUEUE_BACKOFF_CAP) &&
-	    (o->backoff_cap_ms < 0 || o->backoff_cap_ms > DURATION_MAX_MS))
+	    (o->backoff_cap_ms < 0 || o->backoff_cap_ms > SPOOL_DURATION_MAX_MS))
 		return (spool__error(q, SPOOL_EINVAL, "backoff cap out of range"));
 	if ((o->set & SPOOL_QUEUE_BACKOFF_JITTER) &&
 	    !(o->backoff_jitter >= 0 && o->backoff_jitter <= 1))
 		return (spool__error(q, SPOOL_EINVAL,
 		    "backoff jitter must be between 0 and 1"));
 	if ((o->set & SPOOL_QUEUE_LEASE) &&
-	    (o->lease_ms < 1 || o->lease_ms > YEAR_MS))
+	    (o->lease_ms < 1 || o->lease_ms > SPOOL_YEAR_MS))
 		return (spool__error(q, SPOOL_EINVAL,
 		    "lease out of range (1 ms to 365 days)"));
 	if ((o->set & SPOOL_QUEUE_TIMEOUT) &&
-	    (o->timeout_ms < 0 || o->timeout_ms > YEAR_MS))
+	    (o->timeout_ms < 0 || o->timeout_ms > SPOOL_YEAR_MS))
 		return (spool__error(q, SPOOL_EINVAL,
 		    "timeout out of range (0 to 365 days)"));
 	if ((o->set & SPOOL_QUEUE_RETENTION) &&
-	    (o->retention_ms < 0 || o->retention_ms > DURATION_MAX_MS))
+	    (o->retention_ms < 0 || o->retention_ms > SPOOL_DURATION_MAX_MS))
 		return (spool__error(q, SPOOL_EINVAL, "retention out of range"));
 	return (SPOOL_OK);
 }
@@ -157,8 +151,8 @@ queue_write(spool *q, const char *name, const spool_queue_opts *c)
 }
 
 /* Create the queue row with the schema's defaults if it is missing. */
-static int
-queue_ensure(spool *q, const char *name, int64_t now_ms)
+int
+spool__queue_ensure(spool *q, const char *name, int64_t now_ms)
 {
 	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_ENSURE);
 
@@ -196,7 +190,7 @@ queue_change(spool *q, const char *name, const spool_queue_opts *opts,
 		if (rc != SPOOL_ENOENT)
 			goto out;
 		/* The schema holds the defaults: insert them, then change. */
-		if ((rc = queue_ensure(q, name, spool__now_ms(q))) != 0 ||
+		if ((rc = spool__queue_ensure(q, name, spool__now_ms(q))) != 0 ||
 		    (rc = spool__queue_read(&conf, q, name)) != 0)
 			goto out;
 	} else if (rc != SPOOL_OK)
@@ -331,194 +325,4 @@ spool_queue_info_free(spool_queue_info *info, size_t n)
 	for (i = 0; i < n; i++)
 		free(info[i].name);
 	free(info);
-}
-
-/* Check one task of an enqueue before any transaction starts. */
-static int
-enqueue_check(spool *q, const spool_task *t, size_t index, size_t n)
-{
-	const spool_enqueue_opts	*o = t->opts;
-	char				 pfx[48] = "";
-	int				 rc;
-
-	if (n > 1)
-		snprintf(pfx, sizeof pfx, "task %zu: ", index + 1);
-	if ((rc = spool__check_name(q, "queue name", t->queue,
-	    SPOOL_NAME_MAX)) != SPOOL_OK) {
-		return (spool__error_prefix(q, rc, pfx));
-	}
-	if (t->payload == NULL && t->len != 0)
-		return (spool__error(q, SPOOL_EINVAL, "%spayload is NULL", pfx));
-	if (t->len > SPOOL_PAYLOAD_MAX)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "%spayload too large (%zu bytes, at most %d)", pfx, t->len,
-		    SPOOL_PAYLOAD_MAX));
-	if (o == NULL)
-		return (SPOOL_OK);
-	if (o->version < 1)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "%senqueue options: version not set "
-		    "(use SPOOL_ENQUEUE_OPTS_INIT)", pfx));
-	if (o->delay_ms < 0 || o->delay_ms > DURATION_MAX_MS)
-		return (spool__error(q, SPOOL_EINVAL, "%sdelay out of range", pfx));
-	if (o->run_at_ms < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%srun_at is negative", pfx));
-	if (o->run_at_ms != 0 && o->delay_ms != 0)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "%sgive a delay or a run_at time, not both", pfx));
-	if (o->deadline_ms < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%sdeadline is negative",
-		    pfx));
-	if (o->max_attempts < 0 || o->max_attempts > ATTEMPTS_MAX)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "%smax attempts out of range (1 to %d)", pfx, ATTEMPTS_MAX));
-	if (o->key != NULL && (rc = spool__check_name(q, "idempotency key",
-	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK) {
-		return (spool__error_prefix(q, rc, pfx));
-	}
-	return (SPOOL_OK);
-}
-
-/* Insert one checked task inside the caller's transaction.  conf caches
- * the configuration of the queue named cached_queue between calls. */
-static int
-enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
-    int64_t now_ms, spool_queue_opts *conf, const char **cached_queue)
-{
-	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
-	const spool_enqueue_opts	*o = t->opts ? t->opts : &none;
-	sqlite3_stmt			*st;
-	int64_t				 run_at, depth;
-	int				 rc;
-
-	*existed = 0;
-	if (*cached_queue == NULL || strcmp(*cached_queue, t->queue) != 0) {
-		if ((rc = queue_ensure(q, t->queue, now_ms)) != SPOOL_OK ||
-		    (rc = spool__queue_read(conf, q, t->queue)) != SPOOL_OK)
-			return (rc);
-		*cached_queue = t->queue;
-	}
-	if (o->key != NULL) {
-		st = spool__stmt(q, SPOOL_SQL_TASK_FIND_KEY);
-		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*id = sqlite3_column_int64(st, 0);
-			*existed = 1;
-			sqlite3_reset(st);
-			return (SPOOL_OK);
-		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return (spool__store_error(q, rc, "enqueue"));
-	}
-	if (conf->max_depth > 0) {
-		st = spool__stmt(q, SPOOL_SQL_QUEUE_DEPTH);
-		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		depth = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return (spool__store_error(q, rc, "enqueue"));
-		if (depth >= conf->max_depth)
-			return (spool__error(q, SPOOL_EFULL,
-			    "queue %s is full (%lld ready tasks, limit %lld)",
-			    t->queue, (long long)depth,
-			    (long long)conf->max_depth));
-	}
-	run_at = o->run_at_ms != 0 ? o->run_at_ms : now_ms + o->delay_ms;
-	if (o->deadline_ms != 0 && o->deadline_ms <= run_at)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "deadline is not after the time the task is due"));
-
-	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT);
-	sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, o->priority == SPOOL_PRIORITY_DEFAULT ?
-	    conf->priority : o->priority);
-	if (spool__bind_payload(st, 3, t->payload, t->len) != SQLITE_OK)
-		return (spool__store_error(q, sqlite3_errcode(q->db), "enqueue"));
-	sqlite3_bind_int64(st, 4, run_at);
-	if (o->deadline_ms != 0)
-		sqlite3_bind_int64(st, 5, o->deadline_ms);
-	sqlite3_bind_int(st, 6, o->max_attempts != 0 ? o->max_attempts :
-	    conf->max_attempts);
-	spool__bind_text_or_null(st, 7, o->key);
-	sqlite3_bind_int64(st, 8, now_ms);
-	if ((rc = spool__step_done(q, st, "enqueue")) != SPOOL_OK)
-		return (rc);
-	*id = sqlite3_last_insert_rowid(q->db);
-	return (SPOOL_OK);
-}
-
-/* Enqueue n checked-or-not tasks in one transaction. */
-int
-spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
-    const spool_task *tasks, size_t n)
-{
-	spool_queue_opts	 conf;
-	const char		*cached = NULL;
-	int64_t			 id, now;
-	size_t			 i;
-	int			 rc, existed;
-
-	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
-	spool__clear_error(q);
-	if (tasks == NULL && n != 0)
-		return (spool__error(q, SPOOL_EINVAL, "tasks is NULL"));
-	for (i = 0; i < n; i++)
-		if ((rc = enqueue_check(q, &tasks[i], i, n)) != SPOOL_OK)
-			return (rc);
-	if (n == 0)
-		return (SPOOL_OK);
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		return (rc);
-	now = spool__now_ms(q);
-	for (i = 0; i < n; i++) {
-		rc = enqueue_locked(&id, &existed, q, &tasks[i], now, &conf,
-		    &cached);
-		if (rc != SPOOL_OK) {
-			if (n > 1) {
-				char	 pfx[48];
-
-				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
-				spool__error_prefix(q, rc, pfx);
-			}
-			spool__rollback(q);
-			return (rc);
-		}
-		if (ids_out != NULL)
-			ids_out[i] = id;
-		if (existed_out != NULL)
-			existed_out[i] = existed;
-	}
-	return (spool__commit(q));
-}
-
-/* Enqueue one task; SPOOL_EEXISTS (with its id) if its key is taken. */
-int
-spool_enqueue(int64_t *id_out, spool *q, const char *queue,
-    const void *payload, size_t len, const spool_enqueue_opts *opts)
-{
-	spool_task	 t;
-	int64_t		 id = 0;
-	int		 existed = 0, rc;
-
-	if (id_out != NULL)
-		*id_out = 0;
-	t.queue = queue;
-	t.payload = payload;
-	t.len = len;
-	t.opts = opts;
-	rc = spool_enqueue_many(&id, &existed, q, &t, 1);
-	if (rc != SPOOL_OK)
-		return (rc);
-	if (id_out != NULL)
-		*id_out = id;
-	if (existed)
-		return (spool__error(q, SPOOL_EEXISTS,
-		    "an unfinished task with this key exists: %lld",
-		    (long long)id));
-	return (SPOOL_OK);
 }

@@ -25,6 +25,10 @@
 					 * unless an engine's timer reaps */
 #define SPOOL_BATCH_ROWS	500	/* rows per transaction in bulk deletes */
 
+#define SPOOL_YEAR_MS		(365LL * 24 * 3600 * 1000)
+#define SPOOL_DURATION_MAX_MS	(100 * SPOOL_YEAR_MS)	/* any delay, lease, retention */
+#define SPOOL_ATTEMPTS_MAX	1000000
+
 #ifdef __GNUC__
 #define SPOOL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -49,6 +53,13 @@ struct spool {
 	spool__clock_fn	 clock;		/* test seam: NULL = the wall clock */
 	void		*clock_arg;
 	char		 owner[256];	/* default lease owner: "host:pid" */
+
+	/* enqueue.c: group commit of calls from several threads */
+	pthread_mutex_t	 gc_mu;
+	pthread_cond_t	 gc_cv;
+	struct spool__enq_req *gc_head;	/* waiting for a leader */
+	struct spool__enq_req *gc_tail;
+	int		 gc_leader;	/* a thread is running a group */
 };
 
 /* Where a pool's job is (under spool_pool.mu). */
@@ -148,6 +159,7 @@ struct spool_pool {
 int		 spool__error(spool *q, int code, const char *fmt, ...)
 		     SPOOL_PRINTF(3, 4);
 int		 spool__error_prefix(spool *q, int code, const char *prefix);
+void		 spool__error_mine(const spool *q, int code, const char *msg);
 int		 spool__state_parse(const char *name);
 void		 spool__clear_error(spool *q);
 
@@ -172,6 +184,7 @@ int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
 int		 spool__begin_read(spool *q);
+int		 spool__savepoint(spool *q, int op);
 int		 spool__set_sync(spool *q, int full);
 void		 spool__end_read(spool *q);
 void		 spool__rollback(spool *q);
@@ -188,6 +201,16 @@ double		 spool__random_unit(void);
 /* queue.c */
 int		 spool__queue_read(spool_queue_opts *conf, spool *q,
 		     const char *name);
+int		 spool__queue_ensure(spool *q, const char *name, int64_t now_ms);
+
+/* enqueue.c */
+int		 spool__enqueue_hook_locked(int64_t *id, spool *q,
+		     const spool_task *t, int64_t now_ms);
+
+/* batch.c */
+int		 spool__batch_check_open(spool *q, int64_t id);
+int		 spool__batch_join(spool *q, int64_t id, int64_t n);
+int		 spool__batch_settle_locked(spool *q, int64_t now_ms);
 
 /* claim.c */
 int		 spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms,

@@ -54,8 +54,8 @@ extern "C" {
 #define SPOOL_ENOENT	-10	/* no such database, task or queue */
 #define SPOOL_EIO	-11	/* I/O error or disk full; see spool_errmsg */
 #define SPOOL_EPERM	-12	/* permission denied or read-only file */
-#define SPOOL_ESTATE	-13	/* the task is not in a state this call accepts */
-#define SPOOL_EFULL	-14	/* the queue is at its depth limit */
+#define SPOOL_ESTATE	-13	/* the task or batch is not in a state this call accepts */
+#define SPOOL_EFULL	-14	/* a queue (or a producer's buffer) is at its limit */
 
 /* Limits, checked on input. */
 #define SPOOL_PAYLOAD_MAX	(1024 * 1024)	/* bytes of payload or result */
@@ -209,10 +209,14 @@ typedef struct spool_enqueue_opts {
 					 * must be after the time it is due */
 	int		 max_attempts;	/* 0 = the queue's */
 	const char	*key;		/* idempotency key or NULL */
+	/* Since 0.3 (version 2): */
+	int64_t		 batch_id;	/* join this open batch; 0 = none */
+	int64_t		 wait_ms;	/* queue full: wait this long for room
+					 * (0: fail at once with SPOOL_EFULL) */
 } spool_enqueue_opts;
 
-#define SPOOL_ENQUEUE_OPTS_VERSION 1
-#define SPOOL_ENQUEUE_OPTS_INIT	{ SPOOL_ENQUEUE_OPTS_VERSION, SPOOL_PRIORITY_DEFAULT, 0, 0, 0, 0, NULL }
+#define SPOOL_ENQUEUE_OPTS_VERSION 2
+#define SPOOL_ENQUEUE_OPTS_INIT	{ SPOOL_ENQUEUE_OPTS_VERSION, SPOOL_PRIORITY_DEFAULT, 0, 0, 0, 0, NULL, 0, 0 }
 
 /*
  * Add one task to queue (created with defaults if new) and return its id
@@ -220,7 +224,16 @@ typedef struct spool_enqueue_opts {
  * that is valid UTF-8 is stored as TEXT so json_extract() reads it.
  * With opts->key, if an unfinished task of the same queue holds that key,
  * nothing is added: *id_out is that task's id and the result is
- * SPOOL_EEXISTS.  SPOOL_EFULL if the queue is at its depth limit.
+ * SPOOL_EEXISTS.  SPOOL_EFULL if the queue is at its depth limit (ready
+ * tasks, due or scheduled) and stays so for opts->wait_ms.  With
+ * opts->batch_id the task joins that batch in the same transaction
+ * (SPOOL_ENOENT if there is no such batch, SPOOL_ESTATE if it is closed).
+ *
+ * Unlike every other call, spool_enqueue may be called by several threads
+ * at once on one handle (since 0.3).  Their calls share commits: each
+ * returns once its own task is on disk, and one sync covers every task
+ * that arrived while the previous commit was being written.  Each thread
+ * then reads its own failure with spool_errmsg.
  */
 int		 spool_enqueue(int64_t *id_out, spool *q, const char *queue,
 		     const void *payload, size_t len, const spool_enqueue_opts *opts);
@@ -238,10 +251,101 @@ typedef struct spool_task {
  * (n elements, may be NULL) receives each task's id; existed_out (n
  * elements, may be NULL) is set to 1 where a key named an existing task,
  * whose id is then in ids_out, and 0 elsewhere.  Returns 0 even when some
- * keys existed.
+ * keys existed.  Against a depth limit it is all or nothing too: when
+ * the tasks for a queue do not all fit, none is added (SPOOL_EFULL),
+ * after waiting up to the largest wait_ms among the tasks for room.
+ * Like spool_enqueue, it may be called by several threads on one handle.
  */
 int		 spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
 		     const spool_task *tasks, size_t n);
+
+/* ---- Batches (since 0.3) ------------------------------------------------
+ *
+ * A batch groups tasks for fan-in.  Tasks join an open batch as they are
+ * enqueued (spool_enqueue_opts.batch_id), in the same transaction; closing
+ * it says no more will.  Its counters change in the same transaction as
+ * each member's state, so they always equal a COUNT(*) over its members:
+ *   total = pending + running + succeeded + failed + dead + cancelled
+ * (pending: ready, due or not; failed: dead by a permanent failure; dead:
+ * dead because its attempts ran out or its deadline passed).
+ *
+ * When a closed batch has no member left pending or running it is
+ * finished, and its completion hook, if it has one, is enqueued in that
+ * same transaction, exactly once: a task on hook_queue whose payload is
+ * the JSON object
+ *   {"batch":ID,"description":...,"total":N,"succeeded":N,"failed":N,
+ *    "dead":N,"cancelled":N,"payload":HOOK_PAYLOAD}
+ * (HOOK_PAYLOAD embedded as JSON when it is JSON, else as a string).
+ * With SPOOL_HOOK_SUCCESS the hook is enqueued only if every member
+ * succeeded: if some did not, and are retried later (spool_retry) until
+ * they do, it is enqueued then.  A hook task is never subject to its
+ * queue's depth limit.
+ */
+
+enum spool_batch_state {
+	SPOOL_BATCH_OPEN = 1,	/* tasks may join */
+	SPOOL_BATCH_CLOSED,	/* no more members; some pending or running */
+	SPOOL_BATCH_FINISHED	/* closed, every member finished */
+};
+
+#define SPOOL_HOOK_ALWAYS	0	/* when the batch finishes, however */
+#define SPOOL_HOOK_SUCCESS	1	/* only when every member succeeded */
+
+typedef struct spool_batch_opts {
+	unsigned	 version;
+	const char	*description;	/* NULL or UTF-8 text */
+	const char	*hook_queue;	/* NULL: no hook */
+	const char	*hook_payload;	/* NULL or UTF-8 text (JSON or not) */
+	int		 hook_on;	/* SPOOL_HOOK_* */
+} spool_batch_opts;
+
+#define SPOOL_BATCH_OPTS_VERSION 1
+#define SPOOL_BATCH_OPTS_INIT	{ SPOOL_BATCH_OPTS_VERSION, NULL, NULL, NULL, SPOOL_HOOK_ALWAYS }
+
+/* A batch as stored.  Absent times are 0; absent strings are NULL. */
+typedef struct spool_batch_info {
+	int64_t		 id;
+	char		*description;
+	int		 state;		/* enum spool_batch_state */
+	int64_t		 total;
+	int64_t		 pending;
+	int64_t		 running;
+	int64_t		 succeeded;
+	int64_t		 failed;
+	int64_t		 dead;
+	int64_t		 cancelled;
+	char		*hook_queue;
+	char		*hook_payload;
+	int		 hook_on;	/* SPOOL_HOOK_* */
+	int64_t		 hook_task_id;	/* 0 until the hook is enqueued */
+	int64_t		 created_ms;
+	int64_t		 closed_ms;
+	int64_t		 finished_ms;
+} spool_batch_info;
+
+/* Create an open batch (opts NULL: no description, no hook). */
+int		 spool_batch_create(int64_t *id_out, spool *q,
+		     const spool_batch_opts *opts);
+
+/* Close batch id: no task may join it any more.  If every member has
+ * already finished, it finishes (and its hook is enqueued) now.  Closing
+ * a closed or finished batch does nothing and succeeds; SPOOL_ENOENT if
+ * there is no such batch. */
+int		 spool_batch_close(spool *q, int64_t id);
+
+/* Read batch id into *out (one element); SPOOL_ENOENT if missing. */
+int		 spool_batch_get(spool_batch_info **out, spool *q, int64_t id);
+
+/* Up to limit (0: 100, at most 10000) batches after id after_id, oldest
+ * first; state 0 for any or one of enum spool_batch_state. */
+int		 spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
+		     int64_t after_id, int state, size_t limit);
+
+/* The name of a batch state ("open", ...), or NULL if state is not one. */
+const char	*spool_batch_state_name(int state);
+
+/* Free n elements returned by spool_batch_get or spool_batch_list. */
+void		 spool_batch_info_free(spool_batch_info *info, size_t n);
 
 /* ---- Claim and the lease life cycle ------------------------------------ */
 
@@ -354,6 +458,7 @@ typedef struct spool_task_info {
 	void		*result;
 	size_t		 result_len;
 	int64_t		 duration_ms;	/* of the succeeded attempt */
+	int64_t		 batch_id;	/* since 0.3: 0 if in no batch */
 } spool_task_info;
 
 /* Read task id (with its result) into *out; SPOOL_ENOENT if missing. */

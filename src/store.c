@@ -189,19 +189,41 @@ spool__begin(spool *q)
 	return (rc);
 }
 
-/* Commit the transaction; on failure it is rolled back. */
+/* Commit the write transaction; on failure it is rolled back.  Batches
+ * the transaction finished are settled first (batch.c), so whatever wrote
+ * their members' last outcome also enqueued their hooks. */
 int
 spool__commit(spool *q)
 {
 	int	 rc;
 
-	rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT), "commit");
+	rc = spool__batch_settle_locked(q, spool__now_ms(q));
+	if (rc == SPOOL_OK)
+		rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT),
+		    "commit");
 	if (rc != SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
 	}
 	q->in_txn = 0;
 	return (SPOOL_OK);
+}
+
+/* In a write transaction: open a savepoint (op 0), release it (op 1), or
+ * undo its writes and release it (op -1). */
+int
+spool__savepoint(spool *q, int op)
+{
+	int	 rc;
+
+	if (op == 0)
+		return (spool__step_done(q, spool__stmt(q, SPOOL_SQL_SAVEPOINT),
+		    "savepoint"));
+	if (op < 0 && (rc = spool__step_done(q, spool__stmt(q,
+	    SPOOL_SQL_SAVEPOINT_ROLLBACK), "savepoint")) != SPOOL_OK)
+		return (rc);
+	return (spool__step_done(q, spool__stmt(q, SPOOL_SQL_SAVEPOINT_RELEASE),
+	    "savepoint"));
 }
 
 /* Start a read transaction, so several reads see one snapshot. */
@@ -602,6 +624,8 @@ spool_open(spool **out, const char *path, int flags)
 	*out = q;
 	q->busy_timeout_ms = SPOOL_BUSY_TIMEOUT_MS;
 	q->reap_interval_ms = SPOOL_REAP_INTERVAL_MS;
+	pthread_mutex_init(&q->gc_mu, NULL);
+	pthread_cond_init(&q->gc_cv, NULL);
 	q->flags = flags;
 	if (gethostname(host, sizeof host) != 0)
 		strcpy(host, "localhost");
@@ -691,6 +715,9 @@ spool_close(spool *q)
 		sqlite3_finalize(q->stmt[i]);
 	if (q->db != NULL)
 		sqlite3_close_v2(q->db);
+	pthread_mutex_destroy(&q->gc_mu);
+	pthread_cond_destroy(&q->gc_cv);
+	spool__error_mine(q, SPOOL_OK, NULL);
 	free(q->path);
 	free(q);
 }

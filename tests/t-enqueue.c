@@ -276,7 +276,7 @@ test_key_unfinished(void)
 	id = 0;
 	TU_RC(spool_enqueue(&id, tu_q, "q", "two", 3, &o), SPOOL_EEXISTS);
 	CU_ASSERT_EQUAL(id, first);
-	CU_ASSERT(tu_q->errmsg[0] != '\0');
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "key") != NULL);
 	CU_ASSERT_EQUAL(count_tasks(), 1);
 
 	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
@@ -477,7 +477,7 @@ test_depth_limit(void)
 	enqueue_opts("q", "b", &later);
 	id = 99;
 	TU_RC(spool_enqueue(&id, tu_q, "q", "c", 1, NULL), SPOOL_EFULL);
-	CU_ASSERT(tu_q->errmsg[0] != '\0');
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "full") != NULL);
 	CU_ASSERT_EQUAL(count_tasks(), 2);
 	/* Other queues are not limited. */
 	tu_enqueue("other", "x");

@@ -7,7 +7,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
     t.finished_ms, t.last_error, t.dead_reason,
-    r.task_id IS NOT NULL, r.output, r.duration_ms
+    r.task_id IS NOT NULL, r.output, r.duration_ms, t.batch_id
   FROM tasks t LEFT JOIN results r ON r.task_id = t.id
  WHERE t.id = ?1;
 
@@ -16,7 +16,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL
+    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
   FROM tasks t
  WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
    AND t.id > ?3
@@ -27,7 +27,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL
+    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
   FROM tasks t
  WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
    AND t.id < ?3

@@ -22,7 +22,13 @@ SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
 -- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 now_ms.  No RETURNING:
 -- SQLite runs RETURNING as a trigger, and a trigger makes every claimed
 -- row keep a statement journal; claim_row reads the row instead.
-UPDATE tasks SET state = 'running', attempts = attempts + 1,
+--
+-- Every statement here that changes tasks.state is UPDATE OR FAIL: the
+-- batch counters' trigger (schema 3) would otherwise make SQLite keep a
+-- statement journal for each, to undo a half-done statement on a
+-- constraint error.  spool rolls the whole transaction back on any error,
+-- so that undo is never needed.
+UPDATE OR FAIL tasks SET state = 'running', attempts = attempts + 1,
     lease_owner = ?2, lease_token = ?3, lease_until_ms = ?4, started_ms = ?5
  WHERE id = ?1 AND state = 'ready';
 
@@ -33,13 +39,13 @@ SELECT queue, payload, attempts, max_attempts, cancel_requested, run_at_ms
 
 -- name: expire_task
 -- A candidate whose deadline passed before it could start.  ?1 id, ?2 now_ms.
-UPDATE tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?2,
+UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?2,
     last_error = 'deadline passed before the task started'
  WHERE id = ?1 AND state = 'ready';
 
 -- name: expire_deadlines
 -- Up to ?2 ready tasks whose deadline is at or before ?1 now_ms.
-UPDATE tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?1,
+UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?1,
     last_error = 'deadline passed before the task started'
  WHERE id IN (SELECT id FROM tasks WHERE state = 'ready'
 		AND deadline_ms IS NOT NULL AND deadline_ms <= ?1 LIMIT ?2);
@@ -62,21 +68,21 @@ SELECT t.cancel_requested, t.max_attempts,
 
 -- name: task_succeed
 -- ?1 id, ?2 token, ?3 now_ms.
-UPDATE tasks SET state = 'succeeded', finished_ms = ?3, last_error = NULL,
+UPDATE OR FAIL tasks SET state = 'succeeded', finished_ms = ?3, last_error = NULL,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_requeue
 -- Back to ready for another attempt.  ?1 id, ?2 token, ?3 run_at_ms,
 -- ?4 error text.
-UPDATE tasks SET state = 'ready', run_at_ms = ?3, last_error = ?4,
+UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?3, last_error = ?4,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_end
 -- To a final state other than succeeded.  ?1 id, ?2 token, ?3 state
 -- ('dead' or 'cancelled'), ?4 dead_reason, ?5 error text, ?6 now_ms.
-UPDATE tasks SET state = ?3, dead_reason = ?4, last_error = ?5,
+UPDATE OR FAIL tasks SET state = ?3, dead_reason = ?4, last_error = ?5,
     finished_ms = ?6,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
@@ -85,7 +91,7 @@ UPDATE tasks SET state = ?3, dead_reason = ?4, last_error = ?5,
 -- Hand an unstarted task back: the attempt is not charged.  A task whose
 -- cancellation was asked for ends cancelled instead.  ?1 id, ?2 token,
 -- ?3 now_ms.
-UPDATE tasks SET
+UPDATE OR FAIL tasks SET
     state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'ready' END,
     finished_ms = CASE WHEN cancel_requested THEN ?3 END,
     attempts = attempts - 1, started_ms = NULL,

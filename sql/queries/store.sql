@@ -18,6 +18,17 @@ COMMIT;
 -- name: rollback
 ROLLBACK;
 
+-- name: savepoint
+-- One request of a group commit (enqueue.c), undone alone if refused.
+SAVEPOINT request;
+
+-- name: savepoint_release
+RELEASE request;
+
+-- name: savepoint_rollback
+-- Undo the request's writes; RELEASE follows to end the savepoint.
+ROLLBACK TO request;
+
 -- name: schema_probe
 -- What a file is: its application_id, its schema version, and how many
 -- objects its schema holds (0 for a new, empty database).  One statement,

@@ -1,0 +1,464 @@
+/*
+ * enqueue.c -- adding tasks: one or many in one transaction, joining
+ * batches, depth limits with waiting, and group commit, which lets several
+ * threads share one handle's commits.
+ *
+ * Invariants: a key names at most one unfinished task per queue (checked
+ * here and enforced by the tasks_key index); a request (one call) commits
+ * all of its tasks or none; a depth limit (ready tasks, due or scheduled)
+ * is never passed, since the count and the inserts share one BEGIN
+ * IMMEDIATE transaction; all input is validated before it starts.
+ *
+ * Group commit: a call queues its request on the handle.  If no thread is
+ * committing, it becomes the leader: it takes every queued request, runs
+ * them in one transaction (each under a savepoint when there are several,
+ * so one refused request does not undo the others) and commits once; the
+ * others wait and are woken with their own results.  Requests that arrive
+ * during that commit form the next group.  Only the leader touches the
+ * connection, so the rule "one thread per handle" still holds for SQLite.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "spool-int.h"
+
+#define WAIT_MIN_US	1000	/* a full queue is tried again after 1 ms, */
+#define WAIT_MAX_US	50000	/* doubling up to 50 ms */
+
+/* One call waiting to be committed (on its caller's stack). */
+struct spool__enq_req {
+	const spool_task	*tasks;
+	size_t			 n;
+	int64_t			*ids;		/* n, or NULL */
+	int			*existed;	/* n, or NULL */
+	int			 rc;
+	int			 done;
+	int			 checked;	/* passed its checks, not refused */
+	char			 errmsg[512];
+	struct spool__enq_req	*next;
+};
+
+/* What one request caches between its tasks, in its transaction. */
+struct enq_ctx {
+	spool_queue_opts	 conf;
+	const char		*queue;		/* conf and depth are this queue's */
+	int64_t			 depth;		/* its ready tasks; -1: not counted */
+	int64_t			 batch;		/* batch checked open ... */
+	int64_t			 joins;		/* ... and its new members */
+};
+
+static int64_t
+mono_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+/* The fields of opts a caller may set: version 1 callers have no more. */
+static int64_t
+opt_batch(const spool_enqueue_opts *o)
+{
+	return (o != NULL && o->version >= 2 ? o->batch_id : 0);
+}
+
+static int64_t
+opt_wait(const spool_enqueue_opts *o)
+{
+	return (o != NULL && o->version >= 2 ? o->wait_ms : 0);
+}
+
+/* Check one task of an enqueue before any transaction starts. */
+static int
+enqueue_check(spool *q, const spool_task *t, size_t index, size_t n)
+{
+	const spool_enqueue_opts	*o = t->opts;
+	char				 pfx[48] = "";
+	int				 rc;
+
+	if (n > 1)
+		snprintf(pfx, sizeof pfx, "task %zu: ", index + 1);
+	if ((rc = spool__check_name(q, "queue name", t->queue,
+	    SPOOL_NAME_MAX)) != SPOOL_OK) {
+		return (spool__error_prefix(q, rc, pfx));
+	}
+	if (t->payload == NULL && t->len != 0)
+		return (spool__error(q, SPOOL_EINVAL, "%spayload is NULL", pfx));
+	if (t->len > SPOOL_PAYLOAD_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%spayload too large (%zu bytes, at most %d)", pfx, t->len,
+		    SPOOL_PAYLOAD_MAX));
+	if (o == NULL)
+		return (SPOOL_OK);
+	if (o->version < 1)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%senqueue options: version not set "
+		    "(use SPOOL_ENQUEUE_OPTS_INIT)", pfx));
+	if (o->delay_ms < 0 || o->delay_ms > SPOOL_DURATION_MAX_MS)
+		return (spool__error(q, SPOOL_EINVAL, "%sdelay out of range", pfx));
+	if (o->run_at_ms < 0)
+		return (spool__error(q, SPOOL_EINVAL, "%srun_at is negative", pfx));
+	if (o->run_at_ms != 0 && o->delay_ms != 0)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%sgive a delay or a run_at time, not both", pfx));
+	if (o->deadline_ms < 0)
+		return (spool__error(q, SPOOL_EINVAL, "%sdeadline is negative",
+		    pfx));
+	if (o->max_attempts < 0 || o->max_attempts > SPOOL_ATTEMPTS_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%smax attempts out of range (1 to %d)", pfx,
+		    SPOOL_ATTEMPTS_MAX));
+	if (o->key != NULL && (rc = spool__check_name(q, "idempotency key",
+	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK) {
+		return (spool__error_prefix(q, rc, pfx));
+	}
+	if (opt_batch(o) < 0)
+		return (spool__error(q, SPOOL_EINVAL, "%sbatch id is negative",
+		    pfx));
+	if (opt_wait(o) < 0 || opt_wait(o) > SPOOL_YEAR_MS)
+		return (spool__error(q, SPOOL_EINVAL, "%swait out of range", pfx));
+	return (SPOOL_OK);
+}
+
+/* Count the members that joined ctx->batch so far into its counters. */
+static int
+ctx_join(spool *q, struct enq_ctx *c)
+{
+	int	 rc = SPOOL_OK;
+
+	if (c->batch != 0 && c->joins > 0)
+		rc = spool__batch_join(q, c->batch, c->joins);
+	c->joins = 0;
+	return (rc);
+}
+
+/*
+ * Insert one checked task inside the caller's transaction.  Every check
+ * that can refuse the task comes before its first write, so a refused task
+ * leaves nothing behind.  With depth_free, the queue's depth limit does
+ * not apply (hooks: they must never be lost).
+ */
+static int
+enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
+    int64_t now_ms, struct enq_ctx *c, int depth_free)
+{
+	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
+	const spool_enqueue_opts	*o = t->opts ? t->opts : &none;
+	sqlite3_stmt			*st;
+	int64_t				 run_at, batch = opt_batch(o);
+	int				 rc;
+
+	*existed = 0;
+	run_at = o->run_at_ms != 0 ? o->run_at_ms : now_ms + o->delay_ms;
+	if (o->deadline_ms != 0 && o->deadline_ms <= run_at)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "deadline is not after the time the task is due"));
+	if (batch != 0 && batch != c->batch) {
+		if ((rc = ctx_join(q, c)) != SPOOL_OK ||
+		    (rc = spool__batch_check_open(q, batch)) != SPOOL_OK)
+			return (rc);
+		c->batch = batch;
+	}
+	if (c->queue == NULL || strcmp(c->queue, t->queue) != 0) {
+		if ((rc = spool__queue_ensure(q, t->queue, now_ms)) != 0 ||
+		    (rc = spool__queue_read(&c->conf, q, t->queue)) != 0)
+			return (rc);
+		c->queue = t->queue;
+		c->depth = -1;
+	}
+	if (o->key != NULL) {
+		st = spool__stmt(q, SPOOL_SQL_TASK_FIND_KEY);
+		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*id = sqlite3_column_int64(st, 0);
+			*existed = 1;
+			sqlite3_reset(st);
+			return (SPOOL_OK);
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return (spool__store_error(q, rc, "enqueue"));
+	}
+	if (c->conf.max_depth > 0 && !depth_free) {
+		if (c->depth < 0) {
+			st = spool__stmt(q, SPOOL_SQL_QUEUE_DEPTH);
+			sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			c->depth = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+			if (rc != SQLITE_ROW)
+				return (spool__store_error(q, rc, "enqueue"));
+		}
+		if (c->depth >= c->conf.max_depth)
+			return (spool__error(q, SPOOL_EFULL,
+			    "queue %s is full (limit %lld ready tasks)",
+			    t->queue, (long long)c->conf.max_depth));
+	}
+
+	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT);
+	sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, o->priority == SPOOL_PRIORITY_DEFAULT ?
+	    c->conf.priority : o->priority);
+	if (spool__bind_payload(st, 3, t->payload, t->len) != SQLITE_OK)
+		return (spool__store_error(q, sqlite3_errcode(q->db), "enqueue"));
+	sqlite3_bind_int64(st, 4, run_at);
+	if (o->deadline_ms != 0)
+		sqlite3_bind_int64(st, 5, o->deadline_ms);
+	sqlite3_bind_int(st, 6, o->max_attempts != 0 ? o->max_attempts :
+	    c->conf.max_attempts);
+	spool__bind_text_or_null(st, 7, o->key);
+	sqlite3_bind_int64(st, 8, now_ms);
+	if (batch != 0)
+		sqlite3_bind_int64(st, 9, batch);
+	if ((rc = spool__step_done(q, st, "enqueue")) != SPOOL_OK)
+		return (rc);
+	*id = sqlite3_last_insert_rowid(q->db);
+	if (c->depth >= 0)
+		c->depth++;
+	if (batch != 0)
+		c->joins++;
+	return (SPOOL_OK);
+}
+
+/* Enqueue a batch's hook task, inside the settling transaction. */
+int
+spool__enqueue_hook_locked(int64_t *id, spool *q, const spool_task *t,
+    int64_t now_ms)
+{
+	struct enq_ctx	 c;
+	int		 existed;
+
+	memset(&c, 0, sizeof c);
+	c.depth = -1;
+	return (enqueue_locked(id, &existed, q, t, now_ms, &c, 1));
+}
+
+/* Run one request's tasks inside the leader's transaction. */
+static int
+request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
+{
+	struct enq_ctx	 c;
+	int64_t		 id;
+	size_t		 i;
+	int		 rc, existed;
+	char		 pfx[48];
+
+	memset(&c, 0, sizeof c);
+	c.depth = -1;
+	for (i = 0; i < r->n; i++) {
+		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, &c, 0);
+		if (rc != SPOOL_OK) {
+			if (r->n > 1) {
+				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
+				spool__error_prefix(q, rc, pfx);
+			}
+			return (rc);
+		}
+		if (r->ids != NULL)
+			r->ids[i] = id;
+		if (r->existed != NULL)
+			r->existed[i] = existed;
+	}
+	return (ctx_join(q, &c));
+}
+
+/* Is rc an answer about this request alone, not about the database? */
+static int
+request_refused(int rc)
+{
+	return (rc == SPOOL_EINVAL || rc == SPOOL_EFULL || rc == SPOOL_ENOENT ||
+	    rc == SPOOL_ESTATE || rc == SPOOL_EEXISTS);
+}
+
+/* Record r's result: its code and the message now on q. */
+static void
+request_result(spool *q, struct spool__enq_req *r, int rc)
+{
+	r->rc = rc;
+	snprintf(r->errmsg, sizeof r->errmsg, "%s",
+	    rc == SPOOL_OK ? "" : q->errmsg);
+}
+
+/*
+ * The leader's work: the requests of one group, in one transaction.  Each
+ * is checked first, outside the transaction.  One request alone needs no
+ * savepoint (its failure rolls the transaction back); with several, each
+ * runs under a savepoint so a refused one is undone alone.  A failure of
+ * the database fails them all.
+ */
+static void
+group_run(spool *q, struct spool__enq_req *head)
+{
+	struct spool__enq_req	*r;
+	int64_t			 now;
+	size_t			 i;
+	int			 rc = SPOOL_OK, live = 0, several;
+
+	for (r = head; r != NULL; r = r->next) {
+		spool__clear_error(q);
+		for (i = 0; i < r->n; i++)
+			if ((rc = enqueue_check(q, &r->tasks[i], i, r->n)) != 0)
+				break;
+		request_result(q, r, rc);
+		r->checked = rc == SPOOL_OK;
+		live += r->checked;
+	}
+	if (live == 0)
+		return;
+	several = live > 1;
+	spool__clear_error(q);
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		goto fail_all;
+	now = spool__now_ms(q);
+	for (r = head; r != NULL; r = r->next) {
+		if (!r->checked)
+			continue;
+		if (several && (rc = spool__savepoint(q, 0)) != SPOOL_OK)
+			goto rollback_all;
+		rc = request_run(q, r, now);
+		if (rc == SPOOL_OK) {
+			if (several && (rc = spool__savepoint(q, 1)) != 0)
+				goto rollback_all;
+			continue;
+		}
+		if (!request_refused(rc))
+			goto rollback_all;
+		request_result(q, r, rc);
+		r->checked = 0;
+		if (!several) {
+			spool__rollback(q);
+			return;
+		}
+		if ((rc = spool__savepoint(q, -1)) != SPOOL_OK)
+			goto rollback_all;
+	}
+	if ((rc = spool__commit(q)) != SPOOL_OK)
+		goto fail_all;
+	return;
+rollback_all:
+	spool__rollback(q);
+fail_all:
+	for (r = head; r != NULL; r = r->next)
+		if (r->checked)
+			request_result(q, r, rc);
+}
+
+/* Submit r and wait until a leader (perhaps this thread) has run it. */
+static void
+group_submit(spool *q, struct spool__enq_req *r)
+{
+	struct spool__enq_req	*head, *p;
+
+	pthread_mutex_lock(&q->gc_mu);
+	if (q->gc_tail != NULL)
+		q->gc_tail->next = r;
+	else
+		q->gc_head = r;
+	q->gc_tail = r;
+	while (!r->done) {
+		if (q->gc_leader) {
+			pthread_cond_wait(&q->gc_cv, &q->gc_mu);
+			continue;
+		}
+		q->gc_leader = 1;
+		head = q->gc_head;
+		q->gc_head = q->gc_tail = NULL;
+		pthread_mutex_unlock(&q->gc_mu);
+		group_run(q, head);
+		pthread_mutex_lock(&q->gc_mu);
+		for (p = head; p != NULL; p = p->next)
+			p->done = 1;
+		q->gc_leader = 0;
+		pthread_cond_broadcast(&q->gc_cv);
+	}
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+/* Enqueue n tasks in one transaction, shared with other threads' calls. */
+int
+spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
+    const spool_task *tasks, size_t n)
+{
+	struct spool__enq_req	 r;
+	int64_t			 wait_ms = 0, until_us = 0, sleep_us = WAIT_MIN_US;
+	size_t			 i;
+	struct timespec		 ts;
+
+	if (q == NULL || q->db == NULL)
+		return (SPOOL_EINVAL);
+	/* Only the leader writes to q: this thread's failures go to its own
+	 * slot (spool__error_mine), which spool_errmsg reads. */
+	if (tasks == NULL && n != 0) {
+		spool__error_mine(q, SPOOL_EINVAL, "tasks is NULL");
+		return (SPOOL_EINVAL);
+	}
+	for (i = 0; i < n; i++)
+		if (opt_wait(tasks[i].opts) > wait_ms)
+			wait_ms = opt_wait(tasks[i].opts);
+	if (n == 0) {
+		spool__error_mine(q, SPOOL_OK, "");
+		return (SPOOL_OK);
+	}
+	if (wait_ms > 0)
+		until_us = mono_us() + wait_ms * 1000;
+	for (;;) {
+		memset(&r, 0, sizeof r);
+		r.tasks = tasks;
+		r.n = n;
+		r.ids = ids_out;
+		r.existed = existed_out;
+		group_submit(q, &r);
+		if (r.rc != SPOOL_EFULL || wait_ms == 0 || mono_us() >= until_us)
+			break;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)sleep_us * 1000;
+		nanosleep(&ts, NULL);
+		if ((sleep_us *= 2) > WAIT_MAX_US)
+			sleep_us = WAIT_MAX_US;
+	}
+	if (r.rc == SPOOL_EFULL && wait_ms > 0) {
+		size_t	 len = strlen(r.errmsg);
+
+		snprintf(r.errmsg + len, sizeof r.errmsg - len,
+		    ", still after waiting %lld ms", (long long)wait_ms);
+	}
+	spool__error_mine(q, r.rc, r.errmsg);
+	return (r.rc);
+}
+
+/* Enqueue one task; SPOOL_EEXISTS (with its id) if its key is taken. */
+int
+spool_enqueue(int64_t *id_out, spool *q, const char *queue,
+    const void *payload, size_t len, const spool_enqueue_opts *opts)
+{
+	spool_task	 t;
+	int64_t		 id = 0;
+	int		 existed = 0, rc;
+	char		 msg[96];
+
+	if (id_out != NULL)
+		*id_out = 0;
+	t.queue = queue;
+	t.payload = payload;
+	t.len = len;
+	t.opts = opts;
+	rc = spool_enqueue_many(&id, &existed, q, &t, 1);
+	if (rc != SPOOL_OK)
+		return (rc);
+	if (id_out != NULL)
+		*id_out = id;
+	if (existed) {
+		snprintf(msg, sizeof msg, "an unfinished task with this key "
+		    "exists: %lld", (long long)id);
+		spool__error_mine(q, SPOOL_EEXISTS, msg);
+		return (SPOOL_EEXISTS);
+	}
+	return (SPOOL_OK);
+}
