@@ -11,7 +11,7 @@
  *
  * Group commit: a call queues its request on the handle.  If no thread is
  * committing, it becomes the leader: it takes every queued request, runs
- * them in one transaction (each under a savepoint when there are several,
+ * them in one transaction (a request of several tasks under a savepoint,
  * so one refused request does not undo the others) and commits once; the
  * others wait and are woken with their own results.  Requests that arrive
  * during that commit form the next group.  Only the leader touches the
@@ -290,8 +290,8 @@ request_result(spool *q, struct spool__enq_req *r, int rc)
  * The leader's work: the requests of one group, in one transaction.  Each
  * is checked first, outside the transaction.  One request alone needs no
  * savepoint (its failure rolls the transaction back); with several, each
- * runs under a savepoint so a refused one is undone alone.  A failure of
- * the database fails them all.
+ * request of several tasks runs under a savepoint so a refused one is
+ * undone alone.  A failure of the database fails them all.
  */
 static void
 group_run(spool *q, struct spool__enq_req *head)
@@ -299,7 +299,7 @@ group_run(spool *q, struct spool__enq_req *head)
 	struct spool__enq_req	*r;
 	int64_t			 now;
 	size_t			 i;
-	int			 rc = SPOOL_OK, live = 0, several;
+	int			 rc = SPOOL_OK, live = 0, several, sp;
 
 	for (r = head; r != NULL; r = r->next) {
 		spool__clear_error(q);
@@ -312,7 +312,9 @@ group_run(spool *q, struct spool__enq_req *head)
 	}
 	if (live == 0)
 		return;
-	several = live > 1;
+	several = live > 1;	/* then requests of several tasks need a
+				 * savepoint; a single task is refused
+				 * before its first write */
 	spool__clear_error(q);
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		goto fail_all;
@@ -320,11 +322,12 @@ group_run(spool *q, struct spool__enq_req *head)
 	for (r = head; r != NULL; r = r->next) {
 		if (!r->checked)
 			continue;
-		if (several && (rc = spool__savepoint(q, 0)) != SPOOL_OK)
+		sp = several && r->n > 1;
+		if (sp && (rc = spool__savepoint(q, 0)) != SPOOL_OK)
 			goto rollback_all;
 		rc = request_run(q, r, now);
 		if (rc == SPOOL_OK) {
-			if (several && (rc = spool__savepoint(q, 1)) != 0)
+			if (sp && (rc = spool__savepoint(q, 1)) != SPOOL_OK)
 				goto rollback_all;
 			continue;
 		}
@@ -336,7 +339,7 @@ group_run(spool *q, struct spool__enq_req *head)
 			spool__rollback(q);
 			return;
 		}
-		if ((rc = spool__savepoint(q, -1)) != SPOOL_OK)
+		if (sp && (rc = spool__savepoint(q, -1)) != SPOOL_OK)
 			goto rollback_all;
 	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
