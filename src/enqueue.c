@@ -465,3 +465,54 @@ spool_enqueue(int64_t *id_out, spool *q, const char *queue,
 	}
 	return (SPOOL_OK);
 }
+
+/* Check one task as an enqueue would, recording a failure on q. */
+int
+spool__enqueue_check(spool *q, const spool_task *t)
+{
+	spool__clear_error(q);
+	return (enqueue_check(q, t, 0, 1));
+}
+
+/*
+ * For a buffered producer: run n tasks, each its own request, in one
+ * transaction on q (which only the calling thread uses).  rcs[i] is each
+ * task's answer (SPOOL_OK, SPOOL_EEXISTS with ids[i] the holder, or a
+ * refusal); the result is SPOOL_OK if the transaction committed, else the
+ * database's error (then nothing was committed).
+ */
+int
+spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
+    int64_t *ids, int *rcs)
+{
+	struct spool__enq_req	*r;
+	size_t			 i;
+	int			 rc = SPOOL_OK, *existed;
+
+	if (n == 0)
+		return (SPOOL_OK);
+	if ((r = calloc(n, sizeof *r)) == NULL ||
+	    (existed = calloc(n, sizeof *existed)) == NULL) {
+		free(r);
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	}
+	for (i = 0; i < n; i++) {
+		r[i].tasks = &tasks[i];
+		r[i].n = 1;
+		r[i].ids = &ids[i];
+		r[i].existed = &existed[i];
+		r[i].next = i + 1 < n ? &r[i + 1] : NULL;
+	}
+	group_run(q, r);
+	for (i = 0; i < n; i++) {
+		rcs[i] = r[i].rc;
+		if (rcs[i] == SPOOL_OK && existed[i])
+			rcs[i] = SPOOL_EEXISTS;
+		if (!request_refused(r[i].rc) && r[i].rc != SPOOL_OK) {
+			rc = spool__error(q, r[i].rc, "%s", r[i].errmsg);
+		}
+	}
+	free(existed);
+	free(r);
+	return (rc);
+}

@@ -206,6 +206,12 @@ int		 spool__queue_ensure(spool *q, const char *name, int64_t now_ms);
 /* enqueue.c */
 int		 spool__enqueue_hook_locked(int64_t *id, spool *q,
 		     const spool_task *t, int64_t now_ms);
+int		 spool__enqueue_check(spool *q, const spool_task *t);
+int		 spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
+		     int64_t *ids, int *rcs);
+
+/* producer.c */
+spool		*spool__producer_handle(spool_producer *p);
 
 /* batch.c */
 int		 spool__batch_check_open(spool *q, int64_t id);
@@ -262,5 +268,15 @@ int		 spool__engine_run(spool_pool *p);
 void		 spool__engine_wake(spool_pool *p);
 void		 spool__engine_stop(spool_pool *p, int now);
 void		 spool__engine_free(spool_pool *p);
+
+#define SPOOL__LOOP_KICK	1
+#define SPOOL__LOOP_TIMER	2
+struct spool__loop;
+struct spool__loop *spool__loop_new(void (*fn)(void *, int), void *arg);
+void		 spool__loop_run(struct spool__loop *l);
+void		 spool__loop_kick(struct spool__loop *l);
+void		 spool__loop_arm(struct spool__loop *l, int64_t ms);
+void		 spool__loop_exit(struct spool__loop *l);
+void		 spool__loop_free(struct spool__loop *l);
 
 #endif /* SPOOL_INT_H */

@@ -347,6 +347,81 @@ const char	*spool_batch_state_name(int state);
 /* Free n elements returned by spool_batch_get or spool_batch_list. */
 void		 spool_batch_info_free(spool_batch_info *info, size_t n);
 
+/* ---- Buffered producer (since 0.3) --------------------------------------
+ *
+ * A producer takes tasks at memory speed and commits them in groups from
+ * its own thread: when flush_count tasks are waiting, or flush_interval_ms
+ * after the first of them arrived, whichever comes first (a libevent
+ * timer).  spool_producer_enqueue returns once the task is *accepted*: it
+ * has a ticket, and is not yet on disk.  It is *committed* when
+ * spool_producer_committed reaches its ticket, when on_commit reports it,
+ * or when spool_producer_flush returns.  A crash (even kill -9) of the
+ * process loses the accepted tasks not yet committed, never a committed
+ * one; tasks are committed in ticket order.
+ *
+ * Each task is committed or refused on its own (on_commit's rc): a key
+ * held by another task gives SPOOL_EEXISTS with that task's id, a full
+ * queue SPOOL_EFULL (a producer never waits for room in a queue: wait_ms
+ * is ignored), a closed batch SPOOL_ESTATE.  When the database fails (busy
+ * past the timeout, disk full), the group is kept and tried again later,
+ * at most every second; spool_producer_flush returns that error.
+ *
+ * Every call may be made from any thread.
+ */
+
+typedef struct spool_producer spool_producer;
+
+typedef struct spool_producer_opts {
+	unsigned	 version;
+	int		 flush_count;	/* commit once this many wait (256) */
+	int64_t		 flush_interval_ms;	/* or this long after the first (10) */
+	int		 max_pending;	/* accepted, not committed, at most (10000) */
+	int64_t		 block_ms;	/* at max_pending, wait this long for room
+					 * (0: fail at once; -1: wait forever) */
+	int		 open_flags;	/* for spool_open (SPOOL_OPEN_*) */
+	/* Called in the producer's thread once a task is committed (rc
+	 * SPOOL_OK, id its id) or refused (rc < 0; for SPOOL_EEXISTS, id is
+	 * the task holding the key); also for tasks spool_producer_close had
+	 * to give up on (rc the database's error, id 0).  It must not call
+	 * the producer. */
+	void		(*on_commit)(int64_t ticket, int64_t id, int rc, void *arg);
+	void		*cb_arg;
+} spool_producer_opts;
+
+#define SPOOL_PRODUCER_OPTS_VERSION 1
+#define SPOOL_PRODUCER_OPTS_INIT { SPOOL_PRODUCER_OPTS_VERSION, 0, 0, 0, 0, 0, NULL, NULL }
+
+/* Make a producer on the database at path (opened, and created with
+ * SPOOL_OPEN_CREATE in opts->open_flags, by spool_open) and start its
+ * thread.  As with spool_open, *out is set even on failure (except
+ * SPOOL_ENOMEM) so spool_producer_errmsg can explain; close it. */
+int		 spool_producer_new(spool_producer **out, const char *path,
+		     const spool_producer_opts *opts);
+
+/* Accept one task (checked now, as spool_enqueue checks it; the inputs
+ * are copied) and set *ticket_out (may be NULL) to its ticket: 1, 2, ...
+ * SPOOL_EFULL if max_pending tasks are accepted and not committed and no
+ * room came within block_ms. */
+int		 spool_producer_enqueue(int64_t *ticket_out, spool_producer *p,
+		     const char *queue, const void *payload, size_t len,
+		     const spool_enqueue_opts *opts);
+
+/* The highest ticket up to which every task is committed or refused. */
+int64_t		 spool_producer_committed(spool_producer *p);
+
+/* Commit every task accepted before this call now, and return once they
+ * are committed (or refused): SPOOL_OK, or the database's error if a
+ * commit failed meanwhile (the tasks are kept and tried again). */
+int		 spool_producer_flush(spool_producer *p);
+
+/* Flush, stop the thread and free p; NULL is a no-op.  If the last
+ * flush failed, the tasks not committed are reported to on_commit and
+ * the error is returned. */
+int		 spool_producer_close(spool_producer *p);
+
+/* The calling thread's last failure on p (borrowed). */
+const char	*spool_producer_errmsg(const spool_producer *p);
+
 /* ---- Claim and the lease life cycle ------------------------------------ */
 
 typedef struct spool_claim_opts {
