@@ -57,3 +57,15 @@ SELECT a.task_id AS task_id, t.queue AS queue, a.attempt AS attempt,
        round((a.finished_ms - a.started_ms) / 1000.0, 3) AS duration_s,
        a.error AS error
   FROM attempts a JOIN tasks t ON t.id = a.task_id;
+
+DROP VIEW IF EXISTS spool_batches;
+CREATE VIEW spool_batches AS
+SELECT id, description, state, total, pending, running, succeeded, failed,
+       dead, cancelled,
+       CASE WHEN total > 0 THEN round(100.0 * (succeeded + failed + dead +
+	   cancelled) / total, 1) ELSE 100.0 END AS finished_pct,
+       hook_queue, hook_on, hook_task_id,
+       strftime('%Y-%m-%d %H:%M:%f', created_ms / 1000.0, 'unixepoch') AS created,
+       strftime('%Y-%m-%d %H:%M:%f', closed_ms / 1000.0, 'unixepoch') AS closed,
+       strftime('%Y-%m-%d %H:%M:%f', finished_ms / 1000.0, 'unixepoch') AS finished
+  FROM batches;
