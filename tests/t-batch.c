@@ -541,6 +541,55 @@ test_random_outcomes(void)
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT sum(total) FROM batches"), 0);
 }
 
+/* A pool's group commits settle batches: members finished by handlers in
+ * worker threads, committed by the engine's flush, fire the hook once. */
+static int
+h_half_fail(spool_job *job, void *arg)
+{
+	(void)arg;
+	return (spool_job_id(job) % 2 ? SPOOL_DONE : SPOOL_FAIL);
+}
+
+static void
+test_pool_settles(void)
+{
+	const char		*qs[] = { "w" };
+	spool_pool_opts		 po = SPOOL_POOL_OPTS_INIT;
+	spool_enqueue_opts	 eo = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_pool		*p = NULL;
+	spool_batch_info	*b;
+	int64_t			 id, bid[3];
+	int			 i, k;
+
+	for (k = 0; k < 3; k++) {
+		bid[k] = batch_new("hooks", NULL, k == 2 ? SPOOL_HOOK_SUCCESS :
+		    SPOOL_HOOK_ALWAYS);
+		eo.batch_id = bid[k];
+		eo.run_at_ms = 1000;	/* due on the pool's real clock too */
+		for (i = 0; i < 50; i++)
+			TU_RC(spool_enqueue(&id, tu_q, "w", "t", 1, &eo),
+			    SPOOL_OK);
+		TU_RC(spool_batch_close(tu_q, bid[k]), SPOOL_OK);
+	}
+	po.queues = qs;
+	po.nqueues = 1;
+	po.max_workers = 4;
+	po.flags = SPOOL_POOL_UNTIL_EMPTY;
+	po.max_time_ms = 30000;
+	TU_RC(spool_pool_new(&p, tu_db, h_half_fail, NULL, &po), SPOOL_OK);
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_free(p);
+	for (k = 0; k < 3; k++) {
+		b = get(bid[k]);
+		CU_ASSERT_EQUAL(b->state, SPOOL_BATCH_FINISHED);
+		CU_ASSERT_EQUAL(b->succeeded + b->failed, 50);
+		CU_ASSERT(b->failed > 0);
+		CU_ASSERT_EQUAL(hooks_of(bid[k]), k == 2 ? 0 : 1);
+		spool_batch_info_free(b, 1);
+	}
+	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+}
+
 /* ---- Group commit: threads sharing one handle ------------------------- */
 
 #define NTHREADS	8
@@ -757,6 +806,7 @@ static CU_TestInfo batch_tests[] = {
 	{ "a hook ignores its queue's depth limit", test_hook_ignores_depth },
 	{ "hand edits in SQL keep the counters", test_sql_edits },
 	{ "counters equal the counts after random outcomes", test_random_outcomes },
+	{ "a pool's flushes settle batches", test_pool_settles },
 	{ "threads share one handle's commits", test_threads_share_handle },
 	{ "threads never pass a depth limit", test_threads_depth_limit },
 	{ "bulk enqueue is all-or-nothing against the limit", test_bulk_depth },
