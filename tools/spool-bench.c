@@ -2,9 +2,25 @@
  * spool-bench.c -- the benchmark of spool: each mode prints one line of
  * figures, measured on a fresh database in a temporary directory.
  *
- *   spool-bench [-n N] [-w W] [--sync full|normal] [--dir DIR] MODE...
+ *   spool-bench [-n N] [-w W] [-t T] [--sync full|normal] [--dir DIR] MODE...
  *
- *   enqueue   N tasks, one call (one transaction) each
+ *   sync      the raw sync rate of the bench directory's file system,
+ *             measured the way a WAL commit uses the disk: a fresh file,
+ *             a loop of appending 4096 bytes (pwrite at its end) and
+ *             fdatasync, for 2,000 rounds or 2 s, whichever comes first;
+ *             also the rate of the same loop rewriting a written file in
+ *             place (as a WAL is written again after a checkpoint)
+ *   enqueue   N tasks (at most 20,000), one call (one transaction) each,
+ *             from one thread; the raw sync rate is measured just before
+ *             and just after, and the line gives the enqueue rate as a
+ *             percentage of their mean (a synced commit per task can at
+ *             best match the disk's sync rate)
+ *   threads   N tasks (at most 20,000) from T threads (-t, default 8)
+ *             calling spool_enqueue, one task per call, on one shared
+ *             handle, so their calls share commits (group commit); prints
+ *             tasks/s, commits/s and tasks per commit (counted by a
+ *             commit hook on the handle's connection), and the multiple of
+ *             the raw sync rate, measured before and after as for enqueue
  *   bulk      N tasks in one spool_enqueue_many, 100-byte payloads
  *   drain     N tasks through a pool of W threads with a no-op handler
  *   exec      N tasks through a pool of W threads running /bin/true,
@@ -24,6 +40,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -38,6 +55,7 @@ extern char	**environ;
 
 static int64_t	 n_tasks = 100000;
 static int	 n_workers = 2;
+static int	 n_threads = 8;
 static int	 sync_normal;
 static char	 dir[512];
 static int	 db_seq;
@@ -108,21 +126,158 @@ fill(spool *q, int64_t n, size_t len)
 	free(payload);
 }
 
+/*
+ * The raw sync rate of dir's file system, in syncs per second: what one
+ * synced WAL commit costs the disk at least.  A fresh file, appended to
+ * 4096 bytes at a time with pwrite, each append followed by fdatasync (as
+ * SQLite syncs the WAL on Linux), for 2,000 rounds or 2 s.  With
+ * overwrite, the file is first written and synced whole, and the loop
+ * rewrites its blocks in place: a WAL that a checkpoint has reset is
+ * written so, and an fdatasync that need not record a new file size can
+ * be cheaper on some file systems.
+ */
+static double
+sync_rate(int overwrite)
+{
+	char	 path[600], block[4096];
+	int	 fd;
+	int64_t	 i;
+	double	 t0, el;
+
+	snprintf(path, sizeof path, "%s/sync-%d.dat", dir, ++db_seq);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1)
+		die("sync", strerror(errno));
+	memset(block, 's', sizeof block);
+	if (overwrite) {
+		for (i = 0; i < 2000; i++)
+			if (pwrite(fd, block, sizeof block, (off_t)(i * 4096)) !=
+			    (ssize_t)sizeof block)
+				die("sync", "short write");
+		if (fsync(fd) == -1)
+			die("sync", strerror(errno));
+	}
+	t0 = mono();
+	for (i = 0; i < 2000; i++) {
+		if (pwrite(fd, block, sizeof block, (off_t)(i * 4096)) !=
+		    (ssize_t)sizeof block)
+			die("sync", "short write");
+		if (fdatasync(fd) == -1)
+			die("sync", strerror(errno));
+		if ((el = mono() - t0) >= 2.0) {
+			i++;
+			break;
+		}
+	}
+	el = mono() - t0;
+	close(fd);
+	unlink(path);
+	return (i / el);
+}
+
+static void
+bench_sync(void)
+{
+	double	 app = sync_rate(0), over = sync_rate(1);
+
+	printf("sync      raw sync rate: 4 KiB append + fdatasync %9.0f "
+	    "syncs/s  (in place: %.0f/s)\n", app, over);
+}
+
 static void
 bench_enqueue(void)
 {
 	char	 path[600];
 	spool	*q = fresh(path, sizeof path);
 	int64_t	 i, n = n_tasks < 20000 ? n_tasks : 20000;
-	double	 t0 = mono(), el;
+	double	 t0, el, s0, s1, rate;
 
+	s0 = sync_rate(0);
+	t0 = mono();
 	for (i = 0; i < n; i++)
 		if (spool_enqueue(NULL, q, "b", "{\"n\":1}", 7, NULL) != 0)
 			die("enqueue", spool_errmsg(q));
 	el = mono() - t0;
+	s1 = sync_rate(0);
+	rate = n / el;
 	printf("enqueue   %8lld tasks one at a time   %9.0f tasks/s  "
-	    "(%.1f us each, sync %s)\n", (long long)n, n / el, el / n * 1e6,
-	    sync_normal ? "normal" : "full");
+	    "(%.1f us each, sync %s; raw sync %.0f/s before, %.0f/s after: "
+	    "%.0f%%)\n", (long long)n, rate, el / n * 1e6,
+	    sync_normal ? "normal" : "full", s0, s1,
+	    100.0 * rate / ((s0 + s1) / 2));
+	spool_close(q);
+}
+
+/* Threads enqueueing one task per call on one shared handle. */
+struct enq_thread {
+	spool			*q;
+	int64_t			 n;
+	pthread_barrier_t	*start;
+};
+
+static void *
+enqueue_loop(void *arg)
+{
+	struct enq_thread	*e = arg;
+	int64_t			 i;
+
+	pthread_barrier_wait(e->start);
+	for (i = 0; i < e->n; i++)
+		if (spool_enqueue(NULL, e->q, "b", "{\"n\":1}", 7, NULL) != 0)
+			die("threads", spool_errmsg(e->q));
+	return (NULL);
+}
+
+/* SQLite calls this on the connection's every commit, in the thread
+ * committing (only a group's leader touches the connection). */
+static int
+count_commit(void *arg)
+{
+	__atomic_add_fetch((int64_t *)arg, 1, __ATOMIC_RELAXED);
+	return (0);
+}
+
+static void
+bench_threads(void)
+{
+	struct enq_thread	 e[64];
+	pthread_barrier_t	 start;
+	pthread_t		 t[64];
+	char			 path[600];
+	spool			*q = fresh(path, sizeof path);
+	int64_t			 n = n_tasks < 20000 ? n_tasks : 20000, commits;
+	double			 t0, el, s0, s1, rate;
+	int			 i;
+
+	/* Make the queue before the clock starts. */
+	if (spool_enqueue(NULL, q, "b", "{\"n\":0}", 7, NULL) != 0)
+		die("threads", spool_errmsg(q));
+	commits = 0;
+	sqlite3_commit_hook(q->db, count_commit, &commits);
+	s0 = sync_rate(0);
+	pthread_barrier_init(&start, NULL, (unsigned)n_threads + 1);
+	for (i = 0; i < n_threads; i++) {
+		e[i].q = q;
+		e[i].n = n / n_threads + (i < n % n_threads);
+		e[i].start = &start;
+		if (pthread_create(&t[i], NULL, enqueue_loop, &e[i]) != 0)
+			die("threads", "cannot create a thread");
+	}
+	pthread_barrier_wait(&start);
+	t0 = mono();
+	for (i = 0; i < n_threads; i++)
+		pthread_join(t[i], NULL);
+	el = mono() - t0;
+	pthread_barrier_destroy(&start);
+	sqlite3_commit_hook(q->db, NULL, NULL);
+	s1 = sync_rate(0);
+	rate = n / el;
+	commits = __atomic_load_n(&commits, __ATOMIC_RELAXED);
+	printf("threads   %8lld tasks, %2d threads   %9.0f tasks/s  "
+	    "(%.0f commits/s, %.1f tasks each, sync %s; raw sync %.0f/s "
+	    "before, %.0f/s after: %.2fx)\n", (long long)n, n_threads, rate,
+	    commits / el, commits > 0 ? (double)n / commits : 0.0,
+	    sync_normal ? "normal" : "full", s0, s1, rate / ((s0 + s1) / 2));
 	spool_close(q);
 }
 
@@ -441,8 +596,10 @@ bench_rss(void)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [--sync full|normal] "
-	    "[--dir DIR] enqueue|bulk|drain|exec|latency|xlatency|rss|all...\n");
+	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] "
+	    "[--sync full|normal] [--dir DIR]\n"
+	    "    sync|enqueue|threads|bulk|drain|exec|latency|xlatency|rss|"
+	    "all...\n");
 	exit(64);
 }
 
@@ -457,6 +614,8 @@ main(int argc, char **argv)
 			n_tasks = atoll(argv[++i]);
 		else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
 			n_workers = atoi(argv[++i]);
+		else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
+			n_threads = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--sync") == 0 && i + 1 < argc) {
 			i++;
 			if (strcmp(argv[i], "normal") == 0)
@@ -468,7 +627,8 @@ main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (i == argc || n_tasks < 100 || n_workers < 1 || n_workers > 64)
+	if (i == argc || n_tasks < 100 || n_workers < 1 || n_workers > 64 ||
+	    n_threads < 1 || n_threads > 64)
 		usage();
 	if (dir[0] == '\0') {
 		snprintf(dir, sizeof dir, "%s/spool-bench-XXXXXX",
@@ -482,8 +642,12 @@ main(int argc, char **argv)
 		int	 all = strcmp(argv[i], "all") == 0;
 
 		ran = 0;
+		if (all || strcmp(argv[i], "sync") == 0)
+			bench_sync(), ran = 1;
 		if (all || strcmp(argv[i], "enqueue") == 0)
 			bench_enqueue(), ran = 1;
+		if (all || strcmp(argv[i], "threads") == 0)
+			bench_threads(), ran = 1;
 		if (all || strcmp(argv[i], "bulk") == 0)
 			bench_bulk(), ran = 1;
 		if (all || strcmp(argv[i], "drain") == 0)
