@@ -57,9 +57,14 @@ struct spool {
 	/* enqueue.c: group commit of calls from several threads */
 	pthread_mutex_t	 gc_mu;
 	pthread_cond_t	 gc_cv;
+	pthread_cond_t	 gc_arrive_cv;	/* a gathering leader waits here */
 	struct spool__enq_req *gc_head;	/* waiting for a leader */
 	struct spool__enq_req *gc_tail;
+	int		 gc_queued;	/* requests in that list */
 	int		 gc_leader;	/* a thread is running a group */
+	int		 gc_gathering;	/* the leader waits for more requests */
+	int		 gc_expect;	/* the largest recent group */
+	int64_t		 gc_commit_us;	/* how long the last group took */
 };
 
 /* Where a pool's job is (under spool_pool.mu). */

@@ -612,6 +612,7 @@ int
 spool_open(spool **out, const char *path, int flags)
 {
 	spool		*q;
+	pthread_condattr_t ca;
 	char		 host[128];
 	int64_t		 app_id, version, objects;
 	int		 rc;
@@ -626,6 +627,10 @@ spool_open(spool **out, const char *path, int flags)
 	q->reap_interval_ms = SPOOL_REAP_INTERVAL_MS;
 	pthread_mutex_init(&q->gc_mu, NULL);
 	pthread_cond_init(&q->gc_cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->gc_arrive_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	q->flags = flags;
 	if (gethostname(host, sizeof host) != 0)
 		strcpy(host, "localhost");
@@ -717,6 +722,7 @@ spool_close(spool *q)
 		sqlite3_close_v2(q->db);
 	pthread_mutex_destroy(&q->gc_mu);
 	pthread_cond_destroy(&q->gc_cv);
+	pthread_cond_destroy(&q->gc_arrive_cv);
 	spool__error_mine(q, SPOOL_OK, NULL);
 	free(q->path);
 	free(q);
