@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 
@@ -62,16 +63,29 @@ cmd_sleep_ms(int64_t ms)
 }
 
 /* Print one line on stderr, control characters made visible, so a
- * message can never span lines. */
+ * message can never span lines.  The line goes out in one write(2):
+ * stderr is unbuffered, and character by character the lines of
+ * processes sharing a log file would mix. */
 static void
 print_line(const char *prefix, const char *msg)
 {
-	const unsigned char	*s;
+	char		 line[1200];
+	size_t		 len, i;
+	ssize_t		 n;
 
-	fputs(prefix, stderr);
-	for (s = (const unsigned char *)msg; *s != '\0'; s++)
-		fputc(*s < 0x20 || *s == 0x7f ? '?' : *s, stderr);
-	fputc('\n', stderr);
+	snprintf(line, sizeof line - 1, "%s%s", prefix, msg);
+	len = strlen(line);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	line[len++] = '\n';
+	fflush(stderr);
+	for (i = 0; i < len; i += (size_t)n)
+		if ((n = write(STDERR_FILENO, line + i, len - i)) == -1) {
+			if (errno != EINTR)
+				break;
+			n = 0;
+		}
 }
 
 /* Print "spool CMD: message" and return code. */
