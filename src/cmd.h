@@ -9,6 +9,9 @@
  * database, and then calls the command.  A command writes to stdout only
  * once it has succeeded; every failure is one line on stderr and an exit
  * code from the table below.
+ *
+ * A command named with two words ("batch add") is a subcommand: the first
+ * word names a group of commands, and "spool batch --help" lists them.
  */
 #ifndef SPOOL_CMD_H
 #define SPOOL_CMD_H
