@@ -129,4 +129,20 @@ void		 json_end(struct json *);
 /* Shared renderings of the library's records (cmd-show.c, cmd-list.c). */
 void		 cmd_json_task(struct json *, const spool_task_info *);
 
+/* cmd-enqueue.c: reading tasks, for the commands that enqueue */
+struct cmd_tasks {
+	spool_task	*v;
+	char		**bufs;		/* payload copies (or NULL), one per task */
+	size_t		 n;
+	size_t		 cap;
+};
+int		 cmd_read_stdin(struct cmd_ctx *, char **, size_t *);
+int		 cmd_enqueue_opts(struct cmd_ctx *, spool_enqueue_opts *);
+int		 cmd_tasks_add(struct cmd_ctx *, struct cmd_tasks *,
+		     const char *, const void *, size_t, char *,
+		     const spool_enqueue_opts *);
+int		 cmd_tasks_lines(struct cmd_ctx *, struct cmd_tasks *,
+		     const char *, const spool_enqueue_opts *);
+void		 cmd_tasks_free(struct cmd_tasks *);
+
 #endif /* SPOOL_CMD_H */
