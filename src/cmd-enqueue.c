@@ -2,7 +2,7 @@
  * cmd-enqueue.c -- "spool enqueue QUEUE [PAYLOAD|-]": add a task, or with
  * --lines one task per line of stdin in one transaction.  Prints the id
  * only once the task is committed.  Also the helpers that read payloads
- * and per-task options, for the commands that enqueue.
+ * and per-task options, shared with "spool batch add" (cmd-batch.c).
  */
 #include "config.h"
 
@@ -21,6 +21,7 @@ static const struct cmd_opt enqueue_opts[] = {
 	{ "max-attempts", "N", "attempts before it is dead (default: the queue's)" },
 	{ "key", "KEY", "idempotency key: at most one unfinished task per key" },
 	{ "lines", NULL, "one task per line of stdin, all in one transaction" },
+	{ "batch", "ID", "join open batch ID (see 'spool batch')" },
 	{ "wait", "DURATION", "queue full: wait this long for room (exit 75 then)" },
 	{ NULL, NULL, NULL }
 };
@@ -207,6 +208,10 @@ enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
 	if ((rc = cmd_tasks_lines(c, &ts, queue, o)) != EXIT_OK ||
 	    (rc = cmd_open(c, 0)) != EXIT_OK)
 		goto out;
+	/* No line, no enqueue to refuse a missing or closed batch. */
+	if (o->batch_id != 0 && (rc = cmd_batch_check_open(c,
+	    o->batch_id)) != EXIT_OK)
+		goto out;
 	n = ts.n;
 	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL) {
 		rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
@@ -238,13 +243,34 @@ out:
 	return (rc);
 }
 
+/* With --batch and a key held by an unfinished task: that task must be
+ * a member of the batch, else the task asked for did not join it. */
+static int
+enqueue_existed_in_batch(struct cmd_ctx *c, int64_t id, int64_t batch,
+    const char *key)
+{
+	spool_task_info	*t = NULL;
+	int64_t		 in;
+	int		 rc;
+
+	if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)
+		return (cmd_fail(c, rc));
+	in = t->batch_id;
+	spool_task_info_free(t, 1);
+	if (in == batch)
+		return (EXIT_OK);
+	return (cmd_error(c, EXIT_NO, "key '%s' is held by unfinished task "
+	    "%lld, which is not in batch %lld: nothing added", key,
+	    (long long)id, (long long)batch));
+}
+
 static int
 enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
 	struct json		 j;
 	char			*buf = NULL;
-	const char		*payload = "";
+	const char		*payload = "", *batch = cmd_opt(c, "batch");
 	size_t			 len = 0;
 	int64_t			 id;
 	int			 rc, existed;
@@ -252,6 +278,9 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 	if ((rc = cmd_enqueue_opts(c, &o)) != EXIT_OK)
 		return (rc);
 	o.key = cmd_opt(c, "key");
+	if (batch != NULL && (rc = cmd_batch_id(c, "--batch", batch,
+	    &o.batch_id)) != EXIT_OK)
+		return (rc);
 	if (cmd_opt(c, "lines") != NULL) {
 		if (argc > 1)
 			return (cmd_usage_error(c, "--lines reads payloads from "
@@ -281,6 +310,9 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 	existed = (rc == SPOOL_EEXISTS);
 	if (rc != SPOOL_OK && !existed)
 		return (cmd_fail(c, rc));
+	if (existed && o.batch_id != 0 && (rc = enqueue_existed_in_batch(c,
+	    id, o.batch_id, o.key)) != EXIT_OK)
+		return (rc);
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');
@@ -304,9 +336,12 @@ const struct spool_cmd cmd_enqueue = {
 	"json_extract() reads JSON.\nThe queue is created with default "
 	"settings if it does not exist.  The id is\nprinted once the task is "
 	"on disk.  With --key, if an unfinished task of the\nqueue holds the "
-	"key, its id is printed and nothing is added (exit 0).  A queue at "
-	"its depth\nlimit refuses the task (exit 75), at once or, with --wait, "
-	"once DURATION has\npassed without room.\n"
+	"key, its id is printed and nothing is added (exit 0; with\n--batch, "
+	"exit 1 unless that task is in the batch).  With --batch the task\n"
+	"joins that open batch in the same transaction (exit 1 if the batch "
+	"is missing\nor closed).  A queue at its depth limit refuses the task "
+	"(exit 75), at once\nor, with --wait, once DURATION has passed "
+	"without room.\n"
 	"DURATION is 250ms, 30s, 5m, 2h, 7d or a mix (1h30m); a bare number "
 	"is seconds.\n",
 	enqueue_opts, 1, 2, 0, enqueue_exec

@@ -129,7 +129,7 @@ void		 json_end(struct json *);
 /* Shared renderings of the library's records (cmd-show.c, cmd-list.c). */
 void		 cmd_json_task(struct json *, const spool_task_info *);
 
-/* cmd-enqueue.c: reading tasks, for the commands that enqueue */
+/* cmd-enqueue.c: reading tasks, shared with "spool batch add" */
 struct cmd_tasks {
 	spool_task	*v;
 	char		**bufs;		/* payload copies (or NULL), one per task */
@@ -144,5 +144,10 @@ int		 cmd_tasks_add(struct cmd_ctx *, struct cmd_tasks *,
 int		 cmd_tasks_lines(struct cmd_ctx *, struct cmd_tasks *,
 		     const char *, const spool_enqueue_opts *);
 void		 cmd_tasks_free(struct cmd_tasks *);
+
+/* cmd-batch.c: batch ids, shared with "spool enqueue --batch" */
+int		 cmd_batch_id(struct cmd_ctx *, const char *, const char *,
+		     int64_t *);
+int		 cmd_batch_check_open(struct cmd_ctx *, int64_t);
 
 #endif /* SPOOL_CMD_H */
