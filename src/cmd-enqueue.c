@@ -1,7 +1,8 @@
 /*
  * cmd-enqueue.c -- "spool enqueue QUEUE [PAYLOAD|-]": add a task, or with
  * --lines one task per line of stdin in one transaction.  Prints the id
- * only once the task is committed.
+ * only once the task is committed.  Also the helpers that read payloads
+ * and per-task options, shared with "spool batch add" (cmd-batch.c).
  */
 #include "config.h"
 
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include "cmd.h"
+
+#define WAIT_MAX_MS	(365LL * 24 * 3600 * 1000)	/* the library's limit */
 
 static const struct cmd_opt enqueue_opts[] = {
 	{ "priority", "N", "higher runs first (default: the queue's)" },
@@ -18,28 +21,32 @@ static const struct cmd_opt enqueue_opts[] = {
 	{ "max-attempts", "N", "attempts before it is dead (default: the queue's)" },
 	{ "key", "KEY", "idempotency key: at most one unfinished task per key" },
 	{ "lines", NULL, "one task per line of stdin, all in one transaction" },
+	{ "batch", "ID", "join open batch ID (see 'spool batch')" },
+	{ "wait", "DURATION", "queue full: wait this long for room (exit 75 then)" },
 	{ NULL, NULL, NULL }
 };
 
-/* Read all of stdin, at most max bytes; -1 if there is more. */
-static int
-read_stdin(char **out, size_t *len, size_t max)
+/* Read all of stdin into *out (the caller frees), at most
+ * SPOOL_PAYLOAD_MAX bytes.  Returns 0 or an exit code, with its message. */
+int
+cmd_read_stdin(struct cmd_ctx *c, char **out, size_t *len)
 {
-	char	*buf;
+	char	*buf, *nb;
 	size_t	 n = 0, cap = 65536, r;
 
+	*out = NULL;
+	*len = 0;
 	if ((buf = malloc(cap)) == NULL)
-		return (-2);
+		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
 	for (;;) {
 		if (n == cap) {
-			char	*nb;
-
-			if (cap > max)
+			if (cap > SPOOL_PAYLOAD_MAX)
 				break;
 			cap *= 2;
 			if ((nb = realloc(buf, cap)) == NULL) {
 				free(buf);
-				return (-2);
+				return (cmd_error(c, EXIT_TEMPFAIL,
+				    "out of memory"));
 			}
 			buf = nb;
 		}
@@ -50,20 +57,23 @@ read_stdin(char **out, size_t *len, size_t max)
 	}
 	if (ferror(stdin)) {
 		free(buf);
-		return (-3);
+		return (cmd_error(c, EXIT_IO, "reading stdin failed"));
 	}
-	if (n > max) {
+	if (n > SPOOL_PAYLOAD_MAX) {
 		free(buf);
-		return (-1);
+		return (cmd_error(c, EXIT_DATA, "payload too large (more than "
+		    "%d bytes)", SPOOL_PAYLOAD_MAX));
 	}
 	*out = buf;
 	*len = n;
-	return (0);
+	return (EXIT_OK);
 }
 
-/* Fill opts from the command line. */
-static int
-enqueue_opts_parse(struct cmd_ctx *c, spool_enqueue_opts *o)
+/* Fill the per-task fields of o from the command line: --priority,
+ * --delay, --at, --deadline, --max-attempts, --wait (those the command's
+ * table has). */
+int
+cmd_enqueue_opts(struct cmd_ctx *c, spool_enqueue_opts *o)
 {
 	const char	*at = cmd_opt(c, "at");
 	int64_t		 v;
@@ -95,21 +105,54 @@ enqueue_opts_parse(struct cmd_ctx *c, spool_enqueue_opts *o)
 	if ((rc = cmd_opt_int(c, "max-attempts", 1, 1000000, &v)) != EXIT_OK)
 		return (rc);
 	o->max_attempts = (int)v;
-	o->key = cmd_opt(c, "key");
+	if ((rc = cmd_opt_duration(c, "wait", &o->wait_ms)) != EXIT_OK)
+		return (rc);
+	if (o->wait_ms > WAIT_MAX_MS)
+		return (cmd_usage_error(c, "--wait: at most 365d: '%s'",
+		    cmd_opt(c, "wait")));
 	return (EXIT_OK);
 }
 
-/* --lines: every non-empty line of stdin is a task. */
-static int
-enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
+/* Add one task to ts; buf (may be NULL) is the payload's copy, freed with
+ * ts whatever happens. */
+int
+cmd_tasks_add(struct cmd_ctx *c, struct cmd_tasks *ts, const char *queue,
+    const void *payload, size_t len, char *buf, const spool_enqueue_opts *o)
 {
-	spool_task	*tasks = NULL, *nt;
-	int64_t		*ids = NULL;
-	char		*line = NULL, **lines = NULL, **nl;
-	size_t		 cap = 0, n = 0, lineno = 0, i, lcap = 0;
+	spool_task	*nt;
+	char		**nb;
+	size_t		 cap;
+
+	if (ts->n == ts->cap) {
+		cap = ts->cap ? ts->cap * 2 : 64;
+		if ((nt = realloc(ts->v, cap * sizeof *nt)) != NULL)
+			ts->v = nt;
+		if ((nb = realloc(ts->bufs, cap * sizeof *nb)) != NULL)
+			ts->bufs = nb;
+		if (nt == NULL || nb == NULL) {
+			free(buf);
+			return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
+		}
+		ts->cap = cap;
+	}
+	ts->v[ts->n].queue = queue;
+	ts->v[ts->n].payload = payload;
+	ts->v[ts->n].len = len;
+	ts->v[ts->n].opts = o;
+	ts->bufs[ts->n] = buf;
+	ts->n++;
+	return (EXIT_OK);
+}
+
+/* --lines: one task per non-empty line of stdin. */
+int
+cmd_tasks_lines(struct cmd_ctx *c, struct cmd_tasks *ts, const char *queue,
+    const spool_enqueue_opts *o)
+{
+	char		*line = NULL, *buf;
+	size_t		 lcap = 0, lineno = 0;
 	ssize_t		 len;
-	struct json	 j;
-	int		 rc;
+	int		 rc = EXIT_OK;
 
 	while ((len = getline(&line, &lcap, stdin)) != -1) {
 		lineno++;
@@ -121,35 +164,60 @@ enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
 			rc = cmd_error(c, EXIT_DATA, "line %zu: payload too large "
 			    "(%zd bytes, at most %d)", lineno, len,
 			    SPOOL_PAYLOAD_MAX);
-			goto out;
+			break;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			if ((nt = realloc(tasks, cap * sizeof *tasks)) == NULL)
-				goto nomem;
-			tasks = nt;
-			if ((nl = realloc(lines, cap * sizeof *lines)) == NULL)
-				goto nomem;
-			lines = nl;
+		if ((buf = malloc((size_t)len + 1)) == NULL) {
+			rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
+			break;
 		}
-		if ((lines[n] = malloc((size_t)len + 1)) == NULL)
-			goto nomem;
-		memcpy(lines[n], line, (size_t)len + 1);
-		tasks[n].queue = queue;
-		tasks[n].payload = lines[n];
-		tasks[n].len = (size_t)len;
-		tasks[n].opts = o;
-		n++;
+		memcpy(buf, line, (size_t)len + 1);
+		if ((rc = cmd_tasks_add(c, ts, queue, buf, (size_t)len, buf,
+		    o)) != EXIT_OK)
+			break;
 	}
-	if (ferror(stdin)) {
+	if (rc == EXIT_OK && ferror(stdin))
 		rc = cmd_error(c, EXIT_IO, "reading stdin failed");
+	free(line);
+	return (rc);
+}
+
+/* Free the tasks and their payload copies. */
+void
+cmd_tasks_free(struct cmd_tasks *ts)
+{
+	size_t	 i;
+
+	for (i = 0; i < ts->n; i++)
+		free(ts->bufs[i]);
+	free(ts->bufs);
+	free(ts->v);
+	memset(ts, 0, sizeof *ts);
+}
+
+/* --lines: every non-empty line of stdin is a task, in one transaction. */
+static int
+enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
+{
+	struct cmd_tasks	 ts;
+	int64_t			*ids = NULL;
+	size_t			 n;
+	struct json		 j;
+	int			 rc;
+
+	memset(&ts, 0, sizeof ts);
+	if ((rc = cmd_tasks_lines(c, &ts, queue, o)) != EXIT_OK ||
+	    (rc = cmd_open(c, 0)) != EXIT_OK)
+		goto out;
+	/* No line, no enqueue to refuse a missing or closed batch. */
+	if (o->batch_id != 0 && (rc = cmd_batch_check_open(c,
+	    o->batch_id)) != EXIT_OK)
+		goto out;
+	n = ts.n;
+	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL) {
+		rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
 		goto out;
 	}
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
-		goto out;
-	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL)
-		goto nomem;
-	if ((rc = spool_enqueue_many(ids, NULL, c->q, tasks, n)) != SPOOL_OK) {
+	if ((rc = spool_enqueue_many(ids, NULL, c->q, ts.v, n)) != SPOOL_OK) {
 		rc = cmd_fail(c, rc);
 		goto out;
 	}
@@ -169,17 +237,31 @@ enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
 	else
 		printf("enqueued 0 tasks\n");
 	rc = EXIT_OK;
-	goto out;
-nomem:
-	rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
 out:
-	for (i = 0; i < n; i++)
-		free(lines[i]);
-	free(lines);
-	free(tasks);
+	cmd_tasks_free(&ts);
 	free(ids);
-	free(line);
 	return (rc);
+}
+
+/* With --batch and a key held by an unfinished task: that task must be
+ * a member of the batch, else the task asked for did not join it. */
+static int
+enqueue_existed_in_batch(struct cmd_ctx *c, int64_t id, int64_t batch,
+    const char *key)
+{
+	spool_task_info	*t = NULL;
+	int64_t		 in;
+	int		 rc;
+
+	if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)
+		return (cmd_fail(c, rc));
+	in = t->batch_id;
+	spool_task_info_free(t, 1);
+	if (in == batch)
+		return (EXIT_OK);
+	return (cmd_error(c, EXIT_NO, "key '%s' is held by unfinished task "
+	    "%lld, which is not in batch %lld: nothing added", key,
+	    (long long)id, (long long)batch));
 }
 
 static int
@@ -188,12 +270,16 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
 	struct json		 j;
 	char			*buf = NULL;
-	const char		*payload = "";
+	const char		*payload = "", *batch = cmd_opt(c, "batch");
 	size_t			 len = 0;
 	int64_t			 id;
 	int			 rc, existed;
 
-	if ((rc = enqueue_opts_parse(c, &o)) != EXIT_OK)
+	if ((rc = cmd_enqueue_opts(c, &o)) != EXIT_OK)
+		return (rc);
+	o.key = cmd_opt(c, "key");
+	if (batch != NULL && (rc = cmd_batch_id(c, "--batch", batch,
+	    &o.batch_id)) != EXIT_OK)
 		return (rc);
 	if (cmd_opt(c, "lines") != NULL) {
 		if (argc > 1)
@@ -205,14 +291,8 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 		return (enqueue_lines(c, argv[0], &o));
 	}
 	if (argc == 2 && strcmp(argv[1], "-") == 0) {
-		rc = read_stdin(&buf, &len, SPOOL_PAYLOAD_MAX);
-		if (rc == -1)
-			return (cmd_error(c, EXIT_DATA, "payload too large "
-			    "(more than %d bytes)", SPOOL_PAYLOAD_MAX));
-		if (rc == -2)
-			return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
-		if (rc == -3)
-			return (cmd_error(c, EXIT_IO, "reading stdin failed"));
+		if ((rc = cmd_read_stdin(c, &buf, &len)) != EXIT_OK)
+			return (rc);
 		payload = buf;
 	} else if (argc == 2) {
 		payload = argv[1];
@@ -230,6 +310,9 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 	existed = (rc == SPOOL_EEXISTS);
 	if (rc != SPOOL_OK && !existed)
 		return (cmd_fail(c, rc));
+	if (existed && o.batch_id != 0 && (rc = enqueue_existed_in_batch(c,
+	    id, o.batch_id, o.key)) != EXIT_OK)
+		return (rc);
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');
@@ -253,7 +336,12 @@ const struct spool_cmd cmd_enqueue = {
 	"json_extract() reads JSON.\nThe queue is created with default "
 	"settings if it does not exist.  The id is\nprinted once the task is "
 	"on disk.  With --key, if an unfinished task of the\nqueue holds the "
-	"key, its id is printed and nothing is added (exit 0).\n"
+	"key, its id is printed and nothing is added (exit 0; with\n--batch, "
+	"exit 1 unless that task is in the batch).  With --batch the task\n"
+	"joins that open batch in the same transaction (exit 1 if the batch "
+	"is missing\nor closed).  A queue at its depth limit refuses the task "
+	"(exit 75), at once\nor, with --wait, once DURATION has passed "
+	"without room.\n"
 	"DURATION is 250ms, 30s, 5m, 2h, 7d or a mix (1h30m); a bare number "
 	"is seconds.\n",
 	enqueue_opts, 1, 2, 0, enqueue_exec

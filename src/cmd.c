@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 
@@ -62,16 +63,29 @@ cmd_sleep_ms(int64_t ms)
 }
 
 /* Print one line on stderr, control characters made visible, so a
- * message can never span lines. */
+ * message can never span lines.  The line goes out in one write(2):
+ * stderr is unbuffered, and character by character the lines of
+ * processes sharing a log file would mix. */
 static void
 print_line(const char *prefix, const char *msg)
 {
-	const unsigned char	*s;
+	char		 line[1200];
+	size_t		 len, i;
+	ssize_t		 n;
 
-	fputs(prefix, stderr);
-	for (s = (const unsigned char *)msg; *s != '\0'; s++)
-		fputc(*s < 0x20 || *s == 0x7f ? '?' : *s, stderr);
-	fputc('\n', stderr);
+	snprintf(line, sizeof line - 1, "%s%s", prefix, msg);
+	len = strlen(line);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	line[len++] = '\n';
+	fflush(stderr);
+	for (i = 0; i < len; i += (size_t)n)
+		if ((n = write(STDERR_FILENO, line + i, len - i)) == -1) {
+			if (errno != EINTR)
+				break;
+			n = 0;
+		}
 }
 
 /* Print "spool CMD: message" and return code. */
@@ -350,22 +364,113 @@ print_main_help(FILE *f)
 	    "spool %s: a durable task queue in one SQLite file.\n\n"
 	    "Commands:\n", spool_version());
 	for (cp = spool_cmds; *cp != NULL; cp++)
-		fprintf(f, "  %-9s %s\n", (*cp)->name, (*cp)->summary);
+		fprintf(f, "  %-13s %s\n", (*cp)->name, (*cp)->summary);
 	fprintf(f, "\n'spool COMMAND --help' describes a command.  The "
 	    "database is --db PATH,\nelse $SPOOL_DB, else ./spool.db.\n\n%s",
 	    exit_codes_help);
 }
 
-/* Find a command by name. */
-static const struct spool_cmd *
-find_cmd(const char *name)
+/* The length of the group word of a two-word command name ("batch add"
+ * gives 5), or 0 for a one-word name. */
+static size_t
+group_len(const char *name)
+{
+	const char	*sp = strchr(name, ' ');
+
+	return (sp != NULL ? (size_t)(sp - name) : 0);
+}
+
+/* Is command name in group word? */
+static int
+in_group(const char *name, const char *word)
+{
+	size_t	 len = group_len(name);
+
+	return (len > 0 && strlen(word) == len && strncmp(name, word, len) == 0);
+}
+
+/* Is word the first word of two-word commands, such as "batch"? */
+static int
+is_group(const char *word)
 {
 	const struct spool_cmd *const	*cp;
 
 	for (cp = spool_cmds; *cp != NULL; cp++)
-		if (strcmp((*cp)->name, name) == 0)
+		if (in_group((*cp)->name, word))
+			return (1);
+	return (0);
+}
+
+/* Find the command named at argv[*i]: one word ("list"), or a group and
+ * one of its subcommands ("batch add"), and then *i moves to the second
+ * word.  NULL if there is none. */
+static const struct spool_cmd *
+find_cmd(int argc, char **argv, int *i)
+{
+	const struct spool_cmd *const	*cp;
+	const char			*name;
+
+	for (cp = spool_cmds; *cp != NULL; cp++) {
+		name = (*cp)->name;
+		if (group_len(name) == 0) {
+			if (strcmp(name, argv[*i]) == 0)
+				return (*cp);
+		} else if (*i + 1 < argc && in_group(name, argv[*i]) &&
+		    strcmp(name + group_len(name) + 1, argv[*i + 1]) == 0) {
+			(*i)++;
 			return (*cp);
+		}
+	}
 	return (NULL);
+}
+
+/* Print the subcommands of group. */
+static void
+print_group_help(const char *group, FILE *f)
+{
+	const struct spool_cmd *const	*cp;
+	const char			*name;
+
+	fprintf(f, "usage: spool %s SUBCOMMAND [options] [operands]\n\n"
+	    "Subcommands:\n", group);
+	for (cp = spool_cmds; *cp != NULL; cp++) {
+		name = (*cp)->name;
+		if (in_group(name, group))
+			fprintf(f, "  %-7s %s\n", name + group_len(name) + 1,
+			    (*cp)->summary);
+	}
+	fprintf(f, "\n'spool %s SUBCOMMAND --help' describes one.\n", group);
+}
+
+/* A command line naming group but none of its subcommands: one line,
+ * exit 64. */
+static int
+group_error(const char *group, const char *word)
+{
+	const struct spool_cmd *const	*cp;
+	char				 subs[256] = "", prefix[64], msg[512];
+	size_t				 len;
+
+	for (cp = spool_cmds; *cp != NULL; cp++)
+		if (in_group((*cp)->name, group)) {
+			len = strlen(subs);
+			snprintf(subs + len, sizeof subs - len, "%s%s",
+			    len > 0 ? ", " : "",
+			    (*cp)->name + group_len((*cp)->name) + 1);
+		}
+	if (word == NULL)
+		snprintf(msg, sizeof msg, "missing subcommand");
+	else if (word[0] == '-')
+		snprintf(msg, sizeof msg, "missing subcommand before '%s'",
+		    word);
+	else
+		snprintf(msg, sizeof msg, "unknown subcommand '%s'", word);
+	len = strlen(msg);
+	snprintf(msg + len, sizeof msg - len, ": %s (see 'spool %s --help')",
+	    subs, group);
+	snprintf(prefix, sizeof prefix, "spool %s: ", group);
+	print_line(prefix, msg);
+	return (EXIT_USAGE);
 }
 
 /* Take one option at argv[*i] ("--name", "--name=value" or "--name value")
@@ -460,20 +565,34 @@ cmd_main(int argc, char **argv)
 		return (cmd_usage_error(NULL, "missing command"));
 	}
 	if (strcmp(argv[i], "help") == 0) {
-		if (i + 1 == argc) {
+		if (++i == argc) {
 			print_main_help(stdout);
 			return (EXIT_OK);
 		}
-		if (i + 2 < argc)
+		if (is_group(argv[i]) && i + 1 == argc) {
+			print_group_help(argv[i], stdout);
+			return (EXIT_OK);
+		}
+		if ((c.cmd = find_cmd(argc, argv, &i)) == NULL)
+			return (is_group(argv[i]) ? group_error(argv[i],
+			    argv[i + 1]) : cmd_usage_error(NULL, "unknown "
+			    "command '%s'", argv[i]));
+		if (i + 1 < argc)
 			return (cmd_usage_error(NULL, "help takes one command"));
-		if ((c.cmd = find_cmd(argv[i + 1])) == NULL)
-			return (cmd_usage_error(NULL, "unknown command '%s'",
-			    argv[i + 1]));
 		cmd_print_help(c.cmd, stdout);
 		return (EXIT_OK);
 	}
-	if ((c.cmd = find_cmd(argv[i])) == NULL)
-		return (cmd_usage_error(NULL, "unknown command '%s'", argv[i]));
+	if ((c.cmd = find_cmd(argc, argv, &i)) == NULL) {
+		if (!is_group(argv[i]))
+			return (cmd_usage_error(NULL, "unknown command '%s'",
+			    argv[i]));
+		if (help || (i + 1 < argc && (strcmp(argv[i + 1], "-h") == 0 ||
+		    strcmp(argv[i + 1], "--help") == 0))) {
+			print_group_help(argv[i], stdout);
+			return (EXIT_OK);
+		}
+		return (group_error(argv[i], i + 1 < argc ? argv[i + 1] : NULL));
+	}
 	if (help) {
 		cmd_print_help(c.cmd, stdout);
 		return (EXIT_OK);

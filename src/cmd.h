@@ -9,6 +9,9 @@
  * database, and then calls the command.  A command writes to stdout only
  * once it has succeeded; every failure is one line on stderr and an exit
  * code from the table below.
+ *
+ * A command named with two words ("batch add") is a subcommand: the first
+ * word names a group of commands, and "spool batch --help" lists them.
  */
 #ifndef SPOOL_CMD_H
 #define SPOOL_CMD_H
@@ -125,5 +128,26 @@ void		 json_end(struct json *);
 
 /* Shared renderings of the library's records (cmd-show.c, cmd-list.c). */
 void		 cmd_json_task(struct json *, const spool_task_info *);
+
+/* cmd-enqueue.c: reading tasks, shared with "spool batch add" */
+struct cmd_tasks {
+	spool_task	*v;
+	char		**bufs;		/* payload copies (or NULL), one per task */
+	size_t		 n;
+	size_t		 cap;
+};
+int		 cmd_read_stdin(struct cmd_ctx *, char **, size_t *);
+int		 cmd_enqueue_opts(struct cmd_ctx *, spool_enqueue_opts *);
+int		 cmd_tasks_add(struct cmd_ctx *, struct cmd_tasks *,
+		     const char *, const void *, size_t, char *,
+		     const spool_enqueue_opts *);
+int		 cmd_tasks_lines(struct cmd_ctx *, struct cmd_tasks *,
+		     const char *, const spool_enqueue_opts *);
+void		 cmd_tasks_free(struct cmd_tasks *);
+
+/* cmd-batch.c: batch ids, shared with "spool enqueue --batch" */
+int		 cmd_batch_id(struct cmd_ctx *, const char *, const char *,
+		     int64_t *);
+int		 cmd_batch_check_open(struct cmd_ctx *, int64_t);
 
 #endif /* SPOOL_CMD_H */

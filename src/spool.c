@@ -1,6 +1,7 @@
 /*
  * spool.c -- the spool CLI's main and its command table.  Each command
- * lives in its own cmd-*.c file; cmd.c does the shared work.
+ * lives in its own cmd-*.c file (the "batch" subcommands share
+ * cmd-batch.c); cmd.c does the shared work.
  */
 #include "config.h"
 
@@ -10,7 +11,9 @@
 
 #include "cmd.h"
 
-extern const struct spool_cmd cmd_cancel, cmd_demo, cmd_enqueue, cmd_init,
+extern const struct spool_cmd cmd_batch_add, cmd_batch_close,
+    cmd_batch_create, cmd_batch_list, cmd_batch_status, cmd_batch_wait,
+    cmd_cancel, cmd_demo, cmd_enqueue, cmd_init,
     cmd_list, cmd_pause, cmd_prune, cmd_purge, cmd_queue, cmd_resume,
     cmd_retry, cmd_show, cmd_stats, cmd_wait, cmd_work;
 
@@ -30,6 +33,12 @@ const struct spool_cmd *const spool_cmds[] = {
 	&cmd_purge,
 	&cmd_prune,
 	&cmd_queue,
+	&cmd_batch_create,
+	&cmd_batch_add,
+	&cmd_batch_close,
+	&cmd_batch_status,
+	&cmd_batch_list,
+	&cmd_batch_wait,
 	&cmd_demo,
 	NULL
 };
