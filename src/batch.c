@@ -18,6 +18,7 @@
 #include "spool-int.h"
 
 #define BATCH_LIST_MAX	10000
+#define HOOK_OVERHEAD	512	/* a hook payload's keys and counts */
 
 static const char *const batch_states[] = { NULL, "open", "closed", "finished" };
 
@@ -59,6 +60,19 @@ batch_check_text(spool *q, const char *what, const char *s, size_t max)
 	return (SPOOL_OK);
 }
 
+/* The most bytes s can take as a JSON string: quotes and backslashes are
+ * escaped in two bytes, other control characters in up to six. */
+static size_t
+json_escaped_len(const char *s)
+{
+	size_t	 n = 2;
+
+	for (; s != NULL && *s != '\0'; s++)
+		n += *s == '"' || *s == '\\' ? 2 :
+		    (unsigned char)*s < 0x20 ? 6 : 1;
+	return (n);
+}
+
 /* Create an open batch. */
 int
 spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
@@ -89,8 +103,16 @@ spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
 	    (rc = batch_check_text(q, "description", opts->description,
 	    SPOOL_ERROR_MAX)) != SPOOL_OK ||
 	    (rc = batch_check_text(q, "hook payload", opts->hook_payload,
-	    SPOOL_PAYLOAD_MAX - 4096)) != SPOOL_OK)
+	    SPOOL_PAYLOAD_MAX)) != SPOOL_OK)
 		return (rc);
+	/* The hook task carries both inside a JSON object: it must fit in
+	 * a payload however they are escaped. */
+	if (json_escaped_len(opts->hook_payload) +
+	    json_escaped_len(opts->description) + HOOK_OVERHEAD >
+	    SPOOL_PAYLOAD_MAX)
+		return (spool__error(q, SPOOL_EINVAL, "hook payload too large "
+		    "(escaped as JSON with the description, it must fit in "
+		    "%d bytes)", SPOOL_PAYLOAD_MAX - HOOK_OVERHEAD));
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
 	st = spool__stmt(q, SPOOL_SQL_BATCH_INSERT);

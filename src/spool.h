@@ -227,7 +227,8 @@ typedef struct spool_enqueue_opts {
  * SPOOL_EEXISTS.  SPOOL_EFULL if the queue is at its depth limit (ready
  * tasks, due or scheduled) and stays so for opts->wait_ms.  With
  * opts->batch_id the task joins that batch in the same transaction
- * (SPOOL_ENOENT if there is no such batch, SPOOL_ESTATE if it is closed).
+ * (SPOOL_ENOENT if there is no such batch, SPOOL_ESTATE if it is closed);
+ * when its key is held (SPOOL_EEXISTS), nothing joins.
  *
  * Unlike every other call, spool_enqueue may be called by several threads
  * at once on one handle (since 0.3).  Their calls share commits: each
@@ -275,11 +276,15 @@ int		 spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
  * the JSON object
  *   {"batch":ID,"description":...,"total":N,"succeeded":N,"failed":N,
  *    "dead":N,"cancelled":N,"payload":HOOK_PAYLOAD}
- * (HOOK_PAYLOAD embedded as JSON when it is JSON, else as a string).
+ * (HOOK_PAYLOAD embedded as JSON when it is JSON, else as a string; it
+ * and the description must fit in SPOOL_PAYLOAD_MAX once escaped).
  * With SPOOL_HOOK_SUCCESS the hook is enqueued only if every member
  * succeeded: if some did not, and are retried later (spool_retry) until
  * they do, it is enqueued then.  A hook task is never subject to its
- * queue's depth limit.
+ * queue's depth limit.  Settling happens in spool's write transactions:
+ * a member finished by hand in the sqlite3 shell finishes its batch at
+ * the next spool write to the file, from any process.  Members deleted
+ * (purge, prune) no longer count.
  */
 
 enum spool_batch_state {

@@ -180,6 +180,7 @@ test_bad_input(void)
 	spool_batch_info	*v = NULL;
 	size_t			 n;
 	int64_t			 id = 7;
+	char			*big;
 
 	o.hook_on = 5;
 	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
@@ -193,8 +194,21 @@ test_bad_input(void)
 	o.description = "\xff\xfe";
 	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
 	CU_ASSERT(strstr(spool_errmsg(tu_q), "UTF-8") != NULL);
-	o.version = 0;
+	/* 600 kB of quotes: within a payload, but not once escaped. */
 	o.description = NULL;
+	big = malloc(600 * 1024 + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, '"', 600 * 1024);
+	big[600 * 1024] = '\0';
+	o.hook_payload = big;
+	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "escaped") != NULL);
+	memset(big, 'a', 600 * 1024);
+	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_OK);	/* fits */
+	free(big);
+	CU_ASSERT_EQUAL(tu_sql_int("DELETE FROM batches RETURNING 0"), 0);
+	o.hook_payload = NULL;
+	o.version = 0;
 	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
 	TU_RC(spool_batch_close(tu_q, 0), SPOOL_EINVAL);
 	TU_RC(spool_batch_close(tu_q, 3), SPOOL_ENOENT);
