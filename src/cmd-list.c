@@ -40,6 +40,11 @@ cmd_json_task(struct json *j, const spool_task_info *t)
 	json_bool(j, t->cancel_requested);
 	json_kv_str(j, "last_error", t->last_error);
 	json_kv_str(j, "dead_reason", t->dead_reason);
+	json_key(j, "batch_id");
+	if (t->batch_id != 0)
+		json_int(j, t->batch_id);
+	else
+		json_null(j);
 	json_kv_payload(j, "payload", t->payload, t->payload_len);
 	json_close(j, '}');
 }

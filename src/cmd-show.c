@@ -86,6 +86,9 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 			cmd_print_text(stdout, t->key, strlen(t->key), 300);
 			putchar('\n');
 		}
+		if (t->batch_id != 0)
+			printf("%-13s %lld\n", "batch:",
+			    (long long)t->batch_id);
 		show_time("created:", t->created_ms);
 		show_time(t->state == SPOOL_READY ? "due:" : "was due:",
 		    t->run_at_ms);

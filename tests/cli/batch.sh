@@ -82,6 +82,11 @@ run_in "$T/lines" batch add "$C" bq --lines
 run enqueue bq c3 --batch "$C"
 check "enqueue --batch: exit 0" test "$rc" -eq 0
 is "enqueue --batch joins" "$(sql "SELECT batch_id FROM tasks WHERE id = $out")" "$C"
+member=$out
+run show "$member"
+check "show: the batch" grep -q "^batch: *$C\$" <<<"$out"
+run show "$member" --json
+is "show --json: batch_id" "$(jq_py 'd["batch_id"]')" "$C"
 run enqueue bq d1 --batch "$D" --key k-d1
 k=$out
 run enqueue bq d1 --batch "$D" --key k-d1
