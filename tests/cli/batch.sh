@@ -86,7 +86,7 @@ member=$out
 run show "$member"
 check "show: the batch" grep -q "^batch: *$C\$" <<<"$out"
 run show "$member" --json
-is "show --json: batch_id" "$(jq_py 'd["batch_id"]')" "$C"
+is "show --json: batch_id" "$(jq_py 'd["task"]["batch_id"]')" "$C"
 run enqueue bq d1 --batch "$D" --key k-d1
 k=$out
 run enqueue bq d1 --batch "$D" --key k-d1
