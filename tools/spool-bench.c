@@ -21,7 +21,8 @@
  *             tasks/s, commits/s and tasks per commit (counted by a
  *             commit hook on the handle's connection), and the multiple of
  *             the raw sync rate, measured before and after as for enqueue
- *   bulk      N tasks in one spool_enqueue_many, 100-byte payloads
+ *   bulk      N tasks of 100-byte payloads, by spool_enqueue_many calls of
+ *             50,000 tasks (one transaction each)
  *   drain     N tasks through a pool of W threads with a no-op handler
  *   exec      N tasks through a pool of W threads running /bin/true,
  *             and the same number of posix_spawn + waitpid of /bin/true
