@@ -96,7 +96,6 @@ fresh(char *path, size_t len)
 	if (spool_open(&q, path, SPOOL_OPEN_CREATE |
 	    (sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0)) != SPOOL_OK)
 		die("open", spool_errmsg(q));
-	if (getenv("XP")) sqlite3_exec(q->db, getenv("XP"), 0, 0, 0);
 	return (q);
 }
 
