@@ -137,6 +137,64 @@ ctx_join(spool *q, struct enq_ctx *c)
 	return (rc);
 }
 
+/* Make ctx c the context of a task of queue and batch: check a new batch
+ * open (counting the previous one's joins), create a new queue if needed
+ * and read its settings. */
+static int
+ctx_enter(spool *q, struct enq_ctx *c, const char *queue, int64_t batch,
+    int64_t now_ms)
+{
+	int	 rc;
+
+	if (batch != 0 && batch != c->batch) {
+		if ((rc = ctx_join(q, c)) != SPOOL_OK ||
+		    (rc = spool__batch_check_open(q, batch)) != SPOOL_OK)
+			return (rc);
+		c->batch = batch;
+	}
+	if (c->queue == NULL || strcmp(c->queue, queue) != 0) {
+		if ((rc = spool__queue_ensure(q, queue, now_ms)) != 0 ||
+		    (rc = spool__queue_read(&c->conf, q, queue)) != 0)
+			return (rc);
+		c->queue = queue;
+		c->depth = -1;
+	}
+	return (SPOOL_OK);
+}
+
+/* Whether c's queue has room for n more ready tasks (counted once per
+ * request); SPOOL_EFULL if not. */
+static int
+ctx_room(spool *q, struct enq_ctx *c, int64_t n)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (c->conf.max_depth <= 0)
+		return (SPOOL_OK);
+	if (c->depth < 0) {
+		st = spool__stmt(q, SPOOL_SQL_QUEUE_DEPTH);
+		sqlite3_bind_text(st, 1, c->queue, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		c->depth = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return (spool__store_error(q, rc, "enqueue"));
+	}
+	if (c->depth + n > c->conf.max_depth)
+		return (spool__error(q, SPOOL_EFULL,
+		    "queue %s is full (limit %lld ready tasks)", c->queue,
+		    (long long)c->conf.max_depth));
+	return (SPOOL_OK);
+}
+
+/* The time a task is due. */
+static int64_t
+task_run_at(const spool_enqueue_opts *o, int64_t now_ms)
+{
+	return (o->run_at_ms != 0 ? o->run_at_ms : now_ms + o->delay_ms);
+}
+
 /*
  * Insert one checked task inside the caller's transaction.  Every check
  * that can refuse the task comes before its first write, so a refused task
@@ -154,23 +212,12 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	int				 rc;
 
 	*existed = 0;
-	run_at = o->run_at_ms != 0 ? o->run_at_ms : now_ms + o->delay_ms;
+	run_at = task_run_at(o, now_ms);
 	if (o->deadline_ms != 0 && o->deadline_ms <= run_at)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "deadline is not after the time the task is due"));
-	if (batch != 0 && batch != c->batch) {
-		if ((rc = ctx_join(q, c)) != SPOOL_OK ||
-		    (rc = spool__batch_check_open(q, batch)) != SPOOL_OK)
-			return (rc);
-		c->batch = batch;
-	}
-	if (c->queue == NULL || strcmp(c->queue, t->queue) != 0) {
-		if ((rc = spool__queue_ensure(q, t->queue, now_ms)) != 0 ||
-		    (rc = spool__queue_read(&c->conf, q, t->queue)) != 0)
-			return (rc);
-		c->queue = t->queue;
-		c->depth = -1;
-	}
+	if ((rc = ctx_enter(q, c, t->queue, batch, now_ms)) != SPOOL_OK)
+		return (rc);
 	if (o->key != NULL) {
 		st = spool__stmt(q, SPOOL_SQL_TASK_FIND_KEY);
 		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
@@ -186,21 +233,8 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 		if (rc != SQLITE_DONE)
 			return (spool__store_error(q, rc, "enqueue"));
 	}
-	if (c->conf.max_depth > 0 && !depth_free) {
-		if (c->depth < 0) {
-			st = spool__stmt(q, SPOOL_SQL_QUEUE_DEPTH);
-			sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
-			rc = sqlite3_step(st);
-			c->depth = sqlite3_column_int64(st, 0);
-			sqlite3_reset(st);
-			if (rc != SQLITE_ROW)
-				return (spool__store_error(q, rc, "enqueue"));
-		}
-		if (c->depth >= c->conf.max_depth)
-			return (spool__error(q, SPOOL_EFULL,
-			    "queue %s is full (limit %lld ready tasks)",
-			    t->queue, (long long)c->conf.max_depth));
-	}
+	if (!depth_free && (rc = ctx_room(q, c, 1)) != SPOOL_OK)
+		return (rc);
 
 	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT);
 	sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
@@ -227,6 +261,106 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	return (SPOOL_OK);
 }
 
+/* How many rows one task_insert_rows statement inserts: 3 parameters
+ * shared by its rows, 5 for each (0 if the statement is not so made). */
+static size_t
+rows_per_insert(spool *q)
+{
+	int	 n = sqlite3_bind_parameter_count(
+		    q->stmt[SPOOL_SQL_TASK_INSERT_ROWS]);
+
+	return (n > 3 && (n - 3) % 5 == 0 ? (size_t)(n - 3) / 5 : 0);
+}
+
+/* How many of tasks t[0..n), from the first, may share one multi-row
+ * insert: one queue, one batch, no key (a key is looked up before its task
+ * is inserted), and no task that enqueue_locked would refuse for its
+ * deadline. */
+static size_t
+rows_fit(const spool_task *t, size_t n, int64_t now_ms)
+{
+	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
+	const spool_enqueue_opts	*o;
+	int64_t				 batch = opt_batch(t[0].opts);
+	size_t				 j;
+
+	for (j = 0; j < n; j++) {
+		o = t[j].opts ? t[j].opts : &none;
+		if (o->key != NULL || opt_batch(o) != batch ||
+		    (j > 0 && strcmp(t[j].queue, t[0].queue) != 0) ||
+		    (o->deadline_ms != 0 &&
+		    o->deadline_ms <= task_run_at(o, now_ms)))
+			break;
+	}
+	return (j);
+}
+
+/*
+ * Insert tasks t[0..n), n = rows_per_insert(q), that rows_fit, with one
+ * statement, into ids[0..n).  A refusal (SPOOL_EFULL when the queue has
+ * no room for all n, a batch that is not open) comes before any write, or
+ * from the statement, which then undoes its rows: the caller inserts the
+ * tasks one by one instead, which finds and names the task refused.  With
+ * AUTOINCREMENT, each new row gets one more than the largest id the table
+ * ever had, so the rows of one statement get consecutive ids, the last
+ * one last_insert_rowid.
+ */
+static int
+enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
+    int64_t now_ms, struct enq_ctx *c)
+{
+	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
+	const spool_enqueue_opts	*o;
+	sqlite3_stmt			*st;
+	int64_t				 last, batch = opt_batch(t[0].opts);
+	size_t				 j;
+	int				 rc, p;
+
+	if ((rc = ctx_enter(q, c, t[0].queue, batch, now_ms)) != SPOOL_OK ||
+	    (rc = ctx_room(q, c, (int64_t)n)) != SPOOL_OK)
+		return (rc);
+	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT_ROWS);
+	sqlite3_bind_text(st, 1, t[0].queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if (batch != 0)
+		sqlite3_bind_int64(st, 3, batch);
+	for (j = 0; j < n; j++) {
+		o = t[j].opts ? t[j].opts : &none;
+		p = 4 + 5 * (int)j;
+		sqlite3_bind_int(st, p, o->priority == SPOOL_PRIORITY_DEFAULT ?
+		    c->conf.priority : o->priority);
+		if (spool__bind_payload_ref(st, p + 1, t[j].payload,
+		    t[j].len) != SQLITE_OK) {
+			rc = spool__store_error(q, sqlite3_errcode(q->db),
+			    "enqueue");
+			sqlite3_clear_bindings(st);
+			return (rc);
+		}
+		sqlite3_bind_int64(st, p + 2, task_run_at(o, now_ms));
+		if (o->deadline_ms != 0)
+			sqlite3_bind_int64(st, p + 3, o->deadline_ms);
+		sqlite3_bind_int(st, p + 4, o->max_attempts != 0 ?
+		    o->max_attempts : c->conf.max_attempts);
+	}
+	/* The payloads were bound without a copy: let go of them now. */
+	rc = spool__step_done(q, st, "enqueue");
+	sqlite3_clear_bindings(st);
+	if (rc != SPOOL_OK)
+		return (rc);
+	if (sqlite3_changes64(q->db) != (sqlite3_int64)n)
+		return (spool__error(q, SPOOL_ERROR,
+		    "enqueue: %lld rows inserted, not %zu",
+		    (long long)sqlite3_changes64(q->db), n));
+	last = sqlite3_last_insert_rowid(q->db);
+	for (j = 0; j < n; j++)
+		ids[j] = last - (int64_t)(n - 1 - j);
+	if (c->depth >= 0)
+		c->depth += (int64_t)n;
+	if (batch != 0)
+		c->joins += (int64_t)n;
+	return (SPOOL_OK);
+}
+
 /* Enqueue a batch's hook task, inside the settling transaction. */
 int
 spool__enqueue_hook_locked(int64_t *id, spool *q, const spool_task *t,
@@ -240,19 +374,58 @@ spool__enqueue_hook_locked(int64_t *id, spool *q, const spool_task *t,
 	return (enqueue_locked(id, &existed, q, t, now_ms, &c, 1));
 }
 
-/* Run one request's tasks inside the leader's transaction. */
+/* Is rc an answer about this request alone, not about the database? */
+static int
+request_refused(int rc)
+{
+	return (rc == SPOOL_EINVAL || rc == SPOOL_EFULL || rc == SPOOL_ENOENT ||
+	    rc == SPOOL_ESTATE || rc == SPOOL_EEXISTS);
+}
+
+/* Run one request's tasks inside the leader's transaction: runs of keyless
+ * tasks of one queue go in multi-row inserts, the others one by one. */
 static int
 request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
 {
 	struct enq_ctx	 c;
-	int64_t		 id;
-	size_t		 i;
+	int64_t		 id, ids[256];
+	size_t		 i, j, fit, single = 0, rows = rows_per_insert(q);
 	int		 rc, existed;
-	char		 pfx[48];
+	char		 pfx[64];
 
 	memset(&c, 0, sizeof c);
 	c.depth = -1;
+	if (rows < 2 || rows > sizeof ids / sizeof ids[0])
+		rows = 0;
 	for (i = 0; i < r->n; i++) {
+		/* Tasks before index single go one by one. */
+		if (rows > 0 && i >= single && r->n - i >= rows) {
+			fit = rows_fit(&r->tasks[i], rows, now_ms);
+			if (fit < rows)		/* up to the one that breaks
+						 * the run */
+				single = i + fit + 1;
+			else if ((rc = enqueue_rows(ids, q, &r->tasks[i], rows,
+			    now_ms, &c)) == SPOOL_OK) {
+				for (j = 0; j < rows; j++) {
+					if (r->ids != NULL)
+						r->ids[i + j] = ids[j];
+					if (r->existed != NULL)
+						r->existed[i + j] = 0;
+				}
+				i += rows - 1;
+				continue;
+			} else if (request_refused(rc)) {
+				/* Refused before any write (no room for them
+				 * all, say): one by one, to find and name the
+				 * task refused. */
+				spool__clear_error(q);
+				single = i + rows;
+			} else {
+				snprintf(pfx, sizeof pfx, "tasks %zu to %zu: ",
+				    i + 1, i + rows);
+				return (spool__error_prefix(q, rc, pfx));
+			}
+		}
 		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, &c, 0);
 		if (rc != SPOOL_OK) {
 			if (r->n > 1) {
@@ -267,14 +440,6 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
 			r->existed[i] = existed;
 	}
 	return (ctx_join(q, &c));
-}
-
-/* Is rc an answer about this request alone, not about the database? */
-static int
-request_refused(int rc)
-{
-	return (rc == SPOOL_EINVAL || rc == SPOOL_EFULL || rc == SPOOL_ENOENT ||
-	    rc == SPOOL_ESTATE || rc == SPOOL_EEXISTS);
 }
 
 /* Record r's result: its code and the message now on q. */

@@ -185,6 +185,8 @@ int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
 int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,
 		     size_t len);
+int		 spool__bind_payload_ref(sqlite3_stmt *st, int idx,
+		    const void *p, size_t len);
 int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);

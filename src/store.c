@@ -132,6 +132,19 @@ spool__bind_payload(sqlite3_stmt *st, int idx, const void *p, size_t len)
 	return (sqlite3_bind_blob64(st, idx, p, len, SQLITE_TRANSIENT));
 }
 
+/* The same, without copying p: the caller keeps p[0..len) unchanged until
+ * the statement has run, and clears the binding before p goes away. */
+int
+spool__bind_payload_ref(sqlite3_stmt *st, int idx, const void *p, size_t len)
+{
+	if (len == 0)
+		return (sqlite3_bind_text(st, idx, "", 0, SQLITE_STATIC));
+	if (spool__utf8_valid(p, len))
+		return (sqlite3_bind_text64(st, idx, p, len, SQLITE_STATIC,
+		    SQLITE_UTF8));
+	return (sqlite3_bind_blob64(st, idx, p, len, SQLITE_STATIC));
+}
+
 /* Bind s as text, or NULL when s is NULL. */
 int
 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
@@ -670,8 +683,13 @@ spool_open(spool **out, const char *path, int flags)
 	if (sqlite3_db_readonly(q->db, "main") == 1)
 		return (spool__error(q, SPOOL_EPERM,
 		    "%s: database is read-only (no write permission)", path));
+	/* Statement journals (a multi-row insert keeps one) and temporary
+	 * B-trees stay in memory: with the default, a statement journal over
+	 * 64 KiB, which one statement's cache spills can make, is written to
+	 * a temporary file. */
 	if ((rc = store_exec(q, "PRAGMA foreign_keys = ON; "
-	    "PRAGMA trusted_schema = OFF", "open")) != SPOOL_OK)
+	    "PRAGMA trusted_schema = OFF; PRAGMA temp_store = MEMORY",
+	    "open")) != SPOOL_OK)
 		return (rc);
 
 	/* Read before writing anything: a foreign file stays untouched. */

@@ -88,11 +88,25 @@ int
 spool__utf8_valid(const void *p, size_t len)
 {
 	const unsigned char	*s = p;
-	size_t			 i, n;
+	const uint64_t		 ones = 0x0101010101010101ULL;
+	const uint64_t		 highs = 0x8080808080808080ULL;
+	uint64_t		 w;
+	size_t			 i = 0, n;
 
-	for (i = 0; i < len; i += n)
+	while (i < len) {
+		/* ASCII, 8 bytes at a time: no byte with its high bit set,
+		 * and none zero. */
+		if (len - i >= 8) {
+			memcpy(&w, s + i, 8);
+			if (((w | ((w - ones) & ~w)) & highs) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		if (s[i] == 0 || (n = spool__utf8_seq(s + i, len - i)) == 0)
 			return (0);
+		i += n;
+	}
 	return (1);
 }
 

@@ -500,6 +500,140 @@ test_depth_limit(void)
 	CU_ASSERT_EQUAL(count_tasks(), 6);
 }
 
+/* Long bulk enqueues: runs of keyless tasks of one queue go into multi-row
+ * inserts (enqueue.c), which must give every task its own id, in order,
+ * and its own fields, whatever breaks the runs (a key, another queue,
+ * other options) and wherever they end. */
+#define LONG_N	300
+
+static void
+test_many_long(void)
+{
+	static spool_task	 t[LONG_N];
+	static int64_t		 ids[LONG_N];
+	static int		 ex[LONG_N];
+	static char		 pay[LONG_N][16];
+	spool_enqueue_opts	 pri = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_enqueue_opts	 key = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_enqueue_opts	 dl = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_enqueue_opts	 inb = SPOOL_ENQUEUE_OPTS_INIT;
+	const unsigned char	 bin[3] = { 0xff, 0x00, 0x01 };
+	char			 sql[160], buf[32];
+	int64_t			 batch;
+	int			 i, bad = 0;
+
+	TU_RC(spool_batch_create(&batch, tu_q, NULL), SPOOL_OK);
+	pri.priority = 7;
+	pri.max_attempts = 3;
+	key.key = "k";
+	dl.delay_ms = 1000;
+	dl.deadline_ms = tu_now + 60000;
+	inb.batch_id = batch;
+	for (i = 0; i < LONG_N; i++) {
+		snprintf(pay[i], sizeof pay[i], "p%d", i);
+		t[i] = (spool_task){ "q", pay[i], strlen(pay[i]), NULL };
+		ex[i] = 9;
+	}
+	for (i = 70; i < 140; i++)
+		t[i].opts = &pri;
+	t[150].opts = &key;
+	t[151].opts = &key;		/* the same key: existed */
+	t[160].queue = "r";
+	for (i = 170; i < 250; i++)
+		t[i].opts = &inb;
+	t[255].opts = &dl;
+	t[260] = (spool_task){ "q", bin, sizeof bin, NULL };
+	TU_RC(spool_enqueue_many(ids, ex, tu_q, t, LONG_N), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), LONG_N - 1);
+	for (i = 0; i < LONG_N; i++) {
+		if (i == 151) {
+			bad += ex[i] != 1 || ids[i] != ids[150];
+			continue;
+		}
+		bad += ex[i] != 0;
+		if (i > 0 && i != 152)
+			bad += ids[i] <= ids[i - 1];
+		if (i == 260)
+			continue;
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM tasks WHERE "
+		    "id = %lld AND payload = '%s'", (long long)ids[i], pay[i]);
+		bad += tu_sql_int(sql) != 1;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(ids[152] > ids[150]);
+	CU_ASSERT_EQUAL(tu_task_int(ids[69], "priority"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(ids[70], "priority"), 7);
+	CU_ASSERT_EQUAL(tu_task_int(ids[139], "max_attempts"), 3);
+	CU_ASSERT_EQUAL(tu_task_int(ids[140], "max_attempts"), 5);
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, ids[150],
+	    "idem_key"), "k");
+	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, ids[160],
+	    "queue"), "r");
+	CU_ASSERT_EQUAL(tu_task_int(ids[255], "deadline_ms"), tu_now + 60000);
+	CU_ASSERT_EQUAL(tu_task_int(ids[255], "run_at_ms"), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(ids[256], "run_at_ms"), tu_now);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
+	    "deadline_ms IS NOT NULL OR idem_key IS NOT NULL"), 2);
+	snprintf(sql, sizeof sql, "SELECT typeof(payload) = 'blob' AND "
+	    "length(payload) = 3 FROM tasks WHERE id = %lld",
+	    (long long)ids[260]);
+	CU_ASSERT_EQUAL(tu_sql_int(sql), 1);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM tasks WHERE "
+	    "batch_id = %lld", (long long)batch);
+	CU_ASSERT_EQUAL(tu_sql_int(sql), 80);
+	snprintf(sql, sizeof sql, "SELECT total * 1000 + pending FROM batches "
+	    "WHERE id = %lld", (long long)batch);
+	CU_ASSERT_EQUAL(tu_sql_int(sql), 80080);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
+	    "state = 'ready' AND created_ms = run_at_ms"), LONG_N - 2);
+}
+
+/* A long bulk enqueue that would pass a depth limit adds nothing, and
+ * names the first task over the limit, also when the limit falls inside a
+ * run that would have been one multi-row insert; one that fits exactly is
+ * added whole. */
+static void
+test_many_long_depth(void)
+{
+	static spool_task	 t[LONG_N];
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	int			 i;
+
+	qo.set = SPOOL_QUEUE_MAX_DEPTH;
+	qo.max_depth = 100;
+	queue_create("q", &qo);
+	tu_enqueue("q", "first");
+	for (i = 0; i < LONG_N; i++)
+		t[i] = (spool_task){ "q", "x", 1, NULL };
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, LONG_N), SPOOL_EFULL);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "task 100:") != NULL);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "full") != NULL);
+	CU_ASSERT_EQUAL(count_tasks(), 1);
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, 99), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), 100);
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, 1), SPOOL_EFULL);
+}
+
+/* A long bulk enqueue into a closed batch is refused whole, naming its
+ * first task. */
+static void
+test_many_long_closed_batch(void)
+{
+	static spool_task	 t[LONG_N];
+	spool_enqueue_opts	 inb = SPOOL_ENQUEUE_OPTS_INIT;
+	int64_t			 batch;
+	int			 i;
+
+	TU_RC(spool_batch_create(&batch, tu_q, NULL), SPOOL_OK);
+	TU_RC(spool_batch_close(tu_q, batch), SPOOL_OK);
+	inb.batch_id = batch;
+	for (i = 0; i < LONG_N; i++)
+		t[i] = (spool_task){ "q", "x", 1, &inb };
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, LONG_N), SPOOL_ESTATE);
+	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 1: batch", 13) == 0);
+	CU_ASSERT_EQUAL(count_tasks(), 0);
+}
+
 /* Bad queue names are refused: NULL, empty, control characters, invalid
  * UTF-8, and one byte over SPOOL_NAME_MAX; exactly the maximum is fine. */
 static void
@@ -658,6 +792,9 @@ static CU_TestInfo enqueue_tests[] = {
 	{ "enqueue_many is all-or-nothing", test_many_all_or_nothing },
 	{ "enqueue_many existed flags", test_many_existed },
 	{ "depth limit", test_depth_limit },
+	{ "long enqueue_many: ids, fields, runs broken", test_many_long },
+	{ "long enqueue_many: depth limit", test_many_long_depth },
+	{ "long enqueue_many: closed batch", test_many_long_closed_batch },
 	{ "bad queue names", test_bad_names },
 	{ "bad payloads and options", test_bad_input },
 	{ "odd names round-trip and match exactly", test_odd_names },
