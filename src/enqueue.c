@@ -382,19 +382,30 @@ request_refused(int rc)
 	    rc == SPOOL_ESTATE || rc == SPOOL_EEXISTS);
 }
 
-/* Run one request's tasks inside the leader's transaction: runs of keyless
- * tasks of one queue go in multi-row inserts, the others one by one. */
-static int
-request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
+/* Forget what a context cached (after a savepoint was rolled back). */
+static void
+ctx_reset(struct enq_ctx *c)
 {
-	struct enq_ctx	 c;
+	memset(c, 0, sizeof *c);
+	c->depth = -1;
+}
+
+/* Run one request's tasks inside the leader's transaction: runs of keyless
+ * tasks of one queue go in multi-row inserts, the others one by one.  The
+ * context c is the group's: what it caches (a queue's settings and depth,
+ * a batch checked open) holds for the whole transaction, since a refused
+ * one-task request wrote nothing that could be undone, and a request
+ * undone by its savepoint resets it. */
+static int
+request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
+    struct enq_ctx *cp)
+{
+	struct enq_ctx	*cc = cp;	/* the group's */
 	int64_t		 id, ids[256];
 	size_t		 i, j, fit, single = 0, rows = rows_per_insert(q);
 	int		 rc, existed;
 	char		 pfx[64];
 
-	memset(&c, 0, sizeof c);
-	c.depth = -1;
 	if (rows < 2 || rows > sizeof ids / sizeof ids[0])
 		rows = 0;
 	for (i = 0; i < r->n; i++) {
@@ -405,7 +416,7 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
 						 * the run */
 				single = i + fit + 1;
 			else if ((rc = enqueue_rows(ids, q, &r->tasks[i], rows,
-			    now_ms, &c)) == SPOOL_OK) {
+			    now_ms, cc)) == SPOOL_OK) {
 				for (j = 0; j < rows; j++) {
 					if (r->ids != NULL)
 						r->ids[i + j] = ids[j];
@@ -426,7 +437,7 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
 				return (spool__error_prefix(q, rc, pfx));
 			}
 		}
-		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, &c, 0);
+		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, cc, 0);
 		if (rc != SPOOL_OK) {
 			if (r->n > 1) {
 				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
@@ -439,7 +450,7 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms)
 		if (r->existed != NULL)
 			r->existed[i] = existed;
 	}
-	return (ctx_join(q, &c));
+	return (ctx_join(q, cc));
 }
 
 /* Record r's result: its code and the message now on q. */
@@ -462,6 +473,7 @@ static void
 group_run(spool *q, struct spool__enq_req *head)
 {
 	struct spool__enq_req	*r;
+	struct enq_ctx		 c;
 	int64_t			 now;
 	size_t			 i;
 	int			 rc = SPOOL_OK, live = 0, several, sp;
@@ -484,13 +496,14 @@ group_run(spool *q, struct spool__enq_req *head)
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		goto fail_all;
 	now = spool__now_ms(q);
+	ctx_reset(&c);
 	for (r = head; r != NULL; r = r->next) {
 		if (!r->checked)
 			continue;
 		sp = several && r->n > 1;
 		if (sp && (rc = spool__savepoint(q, 0)) != SPOOL_OK)
 			goto rollback_all;
-		rc = request_run(q, r, now);
+		rc = request_run(q, r, now, &c);
 		if (rc == SPOOL_OK) {
 			if (sp && (rc = spool__savepoint(q, 1)) != SPOOL_OK)
 				goto rollback_all;
@@ -504,8 +517,12 @@ group_run(spool *q, struct spool__enq_req *head)
 			spool__rollback(q);
 			return;
 		}
-		if (sp && (rc = spool__savepoint(q, -1)) != SPOOL_OK)
-			goto rollback_all;
+		if (sp) {
+			if ((rc = spool__savepoint(q, -1)) != SPOOL_OK)
+				goto rollback_all;
+			ctx_reset(&c);
+		}
+		c.joins = 0;	/* a refused request's, if any */
 	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		goto fail_all;
