@@ -556,7 +556,7 @@ test_many_long(void)
 		if (i == 260)
 			continue;
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM tasks WHERE "
-		    "id = %lld AND payload = '%s'", (long long)ids[i], pay[i]);
+		    "id = %lld AND payload = '%.15s'", (long long)ids[i], pay[i]);
 		bad += tu_sql_int(sql) != 1;
 	}
 	CU_ASSERT_EQUAL(bad, 0);
