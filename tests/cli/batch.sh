@@ -442,7 +442,9 @@ for i in 1 2 3; do
 done
 
 # The producer: each batch gets 47 good and 3 bad tasks (2 attempts each);
-# every other one has a member cancelled.  Most are closed at once, while
+# in every other one, one of the 47 is due in an hour and is cancelled (so
+# the cancel never races a worker, as it would under a sanitizer's
+# slowness).  Most are closed at once, while
 # their members run; every fourth is closed only at the end, when its
 # members may all have finished, so that the close finishes it.
 (
@@ -450,12 +452,15 @@ done
 	for b in $(seq 1 $nbatches); do
 		id=$("$SPOOL_BIN" batch create --hook hooks --description "chaos $b" \
 		    --hook-payload "{\"n\":$b}")
-		seq 1 47 | sed "s/^/good $b /" >"$dir/good"
+		ngood=$((47 - (b % 2 == 0)))
+		seq 1 $ngood | sed "s/^/good $b /" >"$dir/good"
 		"$SPOOL_BIN" batch add "$id" bw --lines <"$dir/good" >/dev/null
-		first=$("$SPOOL_BIN" batch add "$id" bw "bad $b 1" "bad $b 2" \
-		    "bad $b 3" --max-attempts 2 --json | sed 's/.*"first_id":\([0-9]*\).*/\1/')
+		"$SPOOL_BIN" batch add "$id" bw "bad $b 1" "bad $b 2" \
+		    "bad $b 3" --max-attempts 2 >/dev/null
 		if [ $((b % 2)) -eq 0 ]; then
-			"$SPOOL_BIN" cancel $((first - 5)) >/dev/null 2>&1
+			later=$("$SPOOL_BIN" batch add "$id" bw "later $b" \
+			    --delay 1h --json | sed 's/.*"first_id":\([0-9]*\).*/\1/')
+			"$SPOOL_BIN" cancel "$later" >/dev/null
 		fi
 		if [ $((b % 4)) -eq 0 ]; then
 			late="$late $id"
@@ -516,7 +521,7 @@ check "chaos: the nemesis killed workers" test "$(grep -c '^kill' "$dir/nemesis.
 check "chaos: every batch finished, counted, hooked once" check_batches "$SPOOL_DB"
 [ -s "$T/check.out" ] && sed 's/^/  /' "$T/check.out" | head -20 >&2
 is "chaos: dead members" "$(sql "SELECT sum(dead) FROM batches")" $((nbatches * 3))
-check "chaos: some members cancelled" test "$(sql "SELECT sum(cancelled) FROM batches")" -gt 0
+is "chaos: cancelled members" "$(sql "SELECT sum(cancelled) FROM batches")" $((nbatches / 2))
 is "chaos: integrity" "$(sql 'PRAGMA integrity_check')" ok
 
 # The checker can fail: a hook moved to another batch (one missing, one
