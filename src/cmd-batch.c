@@ -195,11 +195,10 @@ add_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
 	struct cmd_tasks	 ts;
-	struct json		 j;
 	const char		*queue = argv[1];
 	char			*buf;
-	int64_t			 id, *ids = NULL;
-	size_t			 len, n;
+	int64_t			 id;
+	size_t			 len;
 	int			 rc, i, dashes = 0;
 
 	memset(&ts, 0, sizeof ts);
@@ -239,36 +238,9 @@ add_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_open(c, 0)) != EXIT_OK ||
 	    (rc = cmd_batch_check_open(c, id)) != EXIT_OK)
 		goto out;
-	n = ts.n;
-	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL) {
-		rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
-		goto out;
-	}
-	if ((rc = spool_enqueue_many(ids, NULL, c->q, ts.v, n)) != SPOOL_OK) {
-		rc = cmd_fail(c, rc);
-		goto out;
-	}
-	if (c->json) {
-		json_init(&j, stdout);
-		json_open(&j, '{');
-		json_kv_int(&j, "batch", id);
-		json_kv_int(&j, "count", (int64_t)n);
-		json_key(&j, "first_id");
-		n > 0 ? json_int(&j, ids[0]) : json_null(&j);
-		json_key(&j, "last_id");
-		n > 0 ? json_int(&j, ids[n - 1]) : json_null(&j);
-		json_close(&j, '}');
-		json_end(&j);
-	} else if (n > 0)
-		printf("added %zu task%s to batch %lld: ids %lld-%lld\n", n,
-		    n == 1 ? "" : "s", (long long)id, (long long)ids[0],
-		    (long long)ids[n - 1]);
-	else
-		printf("added 0 tasks to batch %lld\n", (long long)id);
-	rc = EXIT_OK;
+	rc = cmd_tasks_commit(c, &ts, id);
 out:
 	cmd_tasks_free(&ts);
-	free(ids);
 	return (rc);
 }
 

@@ -194,14 +194,57 @@ cmd_tasks_free(struct cmd_tasks *ts)
 	memset(ts, 0, sizeof *ts);
 }
 
+/*
+ * Enqueue the tasks of ts in one transaction and report them: "enqueued N
+ * tasks: ids A-B" (or, with batch, "added N tasks to batch ID: ..."), or
+ * with --json {"batch":ID,"count":N,"first_id":A,"last_id":B}.
+ */
+int
+cmd_tasks_commit(struct cmd_ctx *c, struct cmd_tasks *ts, int64_t batch)
+{
+	int64_t		*ids = NULL;
+	size_t		 n = ts->n;
+	struct json	 j;
+	int		 rc;
+
+	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL)
+		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
+	if ((rc = spool_enqueue_many(ids, NULL, c->q, ts->v, n)) != SPOOL_OK) {
+		free(ids);
+		return (cmd_fail(c, rc));
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_open(&j, '{');
+		if (batch != 0)
+			json_kv_int(&j, "batch", batch);
+		json_kv_int(&j, "count", (int64_t)n);
+		json_key(&j, "first_id");
+		n > 0 ? json_int(&j, ids[0]) : json_null(&j);
+		json_key(&j, "last_id");
+		n > 0 ? json_int(&j, ids[n - 1]) : json_null(&j);
+		json_close(&j, '}');
+		json_end(&j);
+	} else {
+		if (batch != 0)
+			printf("added %zu task%s to batch %lld", n,
+			    n == 1 ? "" : "s", (long long)batch);
+		else
+			printf("enqueued %zu tasks", n);
+		if (n > 0)
+			printf(": ids %lld-%lld", (long long)ids[0],
+			    (long long)ids[n - 1]);
+		putchar('\n');
+	}
+	free(ids);
+	return (EXIT_OK);
+}
+
 /* --lines: every non-empty line of stdin is a task, in one transaction. */
 static int
 enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
 {
 	struct cmd_tasks	 ts;
-	int64_t			*ids = NULL;
-	size_t			 n;
-	struct json		 j;
 	int			 rc;
 
 	memset(&ts, 0, sizeof ts);
@@ -212,34 +255,9 @@ enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
 	if (o->batch_id != 0 && (rc = cmd_batch_check_open(c,
 	    o->batch_id)) != EXIT_OK)
 		goto out;
-	n = ts.n;
-	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL) {
-		rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
-		goto out;
-	}
-	if ((rc = spool_enqueue_many(ids, NULL, c->q, ts.v, n)) != SPOOL_OK) {
-		rc = cmd_fail(c, rc);
-		goto out;
-	}
-	if (c->json) {
-		json_init(&j, stdout);
-		json_open(&j, '{');
-		json_kv_int(&j, "count", (int64_t)n);
-		json_key(&j, "first_id");
-		n > 0 ? json_int(&j, ids[0]) : json_null(&j);
-		json_key(&j, "last_id");
-		n > 0 ? json_int(&j, ids[n - 1]) : json_null(&j);
-		json_close(&j, '}');
-		json_end(&j);
-	} else if (n > 0)
-		printf("enqueued %zu tasks: ids %lld-%lld\n", n,
-		    (long long)ids[0], (long long)ids[n - 1]);
-	else
-		printf("enqueued 0 tasks\n");
-	rc = EXIT_OK;
+	rc = cmd_tasks_commit(c, &ts, 0);
 out:
 	cmd_tasks_free(&ts);
-	free(ids);
 	return (rc);
 }
 

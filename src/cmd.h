@@ -143,6 +143,7 @@ int		 cmd_tasks_add(struct cmd_ctx *, struct cmd_tasks *,
 		     const spool_enqueue_opts *);
 int		 cmd_tasks_lines(struct cmd_ctx *, struct cmd_tasks *,
 		     const char *, const spool_enqueue_opts *);
+int		 cmd_tasks_commit(struct cmd_ctx *, struct cmd_tasks *, int64_t);
 void		 cmd_tasks_free(struct cmd_tasks *);
 
 /* cmd-batch.c: batch ids, shared with "spool enqueue --batch" */
