@@ -398,9 +398,8 @@ ctx_reset(struct enq_ctx *c)
  * undone by its savepoint resets it. */
 static int
 request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
-    struct enq_ctx *cp)
+    struct enq_ctx *c)
 {
-	struct enq_ctx	*cc = cp;	/* the group's */
 	int64_t		 id, ids[256];
 	size_t		 i, j, fit, single = 0, rows = rows_per_insert(q);
 	int		 rc, existed;
@@ -416,7 +415,7 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
 						 * the run */
 				single = i + fit + 1;
 			else if ((rc = enqueue_rows(ids, q, &r->tasks[i], rows,
-			    now_ms, cc)) == SPOOL_OK) {
+			    now_ms, c)) == SPOOL_OK) {
 				for (j = 0; j < rows; j++) {
 					if (r->ids != NULL)
 						r->ids[i + j] = ids[j];
@@ -437,7 +436,7 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
 				return (spool__error_prefix(q, rc, pfx));
 			}
 		}
-		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, cc, 0);
+		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, c, 0);
 		if (rc != SPOOL_OK) {
 			if (r->n > 1) {
 				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
@@ -450,7 +449,7 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
 		if (r->existed != NULL)
 			r->existed[i] = existed;
 	}
-	return (ctx_join(q, cc));
+	return (ctx_join(q, c));
 }
 
 /* Record r's result: its code and the message now on q. */
