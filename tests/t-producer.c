@@ -310,6 +310,31 @@ test_commit_fails_then_recovers(void)
 	TU_RC(spool_producer_close(p), SPOOL_OK);
 }
 
+/* The database stays locked: close gives up, says why, and reports every
+ * task it could not commit to on_commit. */
+static void
+test_close_gives_up(void)
+{
+	spool_producer	*p = producer(1000, 600000, 1000, 0);
+	spool		*blocker = tu_open(tu_db, 0);
+
+	spool_busy_timeout(spool__producer_handle(p), 100);
+	put(p, "a");
+	put(p, "b");
+	CU_ASSERT_EQUAL(sqlite3_exec(blocker->db, "BEGIN IMMEDIATE", NULL,
+	    NULL, NULL), SQLITE_OK);
+	TU_RC(spool_producer_close(p), SPOOL_EBUSY);
+	CU_ASSERT_EQUAL(sqlite3_exec(blocker->db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	spool_close(blocker);
+	CU_ASSERT_EQUAL(seen_calls[1], 1);
+	CU_ASSERT_EQUAL(seen_calls[2], 1);
+	CU_ASSERT_EQUAL(seen_rc[1], SPOOL_EBUSY);
+	CU_ASSERT_EQUAL(seen_rc[2], SPOOL_EBUSY);
+	CU_ASSERT_EQUAL(seen_id[1], 0);
+	CU_ASSERT_EQUAL(count_tasks(), 0);
+}
+
 static void
 test_bad_options(void)
 {
@@ -375,6 +400,7 @@ static CU_TestInfo producer_tests[] = {
 	{ "the limit: fail at once or after block_ms", test_limit },
 	{ "a blocked enqueue goes on when room comes", test_block_until_room },
 	{ "a failed commit is kept and tried again", test_commit_fails_then_recovers },
+	{ "close gives up on a locked database and says so", test_close_gives_up },
 	{ "bad options", test_bad_options },
 	{ "threads", test_threads },
 	CU_TEST_INFO_NULL
