@@ -15,8 +15,9 @@
  *  - Times are int64_t Unix milliseconds (UTC, wall clock), durations are
  *    int64_t milliseconds; both carry _ms in their names.
  *  - A handle (spool, and the jobs claimed through it) is used by one
- *    thread at a time.  Different handles may be used concurrently, in one
- *    process or many.
+ *    thread at a time, except for spool_enqueue and spool_enqueue_many,
+ *    which any number of threads may call at once (since 0.3).  Different
+ *    handles may be used concurrently, in one process or many.
  *  - Option structs start with "unsigned version", only grow at the end,
  *    and come with an _INIT macro: declare them as
  *    "spool_enqueue_opts o = SPOOL_ENQUEUE_OPTS_INIT;".  Passing NULL for
