@@ -69,3 +69,59 @@ SELECT id, description, state, total, pending, running, succeeded, failed,
        strftime('%Y-%m-%d %H:%M:%f', closed_ms / 1000.0, 'unixepoch') AS closed,
        strftime('%Y-%m-%d %H:%M:%f', finished_ms / 1000.0, 'unixepoch') AS finished
   FROM batches;
+
+DROP VIEW IF EXISTS spool_pipeline_runs;
+CREATE VIEW spool_pipeline_runs AS
+SELECT r.id AS run, p.name AS pipeline, p.version AS version, r.state AS state,
+       r.total AS total, r.running AS running, r.succeeded AS succeeded,
+       r.failed AS failed, r.skipped AS skipped, r.cancelled AS cancelled,
+       round(((coalesce(r.finished_ms,
+	   CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))) -
+	   r.created_ms) / 1000.0, 3) AS elapsed_s,
+       r.error AS error, r.hook_queue AS hook_queue, r.hook_task_id AS hook_task_id,
+       strftime('%Y-%m-%d %H:%M:%f', r.created_ms / 1000.0, 'unixepoch') AS created,
+       strftime('%Y-%m-%d %H:%M:%f', r.finished_ms / 1000.0, 'unixepoch') AS finished
+  FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id;
+
+-- One row per stage of every run: its items' tasks there by state
+-- (failed and skipped are dead tasks, by the stage's strategy), and the
+-- mean duration of its succeeded attempts.
+DROP VIEW IF EXISTS spool_pipeline_progress;
+CREATE VIEW spool_pipeline_progress AS
+SELECT r.id AS run, p.name AS pipeline, p.version AS version,
+       s.idx AS stage_index, s.name AS stage, s.concurrency AS concurrency,
+       (SELECT count(*) FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id AND t.state = 'ready') AS waiting,
+       (SELECT count(*) FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id AND t.state = 'running') AS running,
+       (SELECT count(*) FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id AND t.state = 'succeeded') AS done,
+       (SELECT count(*) FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id AND t.state = 'dead'
+	   AND s.on_error <> 'skip') AS failed,
+       (SELECT count(*) FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id AND t.state = 'dead'
+	   AND s.on_error = 'skip') AS skipped,
+       (SELECT count(*) FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id AND t.state = 'cancelled') AS cancelled,
+       (SELECT round(avg(a.finished_ms - a.started_ms) / 1000.0, 3)
+	  FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
+	  JOIN attempts a ON a.task_id = t.id
+	 WHERE i.run_id = r.id AND t.stage_id = s.id
+	   AND a.outcome = 'succeeded') AS avg_s
+  FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id
+  JOIN pipeline_stages s ON s.pipeline_id = p.id;
+
+-- Every attempt of every stage of every item.
+DROP VIEW IF EXISTS spool_stage_history;
+CREATE VIEW spool_stage_history AS
+SELECT i.run_id AS run, i.id AS item, s.idx AS stage_index, s.name AS stage,
+       t.id AS task_id, a.attempt AS attempt, a.worker AS worker,
+       a.outcome AS outcome,
+       strftime('%Y-%m-%d %H:%M:%f', a.started_ms / 1000.0, 'unixepoch') AS started,
+       strftime('%Y-%m-%d %H:%M:%f', a.finished_ms / 1000.0, 'unixepoch') AS finished,
+       round((a.finished_ms - a.started_ms) / 1000.0, 3) AS duration_s,
+       a.error AS error
+  FROM attempts a JOIN tasks t ON t.id = a.task_id
+  JOIN pipeline_items i ON i.id = t.item_id
+  JOIN pipeline_stages s ON s.id = t.stage_id;

@@ -327,6 +327,9 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 	j->max_attempts = sqlite3_column_int(st, 3);
 	j->cancel_requested = sqlite3_column_int(st, 4);
 	j->run_at_ms = sqlite3_column_int64(st, 5);
+	j->item_id = sqlite3_column_int64(st, 6);
+	j->stage_id = sqlite3_column_int64(st, 7);
+	j->stage_timeout_ms = sqlite3_column_int64(st, 8);
 	j->owner = spool__strdup(owner);
 	if (j->queue == NULL || j->payload == NULL || j->owner == NULL)
 		goto nomem;
@@ -711,7 +714,8 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	sqlite3_stmt	*st;
 	int64_t		 base, cap;
 	double		 jitter;
-	int		 rc, cancel, max_attempts, policy, state;
+	int		 rc, cancel, max_attempts, policy, state, stage = 0;
+	int		 on_error = 0, retries = 0, failures = 0;
 
 	st = spool__stmt(q, SPOOL_SQL_LEASE_CHECK);
 	sqlite3_bind_int64(st, 1, job->id);
@@ -728,10 +732,27 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	base = sqlite3_column_int64(st, 3);
 	cap = sqlite3_column_int64(st, 4);
 	jitter = sqlite3_column_double(st, 5);
+	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+		/* A pipeline stage: its strategy decides, with a fixed delay;
+		 * attempts whose lease was lost do not count as failures. */
+		stage = 1;
+		on_error = spool__on_error_parse((const char *)
+		    sqlite3_column_text(st, 6));
+		retries = sqlite3_column_int(st, 7);
+		policy = SPOOL_BACKOFF_FIXED;
+		base = cap = sqlite3_column_int64(st, 8);
+		jitter = 0;
+		failures = sqlite3_column_int(st, 9);
+	}
 	sqlite3_reset(st);
 
 	if (error == NULL)
 		error = "failed";
+	if (stage && on_error != SPOOL_ON_ERROR_RETRY)
+		flags |= SPOOL_FAIL_PERMANENT;
+	if (stage && on_error == SPOOL_ON_ERROR_RETRY && failures >= retries &&
+	    !(flags & SPOOL_FAIL_PERMANENT))
+		max_attempts = job->attempt;	/* no retries left */
 	if (cancel) {
 		state = SPOOL_CANCELLED;
 		rc = task_end(q, job->id, job->token, "cancelled", NULL, error,

@@ -243,6 +243,21 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 	int			 rc = SPOOL_OK;
 
 	*got = 0;
+	if (p->limits != NULL) {
+		/* Each queue up to its limit, in order. */
+		int	 room[64];
+
+		pthread_mutex_lock(&p->mu);
+		for (i = 0; i < nq; i++)
+			room[i] = p->limits[i] - p->active[i];
+		pthread_mutex_unlock(&p->mu);
+		for (i = 0; i < nq && *got < want && rc == SPOOL_OK; i++)
+			if (room[i] > 0)
+				rc = engine_claim_from(p, &qs[i], 1,
+				    (size_t)room[i] < want - *got ?
+				    (size_t)room[i] : want - *got, got);
+		return (rc);
+	}
 	if (nq == 1 || p->o.strategy == SPOOL_STRATEGY_MERGE)
 		return (engine_claim_from(p, qs, nq, want, got));
 	if (p->o.strategy == SPOOL_STRATEGY_PRIORITY) {
@@ -344,14 +359,19 @@ engine_claim(spool_pool *p)
 		job = e->claimed[i];
 		job->pool = p;
 		job->phase = SPOOL__PREFETCHED;
+		job->qidx = (int)engine_queue_index(p, job->queue);
 		job->timeout_ms = p->o.timeout_ms > 0 ? p->o.timeout_ms :
-		    e->conf[engine_queue_index(p, job->queue)].timeout_ms;
+		    job->stage_timeout_ms > 0 ? job->stage_timeout_ms :
+		    e->conf[job->qidx].timeout_ms;
 		reg_add(e, job);
 	}
 	if (got > 0) {
 		pthread_mutex_lock(&p->mu);
-		for (i = 0; i < got; i++)
+		for (i = 0; i < got; i++) {
+			if (p->active != NULL)
+				p->active[e->claimed[i]->qidx]++;
 			spool__jobq_push(&p->ready, e->claimed[i]);
+		}
 		p->st.claimed += (int64_t)got;
 		if (got == 1)
 			pthread_cond_signal(&p->work_cv);
@@ -699,6 +719,9 @@ engine_abandon(spool_pool *p, spool_job *job, const char *why)
 	c->run_start_ms = job->run_start_ms;
 	c->run_end_ms = engine_now(p);
 	c->renew_epoch = job->renew_epoch;
+	c->qidx = job->qidx;
+	c->item_id = job->item_id;
+	c->stage_id = job->stage_id;
 	c->pool = p;
 	c->queue = spool__strdup(job->queue);
 	c->owner = spool__strdup(job->owner);
@@ -714,7 +737,7 @@ engine_abandon(spool_pool *p, spool_job *job, const char *why)
 	p->stuck++;
 	reg_del(e, job);
 	reg_add(e, c);
-	spool__jobq_push(&p->done, c);
+	spool__pool_done_locked(p, c);
 }
 
 /* Tell handlers that ran past their timeout to stop; abandon those that
@@ -950,7 +973,7 @@ engine_drain(spool_pool *p)
 	while ((job = spool__jobq_pop(&p->ready)) != NULL) {
 		job->verdict = SPOOL__V_RELEASE;
 		job->phase = SPOOL__FINISHED;
-		spool__jobq_push(&p->done, job);
+		spool__pool_done_locked(p, job);
 	}
 	pthread_cond_broadcast(&p->work_cv);
 	pthread_mutex_unlock(&p->mu);

@@ -146,13 +146,15 @@ run_kill(struct run *r, int sig)
 
 /* Start the command with the job's payload on stdin. */
 static int
-run_spawn(struct run *r, struct spool__exec *x, spool_job *job)
+run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
+    char *const *argv)
 {
 	posix_spawn_file_actions_t	 fa;
 	posix_spawnattr_t		 at;
 	sigset_t			 none, dfl;
 	char				 id[64], queue[SPOOL_NAME_MAX + 16];
-	char				 attempt[48];
+	char				 attempt[48], item[64];
+	char				 stage[SPOOL_PIPELINE_NAME_MAX + 16];
 	char				**envp;
 	int				 pin[2], pout[2], perr[2], rc;
 	size_t				 i;
@@ -163,7 +165,7 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job)
 		rc = errno;
 		goto fail;
 	}
-	if ((envp = calloc(x->nenv + 4, sizeof *envp)) == NULL) {
+	if ((envp = calloc(x->nenv + 6, sizeof *envp)) == NULL) {
 		rc = ENOMEM;
 		goto fail;
 	}
@@ -177,6 +179,16 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job)
 	envp[i++] = id;
 	envp[i++] = queue;
 	envp[i++] = attempt;
+	if (spool_job_item(job) != 0) {
+		snprintf(item, sizeof item, "SPOOL_ITEM_ID=%lld",
+		    (long long)spool_job_item(job));
+		envp[i++] = item;
+	}
+	if (spool_job_stage(job) != NULL) {
+		snprintf(stage, sizeof stage, "SPOOL_STAGE=%s",
+		    spool_job_stage(job));
+		envp[i++] = stage;
+	}
 	envp[i] = NULL;
 
 	posix_spawn_file_actions_init(&fa);
@@ -198,7 +210,7 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job)
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
 	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawnp(&r->pid, x->argv[0], &fa, &at, x->argv, envp);
+	rc = posix_spawnp(&r->pid, argv[0], &fa, &at, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	free(envp);
@@ -364,11 +376,10 @@ run_error(struct run *r, spool_job *job, int status, int64_t timeout_ms)
 	job->error = msg;
 }
 
-/* The handler: run the configured command for job. */
-int
-spool__exec_handler(spool_job *job, void *arg)
+/* Run argv for job. */
+static int
+exec_run(spool_job *job, struct spool__exec *x, char *const *argv)
 {
-	struct spool__exec	*x = arg;
 	struct pollfd		 pfd[4];
 	struct run		 r;
 	int64_t			 deadline = 0, timeout_ms;
@@ -385,10 +396,10 @@ spool__exec_handler(spool_job *job, void *arg)
 	timeout_ms = job->timeout_ms;
 	if (timeout_ms > 0)
 		deadline = exec_now_ms() + timeout_ms;
-	if ((rc = run_spawn(&r, x, job)) != 0) {
+	if ((rc = run_spawn(&r, x, job, argv)) != 0) {
 		char	 msg[300];
 
-		snprintf(msg, sizeof msg, "cannot run %s: %s", x->argv[0],
+		snprintf(msg, sizeof msg, "cannot run %.200s: %s", argv[0],
 		    strerror(rc));
 		spool_job_set_error(job, msg);
 		free(r.obuf);
@@ -465,4 +476,37 @@ spool__exec_handler(spool_job *job, void *arg)
 	free(r.obuf);
 	free(r.ebuf);
 	return (SPOOL_RETRY);
+}
+
+/* The handler: run the configured command for job. */
+int
+spool__exec_handler(spool_job *job, void *arg)
+{
+	struct spool__exec	*x = arg;
+
+	return (exec_run(job, x, x->argv));
+}
+
+/* The handler for pipeline stages: run the command of the job's stage,
+ * as its item's version defined it (x gives everything but argv). */
+int
+spool__exec_stage_handler(spool_job *job, void *arg)
+{
+	struct spool__exec	*x = arg;
+	const char		*cmd = spool_job_stage_command(job);
+	char			**argv = NULL, msg[200];
+	size_t			 argc = 0;
+	int			 rc;
+
+	if (cmd == NULL || spool__split_words(NULL, cmd, &argv, &argc) !=
+	    SPOOL_OK || argc == 0) {
+		spool__words_free(argv);
+		snprintf(msg, sizeof msg, "stage %.64s has no command to run",
+		    spool_job_stage(job) != NULL ? spool_job_stage(job) : "?");
+		spool_job_set_error(job, msg);
+		return (SPOOL_RETRY);
+	}
+	rc = exec_run(job, x, argv);
+	spool__words_free(argv);
+	return (rc);
 }

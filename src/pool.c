@@ -55,6 +55,16 @@ spool__jobq_pop(struct spool__jobq *q)
 	return (job);
 }
 
+/* Put a finished job on the done list (under p->mu): it no longer counts
+ * against its queue's limit. */
+void
+spool__pool_done_locked(spool_pool *p, spool_job *job)
+{
+	if (p->active != NULL && p->active[job->qidx] > 0)
+		p->active[job->qidx]--;
+	spool__jobq_push(&p->done, job);
+}
+
 /* Unlink job from the list; 0 if it was not there. */
 int
 spool__jobq_remove(struct spool__jobq *q, spool_job *job)
@@ -220,7 +230,7 @@ pool_worker(void *arg)
 		job->handler_rc = rc;
 		job->run_end_ms = pool_now_ms();
 		job->phase = SPOOL__FINISHED;
-		spool__jobq_push(&p->done, job);
+		spool__pool_done_locked(p, job);
 		if (p->done.n == 1 || p->done.n >= (size_t)p->o.flush_count ||
 		    p->stopping)
 			pool_wake_locked(p);
@@ -500,6 +510,9 @@ spool_pool_free(spool_pool *p)
 		free(p->queues[i]);
 	free(p->queues);
 	free(p->weights);
+	free(p->limits);
+	free(p->active);
+	spool__stages_free(p->stages);
 	free((char *)p->o.exclusive);
 	free(p->path);
 	pthread_mutex_destroy(&p->mu);

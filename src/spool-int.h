@@ -99,6 +99,10 @@ struct spool_job {
 	int		 cancel_requested;
 	int		 done;		/* finished by a call: only free applies */
 	int64_t		 run_at_ms;	/* when it was due (for wait times) */
+	int64_t		 item_id;	/* pipeline item, or 0 */
+	int64_t		 stage_id;	/* its stage's definition, or 0 */
+	int64_t		 stage_timeout_ms;	/* the stage's timeout, or 0 */
+	const struct spool__stage_def *stage;	/* in a pipeline pool */
 
 	/* Pool jobs only.  The engine thread owns the job except while a
 	 * worker runs it; phase and the lists change under pool->mu. */
@@ -118,6 +122,7 @@ struct spool_job {
 	int		 truncated;
 	char		*error;
 	unsigned	 renew_epoch;	/* last renewal that saw its lease */
+	int		 qidx;		/* its queue among the pool's */
 };
 
 /* A FIFO of pool jobs. */
@@ -128,6 +133,7 @@ struct spool__jobq {
 };
 
 struct spool__engine;
+struct spool__stages;
 
 /* A worker pool (pool.c) and its engine (engine.c). */
 struct spool_pool {
@@ -144,6 +150,10 @@ struct spool_pool {
 	int64_t			 started_ms;
 	int64_t			 grace_ms;	/* past a timeout, before abandoning */
 	double			(*cpu_probe)(spool_pool *);	/* test seam */
+	int			*limits;	/* per queue: jobs claimed and not
+						 * finished at most (pipelines) */
+	int			*active;	/* per queue: those now (under mu) */
+	struct spool__stages	*stages;	/* a pipeline pool's */
 	int			 errcode;
 	char			 errmsg[512];
 
@@ -176,6 +186,9 @@ size_t		 spool__utf8_seq(const unsigned char *s, size_t n);
 int		 spool__utf8_valid(const void *p, size_t len);
 int		 spool__check_name(spool *q, const char *what, const char *name,
 		     size_t max);
+int		 spool__split_words(spool *q, const char *s, char ***argv_out,
+		     size_t *argc_out);
+void		 spool__words_free(char **argv);
 
 /* store.c */
 int64_t		 spool__now_ms(spool *q);
@@ -225,6 +238,25 @@ int		 spool__batch_check_open(spool *q, int64_t id);
 int		 spool__batch_join(spool *q, int64_t id, int64_t n);
 int		 spool__batch_settle_locked(spool *q, int64_t now_ms);
 
+/* pipeline.c */
+const char	*spool__on_error_name(int on_error);
+int		 spool__on_error_parse(const char *name);
+int		 spool__check_pipeline_name(spool *q, const char *what,
+		     const char *name);
+int		 spool__stage_max_attempts(int on_error, int retries);
+int		 spool__pipeline_settle_locked(spool *q, int64_t now_ms);
+
+/* stage.c: a pipeline pool's stages, as its dispatcher knows them */
+struct spool__stage_def {
+	int64_t		 id;		/* pipeline_stages.id */
+	char		*name;
+	char		*command;
+	spool_handler	 fn;
+	void		*arg;
+	struct spool__stage_def *next;
+};
+void		 spool__stages_free(struct spool__stages *s);
+
 /* claim.c */
 int		 spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms,
 		     int *more);
@@ -250,6 +282,7 @@ int		 spool__lock_release(spool *q, const char *name,
 void		 spool__jobq_push(struct spool__jobq *q, spool_job *job);
 spool_job	*spool__jobq_pop(struct spool__jobq *q);
 int		 spool__jobq_remove(struct spool__jobq *q, spool_job *job);
+void		 spool__pool_done_locked(spool_pool *p, spool_job *job);
 int		 spool__pool_spawn(spool_pool *p);
 void		 spool__pool_error(spool_pool *p, int code, const char *msg);
 int		 spool__job_stop_set(spool_job *job, int reason);
@@ -268,6 +301,7 @@ int		 spool__exec_new(struct spool__exec **out, char *const *argv,
 		     int64_t grace_ms);
 void		 spool__exec_free(struct spool__exec *x);
 int		 spool__exec_handler(spool_job *job, void *arg);
+int		 spool__exec_stage_handler(spool_job *job, void *arg);
 
 /* engine.c: the only file that knows libevent */
 int		 spool__engine_new(spool_pool *p);

@@ -787,6 +787,262 @@ const char	*spool_pool_errmsg(const spool_pool *p);
 /* Free a pool that is not running; waits for handler threads to return. */
 void		 spool_pool_free(spool_pool *p);
 
+/* ---- Pipelines (since 0.4) ---------------------------------------------
+ *
+ * A pipeline is a named, ordered list of stages.  Each stage is a queue
+ * (named "PIPELINE/STAGE") with its own concurrency, timeout and error
+ * strategy.  A run feeds items into the first stage; when an item's stage
+ * succeeds, its result becomes the payload of the item's task in the next
+ * stage in the same transaction that records the success, and the last
+ * stage's result is the item's result.  So a crash between stages can
+ * neither lose an item nor run a committed stage again.
+ *
+ * Definitions are versioned: defining a pipeline again makes a new
+ * version (refused while runs of it are unfinished, unless
+ * SPOOL_PIPELINE_FORCE); a run, and every item in it, keeps the version it
+ * started with.
+ *
+ * Errors, per stage (a failure is a handler's SPOOL_RETRY or SPOOL_FAIL,
+ * or a timeout; a lost lease is not one: the task is simply run again):
+ *  - SPOOL_ON_ERROR_RETRY: retried after retry_delay_ms, up to retries
+ *    times; then the item is failed.  SPOOL_FAIL fails it at once.
+ *  - SPOOL_ON_ERROR_SKIP: the item is skipped (it leaves the run, which
+ *    goes on).
+ *  - SPOOL_ON_ERROR_FAIL_FAST: the item fails and the run stops: its
+ *    items waiting in any stage are cancelled, and running ones are told
+ *    to stop (spool_job_should_stop says SPOOL_STOP_CANCELLED).
+ * An item whose stage task loses its lease more than
+ * SPOOL_STAGE_LEASE_LOSSES times (its workers keep dying) fails too.
+ */
+
+#define SPOOL_ON_ERROR_RETRY		0
+#define SPOOL_ON_ERROR_SKIP		1
+#define SPOOL_ON_ERROR_FAIL_FAST	2
+
+#define SPOOL_STAGES_MAX		64	/* stages in a pipeline */
+#define SPOOL_PIPELINE_NAME_MAX		64	/* bytes of a pipeline or stage name */
+#define SPOOL_STAGE_LEASE_LOSSES	5
+#define SPOOL_CONCURRENCY_MAX		1024
+
+/* One stage.  Names use letters, digits, '_', '-' and '.'. */
+typedef struct spool_stage {
+	const char	*name;
+	int		 concurrency;	/* workers per process, >= 1 */
+	int64_t		 timeout_ms;	/* per attempt; 0: the queue's */
+	int		 on_error;	/* SPOOL_ON_ERROR_* */
+	int		 retries;	/* RETRY: retries after the first failure */
+	int64_t		 retry_delay_ms;	/* RETRY: wait before each retry */
+	const char	*command;	/* what `spool work --pipeline` runs, split
+					 * into words like a shell would (quotes,
+					 * backslashes; no expansion); NULL for
+					 * C handlers */
+} spool_stage;
+
+#define SPOOL_PIPELINE_FORCE	0x01	/* redefine or delete with runs unfinished */
+
+/*
+ * Define pipeline name (a new version if it exists) with n stages, and
+ * create its stage queues.  *version_out (may be NULL) gets the version.
+ * SPOOL_ESTATE if runs of it are unfinished and flags lacks
+ * SPOOL_PIPELINE_FORCE (those runs finish under their version).
+ */
+int		 spool_pipeline_create(int *version_out, spool *q,
+		     const char *name, const spool_stage *stages, size_t n,
+		     int flags);
+
+/*
+ * Delete pipeline name: no new runs can start.  SPOOL_ESTATE if runs are
+ * unfinished, unless SPOOL_PIPELINE_FORCE, which cancels them first.
+ * Definitions stay in the file for the history of past runs.
+ */
+int		 spool_pipeline_delete(spool *q, const char *name, int flags);
+
+/* A definition as stored: strings in stages[] are owned by the info. */
+typedef struct spool_pipeline_info {
+	char		*name;
+	int		 version;
+	int		 current;	/* 1: the version new runs use */
+	int64_t		 created_ms;
+	size_t		 nstages;
+	spool_stage	*stages;
+	int64_t		 runs_unfinished;	/* of this version */
+} spool_pipeline_info;
+
+/* Read version (0: the current one) of pipeline name; SPOOL_ENOENT if
+ * missing. */
+int		 spool_pipeline_get(spool_pipeline_info **out, spool *q,
+		     const char *name, int version);
+
+/* The current version of every pipeline, by name. */
+int		 spool_pipeline_list(spool_pipeline_info **out, size_t *n,
+		     spool *q);
+void		 spool_pipeline_info_free(spool_pipeline_info *info, size_t n);
+
+/* An item entering a run: the first stage's payload. */
+typedef struct spool_item {
+	const void	*input;
+	size_t		 len;	/* at most SPOOL_PAYLOAD_MAX */
+} spool_item;
+
+/* A run's completion hook, as for batches: enqueued on hook_queue in the
+ * transaction that finishes the run, with the JSON payload
+ * {"run","pipeline","version","total","succeeded","failed","skipped",
+ *  "cancelled","error","payload"}. */
+typedef struct spool_run_opts {
+	unsigned	 version;
+	const char	*hook_queue;	/* NULL: no hook */
+	const char	*hook_payload;	/* NULL or UTF-8 text (JSON or not) */
+	int		 hook_on;	/* SPOOL_HOOK_* */
+} spool_run_opts;
+
+#define SPOOL_RUN_OPTS_VERSION	1
+#define SPOOL_RUN_OPTS_INIT	{ SPOOL_RUN_OPTS_VERSION, NULL, NULL, SPOOL_HOOK_ALWAYS }
+
+/*
+ * Start a run of the current version of pipeline name with n items, in
+ * one transaction; *run_out gets its id and item_ids (may be NULL) the
+ * items' ids in order.  A run of no items finishes at once.
+ */
+int		 spool_pipeline_start(int64_t *run_out, int64_t *item_ids,
+		     spool *q, const char *name, const spool_item *items,
+		     size_t n, const spool_run_opts *opts);
+
+enum spool_run_state {
+	SPOOL_RUN_RUNNING = 1,	/* items in some stage */
+	SPOOL_RUN_STOPPING,	/* a fail_fast stage failed: waiting for
+				 * running items to stop */
+	SPOOL_RUN_FINISHED	/* every item finished */
+};
+
+enum spool_item_state {
+	SPOOL_ITEM_RUNNING = 1,	/* waiting or running in some stage */
+	SPOOL_ITEM_SUCCEEDED,	/* through the last stage */
+	SPOOL_ITEM_FAILED,
+	SPOOL_ITEM_SKIPPED,
+	SPOOL_ITEM_CANCELLED
+};
+
+/* One stage of a run, counted over the run's items.  waiting counts
+ * ready tasks (due or in a retry delay); done the stage's successes;
+ * failed and skipped the items that ended in it; durations are those of
+ * its succeeded attempts. */
+typedef struct spool_stage_status {
+	char		*name;
+	int		 index;		/* from 1 */
+	int		 concurrency;
+	int64_t		 waiting;
+	int64_t		 running;	/* = workers busy on it */
+	int64_t		 done;
+	int64_t		 failed;
+	int64_t		 skipped;
+	int64_t		 cancelled;
+	int64_t		 attempts;	/* finished attempts of any outcome */
+	double		 avg_ms;	/* 0 if none */
+	int64_t		 p95_ms;	/* nearest rank; 0 if none */
+} spool_stage_status;
+
+typedef struct spool_run_info {
+	int64_t		 id;
+	char		*pipeline;
+	int		 version;
+	int		 state;		/* enum spool_run_state */
+	int64_t		 total;
+	int64_t		 running;	/* items not finished */
+	int64_t		 succeeded;
+	int64_t		 failed;
+	int64_t		 skipped;
+	int64_t		 cancelled;
+	char		*error;		/* why it stopped, or NULL */
+	char		*hook_queue;
+	int64_t		 hook_task_id;
+	int64_t		 created_ms;
+	int64_t		 finished_ms;	/* 0 while unfinished */
+	size_t		 nstages;	/* spool_run_get only */
+	spool_stage_status *stages;
+} spool_run_info;
+
+/* Read run id with per-stage counts; SPOOL_ENOENT if missing. */
+int		 spool_run_get(spool_run_info **out, spool *q, int64_t id);
+
+/* Up to limit (0: 100, at most 10000) runs after id after_id, oldest
+ * first, of pipeline name (NULL: any); stages are not read. */
+int		 spool_run_list(spool_run_info **out, size_t *n, spool *q,
+		     const char *name, int64_t after_id, size_t limit);
+void		 spool_run_info_free(spool_run_info *info, size_t n);
+
+/* Cancel what is left of run id (its waiting items at once, its running
+ * ones at their next check).  SPOOL_ENOENT if missing; a finished run is
+ * left as it is. */
+int		 spool_run_cancel(spool *q, int64_t id);
+
+const char	*spool_run_state_name(int state);
+const char	*spool_item_state_name(int state);
+
+/* An item: its state, where it is, and (once succeeded) its result. */
+typedef struct spool_item_info {
+	int64_t		 id;
+	int64_t		 run_id;
+	int		 state;		/* enum spool_item_state */
+	int		 stage;		/* index of its current or last stage */
+	char		*stage_name;
+	int64_t		 task_id;	/* its task in that stage */
+	void		*result;	/* the last stage's output, or NULL */
+	size_t		 result_len;
+	char		*error;		/* the last error, or NULL */
+	int64_t		 created_ms;
+	int64_t		 finished_ms;
+} spool_item_info;
+
+/* The items of run id after item after_id, up to limit (0: 100, at most
+ * 10000), with their results. */
+int		 spool_item_list(spool_item_info **out, size_t *n, spool *q,
+		     int64_t run, int64_t after_id, size_t limit);
+void		 spool_item_info_free(spool_item_info *info, size_t n);
+
+/* One attempt of one stage of an item; outcome "running" for an attempt
+ * under way (finished_ms 0). */
+typedef struct spool_stage_attempt {
+	char		*stage;
+	int		 index;
+	int64_t		 task_id;
+	int		 attempt;
+	char		*worker;
+	int64_t		 started_ms;
+	int64_t		 finished_ms;
+	char		*outcome;
+	char		*error;
+} spool_stage_attempt;
+
+/* Every stage attempt of item id, in order; SPOOL_ENOENT if no item. */
+int		 spool_item_history(spool_stage_attempt **out, size_t *n,
+		     spool *q, int64_t item);
+void		 spool_stage_attempt_free(spool_stage_attempt *a, size_t n);
+
+/* A job's pipeline: its item (0 if the job is not a stage task), and,
+ * in a pipeline pool, its stage's name and command (else NULL). */
+int64_t		 spool_job_item(const spool_job *job);
+const char	*spool_job_stage(const spool_job *job);
+const char	*spool_job_stage_command(const spool_job *job);
+
+/* A handler for one stage (stage NULL: every stage not named). */
+typedef struct spool_stage_handler {
+	const char	*stage;
+	spool_handler	 fn;
+	void		*arg;
+} spool_stage_handler;
+
+/*
+ * Make a pool working pipeline name: one queue per stage that has a
+ * handler, each with its stage's concurrency (threads: their sum), later
+ * stages claimed first.  Stages of older versions whose runs are
+ * unfinished are worked too.  opts gives the rest (flags, lease, ...);
+ * its queues, strategy and worker counts are ignored.  Run, stop and free
+ * it as any pool.
+ */
+int		 spool_pipeline_pool_new(spool_pool **out, const char *path,
+		     const char *name, const spool_stage_handler *handlers,
+		     size_t n, const spool_pool_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -202,15 +202,19 @@ spool__begin(spool *q)
 	return (rc);
 }
 
-/* Commit the write transaction; on failure it is rolled back.  Batches
- * the transaction finished are settled first (batch.c), so whatever wrote
- * their members' last outcome also enqueued their hooks. */
+/* Commit the write transaction; on failure it is rolled back.  Pipeline
+ * items and batches the transaction changed are settled first
+ * (pipeline.c, batch.c), so whatever wrote a stage's success also handed
+ * its item on, and whatever wrote a batch member's last outcome also
+ * enqueued the batch's hook. */
 int
 spool__commit(spool *q)
 {
 	int	 rc;
 
-	rc = spool__batch_settle_locked(q, spool__now_ms(q));
+	rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
+	if (rc == SPOOL_OK)
+		rc = spool__batch_settle_locked(q, spool__now_ms(q));
 	if (rc == SPOOL_OK)
 		rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT),
 		    "commit");

@@ -135,3 +135,109 @@ spool__check_name(spool *q, const char *what, const char *name, size_t max)
 		    "%s is not valid UTF-8", what));
 	return (SPOOL_OK);
 }
+
+/*
+ * Split a command into words the way a POSIX shell would, without any
+ * expansion: blanks separate words; '...' keeps everything literally;
+ * "..." keeps everything but \", \\, \$ and \` (which lose their
+ * backslash); outside quotes, a backslash keeps the next character.
+ * *argv_out is NULL-terminated (free with spool__words_free).
+ */
+int
+spool__split_words(spool *q, const char *s, char ***argv_out, size_t *argc_out)
+{
+	char	**argv = NULL, **nv, *w = NULL;
+	size_t	  argc = 0, cap = 0, wlen, len = strlen(s);
+	int	  inword = 0;
+	char	  quote = 0;
+
+	*argv_out = NULL;
+	*argc_out = 0;
+	if ((w = malloc(len + 1)) == NULL)
+		goto nomem;
+	wlen = 0;
+	for (;; s++) {
+		char	 c = *s;
+
+		if (quote == '\'') {
+			if (c == '\0')
+				goto unterminated;
+			if (c == '\'')
+				quote = 0;
+			else
+				w[wlen++] = c;
+			continue;
+		}
+		if (quote == '"') {
+			if (c == '\0')
+				goto unterminated;
+			if (c == '"')
+				quote = 0;
+			else if (c == '\\' && (s[1] == '"' || s[1] == '\\' ||
+			    s[1] == '$' || s[1] == '`'))
+				w[wlen++] = *++s;
+			else
+				w[wlen++] = c;
+			continue;
+		}
+		if (c == '\0' || c == ' ' || c == '\t' || c == '\n') {
+			if (inword) {
+				if ((nv = spool__grow(argv, &cap, argc + 1,
+				    sizeof *argv)) == NULL)
+					goto nomem;
+				argv = nv;
+				w[wlen] = '\0';
+				argv[argc + 1] = NULL;
+				if ((argv[argc] = spool__strdup(w)) == NULL)
+					goto nomem;
+				argc++;
+				wlen = 0;
+				inword = 0;
+			}
+			if (c == '\0')
+				break;
+			continue;
+		}
+		inword = 1;
+		if (c == '\'' || c == '"')
+			quote = c;
+		else if (c == '\\') {
+			if (s[1] == '\0') {
+				spool__words_free(argv);
+				free(w);
+				return (spool__error(q, SPOOL_EINVAL,
+				    "command ends with a backslash"));
+			}
+			w[wlen++] = *++s;
+		} else
+			w[wlen++] = c;
+	}
+	free(w);
+	if (argv == NULL && (argv = calloc(1, sizeof *argv)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	*argv_out = argv;
+	*argc_out = argc;
+	return (SPOOL_OK);
+unterminated:
+	spool__words_free(argv);
+	free(w);
+	return (spool__error(q, SPOOL_EINVAL, "command has an unterminated %s "
+	    "quote", quote == '\'' ? "single" : "double"));
+nomem:
+	spool__words_free(argv);
+	free(w);
+	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+}
+
+/* Free what spool__split_words made. */
+void
+spool__words_free(char **argv)
+{
+	size_t	 i;
+
+	if (argv == NULL)
+		return;
+	for (i = 0; argv[i] != NULL; i++)
+		free(argv[i]);
+	free(argv);
+}

@@ -34,7 +34,11 @@ UPDATE OR FAIL tasks SET state = 'running', attempts = attempts + 1,
 
 -- name: claim_row
 -- What a job needs of the task it just claimed: ?1 id.
-SELECT queue, payload, attempts, max_attempts, cancel_requested, run_at_ms
+-- A pipeline stage task's timeout comes from its stage.
+SELECT queue, payload, attempts, max_attempts, cancel_requested, run_at_ms,
+    item_id, stage_id,
+    CASE WHEN stage_id IS NOT NULL THEN
+	(SELECT timeout_ms FROM pipeline_stages WHERE id = stage_id) END
   FROM tasks WHERE id = ?1;
 
 -- name: expire_task
@@ -60,10 +64,18 @@ RETURNING cancel_requested;
 -- What a failure needs to decide between retry and dead, if the lease
 -- (?1 id, ?2 token) still holds.
 -- A task whose queue row was deleted by hand gets the default policy.
+-- A pipeline stage task has its stage's strategy instead: its error
+-- strategy, retries and delay, and how many of its attempts failed
+-- (lost leases do not count).
 SELECT t.cancel_requested, t.max_attempts,
     coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
-    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2)
+    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2),
+    s.on_error, s.retries, s.retry_delay_ms,
+    CASE WHEN s.id IS NOT NULL THEN (SELECT count(*) FROM attempts a
+	WHERE a.task_id = t.id AND
+	    (a.outcome = 'failed' OR a.outcome = 'timed_out')) END
   FROM tasks t LEFT JOIN queues q ON q.name = t.queue
+  LEFT JOIN pipeline_stages s ON s.id = t.stage_id
  WHERE t.id = ?1 AND t.lease_token = ?2 AND t.state = 'running';
 
 -- name: task_succeed
