@@ -35,6 +35,8 @@ static const struct cmd_opt work_opts[] = {
 	{ "cpu-max", "PERCENT", "pause claims while machine CPU use is above" },
 	{ "env", "NAME,...", "also pass these environment variables" },
 	{ "quiet", NULL, "no progress line on a terminal" },
+	{ "pipeline", "NAME", "work pipeline NAME's stages (no QUEUE, no --exec)" },
+	{ "stage", "S,...", "with --pipeline: only these stages" },
 	{ NULL, NULL, NULL }
 };
 
@@ -186,7 +188,38 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 weights[64], rc, nenv = 0, status;
 	int64_t			 grace = 0, elapsed;
 
-	if (c->tail == NULL)
+	static const char *const pipeline_only[] = { "concurrency", "min",
+	    "max", "prefetch", "strategy", "weights", "timeout", NULL };
+	const char		*pipeline = cmd_opt(c, "pipeline");
+	char			*stages[64], sbuf[1024], *stage_argv[] = {
+	    "stage", NULL };
+	spool_stage_handler	 h[64];
+	int			 nstages = 0, i;
+
+	if (pipeline != NULL) {
+		if (argc > 0)
+			return (cmd_usage_error(c, "--pipeline works the "
+			    "pipeline's stage queues: give no QUEUE"));
+		if (c->tail != NULL)
+			return (cmd_usage_error(c, "--pipeline runs each stage's "
+			    "own command: give no --exec"));
+		for (i = 0; pipeline_only[i] != NULL; i++)
+			if (cmd_opt(c, pipeline_only[i]) != NULL)
+				return (cmd_usage_error(c, "--%s: with --pipeline, "
+				    "each stage's definition says it",
+				    pipeline_only[i]));
+		if (cmd_opt(c, "stage") != NULL) {
+			snprintf(sbuf, sizeof sbuf, "%s", cmd_opt(c, "stage"));
+			if ((nstages = split_commas(sbuf, stages, 64)) <= 0)
+				return (cmd_usage_error(c, "--stage: give stage "
+				    "names, separated by commas"));
+		}
+	} else if (cmd_opt(c, "stage") != NULL)
+		return (cmd_usage_error(c, "--stage goes with --pipeline"));
+	else if (argc == 0)
+		return (cmd_usage_error(c, "give the queues to work, or "
+		    "--pipeline NAME"));
+	else if (c->tail == NULL)
 		return (cmd_usage_error(c, "give the command to run: --exec CMD "
 		    "[ARG...]"));
 	if (argc > 64)
@@ -208,7 +241,8 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	spool_close(c->q);
 	c->q = NULL;
 
-	if (spool__exec_new(&x, c->tail, (size_t)c->ntail,
+	if (spool__exec_new(&x, pipeline != NULL ? stage_argv : c->tail,
+	    pipeline != NULL ? 1 : (size_t)c->ntail,
 	    (const char *const *)envs, (size_t)nenv, grace) != SPOOL_OK) {
 		spool__exec_free(x);
 		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
@@ -218,7 +252,18 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;
 	o.on_tick = work_tick;
 	o.cb_arg = &w;
-	rc = spool_pool_new(&w.pool, c->db_path, spool__exec_handler, x, &o);
+	if (pipeline != NULL) {
+		/* One handler for every stage named, or for all of them. */
+		for (i = 0; i < (nstages > 0 ? nstages : 1); i++) {
+			h[i].stage = nstages > 0 ? stages[i] : NULL;
+			h[i].fn = spool__exec_stage_handler;
+			h[i].arg = x;
+		}
+		rc = spool_pipeline_pool_new(&w.pool, c->db_path, pipeline, h,
+		    nstages > 0 ? (size_t)nstages : 1, &o);
+	} else
+		rc = spool_pool_new(&w.pool, c->db_path, spool__exec_handler, x,
+		    &o);
 	if (rc != SPOOL_OK) {
 		rc = cmd_error(c, cmd_exit_code(rc), "%s",
 		    spool_pool_errmsg(w.pool));
@@ -269,7 +314,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_work = {
-	"work", "QUEUE... --exec CMD [ARG...]",
+	"work", "QUEUE... --exec CMD [ARG...] | --pipeline NAME",
 	"run a command for each task of the queues",
 	"CMD runs without a shell, in its own process group, with the payload "
 	"on stdin\nand SPOOL_TASK_ID, SPOOL_QUEUE, SPOOL_ATTEMPT in its "
@@ -280,6 +325,12 @@ const struct spool_cmd cmd_work = {
 	"timeout, cancelled, or whose lease was lost gets SIGTERM, then "
 	"SIGKILL.\nSIGINT/SIGTERM stop claiming and let running commands "
 	"finish (a second one\nquits at once).  Exit 0 if every task "
-	"succeeded, 1 if some failed, 75 if the\nrun could not start.\n",
-	work_opts, 1, 64, CMD_EXEC_TAIL, work_exec
+	"succeeded, 1 if some failed, 75 if the\nrun could not start.\n"
+	"With --pipeline NAME, the workers run the stages of pipeline NAME "
+	"(see 'spool\npipeline create --help'): each stage's command, from its "
+	"queue 'NAME/STAGE',\nwith the stage's concurrency and timeout; "
+	"--stage S,... runs only those, so\nstages can be spread over "
+	"processes.  Stages of older versions whose runs are\nunfinished are "
+	"worked too.\n",
+	work_opts, 0, 64, CMD_EXEC_TAIL, work_exec
 };

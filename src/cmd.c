@@ -513,6 +513,17 @@ take_opt(struct cmd_ctx *c, int argc, char **argv, int *i, int *help)
 	} else if (eq != NULL)
 		return (cmd_usage_error(c, "option --%s takes no value", name));
 
+	if (idx >= 0 && o->arg != NULL && strlen(o->arg) > 3 &&
+	    strcmp(o->arg + strlen(o->arg) - 3, "...") == 0) {
+		/* A repeatable option. */
+		if (c->nmany == (int)(sizeof c->many / sizeof c->many[0]))
+			return (cmd_usage_error(c, "option --%s given more than "
+			    "%d times", name, c->nmany));
+		c->many[c->nmany++] = value;
+		if (c->val[idx] == NULL)
+			c->val[idx] = value;
+		return (EXIT_OK);
+	}
 	if (idx >= 0) {
 		if (c->val[idx] != NULL)
 			return (cmd_usage_error(c, "option --%s given twice", name));

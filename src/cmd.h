@@ -70,6 +70,9 @@ struct cmd_ctx {
 	const char		*val[CMD_OPTS_MAX];	/* by index in cmd->opts */
 	char			**tail;		/* after --exec (CMD_EXEC_TAIL) */
 	int			 ntail;
+	const char		*many[64];	/* every value of the option whose
+						 * value name ends in "..." */
+	int			 nmany;
 };
 
 /* The command table (spool.c). */
@@ -102,6 +105,7 @@ int		 parse_int64(const char *, int64_t, int64_t, int64_t *);
 int		 parse_duration_ms(const char *, int64_t *);
 int		 parse_time_ms(const char *, int64_t *);
 int		 parse_fraction(const char *, double *);
+int		 parse_stage(char *, spool_stage *, char *, size_t);
 
 /* json.c: a streaming writer that always emits valid JSON */
 struct json {

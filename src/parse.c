@@ -222,3 +222,134 @@ parse_fraction(const char *s, double *out)
 	*out = v;
 	return (0);
 }
+
+/*
+ * A pipeline stage: NAME:CONCURRENCY[:OPTION,...]=COMMAND, where an
+ * OPTION is retry=N, delay=DURATION, timeout=DURATION, skip or fail_fast.
+ * spec is cut in place; the stage's strings point into it.  Without skip
+ * or fail_fast the strategy is retry, by default 3 retries 1 s apart.
+ * Returns 0, or -1 with why in err.
+ */
+/* Cut the blanks around s (in place). */
+static char *
+trim(char *s)
+{
+	size_t	 n;
+
+	s += strspn(s, " \t");
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return (s);
+}
+
+int
+parse_stage(char *spec, spool_stage *st, char *err, size_t errlen)
+{
+	char		*p = spec, *key, *val, *name;
+	int64_t		 n;
+	int		 retries = -1, delay = 0, strategy = 0;
+
+	memset(st, 0, sizeof *st);
+	st->on_error = SPOOL_ON_ERROR_RETRY;
+	name = p;
+	p += strcspn(p, ":=");
+	if (*p != ':') {
+		snprintf(err, errlen, "'%.80s': expected NAME:CONCURRENCY=COMMAND",
+		    spec);
+		return (-1);
+	}
+	*p++ = '\0';
+	st->name = name = trim(name);
+	val = p;
+	p += strcspn(p, ":=");
+	if (*p == '\0') {
+		snprintf(err, errlen, "stage %.64s: no '=COMMAND'", name);
+		return (-1);
+	}
+	key = p;	/* the separator after the concurrency */
+	if (*key == ':' || *key == '=') {
+		char	 sep = *key;
+
+		*key = '\0';
+		val = trim(val);
+		if (parse_int64(val, 1, SPOOL_CONCURRENCY_MAX, &n) != 0) {
+			snprintf(err, errlen, "stage %.64s: concurrency must be "
+			    "1 to %d, not '%.20s'", name, SPOOL_CONCURRENCY_MAX,
+			    val);
+			return (-1);
+		}
+		st->concurrency = (int)n;
+		p = key + 1;
+		/* Options, up to the '=' that starts the command. */
+		while (sep != '=') {
+			key = p;
+			p += strcspn(p, ",=");
+			if (*p == '\0') {
+				snprintf(err, errlen, "stage %.64s: no '=COMMAND' "
+				    "after the options", name);
+				return (-1);
+			}
+			val = NULL;
+			sep = *p;
+			*p++ = '\0';
+			key = trim(key);
+			if (sep == '=' && (strcmp(key, "retry") == 0 ||
+			    strcmp(key, "delay") == 0 ||
+			    strcmp(key, "timeout") == 0)) {
+				val = p;
+				p += strcspn(p, ",=");
+				if (*p == '\0') {
+					snprintf(err, errlen, "stage %.64s: no "
+					    "'=COMMAND' after the options", name);
+					return (-1);
+				}
+				sep = *p;
+				*p++ = '\0';
+				val = trim(val);
+			}
+			if (strcmp(key, "skip") == 0 && val == NULL)
+				strategy = SPOOL_ON_ERROR_SKIP;
+			else if (strcmp(key, "fail_fast") == 0 && val == NULL)
+				strategy = SPOOL_ON_ERROR_FAIL_FAST;
+			else if (strcmp(key, "retry") == 0 && val != NULL &&
+			    parse_int64(val, 0, 1000, &n) == 0)
+				retries = (int)n;
+			else if (strcmp(key, "delay") == 0 && val != NULL &&
+			    parse_duration_ms(val, &st->retry_delay_ms) == 0)
+				delay = 1;
+			else if (strcmp(key, "timeout") == 0 && val != NULL &&
+			    parse_duration_ms(val, &st->timeout_ms) == 0)
+				;
+			else {
+				snprintf(err, errlen, "stage %.64s: bad option "
+				    "'%.40s%s%.40s' (retry=N, delay=DURATION, "
+				    "timeout=DURATION, skip, fail_fast)", name,
+				    key, val != NULL ? "=" : "",
+				    val != NULL ? val : "");
+				return (-1);
+			}
+			if (sep == '=')
+				break;
+		}
+	}
+	if (strategy != 0 && (retries >= 0 || delay)) {
+		snprintf(err, errlen, "stage %.64s: retry= and delay= go with "
+		    "the retry strategy, not %s", name,
+		    strategy == SPOOL_ON_ERROR_SKIP ? "skip" : "fail_fast");
+		return (-1);
+	}
+	if (strategy != 0)
+		st->on_error = strategy;
+	else {
+		st->retries = retries >= 0 ? retries : 3;
+		if (!delay)
+			st->retry_delay_ms = 1000;
+	}
+	st->command = p = trim(p);
+	if (*p == '\0') {
+		snprintf(err, errlen, "stage %.64s: the command is empty", name);
+		return (-1);
+	}
+	return (0);
+}

@@ -335,6 +335,14 @@ spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
 		    "%d)", LIST_MAX));
 	if (limit == 0)
 		limit = 100;
+	st = spool__stmt(q, SPOOL_SQL_RUN_EXISTS);
+	sqlite3_bind_int64(st, 1, run);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return (rc == SQLITE_DONE ? spool__error(q, SPOOL_ENOENT,
+		    "no such run: %lld", (long long)run) :
+		    spool__store_error(q, rc, "list items"));
 	st = spool__stmt(q, SPOOL_SQL_ITEM_LIST);
 	sqlite3_bind_int64(st, 1, run);
 	sqlite3_bind_int64(st, 2, after_id);

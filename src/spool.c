@@ -15,7 +15,11 @@ extern const struct spool_cmd cmd_batch_add, cmd_batch_close,
     cmd_batch_create, cmd_batch_list, cmd_batch_status, cmd_batch_wait,
     cmd_cancel, cmd_demo, cmd_enqueue, cmd_init,
     cmd_list, cmd_pause, cmd_prune, cmd_purge, cmd_queue, cmd_resume,
-    cmd_retry, cmd_show, cmd_stats, cmd_wait, cmd_work;
+    cmd_retry, cmd_show, cmd_stats, cmd_wait, cmd_work,
+    cmd_pipeline_cancel, cmd_pipeline_create, cmd_pipeline_delete,
+    cmd_pipeline_history, cmd_pipeline_items, cmd_pipeline_list,
+    cmd_pipeline_run, cmd_pipeline_runs, cmd_pipeline_show,
+    cmd_pipeline_status, cmd_pipeline_wait;
 
 /* In the order "spool --help" lists them. */
 const struct spool_cmd *const spool_cmds[] = {
@@ -39,6 +43,17 @@ const struct spool_cmd *const spool_cmds[] = {
 	&cmd_batch_status,
 	&cmd_batch_list,
 	&cmd_batch_wait,
+	&cmd_pipeline_create,
+	&cmd_pipeline_list,
+	&cmd_pipeline_show,
+	&cmd_pipeline_delete,
+	&cmd_pipeline_run,
+	&cmd_pipeline_runs,
+	&cmd_pipeline_status,
+	&cmd_pipeline_items,
+	&cmd_pipeline_history,
+	&cmd_pipeline_wait,
+	&cmd_pipeline_cancel,
 	&cmd_demo,
 	NULL
 };

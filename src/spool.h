@@ -994,7 +994,7 @@ typedef struct spool_item_info {
 } spool_item_info;
 
 /* The items of run id after item after_id, up to limit (0: 100, at most
- * 10000), with their results. */
+ * 10000), with their results; SPOOL_ENOENT if there is no such run. */
 int		 spool_item_list(spool_item_info **out, size_t *n, spool *q,
 		     int64_t run, int64_t after_id, size_t limit);
 void		 spool_item_info_free(spool_item_info *info, size_t n);

@@ -232,6 +232,9 @@ SELECT i.id, i.run_id, i.state, i.stage, s.name, i.task_id,
  WHERE i.run_id = ?1 AND i.id > ?2
  ORDER BY i.id LIMIT ?3;
 
+-- name: run_exists
+SELECT 1 FROM pipeline_runs WHERE id = ?1;
+
 -- name: item_exists
 SELECT run_id FROM pipeline_items WHERE id = ?1;
 
