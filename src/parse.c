@@ -261,6 +261,10 @@ parse_stage(char *spec, spool_stage *st, char *err, size_t errlen)
 	}
 	*p++ = '\0';
 	st->name = name = trim(name);
+	if (*name == '\0') {
+		snprintf(err, errlen, "'%.80s': the stage has no name", spec);
+		return (-1);
+	}
 	val = p;
 	p += strcspn(p, ":=");
 	if (*p == '\0') {

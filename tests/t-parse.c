@@ -162,12 +162,76 @@ test_utf8(void)
 	CU_ASSERT_EQUAL(spool__utf8_seq((const unsigned char *)"\xe2\x82", 2), 0);
 }
 
+/* Pipeline stages: NAME:CONCURRENCY[:OPTION,...]=COMMAND. */
+static int
+stage_ok(const char *spec, spool_stage *st, char *buf, size_t len)
+{
+	char	 err[256];
+	int	 rc;
+
+	snprintf(buf, len, "%s", spec);
+	rc = parse_stage(buf, st, err, sizeof err);
+	if (rc != 0)
+		fprintf(stderr, "\n%s: %s\n", spec, err);
+	return (rc);
+}
+
+static void
+test_stage(void)
+{
+	spool_stage	 st;
+	char		 buf[256], err[256];
+	static const char *const bad[] = {
+		"", "a", "a:1", "a=cat", ":1=cat", "a:=cat", "a:0=cat",
+		"a:1025=cat", "a:x=cat", "a:1:=cat", "a:1:skip", "a:1:retry=2",
+		"a:1:retry=x=cat", "a:1:retry=1001=cat", "a:1:delay=1y=cat",
+		"a:1:timeout==cat", "a:1:nope=cat", " :1=cat",
+		"a:1:skip,retry=1=cat", "a:1:fail_fast,delay=1s=cat", "a:1=",
+		"a:1=  \t", NULL
+	};
+	int		 i;
+
+	CU_ASSERT_EQUAL(stage_ok("fetch:4=./fetch --x 'a b'", &st, buf,
+	    sizeof buf), 0);
+	CU_ASSERT_STRING_EQUAL(st.name, "fetch");
+	CU_ASSERT_EQUAL(st.concurrency, 4);
+	CU_ASSERT_EQUAL(st.on_error, SPOOL_ON_ERROR_RETRY);
+	CU_ASSERT_EQUAL(st.retries, 3);
+	CU_ASSERT_EQUAL(st.retry_delay_ms, 1000);
+	CU_ASSERT_EQUAL(st.timeout_ms, 0);
+	CU_ASSERT_STRING_EQUAL(st.command, "./fetch --x 'a b'");
+	CU_ASSERT_EQUAL(stage_ok("a:2:retry=0,delay=250ms,timeout=1m=x=y:z",
+	    &st, buf, sizeof buf), 0);
+	CU_ASSERT_EQUAL(st.retries, 0);
+	CU_ASSERT_EQUAL(st.retry_delay_ms, 250);
+	CU_ASSERT_EQUAL(st.timeout_ms, 60000);
+	CU_ASSERT_STRING_EQUAL(st.command, "x=y:z");
+	CU_ASSERT_EQUAL(stage_ok(" b : 1 : skip , timeout = 2s = sed 's/a/b/' ",
+	    &st, buf, sizeof buf), 0);
+	CU_ASSERT_STRING_EQUAL(st.name, "b");
+	CU_ASSERT_EQUAL(st.on_error, SPOOL_ON_ERROR_SKIP);
+	CU_ASSERT_EQUAL(st.retries, 0);
+	CU_ASSERT_EQUAL(st.retry_delay_ms, 0);
+	CU_ASSERT_EQUAL(st.timeout_ms, 2000);
+	CU_ASSERT_STRING_EQUAL(st.command, "sed 's/a/b/'");
+	CU_ASSERT_EQUAL(stage_ok("c:1:fail_fast=cat", &st, buf, sizeof buf), 0);
+	CU_ASSERT_EQUAL(st.on_error, SPOOL_ON_ERROR_FAIL_FAST);
+	for (i = 0; bad[i] != NULL; i++) {
+		snprintf(buf, sizeof buf, "%s", bad[i]);
+		err[0] = '\0';
+		if (parse_stage(buf, &st, err, sizeof err) != -1)
+			fprintf(stderr, "\naccepted: '%s'\n", bad[i]);
+		CU_ASSERT(err[0] != '\0');
+	}
+}
+
 static CU_TestInfo parse_tests[] = {
 	{ "UTF-8", test_utf8 },
 	{ "integers", test_int },
 	{ "durations", test_duration },
 	{ "times", test_time },
 	{ "fractions", test_fraction },
+	{ "stages", test_stage },
 	CU_TEST_INFO_NULL
 };
 
