@@ -720,6 +720,7 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	st = spool__stmt(q, SPOOL_SQL_LEASE_CHECK);
 	sqlite3_bind_int64(st, 1, job->id);
 	sqlite3_bind_int64(st, 2, job->token);
+	sqlite3_bind_int(st, 3, 1 + SPOOL_STAGE_LEASE_LOSSES);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);

@@ -514,7 +514,8 @@ take_opt(struct cmd_ctx *c, int argc, char **argv, int *i, int *help)
 		return (cmd_usage_error(c, "option --%s takes no value", name));
 
 	if (idx >= 0 && o->arg != NULL && strlen(o->arg) > 3 &&
-	    strcmp(o->arg + strlen(o->arg) - 3, "...") == 0) {
+	    strcmp(o->arg + strlen(o->arg) - 3, "...") == 0 &&
+	    strchr(o->arg, ',') == NULL) {
 		/* A repeatable option. */
 		if (c->nmany == (int)(sizeof c->many / sizeof c->many[0]))
 			return (cmd_usage_error(c, "option --%s given more than "

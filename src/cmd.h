@@ -70,8 +70,10 @@ struct cmd_ctx {
 	const char		*val[CMD_OPTS_MAX];	/* by index in cmd->opts */
 	char			**tail;		/* after --exec (CMD_EXEC_TAIL) */
 	int			 ntail;
-	const char		*many[64];	/* every value of the option whose
-						 * value name ends in "..." */
+	const char		*many[64];	/* every value of the repeatable
+						 * option: the one whose value name
+						 * ends in "..." ("SPEC...", not a
+						 * list such as "NAME,...") */
 	int			 nmany;
 };
 

@@ -675,6 +675,8 @@ engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 				continue;	/* its flush gets SPOOL_ELEASE */
 			}
 			(void)spool__jobq_remove(&p->ready, job);
+			if (p->active != NULL && p->active[job->qidx] > 0)
+				p->active[job->qidx]--;
 			p->st.lease_lost++;
 			pthread_mutex_unlock(&p->mu);
 			reg_del(e, job);
@@ -737,7 +739,9 @@ engine_abandon(spool_pool *p, spool_job *job, const char *why)
 	p->stuck++;
 	reg_del(e, job);
 	reg_add(e, c);
-	spool__pool_done_locked(p, c);
+	/* Its slot of the queue's limit stays taken until the handler
+	 * returns (pool_worker gives it back). */
+	spool__jobq_push(&p->done, c);
 }
 
 /* Tell handlers that ran past their timeout to stop; abandon those that
@@ -988,12 +992,18 @@ static void
 engine_check_finished(spool_pool *p)
 {
 	struct spool__engine	*e = p->engine;
+	size_t			 i;
 	int			 idle;
 
 	pthread_mutex_lock(&p->mu);
 	/* A thread stuck in an abandoned handler holds nothing: its task's
-	 * timeout is committed, and spool_pool_free waits for the thread. */
+	 * timeout is committed, and spool_pool_free waits for the thread.
+	 * But under per-queue limits it holds its queue's slot, so a claim
+	 * that found nothing may have found no room, not no work. */
 	idle = p->busy - p->stuck == 0 && p->ready.n == 0 && p->done.n == 0;
+	for (i = 0; p->active != NULL && i < p->o.nqueues; i++)
+		if (p->active[i] > 0)
+			idle = 0;
 	pthread_mutex_unlock(&p->mu);
 	if (!idle || e->held != 0)
 		return;

@@ -508,5 +508,12 @@ spool__exec_stage_handler(spool_job *job, void *arg)
 	}
 	rc = exec_run(job, x, argv);
 	spool__words_free(argv);
+	if (rc == SPOOL_DONE && job->truncated) {
+		/* A cut output must not become the next stage's input. */
+		snprintf(msg, sizeof msg, "output larger than %d bytes",
+		    SPOOL_PAYLOAD_MAX);
+		spool_job_set_error(job, msg);
+		return (SPOOL_FAIL);
+	}
 	return (rc);
 }

@@ -173,6 +173,10 @@ spool_pipeline_create(int *version_out, spool *q, const char *name,
 	for (i = 0; i < n; i++) {
 		if ((rc = stage_check(q, &stages[i], i)) != SPOOL_OK)
 			return (rc);
+		if (strlen(name) + 1 + strlen(stages[i].name) > SPOOL_NAME_MAX)
+			return (spool__error(q, SPOOL_EINVAL, "stage %s: its queue "
+			    "name %s/%s would be longer than %d bytes",
+			    stages[i].name, name, stages[i].name, SPOOL_NAME_MAX));
 		for (j = 0; j < i; j++)
 			if (strcmp(stages[i].name, stages[j].name) == 0)
 				return (spool__error(q, SPOOL_EINVAL, "stage %s "
@@ -489,6 +493,21 @@ spool_pipeline_start(int64_t *run_out, int64_t *item_ids, spool *q,
 		goto fail;
 	}
 	max_attempts = spool__stage_max_attempts(on_error, retries);
+	if (opts->hook_queue != NULL) {
+		st = spool__stmt(q, SPOOL_SQL_STAGE_QUEUE);
+		sqlite3_bind_text(st, 1, opts->hook_queue, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_ROW) {
+			rc = spool__error(q, SPOOL_EINVAL, "hook queue %s is a "
+			    "pipeline's stage queue", opts->hook_queue);
+			goto fail;
+		}
+		if (rc != SQLITE_DONE) {
+			rc = spool__store_error(q, rc, "start run");
+			goto fail;
+		}
+	}
 
 	st = spool__stmt(q, SPOOL_SQL_RUN_INSERT);
 	sqlite3_bind_int64(st, 1, pid);
@@ -562,12 +581,17 @@ struct settle_item {
 	char		 error[256];
 };
 
+/* Copy a text column, cut at a character boundary to fit. */
 static void
 copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
 {
 	const char	*s = (const char *)sqlite3_column_text(st, col);
+	size_t		 n;
 
 	snprintf(dst, size, "%s", s != NULL ? s : "");
+	n = strlen(dst);
+	while (n > 0 && !spool__utf8_valid(dst, n))
+		dst[--n] = '\0';
 }
 
 /* Move one item to state, counting it in its run. */

@@ -212,8 +212,13 @@ pool_worker(void *arg)
 		pthread_mutex_lock(&p->mu);
 		p->busy--;
 		if (job->phase == SPOOL__ABANDONED) {
-			/* The engine already failed it as timed out. */
+			/* The engine already failed it as timed out; its
+			 * slot of the queue's limit is free only now. */
 			p->stuck--;
+			if (p->active != NULL && p->active[job->qidx] > 0) {
+				p->active[job->qidx]--;
+				pool_wake_locked(p);	/* room to claim */
+			}
 			spool_job_free(job);
 			if (p->nworkers - p->stuck > p->o.max_workers)
 				break;

@@ -811,8 +811,15 @@ void		 spool_pool_free(spool_pool *p);
  *  - SPOOL_ON_ERROR_FAIL_FAST: the item fails and the run stops: its
  *    items waiting in any stage are cancelled, and running ones are told
  *    to stop (spool_job_should_stop says SPOOL_STOP_CANCELLED).
- * An item whose stage task loses its lease more than
- * SPOOL_STAGE_LEASE_LOSSES times (its workers keep dying) fails too.
+ * A stage task may use retries + 1 + SPOOL_STAGE_LEASE_LOSSES attempts
+ * in all, so an item whose workers keep dying (each death loses a lease)
+ * fails too, once its attempts are used up.
+ *
+ * A stage queue is for its pipeline's items: a task enqueued there by
+ * hand fails at once when a pipeline pool claims it.  A pipeline pool
+ * works the stages it found when it was made; restart it after defining
+ * a version with new stage names or concurrencies (items of a new
+ * version of a stage it knows are run by that version's handler).
  */
 
 #define SPOOL_ON_ERROR_RETRY		0

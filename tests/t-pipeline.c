@@ -902,6 +902,155 @@ test_pool_bad(void)
 	spool_pool_free(p);
 }
 
+/* spool retry gives a retry stage's task its retries again. */
+static void
+test_retry_after_operator_retry(void)
+{
+	spool_stage	 s[1];
+	spool_job	*job;
+	int64_t		 items[1], task;
+	int		 i;
+
+	s[0] = stage("a", 1, SPOOL_ON_ERROR_RETRY);
+	s[0].retries = 1;
+	TU_RC(spool_pipeline_create(NULL, tu_q, "p", s, 1, 0), SPOOL_OK);
+	start("p", 1, items, NULL);
+	task = count("SELECT task_id FROM pipeline_items WHERE id = %lld",
+	    items[0]);
+	for (i = 0; i < 2; i++) {
+		job = claim("p/a");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+		TU_RC(spool_job_fail(job, "x", 0), SPOOL_OK);
+		spool_job_free(job);
+	}
+	CU_ASSERT_EQUAL(count("SELECT state = 'dead' FROM tasks WHERE id = "
+	    "%lld", task), 1);
+	TU_RC(spool_retry(tu_q, task), SPOOL_OK);
+	/* A fresh allowance: one failure is retried again. */
+	job = claim("p/a");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+	TU_RC(spool_job_fail(job, "x", 0), SPOOL_OK);
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(count("SELECT state = 'ready' FROM tasks WHERE id = "
+	    "%lld", task), 1);
+	check_invariants();
+}
+
+/* Names whose queue would be too long; a hook on a stage queue; an
+ * error cut at a character boundary; a stopped run reopened. */
+static void
+test_edges(void)
+{
+	spool_run_opts	 o = SPOOL_RUN_OPTS_INIT;
+	spool_stage	 s[1];
+	spool_job	*job;
+	spool_run_info	*r;
+	char		 name[65], err[400];
+	int64_t		 items[2], run;
+	int		 i;
+
+	memset(name, 'x', 64);
+	name[64] = '\0';
+	s[0] = stage(name, 1, SPOOL_ON_ERROR_FAIL_FAST);
+	TU_RC(spool_pipeline_create(NULL, tu_q, name, s, 1, 0), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q), "longer than 128"));
+	s[0] = stage("a", 1, SPOOL_ON_ERROR_FAIL_FAST);
+	TU_RC(spool_pipeline_create(NULL, tu_q, "p", s, 1, 0), SPOOL_OK);
+	o.hook_queue = "p/a";
+	TU_RC(spool_pipeline_start(NULL, NULL, tu_q, "p", NULL, 0, &o),
+	    SPOOL_EINVAL);
+	o.hook_queue = "hooks";
+	run = start("p", 2, items, &o);
+	job = claim("p/a");
+	err[0] = '\0';
+	for (i = 0; i < 150; i++)
+		strcat(err, "\xc3\xa9");
+	TU_RC(spool_job_fail(job, err, 0), SPOOL_OK);
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(count("SELECT typeof(error) = 'text' AND "
+	    "error = CAST(CAST(error AS BLOB) AS TEXT) FROM pipeline_runs "
+	    "WHERE id = %lld", run), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT typeof(payload) = 'text' AND "
+	    "json_valid(payload) FROM tasks WHERE queue = 'hooks'"), 1);
+	r = run_get(run);
+	CU_ASSERT_EQUAL(r->state, SPOOL_RUN_FINISHED);
+	CU_ASSERT_EQUAL(r->cancelled, 1);
+	CU_ASSERT_PTR_NOT_NULL(r->error);
+	spool_run_info_free(r, 1);
+	/* The operator retries the failed item: the run runs again, and its
+	 * stop is forgotten, so the item goes on to the end. */
+	TU_RC(spool_retry(tu_q, count("SELECT task_id FROM pipeline_items "
+	    "WHERE id = %lld", items[0])), SPOOL_OK);
+	r = run_get(run);
+	CU_ASSERT_EQUAL(r->state, SPOOL_RUN_RUNNING);
+	CU_ASSERT_PTR_NULL(r->error);
+	spool_run_info_free(r, 1);
+	pass("p/a", "ok");
+	r = run_get(run);
+	CU_ASSERT_EQUAL(r->state, SPOOL_RUN_FINISHED);
+	CU_ASSERT_EQUAL(r->succeeded, 1);
+	CU_ASSERT_EQUAL(r->cancelled, 1);
+	spool_run_info_free(r, 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE queue = "
+	    "'hooks'"), 1);
+	check_invariants();
+}
+
+/* A handler that ignores its stop for 600 ms. */
+static int
+deaf_handler(spool_job *job, void *arg)
+{
+	int	 v, m;
+
+	(void)arg;
+	v = __atomic_add_fetch(&cnt.now[0], 1, __ATOMIC_SEQ_CST);
+	while ((m = __atomic_load_n(&cnt.max[0], __ATOMIC_SEQ_CST)) < v &&
+	    !__atomic_compare_exchange_n(&cnt.max[0], &m, v, 0,
+	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+	sleep_ms(600);
+	__atomic_sub_fetch(&cnt.now[0], 1, __ATOMIC_SEQ_CST);
+	(void)job;
+	return (SPOOL_DONE);
+}
+
+/* An abandoned handler keeps its stage's slot until it returns. */
+static void
+test_pool_abandoned_keeps_slot(void)
+{
+	spool_stage_handler	 h[1] = { { "slow", deaf_handler, NULL } };
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_stage		 s[1];
+	spool_item		 it[3] = { { "a", 1 }, { "b", 1 }, { "c", 1 } };
+	spool_pool		*p = NULL;
+	spool			*rq;
+	int64_t			 run = 0;
+
+	memset(&cnt, 0, sizeof cnt);
+	s[0] = stage("slow", 1, SPOOL_ON_ERROR_SKIP);
+	s[0].timeout_ms = 100;
+	TU_RC(spool_pipeline_create(NULL, tu_q, "p", s, 1, 0), SPOOL_OK);
+	rq = real_open();
+	CU_ASSERT_EQUAL_FATAL(spool_pipeline_start(&run, NULL, rq, "p", it, 3,
+	    NULL), SPOOL_OK);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.tick_ms = 20;		/* timeouts are checked at each tick */
+	CU_ASSERT_EQUAL_FATAL(spool_pipeline_pool_new(&p, tu_db, "p", h, 1, &o),
+	    SPOOL_OK);
+	p->grace_ms = 50;	/* abandon 50 ms past the timeout */
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(cnt.max[0], 1);
+	if (tu_sql_int("SELECT count(*) FROM attempts WHERE outcome = "
+	    "'timed_out'") != 3)
+		fprintf(stderr, "\n%s\n", tu_sql_text((char[512]){0}, 512,
+		    "SELECT group_concat(outcome || ':' || ifnull(error, ''), "
+		    "' | ') FROM attempts"));
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts WHERE "
+	    "outcome = 'timed_out'"), 3);
+	spool_close(rq);
+}
+
 static CU_TestInfo tests[] = {
 	{ "define", test_define },
 	{ "define_bad", test_define_bad },
@@ -918,6 +1067,9 @@ static CU_TestInfo tests[] = {
 	{ "pool", test_pool },
 	{ "pool_timeout", test_pool_timeout },
 	{ "pool_bad", test_pool_bad },
+	{ "retry_after_operator_retry", test_retry_after_operator_retry },
+	{ "edges", test_edges },
+	{ "pool_abandoned_keeps_slot", test_pool_abandoned_keeps_slot },
 	CU_TEST_INFO_NULL
 };
 

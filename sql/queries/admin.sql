@@ -43,7 +43,7 @@ SELECT state FROM tasks WHERE id = ?1;
 
 -- name: task_cancel_ready
 -- ?1 id, ?2 now_ms.
-UPDATE tasks SET state = 'cancelled', finished_ms = ?2
+UPDATE OR FAIL tasks SET state = 'cancelled', finished_ms = ?2
  WHERE id = ?1 AND state = 'ready';
 
 -- name: task_cancel_running
@@ -55,7 +55,7 @@ UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND state = 'running';
 -- again on top of the attempts it used (so the history keeps counting
 -- up), no deadline (an expired task would die again at once), due now.
 -- ?1 id, ?2 now_ms.
-UPDATE tasks SET state = 'ready', run_at_ms = ?2,
+UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?2,
     max_attempts = attempts + max_attempts, deadline_ms = NULL,
     started_ms = NULL, finished_ms = NULL, dead_reason = NULL,
     cancel_requested = 0

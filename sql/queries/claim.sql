@@ -66,13 +66,16 @@ RETURNING cancel_requested;
 -- A task whose queue row was deleted by hand gets the default policy.
 -- A pipeline stage task has its stage's strategy instead: its error
 -- strategy, retries and delay, and how many of its attempts failed
--- (lost leases do not count).
+-- (lost leases do not count) since its allowance of attempts was last
+-- given (spool retry gives a fresh one on top of those used); ?3 is the
+-- allowance beyond the retries (1 + SPOOL_STAGE_LEASE_LOSSES).
 SELECT t.cancel_requested, t.max_attempts,
     coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
     coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2),
     s.on_error, s.retries, s.retry_delay_ms,
     CASE WHEN s.id IS NOT NULL THEN (SELECT count(*) FROM attempts a
 	WHERE a.task_id = t.id AND
+	    a.attempt > t.max_attempts - (s.retries + ?3) AND
 	    (a.outcome = 'failed' OR a.outcome = 'timed_out')) END
   FROM tasks t LEFT JOIN queues q ON q.name = t.queue
   LEFT JOIN pipeline_stages s ON s.id = t.stage_id

@@ -70,6 +70,10 @@ SELECT s.id, s.name, s.queue, s.concurrency, s.command,
 -- Stage ?1's name and command.
 SELECT name, command FROM pipeline_stages WHERE id = ?1;
 
+-- name: stage_queue
+-- Is queue ?1 some pipeline's stage queue?
+SELECT 1 FROM pipeline_stages WHERE queue = ?1 LIMIT 1;
+
 -- name: run_insert
 -- ?1 pipeline_id, ?2 number of items, ?3 hook_queue, ?4 hook_payload,
 -- ?5 hook_on, ?6 now_ms.
@@ -127,17 +131,19 @@ UPDATE pipeline_items SET settle = 0, state = ?2, finished_ms = ?3 WHERE id = ?1
 UPDATE pipeline_items SET settle = 0 WHERE id = ?1;
 
 -- name: run_move
--- One item of run ?1 went from state ?2 to state ?3.  A finished run
--- whose item runs again (spool retry) is running again; its hook, if
--- enqueued, is not enqueued twice.
+-- One item of run ?1 went from state ?2 to state ?3.  An item runs again
+-- only when an operator retries it (spool retry): its run is running
+-- again, whether it had finished or was stopping (fail_fast, cancel),
+-- and its stop is forgotten; a hook already enqueued is not enqueued
+-- twice.
 UPDATE pipeline_runs SET
     running = running - (?2 = 'running') + (?3 = 'running'),
     succeeded = succeeded - (?2 = 'succeeded') + (?3 = 'succeeded'),
     failed = failed - (?2 = 'failed') + (?3 = 'failed'),
     skipped = skipped - (?2 = 'skipped') + (?3 = 'skipped'),
     cancelled = cancelled - (?2 = 'cancelled') + (?3 = 'cancelled'),
-    state = CASE WHEN state = 'finished' AND ?3 = 'running' THEN 'running'
-	ELSE state END,
+    state = CASE WHEN ?3 = 'running' THEN 'running' ELSE state END,
+    error = CASE WHEN ?3 = 'running' THEN NULL ELSE error END,
     finished_ms = CASE WHEN ?3 = 'running' THEN NULL ELSE finished_ms END
  WHERE id = ?1;
 

@@ -99,7 +99,8 @@ CREATE TABLE pipeline_items (
 	finished_ms	INTEGER,
 	CHECK ((state = 'running') = (finished_ms IS NULL))
 );
-CREATE INDEX pipeline_items_run ON pipeline_items (run_id, state);
+-- A run's items in order (pages of "pipeline items", status).
+CREATE INDEX pipeline_items_run ON pipeline_items (run_id, id);
 -- Items whose task changed: almost always empty, so the check before
 -- each commit is one seek.
 CREATE INDEX pipeline_items_settle ON pipeline_items (id) WHERE settle = 1;

@@ -216,6 +216,14 @@ is "timeout: both skipped" "$(sql "SELECT skipped || ' ' || state FROM pipeline_
 is "timeout: history says timed_out" "$(sql "SELECT group_concat(outcome) FROM spool_stage_history WHERE run = $R")" "timed_out,timed_out"
 check "timeout: no sleep 60 left" test -z "$(pgrep -f 'sleep 60' || true)"
 
+# An output cut at 1 MiB is not handed on: the stage fails.
+run pipeline create big --stage 'a:1:skip=head -c 2000000 /dev/zero' --stage 'b:1=wc -c'
+run pipeline run big x
+R=$out
+run work --pipeline big --until-empty --quiet
+is "truncated output: the item is skipped in stage a" "$(sql "SELECT state || ' ' || stage FROM pipeline_items WHERE run_id = $R")" "skipped 1"
+check "truncated output: says why" grep -q 'output larger than 1048576 bytes' <<<"$(sql "SELECT last_error FROM tasks WHERE queue = 'big/a'")"
+
 # Stages spread over processes: b and c in one worker, a in another.
 run pipeline create spread --stage 'a:2=cat' --stage 'b:2=cat' --stage 'c:1=cat'
 seq 1 40 >"$T/forty"
@@ -335,6 +343,7 @@ bad 64 work --pipeline text --exec cat
 bad 64 work --pipeline text --concurrency 2
 bad 64 work --pipeline text --timeout 1s
 bad 64 work q --stage a --exec cat
+bad 64 work --pipeline text --stage up --stage up
 bad 64 work
 bad 1 work --pipeline nope --until-empty
 bad 65 work --pipeline text --stage zz --until-empty
