@@ -435,8 +435,15 @@ spool_cancel(int *running_out, spool *q, int64_t id)
 		    "finished");
 		goto fail;
 	}
-	if ((rc = spool__step_done(q, st, "cancel")) != SPOOL_OK)
+	/* A ready task's cancel returns its queue, to count it. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		spool__count(q, (const char *)sqlite3_column_text(st, 0),
+		    SPOOL__C_CANCELLED, 1);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		rc = spool__store_error(q, rc, "cancel");
 		goto fail;
+	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		return (rc);
 	if (running_out != NULL)

@@ -30,6 +30,7 @@ struct candidate {
 	int64_t		 run_at_ms;
 	int64_t		 deadline_ms;	/* 0: none */
 	int64_t		 lease_ms;	/* of its queue, or the claim's */
+	const char	*queue;		/* the caller's string */
 };
 
 /* One reaped lease, read before any row is changed. */
@@ -44,6 +45,7 @@ struct expired {
 	int		 backoff;
 	int64_t		 base_ms, cap_ms;
 	double		 jitter;
+	char		*queue;
 };
 
 /* Claim order: higher priority, then earlier due, then older. */
@@ -169,9 +171,16 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 	st = spool__stmt(q, SPOOL_SQL_EXPIRE_DEADLINES);
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
-	if ((rc = spool__step_done(q, st, "expire deadlines")) != SPOOL_OK)
-		return (rc);
-	n = sqlite3_changes(q->db);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char	*qn = (const char *)sqlite3_column_text(st, 0);
+
+		spool__count(q, qn, SPOOL__C_DEAD, 1);
+		spool__count(q, qn, SPOOL__C_EXPIRED, 1);
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return (spool__store_error(q, rc, "expire deadlines"));
 	if (n == SPOOL_BATCH_ROWS)
 		*more = 1;
 
@@ -193,6 +202,7 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 		e->base_ms = sqlite3_column_int64(st, 8);
 		e->cap_ms = sqlite3_column_int64(st, 9);
 		e->jitter = sqlite3_column_double(st, 10);
+		e->queue = spool__col_strdup(st, 11);
 		nex++;
 	}
 	sqlite3_reset(st);
@@ -212,16 +222,21 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 		    e->started_ms, now_ms, "lease_lost", err);
 		if (rc != SPOOL_OK)
 			goto out;
-		if (e->cancel_requested)
+		spool__count(q, e->queue, SPOOL__C_LEASE_LOST, 1);
+		if (e->cancel_requested) {
 			rc = task_end(q, e->id, e->token, "cancelled", NULL, err,
 			    now_ms);
-		else if (e->attempts >= e->max_attempts)
+			spool__count(q, e->queue, SPOOL__C_CANCELLED, 1);
+		} else if (e->attempts >= e->max_attempts) {
 			rc = task_end(q, e->id, e->token, "dead", "exhausted",
 			    err, now_ms);
-		else
+			spool__count(q, e->queue, SPOOL__C_DEAD, 1);
+		} else {
 			rc = task_requeue(q, e->id, e->token, now_ms +
 			    spool__backoff_ms(e->backoff, e->base_ms, e->cap_ms,
 			    e->jitter, e->attempts, spool__random_unit()), err);
+			spool__count(q, e->queue, SPOOL__C_RETRIED, 1);
+		}
 		if (rc == SPOOL_ELEASE)	/* cannot happen under the write lock */
 			rc = spool__error(q, SPOOL_ERROR,
 			    "reap: task %lld changed under the lock",
@@ -233,8 +248,10 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 	*n_out = n;
 	rc = SPOOL_OK;
 out:
-	for (i = 0; i < nex; i++)
+	for (i = 0; i < nex; i++) {
 		free(ex[i].owner);
+		free(ex[i].queue);
+	}
 	return (rc);
 }
 
@@ -303,6 +320,7 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 		return (rc);
 	if (sqlite3_changes(q->db) != 1)
 		return (SPOOL_OK);	/* no longer ready */
+	spool__count(q, c->queue, SPOOL__C_CLAIMED, 1);
 	st = spool__stmt(q, SPOOL_SQL_CLAIM_ROW);
 	sqlite3_bind_int64(st, 1, c->id);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
@@ -382,6 +400,7 @@ claim_candidates(spool *q, struct candidate *cand, size_t *ncand,
 			c->run_at_ms = sqlite3_column_int64(st, 2);
 			c->deadline_ms = sqlite3_column_int64(st, 3);
 			c->lease_ms = lease_ms;
+			c->queue = name;
 		}
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -504,6 +523,12 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 				if ((rc = spool__step_done(q, st,
 				    "expire task")) != SPOOL_OK)
 					goto fail;
+				if (sqlite3_changes(q->db) == 1) {
+					spool__count(q, cand[i].queue,
+					    SPOOL__C_DEAD, 1);
+					spool__count(q, cand[i].queue,
+					    SPOOL__C_EXPIRED, 1);
+				}
 				expired = 1;
 				continue;
 			}
@@ -698,6 +723,7 @@ spool__complete_locked(spool_job *job, const void *result, size_t len,
 	sqlite3_bind_int(st, 5, truncated != 0);
 	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
 		return (rc);
+	spool__count(q, job->queue, SPOOL__C_SUCCEEDED, 1);
 	return (attempt_insert(q, job->id, job->attempt, job->owner,
 	    job->started_ms, now_ms, "succeeded", NULL));
 }
@@ -775,6 +801,13 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	if (rc == SPOOL_OK)
 		rc = attempt_insert(q, job->id, job->attempt, job->owner,
 		    job->started_ms, now_ms, cancel ? "cancelled" : outcome, error);
+	if (rc == SPOOL_OK) {
+		if (!cancel)
+			spool__count(q, job->queue, SPOOL__C_FAILED, 1);
+		spool__count(q, job->queue, state == SPOOL_CANCELLED ?
+		    SPOOL__C_CANCELLED : state == SPOOL_DEAD ? SPOOL__C_DEAD :
+		    SPOOL__C_RETRIED, 1);
+	}
 	if (rc == SPOOL_OK && state_out != NULL)
 		*state_out = state;
 	return (rc);
@@ -792,9 +825,20 @@ spool__release_locked(spool_job *job, int64_t now_ms)
 	sqlite3_bind_int64(st, 1, job->id);
 	sqlite3_bind_int64(st, 2, job->token);
 	sqlite3_bind_int64(st, 3, now_ms);
-	if ((rc = spool__step_done(q, st, "release")) != SPOOL_OK)
-		return (rc);
-	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (strcmp((const char *)sqlite3_column_text(st, 0),
+		    "cancelled") == 0)
+			spool__count(q, job->queue, SPOOL__C_CANCELLED, 1);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		return (rc == SQLITE_DONE ? SPOOL_OK :
+		    spool__store_error(q, rc, "release"));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return (spool__store_error(q, rc, "release"));
+	return (SPOOL_ELEASE);
 }
 
 /* Run one locked outcome call in its own transaction: the public calls. */

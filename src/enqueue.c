@@ -254,6 +254,7 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	if ((rc = spool__step_done(q, st, "enqueue")) != SPOOL_OK)
 		return (rc);
 	*id = sqlite3_last_insert_rowid(q->db);
+	spool__count(q, t->queue, SPOOL__C_ENQUEUED, 1);
 	if (c->depth >= 0)
 		c->depth++;
 	if (batch != 0)
@@ -347,6 +348,7 @@ enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
 	sqlite3_clear_bindings(st);
 	if (rc != SPOOL_OK)
 		return (rc);
+	spool__count(q, t[0].queue, SPOOL__C_ENQUEUED, (int64_t)n);
 	if (sqlite3_changes64(q->db) != (sqlite3_int64)n)
 		return (spool__error(q, SPOOL_ERROR,
 		    "enqueue: %lld rows inserted, not %zu",
@@ -472,9 +474,10 @@ static void
 group_run(spool *q, struct spool__enq_req *head)
 {
 	struct spool__enq_req	*r;
+	struct spool__ctr	*saved = NULL;
 	struct enq_ctx		 c;
 	int64_t			 now;
-	size_t			 i;
+	size_t			 i, nsaved = 0;
 	int			 rc = SPOOL_OK, live = 0, several, sp;
 
 	for (r = head; r != NULL; r = r->next) {
@@ -500,10 +503,16 @@ group_run(spool *q, struct spool__enq_req *head)
 		if (!r->checked)
 			continue;
 		sp = several && r->n > 1;
-		if (sp && (rc = spool__savepoint(q, 0)) != SPOOL_OK)
+		if (sp && ((rc = spool__counters_save(q, &saved, &nsaved)) !=
+		    SPOOL_OK || (rc = spool__savepoint(q, 0)) != SPOOL_OK)) {
+			free(saved);
+			saved = NULL;
 			goto rollback_all;
+		}
 		rc = request_run(q, r, now, &c);
 		if (rc == SPOOL_OK) {
+			free(saved);
+			saved = NULL;
 			if (sp && (rc = spool__savepoint(q, 1)) != SPOOL_OK)
 				goto rollback_all;
 			continue;
@@ -513,10 +522,14 @@ group_run(spool *q, struct spool__enq_req *head)
 		request_result(q, r, rc);
 		r->checked = 0;
 		if (!several) {
+			free(saved);
 			spool__rollback(q);
 			return;
 		}
 		if (sp) {
+			/* Undone: so are its counts. */
+			spool__counters_restore(q, saved, nsaved);
+			saved = NULL;
 			if ((rc = spool__savepoint(q, -1)) != SPOOL_OK)
 				goto rollback_all;
 			ctx_reset(&c);
@@ -527,6 +540,7 @@ group_run(spool *q, struct spool__enq_req *head)
 		goto fail_all;
 	return;
 rollback_all:
+	free(saved);
 	spool__rollback(q);
 fail_all:
 	for (r = head; r != NULL; r = r->next)

@@ -264,8 +264,12 @@ run_stop_locked(spool *q, int64_t run, const char *why, int64_t now_ms)
 	sqlite3_bind_int64(st, 1, run);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
-	if ((rc = spool__step_done(q, st, "stop run")) != SPOOL_OK)
-		return (rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		spool__count(q, (const char *)sqlite3_column_text(st, 0),
+		    SPOOL__C_CANCELLED, 1);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return (spool__store_error(q, rc, "stop run"));
 	st = spool__stmt(q, SPOOL_SQL_RUN_CANCEL_RUNNING);
 	sqlite3_bind_int64(st, 1, run);
 	return (spool__step_done(q, st, "stop run"));
@@ -542,6 +546,7 @@ spool_pipeline_start(int64_t *run_out, int64_t *item_ids, spool *q,
 		if ((rc = spool__step_done(q, st, "start run")) != SPOOL_OK)
 			goto fail;
 		task = sqlite3_last_insert_rowid(q->db);
+		spool__count(q, queue, SPOOL__C_ENQUEUED, 1);
 		st = spool__stmt(q, SPOOL_SQL_ITEM_SET_TASK);
 		sqlite3_bind_int64(st, 1, item);
 		sqlite3_bind_int64(st, 2, task);
@@ -639,6 +644,7 @@ item_handoff(spool *q, const struct settle_item *it, int64_t now_ms)
 	if ((rc = spool__step_done(q, st, "hand off")) != SPOOL_OK)
 		return (rc);
 	task = sqlite3_last_insert_rowid(q->db);
+	spool__count(q, it->next_queue, SPOOL__C_ENQUEUED, 1);
 	st = spool__stmt(q, SPOOL_SQL_ITEM_ADVANCE);
 	sqlite3_bind_int64(st, 1, it->id);
 	sqlite3_bind_int(st, 2, it->stage + 1);

@@ -37,6 +37,26 @@
 
 typedef int64_t (*spool__clock_fn)(void *arg);
 
+/* The per-queue counters of schema 5 (counters.c), in column order. */
+enum spool__counter {
+	SPOOL__C_ENQUEUED = 0,
+	SPOOL__C_CLAIMED,
+	SPOOL__C_SUCCEEDED,
+	SPOOL__C_FAILED,
+	SPOOL__C_RETRIED,
+	SPOOL__C_DEAD,
+	SPOOL__C_EXPIRED,
+	SPOOL__C_LEASE_LOST,
+	SPOOL__C_CANCELLED,
+	SPOOL__C_COUNT
+};
+
+/* What the open transaction did to one queue's counters. */
+struct spool__ctr {
+	char		 queue[SPOOL_NAME_MAX + 1];
+	int64_t		 n[SPOOL__C_COUNT];
+};
+
 /* An open database.  One thread at a time (see spool.h). */
 struct spool {
 	sqlite3		*db;
@@ -53,6 +73,10 @@ struct spool {
 	spool__clock_fn	 clock;		/* test seam: NULL = the wall clock */
 	void		*clock_arg;
 	char		 owner[256];	/* default lease owner: "host:pid" */
+	struct spool__ctr *ctr;		/* counters.c: the transaction's sums */
+	size_t		 nctr;
+	size_t		 ctr_cap;
+	int		 ctr_failed;	/* an allocation failed: fail the commit */
 
 	/* enqueue.c: group commit of calls from several threads */
 	pthread_mutex_t	 gc_mu;
@@ -189,6 +213,15 @@ int		 spool__check_name(spool *q, const char *what, const char *name,
 int		 spool__split_words(spool *q, const char *s, char ***argv_out,
 		     size_t *argc_out);
 void		 spool__words_free(char **argv);
+
+/* counters.c */
+void		 spool__count(spool *q, const char *queue, int which, int64_t n);
+void		 spool__counters_reset(spool *q);
+int		 spool__counters_write_locked(spool *q);
+int		 spool__counters_save(spool *q, struct spool__ctr **copy,
+		     size_t *n);
+void		 spool__counters_restore(spool *q, struct spool__ctr *copy,
+		     size_t n);
 
 /* store.c */
 int64_t		 spool__now_ms(spool *q);

@@ -599,6 +599,67 @@ int		 spool_stats(spool_queue_stats **out, size_t *n, spool *q,
 		     const char *queue);
 void		 spool_queue_stats_free(spool_queue_stats *stats, size_t n);
 
+/* Counters of one queue since it was first used (since 0.5).  They only
+ * grow, are kept in the database (table queue_counters), and add up the
+ * work of every process: fit for Prometheus counters.  On a file made
+ * before 0.5 they start from what its tables still showed. */
+typedef struct spool_queue_counters {
+	int64_t		 enqueued;	/* tasks added (hooks, pipeline stages too) */
+	int64_t		 claimed;	/* attempts started */
+	int64_t		 succeeded;	/* attempts that succeeded */
+	int64_t		 failed;	/* attempts that failed or timed out */
+	int64_t		 retried;	/* tasks made ready again by their policy */
+	int64_t		 dead;		/* tasks that died (for any reason) */
+	int64_t		 expired;	/* of those, past their deadline */
+	int64_t		 lease_lost;	/* attempts whose lease expired */
+	int64_t		 cancelled;	/* tasks cancelled */
+} spool_queue_counters;
+
+#define SPOOL_METRICS_WINDOW_MS	60000	/* "the last minute" */
+#define SPOOL_WORKER_STALE_MS	10000	/* a worker row older is not live */
+
+/* What spool_metrics reports of one queue. */
+typedef struct spool_queue_metrics {
+	spool_queue_stats	 stats;		/* tasks per state now */
+	spool_queue_counters	 total;		/* since the queue was first used */
+	int64_t		 succeeded_1m;	/* tasks that succeeded in the last minute */
+	int64_t		 dead_1m;	/* tasks that died in the last minute */
+	/* Of the tasks that succeeded in the last minute (the latest
+	 * 10,000 at most): run time (start to end of the attempt that
+	 * succeeded) and wait (due to start), p50, p95, p99 by nearest
+	 * rank; -1 when there were none. */
+	int64_t		 run_ms[3];
+	int64_t		 wait_ms[3];
+	int		 workers;	/* live worker processes serving it */
+	int		 concurrency;	/* their threads, in all */
+	int		 busy;		/* of those, busy (on any of their queues) */
+} spool_queue_metrics;
+
+/* Metrics of one queue (SPOOL_ENOENT if missing) or, with queue NULL, of
+ * every queue by name.  The task counts are one snapshot, the rest a
+ * second one taken just after. */
+int		 spool_metrics(spool_queue_metrics **out, size_t *n, spool *q,
+		     const char *queue);
+void		 spool_queue_metrics_free(spool_queue_metrics *m, size_t n);
+
+/* A worker process, from the workers table. */
+typedef struct spool_worker_info {
+	char		*id;		/* its lease owner name: host:pid:random */
+	char		*host;
+	long		 pid;
+	char		*queues;	/* JSON array of names */
+	int		 concurrency;
+	int		 busy;
+	int64_t		 started_ms;
+	int64_t		 heartbeat_ms;
+	int		 stale;		/* no heartbeat for SPOOL_WORKER_STALE_MS */
+} spool_worker_info;
+
+/* Every worker process that has a row, live or stale, oldest first.
+ * A row goes when its process stops, or 5 minutes after it died. */
+int		 spool_workers(spool_worker_info **out, size_t *n, spool *q);
+void		 spool_worker_info_free(spool_worker_info *w, size_t n);
+
 /* ---- Operator actions -------------------------------------------------- */
 
 /* Cancel task id: a ready task is cancelled at once (*running_out 0); a

@@ -196,6 +196,7 @@ spool__begin(spool *q)
 
 	if (q->in_txn)
 		return (spool__error(q, SPOOL_ERROR, "nested transaction"));
+	spool__counters_reset(q);
 	rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_BEGIN), "begin");
 	if (rc == SPOOL_OK)
 		q->in_txn = 1;
@@ -215,6 +216,8 @@ spool__commit(spool *q)
 	rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
 	if (rc == SPOOL_OK)
 		rc = spool__batch_settle_locked(q, spool__now_ms(q));
+	if (rc == SPOOL_OK)
+		rc = spool__counters_write_locked(q);
 	if (rc == SPOOL_OK)
 		rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT),
 		    "commit");
@@ -275,6 +278,7 @@ spool__rollback(spool *q)
 		(void)sqlite3_step(st);
 		sqlite3_reset(st);
 	}
+	spool__counters_reset(q);
 	q->in_txn = 0;
 }
 
@@ -746,6 +750,7 @@ spool_close(spool *q)
 	pthread_cond_destroy(&q->gc_cv);
 	pthread_cond_destroy(&q->gc_arrive_cv);
 	spool__error_mine(q, SPOOL_OK, NULL);
+	free(q->ctr);
 	free(q->path);
 	free(q);
 }

@@ -44,7 +44,8 @@ SELECT state FROM tasks WHERE id = ?1;
 -- name: task_cancel_ready
 -- ?1 id, ?2 now_ms.
 UPDATE OR FAIL tasks SET state = 'cancelled', finished_ms = ?2
- WHERE id = ?1 AND state = 'ready';
+ WHERE id = ?1 AND state = 'ready'
+RETURNING queue;
 
 -- name: task_cancel_running
 -- Flag a running task; its worker sees the flag on its next heartbeat.

@@ -52,7 +52,8 @@ UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = 
 UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?1,
     last_error = 'deadline passed before the task started'
  WHERE id IN (SELECT id FROM tasks WHERE state = 'ready'
-		AND deadline_ms IS NOT NULL AND deadline_ms <= ?1 LIMIT ?2);
+		AND deadline_ms IS NOT NULL AND deadline_ms <= ?1 LIMIT ?2)
+RETURNING queue;
 
 -- name: heartbeat
 -- ?1 id, ?2 token, ?3 new lease_until_ms.
@@ -111,7 +112,8 @@ UPDATE OR FAIL tasks SET
     finished_ms = CASE WHEN cancel_requested THEN ?3 END,
     attempts = attempts - 1, started_ms = NULL,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
- WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running'
+RETURNING state;
 
 -- name: result_insert
 -- ?1 task_id, ?2 output, ?3 duration_ms, ?4 now_ms, ?5 truncated.
@@ -132,7 +134,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7);
 SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
     t.started_ms, t.cancel_requested,
     coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
-    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2)
+    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2),
+    t.queue
   FROM tasks t LEFT JOIN queues q ON q.name = t.queue
  WHERE t.state = 'running' AND t.lease_until_ms < ?1
  ORDER BY t.lease_until_ms LIMIT ?2;

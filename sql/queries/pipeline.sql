@@ -158,7 +158,8 @@ UPDATE pipeline_runs SET state = 'stopping', error = coalesce(error, ?2)
 UPDATE OR FAIL tasks SET state = 'cancelled', finished_ms = ?2, last_error = ?3
  WHERE id IN (SELECT task_id FROM pipeline_items
 		WHERE run_id = ?1 AND state = 'running')
-   AND state = 'ready';
+   AND state = 'ready'
+RETURNING queue;
 
 -- name: run_cancel_running
 -- Ask the workers of run ?1's running tasks to stop.

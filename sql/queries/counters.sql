@@ -1,0 +1,51 @@
+-- sql/queries/counters.sql -- the per-queue counters of schema 5.
+
+-- name: counters_add
+-- Add to queue ?1's counters: ?2 enqueued, ?3 claimed, ?4 succeeded,
+-- ?5 failed, ?6 retried, ?7 dead, ?8 expired, ?9 lease_lost, ?10 cancelled.
+INSERT INTO queue_counters (queue, enqueued, claimed, succeeded, failed,
+    retried, dead, expired, lease_lost, cancelled)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (queue) DO UPDATE SET
+    enqueued = enqueued + excluded.enqueued,
+    claimed = claimed + excluded.claimed,
+    succeeded = succeeded + excluded.succeeded,
+    failed = failed + excluded.failed,
+    retried = retried + excluded.retried,
+    dead = dead + excluded.dead,
+    expired = expired + excluded.expired,
+    lease_lost = lease_lost + excluded.lease_lost,
+    cancelled = cancelled + excluded.cancelled;
+
+-- name: counters_get
+-- Queue ?1's counters (no row: all zero).
+SELECT enqueued, claimed, succeeded, failed, retried, dead, expired,
+    lease_lost, cancelled
+  FROM queue_counters WHERE queue = ?1;
+
+-- name: metrics_window
+-- Queue ?1's tasks that succeeded or died after ?2: counts through
+-- tasks_finished.
+SELECT (SELECT count(*) FROM tasks WHERE queue = ?1 AND state = 'succeeded'
+	AND finished_ms > ?2),
+    (SELECT count(*) FROM tasks WHERE queue = ?1 AND state = 'dead'
+	AND finished_ms > ?2);
+
+-- name: metrics_times
+-- Run time and wait of queue ?1's latest tasks (at most ?3) that
+-- succeeded after ?2.
+SELECT finished_ms - started_ms, started_ms - run_at_ms FROM tasks
+ WHERE queue = ?1 AND state = 'succeeded' AND finished_ms > ?2
+ ORDER BY finished_ms DESC LIMIT ?3;
+
+-- name: metrics_workers
+-- Live workers (heartbeat after ?2) serving queue ?1: how many, their
+-- threads, busy ones.
+SELECT count(*), coalesce(sum(concurrency), 0), coalesce(sum(busy), 0)
+  FROM workers w
+ WHERE w.heartbeat_ms > ?2 AND EXISTS (SELECT 1 FROM json_each(w.queues) j
+	WHERE j.value = ?1);
+
+-- name: workers_list
+SELECT id, host, pid, queues, concurrency, busy, started_ms, heartbeat_ms
+  FROM workers ORDER BY started_ms, id;

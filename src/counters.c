@@ -1,0 +1,97 @@
+/*
+ * counters.c -- the per-queue counters of schema 5: what a write
+ * transaction did is added up here, per queue, as it happens, and
+ * written (one row per queue) just before its COMMIT.
+ *
+ * Invariants: the sums belong to the open transaction: spool__begin and
+ * spool__rollback drop them; a savepoint that is undone restores the
+ * sums taken when it was opened (spool__counters_save/restore); a failed
+ * allocation fails the COMMIT, so the counters never miss a change that
+ * committed.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool-int.h"
+
+/* Add n to counter which of queue. */
+void
+spool__count(spool *q, const char *queue, int which, int64_t n)
+{
+	struct spool__ctr	*v;
+	size_t			 i;
+
+	if (queue == NULL || n == 0)
+		return;
+	for (i = 0; i < q->nctr; i++)
+		if (strcmp(q->ctr[i].queue, queue) == 0)
+			break;
+	if (i == q->nctr) {
+		if (strlen(queue) > SPOOL_NAME_MAX ||
+		    (v = spool__grow(q->ctr, &q->ctr_cap, q->nctr,
+		    sizeof *v)) == NULL) {
+			q->ctr_failed = 1;
+			return;
+		}
+		q->ctr = v;
+		memset(&q->ctr[i], 0, sizeof q->ctr[i]);
+		strcpy(q->ctr[i].queue, queue);
+		q->nctr++;
+	}
+	q->ctr[i].n[which] += n;
+}
+
+/* Forget the sums (a transaction begins or is rolled back). */
+void
+spool__counters_reset(spool *q)
+{
+	q->nctr = 0;
+	q->ctr_failed = 0;
+}
+
+/* Write the sums into the open transaction. */
+int
+spool__counters_write_locked(spool *q)
+{
+	sqlite3_stmt	*st;
+	size_t		 i;
+	int		 rc, k;
+
+	if (q->ctr_failed)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory (counters)"));
+	for (i = 0; i < q->nctr; i++) {
+		st = spool__stmt(q, SPOOL_SQL_COUNTERS_ADD);
+		sqlite3_bind_text(st, 1, q->ctr[i].queue, -1, SQLITE_STATIC);
+		for (k = 0; k < SPOOL__C_COUNT; k++)
+			sqlite3_bind_int64(st, 2 + k, q->ctr[i].n[k]);
+		if ((rc = spool__step_done(q, st, "counters")) != SPOOL_OK)
+			return (rc);
+	}
+	spool__counters_reset(q);
+	return (SPOOL_OK);
+}
+
+/* Keep a copy of the sums (a savepoint opens). */
+int
+spool__counters_save(spool *q, struct spool__ctr **copy, size_t *n)
+{
+	*n = q->nctr;
+	*copy = NULL;
+	if (q->nctr == 0)
+		return (SPOOL_OK);
+	if ((*copy = spool__memdup(q->ctr, q->nctr * sizeof *q->ctr)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	return (SPOOL_OK);
+}
+
+/* Put the sums back as saved (the savepoint was undone); frees copy. */
+void
+spool__counters_restore(spool *q, struct spool__ctr *copy, size_t n)
+{
+	if (n > 0)
+		memcpy(q->ctr, copy, n * sizeof *q->ctr);
+	q->nctr = n;
+	free(copy);
+}
