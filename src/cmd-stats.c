@@ -1,73 +1,280 @@
 /*
- * cmd-stats.c -- "spool stats [QUEUE]": tasks per state and the age of
- * the oldest due task, per queue, from one consistent snapshot.
+ * cmd-stats.c -- "spool stats [QUEUE]": per queue, tasks per state and
+ * the age of the oldest due task, the counters kept since the queue was
+ * first used, the last minute's throughput and run times, and the live
+ * workers; as a table, JSON, or Prometheus's text format (version 0.0.4)
+ * for node_exporter's textfile collector.
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "cmd.h"
 
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void
+prom_label(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(f, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void
+prom_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+prom_sample(FILE *f, const char *name, const char *queue, const char *k,
+    const char *v, double x)
+{
+	fprintf(f, "%s{queue=\"", name);
+	prom_label(f, queue);
+	if (k != NULL)
+		fprintf(f, "\",%s=\"%s", k, v);
+	if (x == (double)(int64_t)x)
+		fprintf(f, "\"} %lld\n", (long long)x);
+	else
+		fprintf(f, "\"} %.3f\n", x);
+}
+
+/* The metrics of every queue in m, in Prometheus's text format. */
+void
+cmd_prometheus(FILE *f, const spool_queue_metrics *m, size_t n)
+{
+	static const struct {
+		const char	*name;
+		size_t		 off;
+		const char	*help;
+	} ctr[] = {
+#define C(f, h) { "spool_" #f "_total", offsetof(spool_queue_counters, f), h }
+		C(enqueued, "Tasks added to the queue."),
+		C(claimed, "Attempts started."),
+		C(succeeded, "Attempts that succeeded."),
+		C(failed, "Attempts that failed or timed out."),
+		C(retried, "Tasks made ready again by their retry policy."),
+		C(dead, "Tasks that died: failed for good, attempts used up, or expired."),
+		C(expired, "Tasks that died because their deadline passed first."),
+		C(lease_lost, "Attempts whose lease expired (their worker died or hung)."),
+		C(cancelled, "Tasks cancelled."),
+#undef C
+	};
+	static const char *const q[3] = { "0.5", "0.95", "0.99" };
+	size_t	 i, k;
+
+	prom_head(f, "spool_tasks", "gauge", "Tasks of the queue in each "
+	    "state now (scheduled: ready but due later).");
+	for (i = 0; i < n; i++) {
+		const spool_queue_stats	*s = &m[i].stats;
+
+		prom_sample(f, "spool_tasks", s->queue, "state", "ready",
+		    (double)s->ready);
+		prom_sample(f, "spool_tasks", s->queue, "state", "scheduled",
+		    (double)s->scheduled);
+		prom_sample(f, "spool_tasks", s->queue, "state", "running",
+		    (double)s->running);
+		prom_sample(f, "spool_tasks", s->queue, "state", "succeeded",
+		    (double)s->succeeded);
+		prom_sample(f, "spool_tasks", s->queue, "state", "dead",
+		    (double)s->dead);
+		prom_sample(f, "spool_tasks", s->queue, "state", "cancelled",
+		    (double)s->cancelled);
+	}
+	prom_head(f, "spool_oldest_ready_age_seconds", "gauge", "How long the "
+	    "longest-due ready task has been due (0 if none is).");
+	for (i = 0; i < n; i++)
+		prom_sample(f, "spool_oldest_ready_age_seconds",
+		    m[i].stats.queue, NULL, NULL,
+		    m[i].stats.oldest_ready_age_ms < 0 ? 0 :
+		    m[i].stats.oldest_ready_age_ms / 1000.0);
+	prom_head(f, "spool_queue_paused", "gauge", "1 if claims from the "
+	    "queue are paused.");
+	for (i = 0; i < n; i++)
+		prom_sample(f, "spool_queue_paused", m[i].stats.queue, NULL,
+		    NULL, m[i].stats.paused);
+	for (k = 0; k < sizeof ctr / sizeof ctr[0]; k++) {
+		prom_head(f, ctr[k].name, "counter", ctr[k].help);
+		for (i = 0; i < n; i++)
+			prom_sample(f, ctr[k].name, m[i].stats.queue, NULL,
+			    NULL, (double)*(const int64_t *)(const void *)
+			    ((const char *)&m[i].total + ctr[k].off));
+	}
+	prom_head(f, "spool_succeeded_last_minute", "gauge", "Tasks that "
+	    "succeeded in the last 60 seconds.");
+	for (i = 0; i < n; i++)
+		prom_sample(f, "spool_succeeded_last_minute", m[i].stats.queue,
+		    NULL, NULL, (double)m[i].succeeded_1m);
+	prom_head(f, "spool_dead_last_minute", "gauge", "Tasks that died in "
+	    "the last 60 seconds.");
+	for (i = 0; i < n; i++)
+		prom_sample(f, "spool_dead_last_minute", m[i].stats.queue, NULL,
+		    NULL, (double)m[i].dead_1m);
+	prom_head(f, "spool_run_seconds", "gauge", "Run time of the tasks "
+	    "that succeeded in the last minute, by quantile.");
+	for (i = 0; i < n; i++)
+		for (k = 0; k < 3 && m[i].run_ms[k] >= 0; k++)
+			prom_sample(f, "spool_run_seconds", m[i].stats.queue,
+			    "quantile", q[k], m[i].run_ms[k] / 1000.0);
+	prom_head(f, "spool_wait_seconds", "gauge", "Wait (due to start) of "
+	    "the tasks that succeeded in the last minute, by quantile.");
+	for (i = 0; i < n; i++)
+		for (k = 0; k < 3 && m[i].wait_ms[k] >= 0; k++)
+			prom_sample(f, "spool_wait_seconds", m[i].stats.queue,
+			    "quantile", q[k], m[i].wait_ms[k] / 1000.0);
+	prom_head(f, "spool_workers", "gauge", "Live worker processes "
+	    "serving the queue.");
+	for (i = 0; i < n; i++)
+		prom_sample(f, "spool_workers", m[i].stats.queue, NULL, NULL,
+		    m[i].workers);
+	prom_head(f, "spool_worker_threads", "gauge", "Threads of the live "
+	    "workers serving the queue, busy or idle.");
+	for (i = 0; i < n; i++) {
+		prom_sample(f, "spool_worker_threads", m[i].stats.queue,
+		    "status", "busy", m[i].busy);
+		prom_sample(f, "spool_worker_threads", m[i].stats.queue,
+		    "status", "idle", m[i].concurrency > m[i].busy ?
+		    m[i].concurrency - m[i].busy : 0);
+	}
+}
+
+/* One queue's metrics as a JSON object. */
+static void
+stats_json(struct json *j, const spool_queue_metrics *m)
+{
+	const spool_queue_stats		*s = &m->stats;
+	const spool_queue_counters	*t = &m->total;
+	static const char *const	 pk[3] = { "p50", "p95", "p99" };
+	int				 k;
+
+	json_open(j, '{');
+	json_kv_str(j, "queue", s->queue);
+	json_key(j, "paused");
+	json_bool(j, s->paused);
+	json_kv_int(j, "ready", s->ready);
+	json_kv_int(j, "scheduled", s->scheduled);
+	json_kv_int(j, "running", s->running);
+	json_kv_int(j, "succeeded", s->succeeded);
+	json_kv_int(j, "dead", s->dead);
+	json_kv_int(j, "cancelled", s->cancelled);
+	json_key(j, "oldest_ready_age_ms");
+	if (s->oldest_ready_age_ms < 0)
+		json_null(j);
+	else
+		json_int(j, s->oldest_ready_age_ms);
+	json_key(j, "counters");
+	json_open(j, '{');
+	json_kv_int(j, "enqueued", t->enqueued);
+	json_kv_int(j, "claimed", t->claimed);
+	json_kv_int(j, "succeeded", t->succeeded);
+	json_kv_int(j, "failed", t->failed);
+	json_kv_int(j, "retried", t->retried);
+	json_kv_int(j, "dead", t->dead);
+	json_kv_int(j, "expired", t->expired);
+	json_kv_int(j, "lease_lost", t->lease_lost);
+	json_kv_int(j, "cancelled", t->cancelled);
+	json_close(j, '}');
+	json_kv_int(j, "succeeded_last_minute", m->succeeded_1m);
+	json_kv_int(j, "dead_last_minute", m->dead_1m);
+	json_key(j, "run_ms");
+	json_open(j, '{');
+	for (k = 0; k < 3; k++) {
+		json_key(j, pk[k]);
+		if (m->run_ms[k] < 0)
+			json_null(j);
+		else
+			json_int(j, m->run_ms[k]);
+	}
+	json_close(j, '}');
+	json_key(j, "wait_ms");
+	json_open(j, '{');
+	for (k = 0; k < 3; k++) {
+		json_key(j, pk[k]);
+		if (m->wait_ms[k] < 0)
+			json_null(j);
+		else
+			json_int(j, m->wait_ms[k]);
+	}
+	json_close(j, '}');
+	json_kv_int(j, "workers", m->workers);
+	json_kv_int(j, "worker_threads", m->concurrency);
+	json_kv_int(j, "worker_busy", m->busy);
+	json_close(j, '}');
+}
+
+static const struct cmd_opt stats_opts[] = {
+	{ "prometheus", NULL, "print Prometheus's text format (0.0.4)" },
+	{ NULL, NULL, NULL }
+};
+
 static int
 stats_exec(struct cmd_ctx *c, int argc, char **argv)
 {
-	spool_queue_stats	*s = NULL;
+	spool_queue_metrics	*m = NULL;
 	struct json		 j;
-	char			 age[32];
-	size_t			 n, i;
+	char			 age[32], p95[32];
+	size_t			 n, i, len;
 	int			 rc;
 
+	if (c->json && cmd_opt(c, "prometheus") != NULL)
+		return (cmd_usage_error(c, "give --json or --prometheus, not "
+		    "both"));
 	if ((rc = cmd_open(c, 0)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_stats(&s, &n, c->q, argc > 0 ? argv[0] : NULL)) != 0)
+	if ((rc = spool_metrics(&m, &n, c->q, argc > 0 ? argv[0] : NULL)) != 0)
 		return (cmd_fail(c, rc));
-	if (c->json) {
+	if (cmd_opt(c, "prometheus") != NULL)
+		cmd_prometheus(stdout, m, n);
+	else if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '[');
-		for (i = 0; i < n; i++) {
-			json_open(&j, '{');
-			json_kv_str(&j, "queue", s[i].queue);
-			json_key(&j, "paused");
-			json_bool(&j, s[i].paused);
-			json_kv_int(&j, "ready", s[i].ready);
-			json_kv_int(&j, "scheduled", s[i].scheduled);
-			json_kv_int(&j, "running", s[i].running);
-			json_kv_int(&j, "succeeded", s[i].succeeded);
-			json_kv_int(&j, "dead", s[i].dead);
-			json_kv_int(&j, "cancelled", s[i].cancelled);
-			json_key(&j, "oldest_ready_age_ms");
-			if (s[i].oldest_ready_age_ms < 0)
-				json_null(&j);
-			else
-				json_int(&j, s[i].oldest_ready_age_ms);
-			json_close(&j, '}');
-		}
+		for (i = 0; i < n; i++)
+			stats_json(&j, &m[i]);
 		json_close(&j, ']');
 		json_end(&j);
 	} else {
-		printf("%-16s %8s %8s %8s %10s %7s %9s %8s %s\n", "QUEUE",
-		    "READY", "SCHED", "RUNNING", "SUCCEEDED", "DEAD",
-		    "CANCELLED", "OLDEST", "");
+		printf("%-16s %7s %7s %7s %9s %6s %6s %7s %7s %7s %s\n", "QUEUE",
+		    "READY", "SCHED", "RUNNING", "SUCCEEDED", "DEAD", "CANCEL",
+		    "OLDEST", "OK/MIN", "P95 RUN", "");
 		for (i = 0; i < n; i++) {
-			cmd_fmt_age(age, sizeof age, s[i].oldest_ready_age_ms);
-			cmd_print_text(stdout, s[i].queue, strlen(s[i].queue),
-			    16);
-			printf("%*s %8lld %8lld %8lld %10lld %7lld %9lld %8s %s\n",
-			    strlen(s[i].queue) < 16 ?
-			    (int)(16 - strlen(s[i].queue)) : 0, "",
-			    (long long)s[i].ready, (long long)s[i].scheduled,
-			    (long long)s[i].running, (long long)s[i].succeeded,
-			    (long long)s[i].dead, (long long)s[i].cancelled,
-			    age, s[i].paused ? "paused" : "");
+			const spool_queue_stats	*s = &m[i].stats;
+
+			cmd_fmt_age(age, sizeof age, s->oldest_ready_age_ms);
+			cmd_fmt_age(p95, sizeof p95, m[i].run_ms[1]);
+			len = strlen(s->queue);
+			cmd_print_text(stdout, s->queue, len, 16);
+			printf("%*s %7lld %7lld %7lld %9lld %6lld %6lld %7s %7lld "
+			    "%7s %s\n", len < 16 ? (int)(16 - len) : 0, "",
+			    (long long)s->ready, (long long)s->scheduled,
+			    (long long)s->running, (long long)s->succeeded,
+			    (long long)s->dead, (long long)s->cancelled, age,
+			    (long long)m[i].succeeded_1m, p95,
+			    s->paused ? "paused" : "");
 		}
 	}
-	spool_queue_stats_free(s, n);
+	spool_queue_metrics_free(m, n);
 	return (EXIT_OK);
 }
 
 const struct spool_cmd cmd_stats = {
-	"stats", "[QUEUE]", "count tasks per state, per queue",
+	"stats", "[QUEUE]", "tasks per state, counters and rates, per queue",
 	"READY tasks are due now, SCHED(uled) ones later; OLDEST is how long "
-	"the\nlongest-waiting due task has been due.\n",
-	NULL, 0, 1, 0, stats_exec
+	"the\nlongest-waiting due task has been due; OK/MIN counts the tasks "
+	"that succeeded\nin the last minute, and P95 RUN is the 95th "
+	"percentile of their run times.\n--json adds the counters kept since "
+	"the queue was first used (enqueued,\nclaimed, succeeded, failed, "
+	"retried, dead, expired, lease_lost, cancelled),\np50/p95/p99 of run "
+	"time and wait, and the live workers.  --prometheus prints\nall of "
+	"it in Prometheus's text format, for node_exporter's textfile "
+	"collector:\n  spool stats --prometheus > /var/lib/node_exporter/"
+	"spool.prom.$$ &&\n    mv /var/lib/node_exporter/spool.prom.$$ "
+	"/var/lib/node_exporter/spool.prom\n",
+	stats_opts, 0, 1, 0, stats_exec
 };

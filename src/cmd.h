@@ -123,6 +123,7 @@ void		 json_key(struct json *, const char *);
 void		 json_str(struct json *, const char *);
 void		 json_bytes(struct json *, const void *, size_t);
 void		 json_int(struct json *, int64_t);
+void		 json_raw(struct json *, const char *);
 void		 json_double(struct json *, double);
 void		 json_bool(struct json *, int);
 void		 json_null(struct json *);
@@ -131,6 +132,9 @@ void		 json_kv_int(struct json *, const char *, int64_t);
 void		 json_kv_time(struct json *, const char *, int64_t);
 void		 json_kv_payload(struct json *, const char *, const void *, size_t);
 void		 json_end(struct json *);
+
+/* cmd-stats.c: Prometheus's text format, for stats and the HTTP server */
+void		 cmd_prometheus(FILE *, const spool_queue_metrics *, size_t);
 
 /* Shared renderings of the library's records (cmd-show.c, cmd-list.c). */
 void		 cmd_json_task(struct json *, const spool_task_info *);

@@ -115,6 +115,14 @@ json_int(struct json *j, int64_t v)
 	fprintf(j->f, "%" PRId64, v);
 }
 
+/* A value that is JSON already (valid: the caller makes sure). */
+void
+json_raw(struct json *j, const char *json)
+{
+	json_sep(j);
+	fputs(json, j->f);
+}
+
 void
 json_double(struct json *j, double v)
 {

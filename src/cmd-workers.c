@@ -1,0 +1,78 @@
+/*
+ * cmd-workers.c -- "spool workers": the worker processes that have a row
+ * in the workers table (each refreshes it every tick), live or stale.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "cmd.h"
+
+static int
+workers_exec(struct cmd_ctx *c, int argc, char **argv)
+{
+	spool_worker_info	*w = NULL;
+	struct json		 j;
+	char			 started[32], beat[32], busy[32];
+	int64_t			 now = cmd_now_ms();
+	size_t			 n, i;
+	int			 rc;
+
+	(void)argc;
+	(void)argv;
+	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+		return (rc);
+	if ((rc = spool_workers(&w, &n, c->q)) != SPOOL_OK)
+		return (cmd_fail(c, rc));
+	if (c->json) {
+		json_init(&j, stdout);
+		json_open(&j, '{');
+		json_key(&j, "workers");
+		json_open(&j, '[');
+		for (i = 0; i < n; i++) {
+			json_open(&j, '{');
+			json_kv_str(&j, "id", w[i].id);
+			json_kv_str(&j, "host", w[i].host);
+			json_kv_int(&j, "pid", w[i].pid);
+			json_key(&j, "queues");
+			json_raw(&j, w[i].queues);	/* the engine wrote it */
+			json_kv_int(&j, "concurrency", w[i].concurrency);
+			json_kv_int(&j, "busy", w[i].busy);
+			json_kv_time(&j, "started_ms", w[i].started_ms);
+			json_kv_time(&j, "heartbeat_ms", w[i].heartbeat_ms);
+			json_key(&j, "stale");
+			json_bool(&j, w[i].stale);
+			json_close(&j, '}');
+		}
+		json_close(&j, ']');
+		json_close(&j, '}');
+		json_end(&j);
+	} else {
+		printf("%-16s %7s %9s %-19s %9s %-5s  %s\n", "HOST", "PID",
+		    "BUSY", "STARTED (UTC)", "HEARTBEAT", "", "QUEUES");
+		for (i = 0; i < n; i++) {
+			cmd_fmt_time(started, sizeof started, w[i].started_ms);
+			started[19] = '\0';	/* no milliseconds */
+			cmd_fmt_age(beat, sizeof beat, now - w[i].heartbeat_ms);
+			snprintf(busy, sizeof busy, "%d/%d", w[i].busy,
+			    w[i].concurrency);
+			printf("%-16.16s %7ld %9s %-19s %9s %-5s  ", w[i].host,
+			    w[i].pid, busy, started, beat,
+			    w[i].stale ? "STALE" : "");
+			cmd_print_text(stdout, w[i].queues, strlen(w[i].queues),
+			    200);
+			putchar('\n');
+		}
+	}
+	spool_worker_info_free(w, n);
+	return (EXIT_OK);
+}
+
+const struct spool_cmd cmd_workers = {
+	"workers", "", "list worker processes: busy threads, heartbeat",
+	"Each 'spool work' (or library pool) keeps a row, refreshed every "
+	"second, and\ndeletes it when it stops.  HEARTBEAT is the age of that "
+	"refresh; a row not\nrefreshed for 10 s is marked STALE (its process "
+	"died or hangs) and goes after\n5 minutes.\n",
+	NULL, 0, 0, 0, workers_exec
+};
