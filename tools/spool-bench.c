@@ -2,7 +2,8 @@
  * spool-bench.c -- the benchmark of spool: each mode prints one line of
  * figures, measured on a fresh database in a temporary directory.
  *
- *   spool-bench [-n N] [-w W] [-t T] [--sync full|normal] [--dir DIR] MODE...
+ *   spool-bench [-n N] [-w W] [-t T] [-c C] [--sync full|normal] [--dir DIR]
+ *       MODE...
  *
  *   sync      the raw sync rate of the bench directory's file system,
  *             measured the way a WAL commit uses the disk: a fresh file,
@@ -24,6 +25,15 @@
  *   bulk      N tasks of 100-byte payloads, by spool_enqueue_many calls of
  *             50,000 tasks (one transaction each)
  *   drain     N tasks through a pool of W threads with a no-op handler
+ *   pipeline  one run of N items (at most 50,000) through a pipeline of
+ *             3 stages of concurrency C each (-c, default 128), worked by
+ *             a pipeline pool whose handlers pass each payload on as the
+ *             result; prints items/s through all stages and stage tasks/s
+ *             over the pool's run, and apart from it the rate of starting
+ *             the run (every item's first task inserted, one transaction).
+ *             A pipeline pool claims no more than its stages' concurrency,
+ *             so C sets how many outcomes share a flush: below about 96,
+ *             the synced commits bound the rate (docs/benchmarks.md)
  *   exec      N tasks through a pool of W threads running /bin/true,
  *             and the same number of posix_spawn + waitpid of /bin/true
  *             from W threads, the baseline it is compared with
@@ -57,6 +67,7 @@ extern char	**environ;
 static int64_t	 n_tasks = 100000;
 static int	 n_workers = 2;
 static int	 n_threads = 8;
+static int	 n_conc = 128;
 static int	 sync_normal;
 static char	 dir[512];
 static int	 db_seq;
@@ -349,6 +360,92 @@ bench_drain(void)
 	    n_tasks / el, sync_normal ? "normal" : "full");
 }
 
+/* A no-op stage: its payload goes on unchanged, as its result, which is
+ * the next stage's payload (or the item's result after the last). */
+static int
+pass_on(spool_job *job, void *arg)
+{
+	const void	*p;
+	size_t		 len;
+
+	(void)arg;
+	p = spool_job_payload(job, &len);
+	return (spool_job_set_result(job, p, len) == SPOOL_OK ? SPOOL_DONE :
+	    SPOOL_RETRY);
+}
+
+static void
+bench_pipeline(void)
+{
+	static const char	 payload[] = "{\"n\":1,\"x\":\"pp\"}";
+	spool_stage_handler	 h[3];
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool_stats	 st;
+	spool_stage		 s[3];
+	spool_run_info		*r;
+	spool_item		*it;
+	spool_pool		*p;
+	char			 path[600];
+	const char		*names[] = { "one", "two", "three" };
+	spool			*q = fresh(path, sizeof path);
+	int64_t			 n = n_tasks < 50000 ? n_tasks : 50000, run, i;
+	double			 t0, start, el;
+	int			 k, ok;
+
+	memset(s, 0, sizeof s);
+	for (k = 0; k < 3; k++) {
+		s[k].name = names[k];
+		s[k].concurrency = n_conc;
+		s[k].on_error = SPOOL_ON_ERROR_RETRY;
+		h[k].stage = names[k];
+		h[k].fn = pass_on;
+		h[k].arg = NULL;
+	}
+	if (spool_pipeline_create(NULL, q, "bench", s, 3, 0) != SPOOL_OK)
+		die("pipeline", spool_errmsg(q));
+	if ((it = calloc((size_t)n, sizeof *it)) == NULL)
+		die("pipeline", "out of memory");
+	for (i = 0; i < n; i++) {
+		it[i].input = payload;
+		it[i].len = sizeof payload - 1;
+	}
+	t0 = mono();
+	if (spool_pipeline_start(&run, NULL, q, "bench", it, (size_t)n,
+	    NULL) != SPOOL_OK)
+		die("pipeline", spool_errmsg(q));
+	start = mono() - t0;
+	free(it);
+
+	/* The pool takes its queues, threads (3 C) and prefetch (none) from
+	 * the definition; the flush settings stay the defaults. */
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.open_flags = sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0;
+	if (spool_pipeline_pool_new(&p, path, "bench", h, 3, &o) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	t0 = mono();
+	if (spool_pool_run(p) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	el = mono() - t0;
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+
+	/* The pool's count is of stage tasks; the run's own counters say
+	 * whether every item came out of the last stage. */
+	if (spool_run_get(&r, q, run) != SPOOL_OK)
+		die("pipeline", spool_errmsg(q));
+	ok = r->total == n && r->succeeded == n &&
+	    r->state == SPOOL_RUN_FINISHED && st.succeeded == 3 * n;
+	spool_run_info_free(r, 1);
+	spool_close(q);
+	if (!ok)
+		die("pipeline", "not every item succeeded");
+	printf("pipeline  %8lld items, 3 stages x %d  %9.0f items/s  "
+	    "(%.0f stage tasks/s, no-op handlers, sync %s; start: %.0f "
+	    "items/s, %.2f s)\n", (long long)n, n_conc, n / el,
+	    st.succeeded / el, sync_normal ? "normal" : "full", n / start,
+	    start);
+}
+
 struct spawner {
 	int64_t		 n;
 	const char	*cmd;
@@ -596,10 +693,10 @@ bench_rss(void)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] "
+	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] [-c C] "
 	    "[--sync full|normal] [--dir DIR]\n"
-	    "    sync|enqueue|threads|bulk|drain|exec|latency|xlatency|rss|"
-	    "all...\n");
+	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
+	    "xlatency|rss|all...\n");
 	exit(64);
 }
 
@@ -616,6 +713,8 @@ main(int argc, char **argv)
 			n_workers = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
 			n_threads = atoi(argv[++i]);
+		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			n_conc = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--sync") == 0 && i + 1 < argc) {
 			i++;
 			if (strcmp(argv[i], "normal") == 0)
@@ -628,7 +727,8 @@ main(int argc, char **argv)
 			usage();
 	}
 	if (i == argc || n_tasks < 100 || n_workers < 1 || n_workers > 64 ||
-	    n_threads < 1 || n_threads > 64)
+	    n_threads < 1 || n_threads > 64 || n_conc < 1 ||
+	    n_conc > SPOOL_CONCURRENCY_MAX / 3)
 		usage();
 	if (dir[0] == '\0') {
 		snprintf(dir, sizeof dir, "%s/spool-bench-XXXXXX",
@@ -652,6 +752,8 @@ main(int argc, char **argv)
 			bench_bulk(), ran = 1;
 		if (all || strcmp(argv[i], "drain") == 0)
 			bench_drain(), ran = 1;
+		if (all || strcmp(argv[i], "pipeline") == 0)
+			bench_pipeline(), ran = 1;
 		if (all || strcmp(argv[i], "exec") == 0)
 			bench_exec(), ran = 1;
 		if (all || strcmp(argv[i], "latency") == 0)
