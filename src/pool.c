@@ -236,8 +236,12 @@ pool_worker(void *arg)
 		job->run_end_ms = pool_now_ms();
 		job->phase = SPOOL__FINISHED;
 		spool__pool_done_locked(p, job);
+		/* Wake the engine for the first outcome after a flush, a
+		 * full group, a stop, and, under per-queue limits, a slot
+		 * freed with nothing claimed waiting: it can claim at once
+		 * instead of at the flush. */
 		if (p->done.n == 1 || p->done.n >= (size_t)p->o.flush_count ||
-		    p->stopping)
+		    p->stopping || (p->limits != NULL && p->ready.n == 0))
 			pool_wake_locked(p);
 	}
 	p->nworkers--;
