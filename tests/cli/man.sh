@@ -36,24 +36,43 @@ for p in $pages; do
 		gerr=$(groff -w all -mandoc -Tutf8 "$man/$p" 2>&1 >/dev/null)
 		is "groff -w all -mandoc $p: no warning" "$gerr" ""
 	fi
-	# A page must render to text with its name in the header line.
+	# A page must render to text, its name and section in the header.
+	head=$(mandoc -Tascii "$man/$p" | head -n 1)
 	name=${p%.*}
-	check "$p renders" grep -qi "^${name}(" <(mandoc -Tascii "$man/$p" | col -b)
+	check "$p renders" test "${head%%[ ]*}" = "${name^^}(${p##*.})"
 done
 
 # ---- spool.1 against the CLI's help ------------------------------------------
+#
+# The checks below look names up in associative arrays (bash builtins):
+# a process per check would load the machine while the timing tests run.
+
+# The lines of "spool COMMAND --help" between a heading ("Options:") and
+# the next blank line, first words only.
+section_words() {	# section_words HEADING TEXT
+	local on=0 line
+	while IFS= read -r line; do
+		if [ "$on" = 1 ]; then
+			[ -z "$line" ] && break
+			line=${line#"${line%%[! ]*}"}
+			echo "${line%% *}"
+		elif [ "$line" = "$1" ]; then
+			on=1
+		fi
+	done <<<"$2"
+}
 
 # The commands: the first word of each line of "spool --help"; a word
 # whose own help lists subcommands (batch, pipeline) stands for them.
 run --help
-words=$(awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on { print $1 }' \
-    <<<"$out" | uniq)
 cmds=()
-for w in $words; do
+declare -A seen=()
+for w in $(section_words Commands: "$out"); do
+	[ -n "${seen[$w]:-}" ] && continue
+	seen[$w]=1
 	run "$w" --help
-	if head -n 1 <<<"$out" | grep -q "^usage: spool $w SUBCOMMAND"; then
-		for s in $(awk '/^Subcommands:/ { on = 1; next }
-		    on && /^$/ { exit } on { print $1 }' <<<"$out"); do
+	if [[ $out == "usage: spool $w SUBCOMMAND"* ]]; then
+		for s in $(section_words Subcommands: "$out"); do
 			cmds+=("$w $s")
 		done
 	else
@@ -66,7 +85,14 @@ check "spool --help lists the commands (${#cmds[@]})" test "${#cmds[@]}" -ge 30
 # next command's (or the next section).  Print "H cmd" per entry, "F cmd
 # opt" per "Fl -opt" in it, and "I cmd opt" per ".It Fl -opt" item.
 known=$(IFS='|'; echo "${cmds[*]}")
-index=$(awk -v known="$known" '
+declare -A idx=() items=()
+while IFS=$'\t' read -r kind c o; do
+	case $kind in
+	H) idx[H:$c]=$((${idx[H:$c]:-0} + 1)) ;;
+	F) idx[F:$c:$o]=1 ;;
+	I) items[$c]="${items[$c]:-} $o" ;;
+	esac
+done < <(awk -v known="$known" '
 BEGIN { n = split(known, a, "|"); for (i = 1; i <= n; i++) k[a[i]] = 1 }
 /^\.Sh / { cur = ""; next }
 /^\.It Cm / {
@@ -86,75 +112,94 @@ cur != "" {
 }' "$man/spool.1")
 
 for c in "${cmds[@]}"; do
-	n=$(grep -cxF "H	$c" <<<"$index")
-	is "spool.1 has one entry for '$c'" "$n" 1
+	is "spool.1 has one entry for '$c'" "${idx[H:$c]:-0}" 1
 	run $c --help
-	opts=$(awk '/^Options:/ { on = 1; next } on && /^  --/ {
-	    sub(/^  --/, ""); print $1 }' <<<"$out")
+	opts=$(section_words Options: "$out")
 	check "'spool $c --help' lists options" test -n "$opts"
+	declare -A has=()
 	for o in $opts; do
+		o=${o#--}
+		has[$o]=1
 		case $o in
 		db|json|help) continue ;;	# common: checked below
 		esac
-		check "spool.1: '$c' describes --$o" \
-		    grep -qxF "F	$c	$o" <<<"$index"
+		check "spool.1: '$c' describes --$o" test -n "${idx[F:$c:$o]:-}"
 	done
 	# No option in the entry's lists that the command does not have.
-	for o in $(awk -F '\t' -v c="$c" '$1 == "I" && $2 == c { print $3 }' \
-	    <<<"$index"); do
-		check "spool.1: '$c' has no option --$o" \
-		    grep -qxF "$o" <<<"$opts"
+	for o in ${items[$c]:-}; do
+		check "spool.1: '$c' has no option --$o" test -n "${has[$o]:-}"
 	done
+	unset has
 done
+page=$(cat "$man/spool.1")
+has_line() {	# has_line TEXT LINE: TEXT has a line that is LINE, or
+	# starts with LINE and a space
+	[[ $'\n'$1$'\n' == *$'\n'"$2"[$' \n']* ]]
+}
 for o in db json help version; do
-	check "spool.1 describes --$o" grep -q "^\.It Fl -$o\( \|$\)" "$man/spool.1"
+	check "spool.1 describes --$o" has_line "$page" ".It Fl -$o"
 done
 for v in SPOOL_DB SPOOL_TASK_ID SPOOL_QUEUE SPOOL_ATTEMPT SPOOL_ITEM_ID \
     SPOOL_STAGE; do
-	check "spool.1 ENVIRONMENT has $v" grep -qx "\.It Ev $v" "$man/spool.1"
+	check "spool.1 ENVIRONMENT has $v" has_line "$page" ".It Ev $v"
 done
 for code in 0 1 64 65 66 70 74 75 77; do
-	check "spool.1 EXIT STATUS has $code" grep -qx "\.It $code" "$man/spool.1"
+	check "spool.1 EXIT STATUS has $code" has_line "$page" ".It $code"
 done
 
 # ---- libspool.3 against src/spool.h ------------------------------------------
 
 funcs=$(sed -n 's/^[a-z][^(]*[	 *]\(spool_[a-z0-9_]*\)(.*/\1/p' "$header" | sort -u)
 check "spool.h declares functions" test "$(grep -c . <<<"$funcs")" -ge 80
-synopsis=$(awk '/^\.Sh SYNOPSIS/ { on = 1; next } /^\.Sh / { on = 0 }
-    on && ($1 == ".Fo" || $1 == ".Fn") { print $2 }' "$man/libspool.3" |
-    sort -u)
-for f in $funcs; do
-	check "libspool.3 SYNOPSIS has $f" grep -qxF "$f" <<<"$synopsis"
+declare -A infuncs=() insyn=()
+for f in $funcs; do infuncs[$f]=1; done
+for f in $(awk '/^\.Sh SYNOPSIS/ { on = 1; next } /^\.Sh / { on = 0 }
+    on && ($1 == ".Fo" || $1 == ".Fn") { print $2 }' "$man/libspool.3"); do
+	insyn[$f]=1
 done
-for f in $synopsis; do
-	check "libspool.3 SYNOPSIS: $f is in spool.h" grep -qxF "$f" <<<"$funcs"
+for f in $funcs; do
+	check "libspool.3 SYNOPSIS has $f" test -n "${insyn[$f]:-}"
+done
+for f in "${!insyn[@]}"; do
+	check "libspool.3 SYNOPSIS: $f is in spool.h" test -n "${infuncs[$f]:-}"
 done
 codes=$(sed -n 's/^#define[	 ]*\(SPOOL_E[A-Z]*\|SPOOL_OK\)[	 ].*/\1/p' "$header")
 check "spool.h defines result codes" test "$(grep -c . <<<"$codes")" -ge 15
-errors=$(awk '/^\.Sh ERRORS/ { on = 1; next } /^\.Sh / { on = 0 }
-    on && $1 == ".It" && $2 == "Dv" { print $3 }' "$man/libspool.3")
+declare -A inerr=()
+for e in $(awk '/^\.Sh ERRORS/ { on = 1; next } /^\.Sh / { on = 0 }
+    on && $1 == ".It" && $2 == "Dv" { print $3 }' "$man/libspool.3"); do
+	inerr[$e]=1
+done
 for e in $codes; do
-	check "libspool.3 ERRORS has $e" grep -qxF "$e" <<<"$errors"
+	check "libspool.3 ERRORS has $e" test -n "${inerr[$e]:-}"
 done
 
 # ---- spool-schema.5 against a new database -----------------------------------
 
 run init
 check "init a database" test "$rc" -eq 0
-objs=$(sql "SELECT type || ' ' || name FROM sqlite_master
-    WHERE (type = 'table' OR type = 'view') AND name NOT LIKE 'sqlite_%'
-    ORDER BY name")
-check "the database has tables and views" test "$(grep -c . <<<"$objs")" -ge 15
 # Each table or view is a ".Ss NAME" subsection listing ".It Va COLUMN".
-while read -r type name; do
-	sect=$(awk -v n="$name" '$1 == ".Ss" { on = ($2 == n); next }
-	    /^\.Sh / { on = 0 } on' "$man/spool-schema.5")
-	check "spool-schema.5 has the $type $name" test -n "$sect"
-	for col in $(sql "SELECT name FROM pragma_table_info('$name')"); do
-		check "spool-schema.5: $name.$col" \
-		    grep -q "^\.It Va $col\( \|$\)" <<<"$sect"
-	done
-done <<<"$objs"
+declare -A doc=()
+while IFS=$'\t' read -r t c; do
+	doc[$t:$c]=1
+done < <(awk '$1 == ".Ss" { cur = $2; print cur "\t"; next }
+    /^\.Sh / { cur = "" }
+    cur != "" && $1 == ".It" && $2 == "Va" { print cur "\t" $3 }' \
+    "$man/spool-schema.5")
+n=0
+while IFS=$'\t' read -r type name col; do
+	if [ -z "$col" ]; then
+		n=$((n + 1))
+		check "spool-schema.5 has the $type $name" test -n "${doc[$name:]:-}"
+	else
+		check "spool-schema.5: $name.$col" test -n "${doc[$name:$col]:-}"
+	fi
+done < <(sql "SELECT m.type, m.name, '' FROM sqlite_master m
+    WHERE (m.type = 'table' OR m.type = 'view') AND m.name NOT LIKE 'sqlite_%'
+    UNION ALL
+    SELECT m.type, m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+    WHERE (m.type = 'table' OR m.type = 'view') AND m.name NOT LIKE 'sqlite_%'
+    ORDER BY 2, 3" | tr '|' '\t')
+check "the database has tables and views ($n)" test "$n" -ge 15
 
 finish
