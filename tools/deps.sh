@@ -25,6 +25,8 @@ need libcunit1-dev have_pc cunit
 need sqlite3 command -v sqlite3
 need python3 command -v python3
 need util-linux command -v setpriv
+need mandoc command -v mandoc		# tests/cli/man.sh lints the man pages
+need groff-base command -v groff	# and renders them with groff -w all
 # A new machine may lack pkg-config itself: then the library checks above
 # all failed and their packages are listed, which is what is wanted.
 
