@@ -59,7 +59,13 @@ for round in $(seq 1 "$rounds"); do
 	start=$(date +%s%N)
 	check "round $round: A kills its command" wait_for "! alive $leader && ! alive $child" 100
 	elapsed=$((($(date +%s%N) - start) / 1000000))
-	check "round $round: within about a second ($elapsed ms)" test "$elapsed" -lt 1500
+	# A notices at its next lease renewal (every third of the 2 s
+	# lease), then its command gets SIGTERM within 100 ms: well under a
+	# second when the machine is idle.  Beside the CPU- and fsync-heavy
+	# chaos tests of a parallel "make check" on 2 cores it measured 2.0
+	# to 3.5 s, so the bound is 5 s: still far from the command's own
+	# 15 s, which is what a worker that ignored its lost lease would show.
+	check "round $round: soon, not at the command's end ($elapsed ms)" test "$elapsed" -lt 5000
 	check "round $round: no process left in the group" test -z "$(ps -o stat= -g "$leader" 2>/dev/null | grep -v '^Z' || true)"
 
 	kill -TERM "$apid"
