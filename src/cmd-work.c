@@ -35,6 +35,8 @@ static const struct cmd_opt work_opts[] = {
 	{ "cpu-max", "PERCENT", "pause claims while machine CPU use is above" },
 	{ "env", "NAME,...", "also pass these environment variables" },
 	{ "quiet", NULL, "no progress line on a terminal" },
+	{ "log-level", "LEVEL", "error, warning, notice, info (default) or debug" },
+	{ "log-interval", "DURATION", "a summary line this often (60s; 0: none)" },
 	{ "pipeline", "NAME", "work pipeline NAME's stages (no QUEUE, no --exec)" },
 	{ "stage", "S,...", "with --pipeline: only these stages" },
 	{ NULL, NULL, NULL }
@@ -46,20 +48,79 @@ struct work {
 	int64_t		 start_ms;
 	char		 last_err[512];
 	spool_pool	*pool;
+	int64_t		 log_interval_ms;
+	int64_t		 last_log_ms;
+	spool_pool_stats last;		/* at the last summary line */
 };
 
-/* Once a tick: the progress line on a terminal, and new errors. */
+/* Each task's outcome, as it is committed (the engine's thread). */
+static void
+work_done(const spool_outcome *o, void *arg)
+{
+	const char	*err = o->error != NULL ? o->error : "";
+
+	(void)arg;
+	switch (o->kind) {
+	case SPOOL_OUTCOME_SUCCEEDED:
+		cmd_log("work", LOG_DEBUG, "task %lld (%s) attempt %d succeeded "
+		    "in %lld ms, after %lld ms waiting", (long long)o->id,
+		    o->queue, o->attempt, (long long)o->run_ms,
+		    (long long)o->wait_ms);
+		break;
+	case SPOOL_OUTCOME_RETRYING:
+		cmd_log("work", LOG_WARNING, "task %lld (%s) attempt %d %s, "
+		    "will be retried: %.300s", (long long)o->id, o->queue,
+		    o->attempt, o->timed_out ? "timed out" : "failed", err);
+		break;
+	case SPOOL_OUTCOME_DEAD:
+		cmd_log("work", LOG_ERROR, "task %lld (%s) is dead after "
+		    "attempt %d: %.300s", (long long)o->id, o->queue, o->attempt,
+		    err);
+		break;
+	case SPOOL_OUTCOME_CANCELLED:
+		cmd_log("work", LOG_NOTICE, "task %lld (%s) cancelled",
+		    (long long)o->id, o->queue);
+		break;
+	case SPOOL_OUTCOME_LEASE_LOST:
+		cmd_log("work", LOG_WARNING, "task %lld (%s) attempt %d: lease "
+		    "lost, its outcome was not recorded", (long long)o->id,
+		    o->queue, o->attempt);
+		break;
+	case SPOOL_OUTCOME_RELEASED:
+		cmd_log("work", LOG_DEBUG, "task %lld (%s) handed back unstarted",
+		    (long long)o->id, o->queue);
+		break;
+	}
+}
+
+/* Once a tick: new errors, a summary line now and then, and the
+ * progress line on a terminal. */
 static void
 work_tick(const spool_pool_stats *st, void *arg)
 {
 	struct work	*w = arg;
 	const char	*err = spool_pool_errmsg(w->pool);
+	int64_t		 now = cmd_now_ms();
 
 	if (strcmp(err, "no error") != 0 && strcmp(err, w->last_err) != 0) {
 		snprintf(w->last_err, sizeof w->last_err, "%s", err);
 		if (w->progress)
 			fputc('\n', stderr);
-		cmd_error(w->c, 0, "warning: %s", err);
+		cmd_log("work", LOG_WARNING, "%s", err);
+	}
+	if (w->log_interval_ms > 0 &&
+	    now - w->last_log_ms >= w->log_interval_ms) {
+		cmd_log("work", LOG_INFO, "last %.0f s: %lld claimed, %lld "
+		    "succeeded, %lld retried, %lld dead, %lld lease lost; "
+		    "running %d/%d", (now - w->last_log_ms) / 1000.0,
+		    (long long)(st->claimed - w->last.claimed),
+		    (long long)(st->succeeded - w->last.succeeded),
+		    (long long)(st->retried - w->last.retried),
+		    (long long)(st->dead - w->last.dead),
+		    (long long)(st->lease_lost - w->last.lease_lost),
+		    st->busy, st->workers);
+		w->last = *st;
+		w->last_log_ms = now;
 	}
 	if (!w->progress)
 		return;
@@ -194,7 +255,8 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	char			*stages[64], sbuf[1024], *stage_argv[] = {
 	    "stage", NULL };
 	spool_stage_handler	 h[64];
-	int			 nstages = 0, i;
+	int			 nstages = 0, i, level = -1;
+	int64_t			 log_interval = 60000;
 
 	if (pipeline != NULL) {
 		if (argc > 0)
@@ -228,8 +290,13 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	o.nqueues = (size_t)argc;
 	o.flags = SPOOL_POOL_SIGNALS;
 	if ((rc = work_parse(c, &o, weights, wbuf, sizeof wbuf)) != EXIT_OK ||
-	    (rc = cmd_opt_duration(c, "grace", &grace)) != EXIT_OK)
+	    (rc = cmd_opt_duration(c, "grace", &grace)) != EXIT_OK ||
+	    (rc = cmd_opt_duration(c, "log-interval", &log_interval)) != 0)
 		return (rc);
+	if (cmd_opt(c, "log-level") != NULL &&
+	    (level = cmd_log_parse(cmd_opt(c, "log-level"))) < 0)
+		return (cmd_usage_error(c, "--log-level: error, warning, notice, "
+		    "info or debug, not '%s'", cmd_opt(c, "log-level")));
 	if (cmd_opt(c, "env") != NULL) {
 		snprintf(ebuf, sizeof ebuf, "%s", cmd_opt(c, "env"));
 		if ((nenv = split_commas(ebuf, envs, 32)) < 0)
@@ -250,7 +317,11 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	memset(&w, 0, sizeof w);
 	w.c = c;
 	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;
+	/* With the progress line, only what needs attention, unless asked. */
+	cmd_log_init(level >= 0 ? level : w.progress ? LOG_WARNING : LOG_INFO);
+	w.log_interval_ms = log_interval;
 	o.on_tick = work_tick;
+	o.on_done = work_done;
 	o.cb_arg = &w;
 	if (pipeline != NULL) {
 		/* One handler for every stage named, or for all of them. */
@@ -271,14 +342,29 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		spool__exec_free(x);
 		return (rc);
 	}
-	w.start_ms = cmd_now_ms();
+	w.start_ms = w.last_log_ms = cmd_now_ms();
+	if (pipeline != NULL)
+		cmd_log("work", LOG_INFO, "started: pid %ld, pipeline %s%s%s",
+		    (long)getpid(), pipeline, nstages > 0 ? ", stages " : "",
+		    nstages > 0 ? cmd_opt(c, "stage") : "");
+	else if (o.min_workers == o.max_workers)
+		cmd_log("work", LOG_INFO, "started: pid %ld, %d queue%s, %d "
+		    "threads", (long)getpid(), argc, argc == 1 ? "" : "s",
+		    o.max_workers);
+	else
+		cmd_log("work", LOG_INFO, "started: pid %ld, %d queue%s, %d to "
+		    "%d threads", (long)getpid(), argc, argc == 1 ? "" : "s",
+		    o.min_workers, o.max_workers);
 	rc = spool_pool_run(w.pool);
 	spool_pool_stats_get(w.pool, &st);
 	if (rc != SPOOL_OK)
-		cmd_error(c, 0, "%s", spool_pool_errmsg(w.pool));
+		cmd_log("work", LOG_ERROR, "%s", spool_pool_errmsg(w.pool));
 	spool_pool_free(w.pool);	/* waits for the commands */
 	spool__exec_free(x);
 	elapsed = cmd_now_ms() - w.start_ms;
+	cmd_log("work", LOG_INFO, "stopped after %.1f s: %lld claimed, %lld "
+	    "succeeded", elapsed / 1000.0, (long long)st.claimed,
+	    (long long)st.succeeded);
 	if (w.progress)
 		fputc('\n', stderr);
 
@@ -331,6 +417,13 @@ const struct spool_cmd cmd_work = {
 	"queue 'NAME/STAGE',\nwith the stage's concurrency and timeout; "
 	"--stage S,... runs only those, so\nstages can be spread over "
 	"processes.  Stages of older versions whose runs are\nunfinished are "
-	"worked too.\n",
+	"worked too.\n"
+	"Events go to stderr, one line each: the time (or a syslog <N> "
+	"priority when\nstderr is the systemd journal), 'spool work:', the "
+	"level and the message.\nLevels: error (a task died), warning (an "
+	"attempt failed, a lease was lost, the\ndatabase failed), notice (a "
+	"task was cancelled), info (start, stop, and a\nsummary every "
+	"--log-interval), debug (every task).  On a terminal with the\n"
+	"progress line the default level is warning.\n",
 	work_opts, 0, 64, CMD_EXEC_TAIL, work_exec
 };

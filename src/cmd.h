@@ -102,6 +102,18 @@ void		 cmd_print_text(FILE *, const void *, size_t, size_t);
 int64_t		 cmd_now_ms(void);
 void		 cmd_sleep_ms(int64_t);
 
+/* log.c: the event log of spool work (levels as syslog's) */
+#define LOG_ERROR	3
+#define LOG_WARNING	4
+#define LOG_NOTICE	5
+#define LOG_INFO	6
+#define LOG_DEBUG	7
+int		 cmd_log_parse(const char *);
+void		 cmd_log_init(int);
+int		 cmd_log_enabled(int);
+void		 cmd_log(const char *, int, const char *, ...)
+		     __attribute__((format(printf, 3, 4)));
+
 /* parse.c: pure parsers, 0 on success, -1 on bad syntax, -2 out of range */
 int		 parse_int64(const char *, int64_t, int64_t, int64_t *);
 int		 parse_duration_ms(const char *, int64_t *);

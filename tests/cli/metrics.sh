@@ -104,6 +104,30 @@ sql "INSERT INTO workers (id, host, pid, queues, concurrency, busy, started_ms, 
 run workers
 check "workers: a dead process is STALE" grep -qE '^h +9 +1/2 .* STALE' <<<"$out"
 
+# The event log of spool work: one line per event with its level; the
+# time first, or a syslog priority when stderr is the journal.
+for i in 1 2 3; do "$SPOOL_BIN" enqueue lg "ok $i" >/dev/null; done
+"$SPOOL_BIN" enqueue lg bad --max-attempts 2 >/dev/null
+"$SPOOL_BIN" work lg --until-empty --quiet --log-level debug --exec /bin/sh -c \
+    'read -r p; case $p in bad*) exit 3;; esac' >/dev/null 2>"$T/log"
+check "log: every line has a time and a level" test "$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z spool work: (error|warning|notice|info|debug): ' "$T/log")" -eq 0
+check "log: started" grep -qE ' info: started: pid [0-9]+, 1 queue' "$T/log"
+is "log: a debug line per success" "$(grep -c ' debug: task [0-9]* (lg) attempt 1 succeeded in ' "$T/log")" 3
+check "log: the failure, as a warning" grep -q ' warning: task [0-9]* (lg) attempt 1 failed, will be retried: exit 3' "$T/log"
+check "log: stopped" grep -q ' info: stopped after ' "$T/log"
+"$SPOOL_BIN" enqueue lg2 x >/dev/null
+"$SPOOL_BIN" work lg2 --until-empty --quiet --log-level warning --exec /bin/true >/dev/null 2>"$T/log2"
+is "log: --log-level warning hides info" "$(wc -l <"$T/log2")" 0
+: >"$T/jlog"
+"$SPOOL_BIN" enqueue lg2 y >/dev/null
+JOURNAL_STREAM=$(stat -c '%d:%i' "$T/jlog") "$SPOOL_BIN" work lg2 --until-empty \
+    --quiet --log-level debug --exec /bin/true >/dev/null 2>>"$T/jlog"
+check "log: journald priorities" grep -q '^<6>spool work: info: started' "$T/jlog"
+check "log: journald debug" grep -q '^<7>spool work: debug: task ' "$T/jlog"
+check "log: no time under journald" test "$(grep -c '^<[0-9]>' "$T/jlog")" -eq "$(wc -l <"$T/jlog")"
+run work lg2 --until-empty --log-level loud --exec /bin/true
+is "log: bad --log-level: exit 64" "$rc" 64
+
 run stats --json --prometheus
 is "stats --json --prometheus: exit 64" "$rc" 64
 run stats nope
