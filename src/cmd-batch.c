@@ -57,8 +57,9 @@ cmd_batch_check_open(struct cmd_ctx *c, int64_t id)
 }
 
 /* One batch as a JSON object (create, close, status, list, wait). */
-static void
-batch_json(struct json *j, const spool_batch_info *b)
+/* One batch as a JSON object (shared with the HTTP server). */
+void
+cmd_json_batch(struct json *j, const spool_batch_info *b)
 {
 	json_open(j, '{');
 	json_kv_int(j, "id", b->id);
@@ -93,7 +94,7 @@ batch_json_print(const spool_batch_info *b)
 	struct json	 j;
 
 	json_init(&j, stdout);
-	batch_json(&j, b);
+	cmd_json_batch(&j, b);
 	json_end(&j);
 }
 
@@ -422,7 +423,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_key(&j, "batches");
 		json_open(&j, '[');
 		for (i = 0; i < n; i++)
-			batch_json(&j, &b[i]);
+			cmd_json_batch(&j, &b[i]);
 		json_close(&j, ']');
 		json_key(&j, "next_after");
 		if (n == (size_t)limit)

@@ -551,8 +551,9 @@ const struct spool_cmd cmd_pipeline_run = {
 
 /* ---- runs, status -------------------------------------------------------- */
 
-static void
-run_json_fields(struct json *j, const spool_run_info *r, int64_t now)
+/* A run's fields, inside an open JSON object (shared with http.c). */
+void
+cmd_json_run_fields(struct json *j, const spool_run_info *r, int64_t now)
 {
 	int64_t	 end = r->finished_ms != 0 ? r->finished_ms : now;
 	int64_t	 done = r->total - r->running;
@@ -611,7 +612,7 @@ runs_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_open(&j, '[');
 		for (i = 0; i < n; i++) {
 			json_open(&j, '{');
-			run_json_fields(&j, &r[i], now);
+			cmd_json_run_fields(&j, &r[i], now);
 			json_close(&j, '}');
 		}
 		json_close(&j, ']');
@@ -662,7 +663,7 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');
-		run_json_fields(&j, r, now);
+		cmd_json_run_fields(&j, r, now);
 		json_key(&j, "stages");
 		json_open(&j, '[');
 		for (i = 0; i < r->nstages; i++) {
@@ -946,7 +947,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');
-		run_json_fields(&j, r, cmd_now_ms());
+		cmd_json_run_fields(&j, r, cmd_now_ms());
 		json_close(&j, '}');
 		json_end(&j);
 	} else

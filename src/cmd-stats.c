@@ -145,9 +145,9 @@ cmd_prometheus(FILE *f, const spool_queue_metrics *m, size_t n)
 	}
 }
 
-/* One queue's metrics as a JSON object. */
-static void
-stats_json(struct json *j, const spool_queue_metrics *m)
+/* One queue's metrics as a JSON object (shared with http.c). */
+void
+cmd_json_queue_metrics(struct json *j, const spool_queue_metrics *m)
 {
 	const spool_queue_stats		*s = &m->stats;
 	const spool_queue_counters	*t = &m->total;
@@ -236,7 +236,7 @@ stats_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_init(&j, stdout);
 		json_open(&j, '[');
 		for (i = 0; i < n; i++)
-			stats_json(&j, &m[i]);
+			cmd_json_queue_metrics(&j, &m[i]);
 		json_close(&j, ']');
 		json_end(&j);
 	} else {

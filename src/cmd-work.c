@@ -8,12 +8,15 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "http.h"
 #include "spool-int.h"
 
 static const struct cmd_opt work_opts[] = {
@@ -37,6 +40,8 @@ static const struct cmd_opt work_opts[] = {
 	{ "quiet", NULL, "no progress line on a terminal" },
 	{ "log-level", "LEVEL", "error, warning, notice, info (default) or debug" },
 	{ "log-interval", "DURATION", "a summary line this often (60s; 0: none)" },
+	{ "http", "ADDR:PORT", "serve metrics, JSON and a dashboard (see serve)" },
+	{ "http-write", NULL, "let HTTP POSTs retry, cancel, pause, resume" },
 	{ "pipeline", "NAME", "work pipeline NAME's stages (no QUEUE, no --exec)" },
 	{ "stage", "S,...", "with --pipeline: only these stages" },
 	{ NULL, NULL, NULL }
@@ -48,10 +53,29 @@ struct work {
 	int64_t		 start_ms;
 	char		 last_err[512];
 	spool_pool	*pool;
-	int64_t		 log_interval_ms;
-	int64_t		 last_log_ms;
-	spool_pool_stats last;		/* at the last summary line */
+	struct cmd_http	*http;		/* --http, served by its own thread */
 };
+
+/* The pool's summary line, every --log-interval. */
+static void
+work_log(const char *line, void *arg)
+{
+	struct work	*w = arg;
+
+	if (w->progress && cmd_log_enabled(LOG_INFO))
+		fputc('\n', stderr);
+	cmd_log("work", LOG_INFO, "%s", line);
+}
+
+/* The HTTP server's thread, with signals left to the engine's. */
+static void *
+work_http_main(void *arg)
+{
+	struct work	*w = arg;
+
+	cmd_http_run(w->http);
+	return (NULL);
+}
 
 /* Each task's outcome, as it is committed (the engine's thread). */
 static void
@@ -100,27 +124,12 @@ work_tick(const spool_pool_stats *st, void *arg)
 {
 	struct work	*w = arg;
 	const char	*err = spool_pool_errmsg(w->pool);
-	int64_t		 now = cmd_now_ms();
 
 	if (strcmp(err, "no error") != 0 && strcmp(err, w->last_err) != 0) {
 		snprintf(w->last_err, sizeof w->last_err, "%s", err);
 		if (w->progress)
 			fputc('\n', stderr);
 		cmd_log("work", LOG_WARNING, "%s", err);
-	}
-	if (w->log_interval_ms > 0 &&
-	    now - w->last_log_ms >= w->log_interval_ms) {
-		cmd_log("work", LOG_INFO, "last %.0f s: %lld claimed, %lld "
-		    "succeeded, %lld retried, %lld dead, %lld lease lost; "
-		    "running %d/%d", (now - w->last_log_ms) / 1000.0,
-		    (long long)(st->claimed - w->last.claimed),
-		    (long long)(st->succeeded - w->last.succeeded),
-		    (long long)(st->retried - w->last.retried),
-		    (long long)(st->dead - w->last.dead),
-		    (long long)(st->lease_lost - w->last.lease_lost),
-		    st->busy, st->workers);
-		w->last = *st;
-		w->last_log_ms = now;
 	}
 	if (!w->progress)
 		return;
@@ -257,6 +266,10 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	spool_stage_handler	 h[64];
 	int			 nstages = 0, i, level = -1;
 	int64_t			 log_interval = 60000;
+	const char		*http = cmd_opt(c, "http");
+	char			 herr[256];
+	pthread_t		 http_thread;
+	sigset_t		 all, old;
 
 	if (pipeline != NULL) {
 		if (argc > 0)
@@ -297,6 +310,8 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (level = cmd_log_parse(cmd_opt(c, "log-level"))) < 0)
 		return (cmd_usage_error(c, "--log-level: error, warning, notice, "
 		    "info or debug, not '%s'", cmd_opt(c, "log-level")));
+	if (cmd_opt(c, "http-write") != NULL && http == NULL)
+		return (cmd_usage_error(c, "--http-write goes with --http"));
 	if (cmd_opt(c, "env") != NULL) {
 		snprintf(ebuf, sizeof ebuf, "%s", cmd_opt(c, "env"));
 		if ((nenv = split_commas(ebuf, envs, 32)) < 0)
@@ -319,7 +334,8 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;
 	/* With the progress line, only what needs attention, unless asked. */
 	cmd_log_init(level >= 0 ? level : w.progress ? LOG_WARNING : LOG_INFO);
-	w.log_interval_ms = log_interval;
+	o.log_interval_ms = log_interval;
+	o.on_log = work_log;
 	o.on_tick = work_tick;
 	o.on_done = work_done;
 	o.cb_arg = &w;
@@ -342,7 +358,31 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		spool__exec_free(x);
 		return (rc);
 	}
-	w.start_ms = w.last_log_ms = cmd_now_ms();
+	if (http != NULL) {
+		rc = cmd_http_new(&w.http, c->db_path, http, w.pool,
+		    cmd_opt(c, "http-write") != NULL ? CMD_HTTP_WRITE : 0,
+		    herr, sizeof herr);
+		if (rc == EXIT_OK) {
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, &old);
+			if (pthread_create(&http_thread, NULL, work_http_main,
+			    &w) != 0) {
+				snprintf(herr, sizeof herr, "cannot start the "
+				    "HTTP thread");
+				rc = EXIT_SOFTWARE;
+			}
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+		if (rc != EXIT_OK) {
+			cmd_http_free(w.http);
+			spool_pool_free(w.pool);
+			spool__exec_free(x);
+			return (cmd_error(c, rc, "%s", herr));
+		}
+		cmd_log("work", LOG_INFO, "serving http://%s/",
+		    cmd_http_where(w.http));
+	}
+	w.start_ms = cmd_now_ms();
 	if (pipeline != NULL)
 		cmd_log("work", LOG_INFO, "started: pid %ld, pipeline %s%s%s",
 		    (long)getpid(), pipeline, nstages > 0 ? ", stages " : "",
@@ -357,6 +397,11 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		    o.min_workers, o.max_workers);
 	rc = spool_pool_run(w.pool);
 	spool_pool_stats_get(w.pool, &st);
+	if (w.http != NULL) {
+		cmd_http_stop(w.http);
+		pthread_join(http_thread, NULL);
+		cmd_http_free(w.http);
+	}
 	if (rc != SPOOL_OK)
 		cmd_log("work", LOG_ERROR, "%s", spool_pool_errmsg(w.pool));
 	spool_pool_free(w.pool);	/* waits for the commands */

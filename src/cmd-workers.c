@@ -8,6 +8,25 @@
 
 #include "cmd.h"
 
+/* One worker row as a JSON object (shared with http.c). */
+void
+cmd_json_worker(struct json *j, const spool_worker_info *w)
+{
+	json_open(j, '{');
+	json_kv_str(j, "id", w->id);
+	json_kv_str(j, "host", w->host);
+	json_kv_int(j, "pid", w->pid);
+	json_key(j, "queues");
+	json_raw(j, w->queues);	/* the engine wrote it */
+	json_kv_int(j, "concurrency", w->concurrency);
+	json_kv_int(j, "busy", w->busy);
+	json_kv_time(j, "started_ms", w->started_ms);
+	json_kv_time(j, "heartbeat_ms", w->heartbeat_ms);
+	json_key(j, "stale");
+	json_bool(j, w->stale);
+	json_close(j, '}');
+}
+
 static int
 workers_exec(struct cmd_ctx *c, int argc, char **argv)
 {
@@ -29,21 +48,8 @@ workers_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_open(&j, '{');
 		json_key(&j, "workers");
 		json_open(&j, '[');
-		for (i = 0; i < n; i++) {
-			json_open(&j, '{');
-			json_kv_str(&j, "id", w[i].id);
-			json_kv_str(&j, "host", w[i].host);
-			json_kv_int(&j, "pid", w[i].pid);
-			json_key(&j, "queues");
-			json_raw(&j, w[i].queues);	/* the engine wrote it */
-			json_kv_int(&j, "concurrency", w[i].concurrency);
-			json_kv_int(&j, "busy", w[i].busy);
-			json_kv_time(&j, "started_ms", w[i].started_ms);
-			json_kv_time(&j, "heartbeat_ms", w[i].heartbeat_ms);
-			json_key(&j, "stale");
-			json_bool(&j, w[i].stale);
-			json_close(&j, '}');
-		}
+		for (i = 0; i < n; i++)
+			cmd_json_worker(&j, &w[i]);
 		json_close(&j, ']');
 		json_close(&j, '}');
 		json_end(&j);

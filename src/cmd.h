@@ -148,8 +148,14 @@ void		 json_end(struct json *);
 /* cmd-stats.c: Prometheus's text format, for stats and the HTTP server */
 void		 cmd_prometheus(FILE *, const spool_queue_metrics *, size_t);
 
-/* Shared renderings of the library's records (cmd-show.c, cmd-list.c). */
+/* Shared renderings of the library's records, for the commands and the
+ * HTTP server. */
 void		 cmd_json_task(struct json *, const spool_task_info *);
+void		 cmd_json_queue_metrics(struct json *, const spool_queue_metrics *);
+void		 cmd_json_worker(struct json *, const spool_worker_info *);
+void		 cmd_json_batch(struct json *, const spool_batch_info *);
+void		 cmd_json_run_fields(struct json *, const spool_run_info *,
+		     int64_t);
 
 /* cmd-enqueue.c: reading tasks, shared with "spool batch add" */
 struct cmd_tasks {

@@ -26,6 +26,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <sys/resource.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +78,9 @@ struct spool__engine {
 
 	unsigned long long	 cpu_busy, cpu_total;
 	int64_t			 last_prune_ms;
+	int64_t			 last_log_ms;	/* the summary line */
+	int64_t			 proc_ms;	/* the last process sample */
+	double			 proc_cpu_s;
 	int			 draining;
 	int			 stop_req;	/* from spool_pool_stop: 1, 2 */
 	pthread_t		 thread;	/* the one running the loop (under p->mu) */
@@ -486,16 +491,17 @@ engine_report(spool_pool *p, spool_job *job, int kind)
 	    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT;
 	if (o.timed_out && kind != SPOOL_OUTCOME_LEASE_LOST)
 		st->timed_out++;
+	o.wait_ms = job->run_start_ms > job->run_at_ms ?
+	    job->run_start_ms - job->run_at_ms : 0;
+	o.run_ms = job->run_end_ms > job->run_start_ms ?
+	    job->run_end_ms - job->run_start_ms : 0;
+	spool__pool_observe(p, kind, o.wait_ms, o.run_ms, engine_now(p));
 	pthread_mutex_unlock(&p->mu);
 	if (p->o.on_done != NULL) {
 		o.id = job->id;
 		o.queue = job->queue;
 		o.attempt = job->attempt;
 		o.kind = kind;
-		o.wait_ms = job->run_start_ms > job->run_at_ms ?
-		    job->run_start_ms - job->run_at_ms : 0;
-		o.run_ms = job->run_end_ms > job->run_start_ms ?
-		    job->run_end_ms - job->run_start_ms : 0;
 		o.error = kind == SPOOL_OUTCOME_SUCCEEDED ? NULL :
 		    kind == SPOOL_OUTCOME_LEASE_LOST ? "lease lost" :
 		    kind == SPOOL_OUTCOME_RELEASED ? NULL :
@@ -844,6 +850,38 @@ engine_cpu(struct spool__engine *e)
 	return (use);
 }
 
+/* The process's CPU time and resident memory, for the metrics. */
+static void
+engine_proc(spool_pool *p, struct spool__engine *e, int64_t now)
+{
+	struct rusage	 ru;
+	double		 user = 0, sys = 0, use = -1;
+	long		 pages = 0, rss = 0;
+	FILE		*f;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		user = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+		sys = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	}
+	if (e->proc_ms != 0 && now > e->proc_ms)
+		use = (user + sys - e->proc_cpu_s) / ((double)(now -
+		    e->proc_ms) / 1000.0);
+	e->proc_ms = now;
+	e->proc_cpu_s = user + sys;
+	if ((f = fopen("/proc/self/statm", "re")) != NULL) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	pthread_mutex_lock(&p->mu);
+	p->pm.cpu_user_s = user;
+	p->pm.cpu_system_s = sys;
+	if (use >= 0)
+		p->pm.cpu_process = use;
+	p->pm.rss_bytes = (int64_t)rss * sysconf(_SC_PAGESIZE);
+	pthread_mutex_unlock(&p->mu);
+}
+
 /* Write the pool's workers row. */
 static void
 engine_worker_row(spool_pool *p, int64_t now)
@@ -916,6 +954,14 @@ engine_tick_cb(evutil_socket_t fd, short what, void *arg)
 		e->last_prune_ms = now;
 		if (spool_prune(&pruned, p->q, NULL, -1) != SPOOL_OK)
 			engine_error(p, spool_errcode(p->q));
+	}
+	engine_proc(p, e, now);
+	/* Half a tick early rather than a whole tick late. */
+	if (p->o.log_interval_ms > 0 && now - e->last_log_ms >=
+	    p->o.log_interval_ms - p->o.tick_ms / 2) {
+		if (e->last_log_ms != 0)
+			spool__pool_log(p);
+		e->last_log_ms = now;
 	}
 	if (p->o.on_tick != NULL) {
 		spool_pool_stats_get(p, &st);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,7 +295,11 @@ pool_opts(spool_pool *p, const spool_pool_opts *in)
 		BAD("pool options missing (the queues to work)");
 	if (in->version < 1)
 		BAD("pool options: version not set (use SPOOL_POOL_OPTS_INIT)");
-	*o = *in;
+	if (in->version == 1) {		/* before log_interval_ms */
+		memset(o, 0, sizeof *o);
+		memcpy(o, in, offsetof(spool_pool_opts, log_interval_ms));
+	} else
+		*o = *in;
 	if (o->flags & ~(SPOOL_POOL_SIGNALS | SPOOL_POOL_UNTIL_EMPTY))
 		BAD("pool options: unknown flags");
 	if (o->queues == NULL || o->nqueues == 0 || o->nqueues > 64)
@@ -333,7 +338,7 @@ pool_opts(spool_pool *p, const spool_pool_opts *in)
 	if (o->idle_timeout_ms < 0 || o->lease_ms < 0 || o->timeout_ms < 0 ||
 	    o->shutdown_timeout_ms < 0 || o->flush_interval_ms < 0 ||
 	    o->flush_count < 0 || o->max_time_ms < 0 || o->max_tasks < 0 ||
-	    o->tick_ms < 10)
+	    o->tick_ms < 10 || o->log_interval_ms < 0)
 		BAD("pool options: negative time or count");
 	if (!(o->cpu_max >= 0 && o->cpu_max <= 1))
 		BAD("pool options: cpu_max must be between 0 and 1");
@@ -366,6 +371,8 @@ spool_pool_new(spool_pool **out, const char *path, spool_handler fn,
 	pthread_cond_init(&p->exit_cv, NULL);
 	p->fn = fn;
 	p->arg = arg;
+	spool__hist_init(&p->pm.wait);
+	spool__hist_init(&p->pm.run);
 	if (fn == NULL) {
 		snprintf(p->errmsg, sizeof p->errmsg, "no handler");
 		return (p->errcode = SPOOL_EINVAL);

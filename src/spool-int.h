@@ -160,6 +160,26 @@ struct spool__engine;
 struct spool__stages;
 
 /* A worker pool (pool.c) and its engine (engine.c). */
+#define SPOOL__RATE_SLOTS	64	/* > SPOOL_RATE_SECONDS */
+
+/* Attempts per second: slot sec % SPOOL__RATE_SLOTS holds second sec. */
+struct spool__rate {
+	int64_t			 sec[SPOOL__RATE_SLOTS];
+	int64_t			 ok[SPOOL__RATE_SLOTS];
+	int64_t			 bad[SPOOL__RATE_SLOTS];
+};
+
+/* A pool's in-process metrics (hist.c), under the pool's mutex. */
+struct spool__pool_metrics {
+	spool_histogram		 wait;
+	spool_histogram		 run;
+	struct spool__rate	 rate;
+	double			 cpu_user_s;
+	double			 cpu_system_s;
+	double			 cpu_process;
+	int64_t			 rss_bytes;
+};
+
 struct spool_pool {
 	spool_handler		 fn;
 	void			*arg;
@@ -192,6 +212,7 @@ struct spool_pool {
 	int			 stopping;	/* 1: drain, 2: quit */
 	int			 wake_pending;
 	spool_pool_stats	 st;
+	struct spool__pool_metrics pm;
 };
 
 /* error.c */
@@ -201,6 +222,14 @@ int		 spool__error_prefix(spool *q, int code, const char *prefix);
 void		 spool__error_mine(const spool *q, int code, const char *msg);
 int		 spool__state_parse(const char *name);
 void		 spool__clear_error(spool *q);
+
+/* hist.c */
+void		 spool__hist_init(spool_histogram *h);
+void		 spool__hist_add(spool_histogram *h, int64_t ms);
+void		 spool__rate_add(struct spool__rate *r, int64_t now_ms, int ok);
+void		 spool__pool_observe(spool_pool *p, int kind, int64_t wait_ms,
+		     int64_t run_ms, int64_t now_ms);
+void		 spool__pool_log(spool_pool *p);
 
 /* util.c */
 void		*spool__memdup(const void *p, size_t len);

@@ -808,12 +808,16 @@ typedef struct spool_pool_opts {
 	void		(*on_done)(const spool_outcome *outcome, void *arg);
 	void		(*on_tick)(const spool_pool_stats *stats, void *arg);
 	int64_t		 tick_ms;	/* on_tick and housekeeping every (1000) */
-	void		*cb_arg;	/* for on_done and on_tick */
+	void		*cb_arg;	/* for on_done, on_tick and on_log */
+	/* version 2 (since 0.6): */
+	int64_t		 log_interval_ms;	/* a summary line every; 0: none */
+	void		(*on_log)(const char *line, void *arg);	/* NULL: stderr */
 } spool_pool_opts;
 
-#define SPOOL_POOL_OPTS_VERSION	1
+#define SPOOL_POOL_OPTS_VERSION	2
 #define SPOOL_POOL_OPTS_INIT	{ SPOOL_POOL_OPTS_VERSION, 0, NULL, 0, 0, NULL, \
-	0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, 0, NULL }
+	0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0.0, NULL, 0, NULL, NULL, 0, NULL, \
+	0, NULL }
 
 /*
  * Make a pool over the database at path, running fn(job, arg) for each
@@ -841,6 +845,54 @@ void		 spool_pool_wake(spool_pool *p);
 
 /* A snapshot of the pool's counters.  Any thread. */
 void		 spool_pool_stats_get(spool_pool *p, spool_pool_stats *out);
+
+/* ---- In-process metrics of a pool (since 0.6) ---------------------------
+ *
+ * The engine keeps, for the attempts its handlers ran (not those handed
+ * back or refused), histograms of their wait (due to handler start) and
+ * run time, counts per second over the last minute, and samples the
+ * process's CPU time and resident memory once a tick.  They live only in
+ * the process; spool_metrics reads the figures every process shares from
+ * the database.
+ */
+
+#define SPOOL_HIST_BUCKETS	16
+/* The buckets' upper bounds in ms; the last one is unbounded (+Inf). */
+#define SPOOL_HIST_BOUNDS_MS	{ 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, \
+	2500, 5000, 10000, 30000, 60000, INT64_MAX }
+
+typedef struct spool_histogram {
+	int64_t		 le_ms[SPOOL_HIST_BUCKETS];	/* upper bounds */
+	int64_t		 count[SPOOL_HIST_BUCKETS];	/* cumulative: <= le_ms[i] */
+	int64_t		 n;		/* observations (= count[last]) */
+	int64_t		 sum_ms;
+} spool_histogram;
+
+/* An estimate of quantile q (0..1) in ms, interpolated inside its bucket
+ * (a value in the unbounded bucket reads as the last bound); 0 if empty. */
+double		 spool_histogram_quantile(const spool_histogram *h, double q);
+
+#define SPOOL_RATE_SECONDS	60
+
+typedef struct spool_pool_metrics {
+	spool_pool_stats stats;		/* as spool_pool_stats_get */
+	int64_t		 started_ms;	/* when the pool was made (Unix ms) */
+	int64_t		 now_ms;	/* when this snapshot was taken */
+	spool_histogram	 wait;		/* due to handler start */
+	spool_histogram	 run;		/* handler start to end */
+	/* Attempts per second, oldest first; the last is the current second. */
+	int64_t		 succeeded_s[SPOOL_RATE_SECONDS];
+	int64_t		 failed_s[SPOOL_RATE_SECONDS];	/* retried or dead */
+	int64_t		 succeeded_1m;	/* the sums of those */
+	int64_t		 failed_1m;
+	double		 cpu_user_s;	/* the process's CPU time so far */
+	double		 cpu_system_s;
+	double		 cpu_process;	/* its CPU use over the last tick, in cores */
+	int64_t		 rss_bytes;	/* its resident memory (last tick) */
+} spool_pool_metrics;
+
+/* A snapshot of the pool's in-process metrics.  Any thread. */
+void		 spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out);
 
 /* The last failure of the pool (borrowed). */
 const char	*spool_pool_errmsg(const spool_pool *p);

@@ -1,0 +1,192 @@
+/*
+ * hist.c -- a pool's in-process metrics: latency histograms with fixed
+ * buckets, attempts per second over the last minute, and the snapshot
+ * spool_pool_metrics_get takes of them.  The engine records into them
+ * under the pool's mutex (pool.c); nothing here touches the database.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "spool-int.h"
+
+static const int64_t hist_bounds[SPOOL_HIST_BUCKETS] = SPOOL_HIST_BOUNDS_MS;
+
+/* An empty histogram with the standard bounds. */
+void
+spool__hist_init(spool_histogram *h)
+{
+	memset(h, 0, sizeof *h);
+	memcpy(h->le_ms, hist_bounds, sizeof h->le_ms);
+}
+
+/* Count one observation of ms milliseconds. */
+void
+spool__hist_add(spool_histogram *h, int64_t ms)
+{
+	int	 i;
+
+	if (ms < 0)
+		ms = 0;
+	for (i = 0; i < SPOOL_HIST_BUCKETS; i++)
+		if (ms <= h->le_ms[i])
+			h->count[i]++;
+	h->n++;
+	h->sum_ms += ms;
+}
+
+double
+spool_histogram_quantile(const spool_histogram *h, double q)
+{
+	double	 rank, lo, hi, below, in;
+	int	 i;
+
+	if (h == NULL || h->n <= 0)
+		return (0);
+	if (q < 0)
+		q = 0;
+	if (q > 1)
+		q = 1;
+	rank = q * (double)h->n;
+	for (i = 0; i < SPOOL_HIST_BUCKETS; i++)
+		if ((double)h->count[i] >= rank && h->count[i] > 0)
+			break;
+	if (i == SPOOL_HIST_BUCKETS)
+		i = SPOOL_HIST_BUCKETS - 1;
+	if (i == SPOOL_HIST_BUCKETS - 1 && h->le_ms[i] == INT64_MAX)
+		return ((double)h->le_ms[i - 1]);
+	lo = i == 0 ? 0 : (double)h->le_ms[i - 1];
+	hi = (double)h->le_ms[i];
+	below = i == 0 ? 0 : (double)h->count[i - 1];
+	in = (double)h->count[i] - below;
+	if (in <= 0)
+		return (hi);
+	return (lo + (hi - lo) * (rank - below) / in);
+}
+
+/* Count one attempt that ended at now_ms, a success or a failure. */
+void
+spool__rate_add(struct spool__rate *r, int64_t now_ms, int ok)
+{
+	int64_t	 sec = now_ms / 1000;
+	int	 i = (int)(sec % SPOOL__RATE_SLOTS);
+
+	if (r->sec[i] != sec) {
+		r->sec[i] = sec;
+		r->ok[i] = r->bad[i] = 0;
+	}
+	if (ok)
+		r->ok[i]++;
+	else
+		r->bad[i]++;
+}
+
+/* The last SPOOL_RATE_SECONDS seconds up to now_ms, oldest first. */
+static void
+rate_window(const struct spool__rate *r, int64_t now_ms, spool_pool_metrics *m)
+{
+	int64_t	 sec = now_ms / 1000, s;
+	int	 k, i;
+
+	m->succeeded_1m = m->failed_1m = 0;
+	for (k = 0; k < SPOOL_RATE_SECONDS; k++) {
+		s = sec - (SPOOL_RATE_SECONDS - 1) + k;
+		i = (int)(((s % SPOOL__RATE_SLOTS) + SPOOL__RATE_SLOTS) %
+		    SPOOL__RATE_SLOTS);
+		m->succeeded_s[k] = r->sec[i] == s ? r->ok[i] : 0;
+		m->failed_s[k] = r->sec[i] == s ? r->bad[i] : 0;
+		m->succeeded_1m += m->succeeded_s[k];
+		m->failed_1m += m->failed_s[k];
+	}
+}
+
+/* Record what an attempt's handler did, once its outcome is committed.
+ * Called with the pool's mutex held. */
+void
+spool__pool_observe(spool_pool *p, int kind, int64_t wait_ms, int64_t run_ms,
+    int64_t now_ms)
+{
+	switch (kind) {
+	case SPOOL_OUTCOME_SUCCEEDED:
+	case SPOOL_OUTCOME_RETRYING:
+	case SPOOL_OUTCOME_DEAD:
+	case SPOOL_OUTCOME_CANCELLED:
+		break;
+	default:
+		return;		/* refused or handed back: no attempt ran */
+	}
+	spool__hist_add(&p->pm.wait, wait_ms);
+	spool__hist_add(&p->pm.run, run_ms);
+	if (kind != SPOOL_OUTCOME_CANCELLED)
+		spool__rate_add(&p->pm.rate, now_ms,
+		    kind == SPOOL_OUTCOME_SUCCEEDED);
+}
+
+void
+spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out)
+{
+	if (p == NULL || out == NULL)
+		return;
+	memset(out, 0, sizeof *out);
+	spool_pool_stats_get(p, &out->stats);
+	pthread_mutex_lock(&p->mu);
+	out->started_ms = p->started_ms;
+	out->now_ms = spool__now_ms(p->q);
+	out->wait = p->pm.wait;
+	out->run = p->pm.run;
+	rate_window(&p->pm.rate, out->now_ms, out);
+	out->cpu_user_s = p->pm.cpu_user_s;
+	out->cpu_system_s = p->pm.cpu_system_s;
+	out->cpu_process = p->pm.cpu_process;
+	out->rss_bytes = p->pm.rss_bytes;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* The periodic summary line (spool_pool_opts.log_interval_ms): to on_log,
+ * or to stderr in one write. */
+void
+spool__pool_log(spool_pool *p)
+{
+	spool_pool_metrics	 m;
+	char			 line[512];
+	double			 span;
+	int			 n;
+
+	spool_pool_metrics_get(p, &m);
+	span = (double)(m.now_ms - m.started_ms) / 1000.0;
+	if (span > SPOOL_RATE_SECONDS)
+		span = SPOOL_RATE_SECONDS;
+	if (span < 1)
+		span = 1;
+	n = snprintf(line, sizeof line, "last 60 s: %lld succeeded "
+	    "(%.1f/s), %lld failed; since start: %lld claimed, %lld "
+	    "succeeded, %lld retried, %lld dead, %lld lease lost; busy %d/%d, "
+	    "prefetched %d; wait p95 %.0f ms; run p50 %.0f ms, p95 %.0f ms, "
+	    "p99 %.0f ms; cpu %.2f cores, rss %.1f MiB",
+	    (long long)m.succeeded_1m,
+	    (double)m.succeeded_1m / span,
+	    (long long)m.failed_1m, (long long)m.stats.claimed,
+	    (long long)m.stats.succeeded, (long long)m.stats.retried,
+	    (long long)m.stats.dead, (long long)m.stats.lease_lost,
+	    m.stats.busy, m.stats.workers, m.stats.prefetched,
+	    spool_histogram_quantile(&m.wait, 0.95),
+	    spool_histogram_quantile(&m.run, 0.5),
+	    spool_histogram_quantile(&m.run, 0.95),
+	    spool_histogram_quantile(&m.run, 0.99), m.cpu_process,
+	    (double)m.rss_bytes / (1024.0 * 1024.0));
+	if (n < 0)
+		return;
+	if (p->o.on_log != NULL) {
+		p->o.on_log(line, p->o.cb_arg);
+		return;
+	}
+	if ((size_t)n > sizeof line - 9)
+		n = (int)sizeof line - 9;
+	memmove(line + 7, line, (size_t)n);
+	memcpy(line, "spool: ", 7);
+	line[n + 7] = '\n';
+	(void)!write(2, line, (size_t)n + 8);
+}
