@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -300,12 +301,206 @@ test_random(void)
 	}
 }
 
+
+/* ---- In-process metrics of a pool (hist.c) ----------------------------- */
+
+/* Fixed buckets, cumulative counts, interpolated quantiles. */
+static void
+test_histogram(void)
+{
+	spool_histogram	 h;
+	static const int64_t bounds[SPOOL_HIST_BUCKETS] = SPOOL_HIST_BOUNDS_MS;
+	int		 i;
+
+	spool__hist_init(&h);
+	CU_ASSERT(memcmp(h.le_ms, bounds, sizeof bounds) == 0);
+	CU_ASSERT_EQUAL(h.le_ms[SPOOL_HIST_BUCKETS - 1], INT64_MAX);
+	CU_ASSERT_EQUAL(spool_histogram_quantile(&h, 0.5), 0);
+	for (i = 0; i < 100; i++)
+		spool__hist_add(&h, 3);		/* all in (2, 5] */
+	CU_ASSERT_EQUAL(h.n, 100);
+	CU_ASSERT_EQUAL(h.sum_ms, 300);
+	CU_ASSERT_EQUAL(h.count[1], 0);		/* <= 2 */
+	CU_ASSERT_EQUAL(h.count[2], 100);	/* <= 5 */
+	CU_ASSERT_EQUAL(h.count[SPOOL_HIST_BUCKETS - 1], 100);
+	CU_ASSERT_DOUBLE_EQUAL(spool_histogram_quantile(&h, 0.5), 3.5, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(spool_histogram_quantile(&h, 1.0), 5, 1e-9);
+	for (i = 0; i < 100; i++)
+		spool__hist_add(&h, 80);	/* (50, 100] */
+	/* The 75th percentile: rank 150, half way into (50, 100]. */
+	CU_ASSERT_DOUBLE_EQUAL(spool_histogram_quantile(&h, 0.75), 75, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(spool_histogram_quantile(&h, 0.25), 3.5, 1e-9);
+	spool__hist_add(&h, -7);		/* a clock step: counts as 0 */
+	CU_ASSERT_EQUAL(h.count[0], 1);
+	spool__hist_add(&h, 0);
+	spool__hist_add(&h, 1);
+	CU_ASSERT_EQUAL(h.count[0], 3);		/* le is inclusive */
+	spool__hist_init(&h);
+	spool__hist_add(&h, 3600000);		/* an hour: the +Inf bucket */
+	CU_ASSERT_EQUAL(h.count[SPOOL_HIST_BUCKETS - 2], 0);
+	CU_ASSERT_EQUAL(h.count[SPOOL_HIST_BUCKETS - 1], 1);
+	CU_ASSERT_DOUBLE_EQUAL(spool_histogram_quantile(&h, 0.99), 60000, 1e-9);
+	CU_ASSERT_EQUAL(spool_histogram_quantile(NULL, 0.5), 0);
+}
+
+static int64_t
+fake_clock(void *arg)
+{
+	(void)arg;
+	return (tu_now);
+}
+
+static int
+h_noop(spool_job *job, void *arg)
+{
+	(void)job;
+	(void)arg;
+	return (SPOOL_DONE);
+}
+
+/* The last minute's per-second counts, on the fake clock: a slot of the
+ * ring reused a minute later starts from zero; refused and handed-back
+ * jobs count nowhere; cancelled ones only in the histograms. */
+static void
+test_rates(void)
+{
+	static const char *const qs[] = { "r" };
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool_metrics	 m;
+	spool_pool		*p = NULL;
+	int64_t			 t = tu_now;	/* a whole second */
+	int			 k;
+
+	o.queues = qs;
+	o.nqueues = 1;
+	TU_RC(spool_pool_new(&p, tu_db, h_noop, NULL, &o), SPOOL_OK);
+	if (p == NULL)
+		return;
+	spool__set_clock(p->q, fake_clock, NULL);
+	pthread_mutex_lock(&p->mu);
+	spool__pool_observe(p, SPOOL_OUTCOME_SUCCEEDED, 5, 10, t - 64000);
+	spool__pool_observe(p, SPOOL_OUTCOME_SUCCEEDED, 5, 10, t - 60000);
+	spool__pool_observe(p, SPOOL_OUTCOME_SUCCEEDED, 5, 10, t - 59000);
+	spool__pool_observe(p, SPOOL_OUTCOME_RETRYING, 5, 10, t - 1000);
+	spool__pool_observe(p, SPOOL_OUTCOME_DEAD, 5, 10, t - 500);
+	spool__pool_observe(p, SPOOL_OUTCOME_SUCCEEDED, 5, 10, t);
+	spool__pool_observe(p, SPOOL_OUTCOME_SUCCEEDED, 5, 10, t + 999);
+	spool__pool_observe(p, SPOOL_OUTCOME_CANCELLED, 5, 10, t);
+	spool__pool_observe(p, SPOOL_OUTCOME_LEASE_LOST, 5, 10, t);
+	spool__pool_observe(p, SPOOL_OUTCOME_RELEASED, 5, 10, t);
+	pthread_mutex_unlock(&p->mu);
+	tu_now = t + 999;
+	spool_pool_metrics_get(p, &m);
+	CU_ASSERT_EQUAL(m.now_ms, t + 999);
+	CU_ASSERT_EQUAL(m.succeeded_s[0], 1);	/* t - 59 s */
+	CU_ASSERT_EQUAL(m.succeeded_s[59], 2);	/* t, t + 999; not t - 64 s */
+	CU_ASSERT_EQUAL(m.failed_s[58], 2);	/* t - 1000, t - 500 */
+	CU_ASSERT_EQUAL(m.succeeded_1m, 3);
+	CU_ASSERT_EQUAL(m.failed_1m, 2);
+	for (k = 1; k < 58; k++)
+		CU_ASSERT_EQUAL(m.succeeded_s[k] + m.failed_s[k], 0);
+	CU_ASSERT_EQUAL(m.run.n, 8);		/* all but lease lost, released */
+	CU_ASSERT_EQUAL(m.wait.n, 8);
+	CU_ASSERT_EQUAL(m.run.sum_ms, 80);
+	/* A minute on, the window is empty. */
+	tu_now = t + 61000;
+	spool_pool_metrics_get(p, &m);
+	CU_ASSERT_EQUAL(m.succeeded_1m + m.failed_1m, 0);
+	CU_ASSERT_EQUAL(m.run.n, 8);		/* histograms keep everything */
+	spool_pool_free(p);
+}
+
+static int	 nlines;
+static char	 last_line[512];
+
+static void
+on_log(const char *line, void *arg)
+{
+	(void)arg;
+	nlines++;
+	snprintf(last_line, sizeof last_line, "%s", line);
+}
+
+static int
+h_sleep(spool_job *job, void *arg)
+{
+	struct timespec	 ts = { 0, 4 * 1000000 };
+
+	(void)job;
+	(void)arg;
+	nanosleep(&ts, NULL);
+	return (spool_job_id(job) % 10 == 0 ? SPOOL_FAIL : SPOOL_DONE);
+}
+
+/* A real pool on the real clock: its metrics count what its handlers
+ * ran, the process figures are sampled, the summary line comes every
+ * log_interval_ms; options of version 1 are read without the fields
+ * version 2 added. */
+static void
+test_pool_metrics(void)
+{
+	static const char *const qs[] = { "m" };
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool_metrics	 m;
+	spool_pool		*p = NULL;
+	spool			*q = NULL;
+	int64_t			 id;
+	int			 i;
+
+	TU_RC(spool_open(&q, tu_db, 0), SPOOL_OK);	/* the real clock */
+	for (i = 0; i < 60; i++)
+		TU_RC(spool_enqueue(&id, q, "m", "x", 1, NULL), SPOOL_OK);
+	spool_close(q);
+	o.queues = qs;
+	o.nqueues = 1;
+	o.max_workers = 2;
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.tick_ms = 10;
+	o.log_interval_ms = 30;
+	o.on_log = on_log;
+	nlines = 0;
+	TU_RC(spool_pool_new(&p, tu_db, h_sleep, NULL, &o), SPOOL_OK);
+	if (p == NULL)
+		return;
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_metrics_get(p, &m);
+	CU_ASSERT_EQUAL(m.stats.succeeded, 54);
+	CU_ASSERT_EQUAL(m.stats.dead, 6);
+	CU_ASSERT_EQUAL(m.run.n, 60);
+	CU_ASSERT_EQUAL(m.wait.n, 60);
+	CU_ASSERT_EQUAL(m.succeeded_1m, 54);
+	CU_ASSERT_EQUAL(m.failed_1m, 6);
+	CU_ASSERT_EQUAL(m.run.count[1], 0);	/* each slept 4 ms */
+	CU_ASSERT(spool_histogram_quantile(&m.run, 0.5) >= 2);
+	CU_ASSERT(m.run.sum_ms >= 4 * 60);
+	CU_ASSERT(m.rss_bytes > 1024 * 1024);
+	CU_ASSERT(m.cpu_user_s + m.cpu_system_s > 0);
+	CU_ASSERT(m.started_ms > 0 && m.now_ms >= m.started_ms);
+	CU_ASSERT(nlines >= 1);
+	CU_ASSERT(strncmp(last_line, "last 60 s: ", 11) == 0);
+	CU_ASSERT(strstr(last_line, " succeeded, ") != NULL);
+	CU_ASSERT(strstr(last_line, " MiB") != NULL);
+	spool_pool_free(p);
+
+	/* Version 1: what follows cb_arg is not read (-5 would be refused). */
+	o.version = 1;
+	o.log_interval_ms = -5;
+	TU_RC(spool_pool_new(&p, tu_db, h_sleep, NULL, &o), SPOOL_OK);
+	spool_pool_free(p);
+	o.version = 2;
+	TU_RC(spool_pool_new(&p, tu_db, h_sleep, NULL, &o), SPOOL_EINVAL);
+	spool_pool_free(p);
+}
+
 static CU_TestInfo tests[] = {
 	{ "paths", test_paths },
 	{ "rollback", test_rollback },
 	{ "pipeline", test_pipeline },
 	{ "window", test_window },
 	{ "random", test_random },
+	{ "histogram", test_histogram },
+	{ "rates", test_rates },
+	{ "pool metrics", test_pool_metrics },
 	CU_TEST_INFO_NULL
 };
 
