@@ -80,6 +80,7 @@ reply_send(struct evhttp_request *req, struct reply *r, int code,
     const char *type)
 {
 	struct evbuffer	*b;
+	char		 len[24];
 	int		 ok = fclose(r->f) == 0;
 
 	r->f = NULL;
@@ -92,6 +93,13 @@ reply_send(struct evhttp_request *req, struct reply *r, int code,
 		return;
 	}
 	free(r->buf);
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* The length of what GET would send, and no body. */
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(b));
+		evbuffer_drain(b, evbuffer_get_length(b));
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Length", len);
+	}
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", type);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -668,7 +676,7 @@ http_route(struct evhttp_request *req, void *arg)
 				    NULL;
 	const char		*query = uri != NULL ? evhttp_uri_get_query(uri) :
 				    NULL;
-	const char		*action, *w, *slash;
+	const char		*action, *w, *slash, *allow = "GET, HEAD";
 	char			*dec = NULL, name[SPOOL_NAME_MAX * 3 + 1];
 	int64_t			 id;
 	int			 get = method == EVHTTP_REQ_GET ||
@@ -699,6 +707,8 @@ http_route(struct evhttp_request *req, void *arg)
 		get_runs(req, h, &kv);
 	else if (strncmp(path, "/api/tasks/", 11) == 0 &&
 	    (id = task_path(path + 11, &action)) != 0) {
+		if (*action != '\0')
+			allow = h->flags & CMD_HTTP_WRITE ? "POST" : "";
 		if (get && *action == '\0')
 			get_task(req, h, id);
 		else if (method != EVHTTP_REQ_POST || *action == '\0')
@@ -713,6 +723,7 @@ http_route(struct evhttp_request *req, void *arg)
 	} else if (strncmp(path, "/api/queues/", 12) == 0 &&
 	    (slash = strrchr(path + 12, '/')) != NULL &&
 	    slash > path + 12) {
+		allow = h->flags & CMD_HTTP_WRITE ? "POST" : "";
 		if (method != EVHTTP_REQ_POST)
 			goto not_allowed;
 		if (!(h->flags & CMD_HTTP_WRITE))
@@ -744,7 +755,7 @@ out:
 
 not_allowed:
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-	    (h->flags & CMD_HTTP_WRITE) && !get ? "POST" : "GET, HEAD");
+	    allow);
 	reply_error(req, 405, "method not allowed");
 	evhttp_clear_headers(&kv);
 	return;

@@ -197,6 +197,19 @@ check "dashboard: the page" grep -q '<table id="queues">' <<<"$body"
 check "dashboard: no external resources" test "$(grep -cE '(src|href)="(https?:)?//' <<<"$body")" -eq 0
 http HEAD /healthz
 is "HEAD: 200" "$code" 200
+is "HEAD: the length GET would send, and no body" "$(python3 - "$port" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    data += chunk
+head, _, rest = data.partition(b"\r\n\r\n")
+print(b"Content-Length: 3" in head, len(rest))
+EOF
+)" "True 0"
 
 # ---- what the HTTP surface refuses ----------------------------------------
 http GET /nope
@@ -206,6 +219,8 @@ is "unknown api path: 404" "$code" 404
 http DELETE /api/tasks/1
 is "DELETE: 405" "$code" 405
 is "405 says Allow" "$allow" "GET, HEAD"
+http GET /api/queues/mail/pause
+is "GET of an action: 405" "$code" 405
 http PUT /metrics
 is "PUT: 405" "$code" 405
 sum_before=$(sql "SELECT group_concat(id || state, ',') FROM tasks")
