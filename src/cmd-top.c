@@ -95,6 +95,7 @@ struct top {
 /* The write end of the signal pipe, for the handlers. */
 static volatile sig_atomic_t	 top_sigfd = -1;
 
+/* A signal: its number down the pipe, for the loop to act on. */
 static void
 top_onsignal(int sig)
 {
@@ -125,7 +126,7 @@ term_enter(void)
 		raw.c_cc[VTIME] = 0;
 		(void)tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 	}
-	fputs("\033[?1049h\033[?25l\033[H\033[2J", stdout);
+	fputs("\033[?1049h\033[?25l", stdout);	/* the frame clears */
 	fflush(stdout);
 	top_entered = 1;
 }
@@ -283,6 +284,7 @@ read_lists(struct top *t, struct top_list *l, int state, size_t limit)
 	return (SPOOL_OK);
 }
 
+/* Failures newest first, then by id, newest first. */
 static int
 fail_cmp(const void *a, const void *b)
 {
@@ -346,6 +348,7 @@ read_failures(struct top *t)
 	return (SPOOL_OK);
 }
 
+/* Running tasks by start, longest running first, then by id. */
 static int
 run_cmp(const void *a, const void *b)
 {
@@ -591,9 +594,11 @@ top_render(struct top *t, struct top_frame *f)
 	free(run);
 }
 
-/* Print the frame: plain lines, or over the last one on the terminal
- * (home, each line then clear to its end, clear below) without a newline
- * after the last row, so the screen never scrolls. */
+/* Print the frame: plain lines, or over the last one on the terminal:
+ * home, each line then "clear to its end", then "clear below".  A line
+ * as wide as the screen leaves the cursor on its last cell, which either
+ * clear would blank, so it gets neither, and the last row no newline
+ * (the screen never scrolls). */
 static int
 top_draw(struct top *t, struct top_frame *f, int clear)
 {
@@ -611,12 +616,13 @@ top_draw(struct top *t, struct top_frame *f, int clear)
 		if (f->head[i])
 			printf("\033[7m%-*s\033[m", f->width, line);
 		else
-			printf("%s\033[K", line);
+			printf("%s%s", line, (int)strlen(line) < f->width ?
+			    "\033[K" : "");
 		if (i < f->n - 1)
 			fputs("\r\n", stdout);
 	}
-	if (t->tty)
-		fputs("\033[J", stdout);
+	if (t->tty && f->n < f->rows)
+		fputs("\r\n\033[J", stdout);
 	if (fflush(stdout) == EOF || ferror(stdout))
 		return (-1);
 	return (0);
@@ -791,6 +797,7 @@ static const struct cmd_opt top_opts[] = {
 	{ NULL, NULL, NULL }
 };
 
+/* Check the options, read a first snapshot, then draw until done. */
 static int
 top_exec(struct cmd_ctx *c, int argc, char **argv)
 {

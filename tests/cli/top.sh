@@ -191,7 +191,9 @@ def frames(data):
 def fits(fr, rows, cols):
     return len(fr) <= rows and all(len(l) <= cols for l in fr)
 
-check("the first frame is drawn", read_for(5, lambda: out.count(b"WORKER ") >= 1 and b"\033[J" in out),
+# A frame starts with the cursor home (\033[H) and its last section is
+# the workers'.
+check("the first frame is drawn", read_for(5, lambda: b"\033[H" in out and b"\ngone " in out.split(b"\033[H")[-1]),
       repr(out[-300:]))
 check("the alternate screen is entered", out.startswith(ENTER) or ENTER in out, repr(out[:100]))
 raw = termios.tcgetattr(slave)
@@ -208,7 +210,8 @@ if mode == "q":
     mark = len(out)
     setsize(14, 50)
     check("SIGWINCH: redrawn at once (screen cleared)",
-          read_for(0.9, lambda: b"\033[2J" in out[mark:] and b"\033[J" in out[mark:]), repr(out[mark:][:200]))
+          read_for(0.9, lambda: b"\033[2J" in out[mark:] and b"\ngone " in out[mark:].split(b"\033[2J")[-1]),
+          repr(out[mark:][:200]))
     fr = [f for f in frames(out[mark:]) if any(l.startswith("QUEUE ") for l in f)]
     check("SIGWINCH: the frames fit 50x14", fr and all(fits(f, 14, 50) for f in fr),
           repr([f for f in fr if not fits(f, 14, 50)][:1] or out[mark:][:300]))
@@ -220,7 +223,7 @@ if mode == "q":
     check("q: gone within 2 s", took < 2, "%.2f s" % took)
 elif mode == "term":
     read_for(0.5)	# a few frames, 200 ms apart
-    check("frames follow at the interval", out.count(b"\033[J") >= 2, str(out.count(b"\033[J")))
+    check("frames follow at the interval", out.count(b"\033[H") >= 2, str(out.count(b"\033[H")))
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=5)
     check("SIGTERM: died of it", p.returncode == -signal.SIGTERM, str(p.returncode))
@@ -232,10 +235,10 @@ elif mode == "iter":
     p.wait(timeout=5)
     read_for(0.3)
     check("iterations: exit 0 by itself", p.returncode == 0, str(p.returncode))
-    check("iterations: 2 frames", out.count(b"\033[J") == 2, str(out.count(b"\033[J")))
+    check("iterations: 2 frames", out.count(b"\033[H") == 2, str(out.count(b"\033[H")))
 read_for(0.3)
 check("the alternate screen is left, last", out.rstrip(b"\r\n").endswith(LEAVE), repr(out[-80:]))
-check("the cursor is shown again", b"\033[?25h" in out[out.rfind(b"\033[J"):], repr(out[-80:]))
+check("the cursor is shown again", b"\033[?25h" in out[out.rfind(b"\033[H"):], repr(out[-80:]))
 after = termios.tcgetattr(slave)
 check("the terminal settings are restored", after == before, "%s != %s" % (after[3], before[3]))
 PY
