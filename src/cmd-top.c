@@ -82,7 +82,9 @@ struct top {
 	spool_worker_info	*w;
 	size_t			 nw;
 
-	/* The failures, read again when the counters move (or every 5 s). */
+	/* The failures, read again when the failure counters or the dead
+	 * count move, else every TOP_FAIL_MS: finding dead tasks among many
+	 * finished ones is a scan. */
 	struct top_list		*dead;
 	struct top_list		*retry;
 	struct top_fail		*fail;
@@ -402,7 +404,7 @@ snap_read(struct top *t, const char **missing)
 		const spool_queue_metrics	*m = &t->m[t->shown[i]];
 
 		key += m->total.failed + m->total.dead + m->total.lease_lost +
-		    m->total.retried + m->stats.dead + m->stats.ready;
+		    m->total.retried + m->stats.dead;
 	}
 	if (t->fail_ms == 0 || key != t->fail_key ||
 	    t->now_ms - t->fail_ms >= TOP_FAIL_MS) {
