@@ -1,0 +1,321 @@
+#!/bin/bash
+# dashboard.sh -- the dashboard page as a browser renders it: Debian's
+# headless Chromium loads / from "spool work --http" over a database
+# made with the CLI, runs the page's script for a few refreshes, and the
+# DOM it dumps is checked against the JSON views and "spool stats
+# --json": a row per queue with its counts (a paused one marked, a name
+# with markup shown as text), the running task, the dead tasks' error
+# texts (as text, never markup), the batches and pipeline runs with their
+# totals, the worker, the throughput chart seeded from the worker's
+# per-second counts, and the loaded flag.  A screenshot is kept as
+# tests/cli/dashboard.png in the build directory.  The browser is
+# $CHROMIUM (default chromium); without it the test is skipped (exit 77,
+# a SKIP in the summary), never passed.
+. "$TESTS_SRCDIR/cli/lib.sh"
+
+CHROMIUM=${CHROMIUM:-chromium}
+if ! command -v "$CHROMIUM" >/dev/null; then
+	echo "SKIP: no '$CHROMIUM' on PATH, so the dashboard page is not" \
+	    "checked (Debian: apt-get install --no-install-recommends chromium)" >&2
+	exit 77
+fi
+
+# Everything started here is stopped by its pid, also on failure.
+wrk=
+chrome=
+stop_all() {
+	local p
+	for p in $chrome $wrk; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $chrome $wrk; do
+		wait "$p" 2>/dev/null
+	done
+	chrome=
+	wrk=
+}
+trap 'stop_all; kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+
+# browser OPTION...: run chromium headless on the dashboard with a private
+# profile, at most 120 s; its log, with the page's console messages (none
+# expected: an uncaught exception or a refused resource would be one),
+# goes to $T/chromium.log.
+mkdir -p "$T/home" "$T/run"
+chmod 700 "$T/run"
+browser() {
+	HOME="$T/home" XDG_CONFIG_HOME="$T/home/.config" \
+	    XDG_CACHE_HOME="$T/home/.cache" XDG_RUNTIME_DIR="$T/run" \
+	    timeout -k 5 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+	    --user-data-dir="$T/profile" --no-first-run --disable-extensions \
+	    --disable-background-networking --enable-logging=stderr \
+	    --virtual-time-budget=8000 \
+	    "$@" "$url" 2>>"$T/chromium.log" &
+	chrome=$!
+	wait "$chrome"
+	rc=$?
+	chrome=
+}
+
+# ---- the database ------------------------------------------------------------
+run init
+for i in 1 2 3 4 5; do "$SPOOL_BIN" enqueue alpha "a$i" >/dev/null; done
+"$SPOOL_BIN" enqueue beta b1 >/dev/null
+"$SPOOL_BIN" enqueue beta b2 >/dev/null
+"$SPOOL_BIN" enqueue beta later --delay 1h >/dev/null
+for i in 1 2 3; do "$SPOOL_BIN" enqueue gamma "g$i" >/dev/null; done
+"$SPOOL_BIN" pause gamma >/dev/null
+"$SPOOL_BIN" enqueue '<b>q&amp;' x >/dev/null
+
+# Dead tasks, each with its own error: the tail of the command's stderr.
+run queue create bad --max-attempts 1
+for p in 'disk full' 'no route to host' '<script>alert(1)</script>'; do
+	"$SPOOL_BIN" enqueue bad "$p" >/dev/null
+done
+run work bad --until-empty --quiet --exec /bin/sh -c \
+    'read -r p; echo "error: $p" >&2; exit 3'
+is "bad: three dead" "$(sql "SELECT count(*) FROM tasks WHERE queue = 'bad' AND state = 'dead'")" 3
+
+# A finished batch (3 succeeded, 1 failed) and an open one on alpha.
+run queue create bq --max-attempts 1
+b1=$("$SPOOL_BIN" batch create --description 'nightly import')
+run batch add "$b1" bq one two three four
+run batch close "$b1"
+run work bq --until-empty --quiet --exec /bin/sh -c \
+    'read -r p; [ "$p" != four ] || { echo "bad row four" >&2; exit 4; }'
+b2=$("$SPOOL_BIN" batch create --description 'still open')
+run batch add "$b2" alpha x1 x2
+run batch status "$b1" --json
+is "batch 1 finished" "$(jq_py '[d["state"], d["total"], d["succeeded"], d["failed"] + d["dead"]]')" \
+    '["finished", 4, 3, 1]'
+
+# A finished pipeline run (3 succeeded, 1 failed) and one not worked.
+cat >"$T/up" <<'EOF'
+#!/bin/sh
+read -r p
+[ "$p" != fail ] || { echo "cannot shout $p" >&2; exit 1; }
+echo "$p" | tr a-z A-Z
+EOF
+chmod +x "$T/up"
+run pipeline create pp --stage "up:2:retry=0=$T/up" --stage 'len:1=wc -c'
+check "pipeline create" test "$rc" -eq 0
+r1=$("$SPOOL_BIN" pipeline run pp one two three fail)
+"$SPOOL_BIN" work --pipeline pp --quiet >/dev/null 2>"$T/pp.err" &
+wrk=$!
+run pipeline wait "$r1" --timeout 60s
+kill -TERM "$wrk"
+wait "$wrk"
+wrk=
+r2=$("$SPOOL_BIN" pipeline run pp four five)
+run pipeline status "$r1" --json
+is "run 1 finished" "$(jq_py '[d.get("run", d)[k] for k in ("state", "total", "succeeded", "failed")]')" \
+    '["finished", 4, 3, 1]'
+
+# ---- a worker serving the page, 40 tasks done and one running ----------------
+for i in $(seq 1 40); do echo "f$i"; done | "$SPOOL_BIN" enqueue flow --lines >/dev/null
+"$SPOOL_BIN" enqueue slow slow >/dev/null
+"$SPOOL_BIN" work flow slow --quiet --concurrency 4 --http 127.0.0.1:0 \
+    --shutdown-timeout 1s --grace 1s --exec /bin/sh -c \
+    'read -r p; [ "$p" != slow ] || exec sleep 60; echo "$p"' \
+    >/dev/null 2>"$T/work.err" &
+wrk=$!
+check "work --http: serving" wait_for "grep -q 'serving http://' '$T/work.err'" 200
+port=$(sed -n 's|.* spool work: info: serving http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$T/work.err" | head -n 1)
+url="http://127.0.0.1:$port/"
+check "flow done, slow running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE (queue = 'flow' AND state = 'succeeded') OR (queue = 'slow' AND state = 'running')\")\" = 41 ]" 400
+slow_id=$(sql "SELECT id FROM tasks WHERE queue = 'slow'")
+
+getjson() {	# getjson PATH FILE: a JSON view of the worker's server
+	python3 -c '
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    open(sys.argv[2], "wb").write(r.read())
+' "http://127.0.0.1:$port$1" "$2"
+}
+
+# ---- the page, rendered --------------------------------------------------------
+getjson /api/queues "$T/before.json"
+t0=$SECONDS
+browser --dump-dom >"$T/dom.html"
+echo "chromium --dump-dom: $((SECONDS - t0))s, exit $rc"
+check "chromium --dump-dom: exit 0" test "$rc" -eq 0
+getjson /api/queues "$T/after.json"
+run stats --json
+printf '%s' "$out" >"$T/stats.json"
+
+python3 - "$T/dom.html" "$T/stats.json" "$T/before.json" "$T/after.json" \
+    "$wrk" "$slow_id" "$b1" "$b2" "$r1" "$r2" >"$T/dom.check" <<'PY'
+import json, sys
+from html.parser import HTMLParser
+
+dom_file, stats_file, before_file, after_file = sys.argv[1:5]
+wrk, slow_id, b1, b2, r1, r2 = sys.argv[5:11]
+stats = json.load(open(stats_file))
+before = json.load(open(before_file))
+after = json.load(open(after_file))
+
+class Page(HTMLParser):
+    """The tables' body rows as lists of cell texts, the tags met inside
+    a table body, the chart's attributes and the body's."""
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables, self.inner, self.attrs = {}, {}, {}
+        self.table = self.row = self.cell = None
+        self.tbody = False
+        self.texts, self.stack = {}, []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.stack.append(a.get("id"))
+        if a.get("id"):
+            self.attrs[a["id"]] = a
+        if tag == "body":
+            self.attrs["body"] = a
+        if tag == "polyline":
+            self.attrs["polyline"] = a
+        if tag == "table":
+            self.table = a.get("id")
+            self.tables[self.table] = []
+            self.inner[self.table] = set()
+        elif tag == "tbody":
+            self.tbody = True
+        elif self.tbody and tag == "tr":
+            self.row = []
+            self.tables[self.table].append(self.row)
+        elif self.tbody and tag == "td":
+            self.cell = []
+            self.row.append(self.cell)
+        elif self.tbody:
+            self.inner[self.table].add(tag)
+    def handle_endtag(self, tag):
+        if self.stack:
+            self.stack.pop()
+        if tag == "tbody":
+            self.tbody = False
+        elif tag == "table":
+            self.table = None
+        elif tag == "td" and self.cell is not None:
+            self.row[-1] = "".join(self.cell).strip()
+            self.cell = None
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+        for i in self.stack:
+            if i:
+                self.texts[i] = self.texts.get(i, "") + data
+
+p = Page()
+p.feed(open(dom_file, encoding="utf-8").read())
+ok = 0
+def check(desc, got, want):
+    global ok
+    if got == want:
+        print("PASS", desc)
+    else:
+        print(f"FAIL {desc}: got {got!r}, want {want!r}")
+
+check("body data-loaded", p.attrs.get("body", {}).get("data-loaded"), "1")
+status = p.texts.get("status", "")
+check("status: the last refresh worked", (p.attrs.get("status", {}).get("class"),
+      "updated ..." if status.startswith("updated ") else status), ("", "updated ..."))
+check("status names the worker", f"served by worker pid {wrk}" in status, True)
+
+# Queues: one row per queue, in the order and with the numbers of spool
+# stats --json; the paused one marked; markup in a name is text.
+rows = p.tables.get("queues", [])
+check("queues: one row per queue", len(rows), len(stats))
+for r, s in zip(rows, stats):
+    name = s["queue"] + (" (paused)" if s["paused"] else "")
+    want = [name] + [str(s[k]) for k in ("ready", "scheduled", "running", "succeeded", "dead", "cancelled")]
+    check(f"queues: row {s['queue']}", r[:7], want)
+byname = {r[0]: r for r in rows}
+for q, want in (("alpha", ["7", "0", "0", "0", "0", "0"]),
+                ("beta", ["2", "1", "0", "0", "0", "0"]),
+                ("gamma (paused)", ["3", "0", "0", "0", "0", "0"]),
+                ("<b>q&amp;", ["1", "0", "0", "0", "0", "0"]),
+                ("bad", ["0", "0", "0", "0", "3", "0"]),
+                ("bq", ["0", "0", "0", "3", "1", "0"]),
+                ("flow", ["0", "0", "0", "40", "0", "0"]),
+                ("slow", ["0", "0", "1", "0", "0", "0"]),
+                ("pp/up", ["2", "0", "0", "3", "1", "0"])):
+    check(f"queues: {q} as made", byname.get(q, [None])[1:7], want)
+check("queues: workers of flow", byname.get("flow", [""] * 11)[10], "1/4")
+check("queues: no markup in the cells", p.inner.get("queues"), {"span"})
+
+# The running task, and the failures with their error texts.
+check("running: the slow task", [r[:3] for r in p.tables.get("running", [])], [[slow_id, "slow", "1"]])
+fails = p.tables.get("failures", [])
+errors = [r[4] for r in fails if len(r) == 5]
+for e in ("error: disk full", "error: no route to host",
+          "error: <script>alert(1)</script>", "bad row four", "cannot shout fail"):
+    check(f"failures: {e!r} shown", any(e in x for x in errors), True)
+check("failures: one row per dead task", len(fails), 5)
+check("failures: newest first", [r[1] for r in fails][:1], ["pp/up"])
+check("failures: no markup in the cells", p.inner.get("failures"), set())
+
+# Batches and runs, newest first, with their totals.
+check("batches", [r[:7] for r in p.tables.get("batches", [])],
+      [[b2, "still open", "open", "2", "0", "0", "0/2"],
+       [b1, "nightly import", "finished", "4", "3", "1", "4/4"]])
+check("runs", [r[:7] for r in p.tables.get("runs", [])],
+      [[r2, "pp v1", "running", "2", "0", "0", "0/2"],
+       [r1, "pp v1", "finished", "4", "3", "1", "4/4"]])
+
+# The worker.
+w = p.tables.get("workers", [])
+check("workers: the one worker", [[r[1], r[2], r[4]] for r in w], [[wrk, "1/4", "flow, slow"]])
+
+# The chart: its last minute is the queues' (as /api/queues says just
+# before and after), its first minute seeded from the pool's seconds,
+# which saw the 40 tasks: some point above the baseline.
+chart = p.attrs.get("chart", {})
+lm = [sum(q["succeeded_last_minute"] for q in d["queues"]) for d in (before, after)]
+dlm = int(chart.get("data-last-minute", -1))
+if lm[0] == lm[1]:
+    check("chart: data-last-minute = /api/queues", dlm, lm[1])
+else:
+    check(f"chart: data-last-minute within /api/queues's {lm}", min(lm) <= dlm <= max(lm), True)
+check("chart: the pool's 40 in the last minute", after["pool"]["succeeded_last_minute"], 40)
+npts = int(chart.get("data-points", 0))
+check("chart: seeded with the pool's 60 seconds", npts >= 60, True)
+line = p.attrs.get("polyline", {})
+check("chart: the polyline", line.get("id"), "chart-line")
+pts = [tuple(map(float, xy.split(","))) for xy in line.get("points", "").split()]
+check("chart: a vertex per point", len(pts), npts)
+check("chart: the burst is above the baseline", any(y < 139.5 for x, y in pts), True)
+check("chart: the note", p.texts.get("chart-note", "").startswith(f"{dlm} succeeded in the last minute"), True)
+PY
+check "DOM checks ran" test $? -le 1
+while read -r verdict rest; do
+	if [ "$verdict" = PASS ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL: dashboard: $rest" >&2
+	fi
+done <"$T/dom.check"
+check "DOM checks: some" test "$(wc -l <"$T/dom.check")" -gt 20
+
+# ---- the screenshot --------------------------------------------------------------
+t0=$SECONDS
+browser --hide-scrollbars --window-size=1280,1600 --screenshot="$T/dashboard.png" >/dev/null
+echo "chromium --screenshot: $((SECONDS - t0))s, exit $rc"
+check "chromium --screenshot: exit 0" test "$rc" -eq 0
+is "screenshot: a 1280x1600 PNG" "$(python3 -c '
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+w, h = struct.unpack(">II", b[16:24])
+print(b[:8] == b"\x89PNG\r\n\x1a\n" and b[12:16] == b"IHDR" and len(b) > 10000, w, h)
+' "$T/dashboard.png" 2>&1)" "True 1280 1600"
+mkdir -p tests/cli
+cp "$T/dashboard.png" tests/cli/dashboard.png 2>/dev/null
+echo "screenshot: $(pwd)/tests/cli/dashboard.png"
+
+is "no console messages from the page" "$(grep -c ':CONSOLE' "$T/chromium.log")" 0
+grep ':CONSOLE' "$T/chromium.log" | head -n 5 >&2
+
+# ---- stop the worker -------------------------------------------------------------
+kill -TERM "$wrk"
+wait "$wrk"
+wrk=
+is "the worker released the slow task" "$(sql "SELECT state FROM tasks WHERE id = $slow_id")" ready
+[ "$fail" -eq 0 ] || { echo "---- chromium's log ----"; grep -v dbus "$T/chromium.log" | tail -n 20; } >&2
+finish
