@@ -7,7 +7,10 @@
 # with markup shown as text), the running task, the dead tasks' error
 # texts (as text, never markup), the batches and pipeline runs with their
 # totals, the worker, the throughput chart seeded from the worker's
-# per-second counts, and the loaded flag.  A screenshot is kept as
+# per-second counts, the loaded flag and the last refresh's status, and
+# no console message from the page.  Then the same from "spool serve"
+# once the worker has stopped: no pool, so a chart of the page's own
+# samples, and no worker.  A screenshot is kept as
 # tests/cli/dashboard.png in the build directory.  The browser is
 # $CHROMIUM (default chromium); without it the test is skipped (exit 77,
 # a SKIP in the summary), never passed.
@@ -22,17 +25,19 @@ fi
 
 # Everything started here is stopped by its pid, also on failure.
 wrk=
+srv=
 chrome=
 stop_all() {
 	local p
-	for p in $chrome $wrk; do
+	for p in $chrome $wrk $srv; do
 		kill -TERM "$p" 2>/dev/null
 	done
-	for p in $chrome $wrk; do
+	for p in $chrome $wrk $srv; do
 		wait "$p" 2>/dev/null
 	done
 	chrome=
 	wrk=
+	srv=
 }
 trap 'stop_all; kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 
@@ -118,59 +123,40 @@ for i in $(seq 1 40); do echo "f$i"; done | "$SPOOL_BIN" enqueue flow --lines >/
     'read -r p; [ "$p" != slow ] || exec sleep 60; echo "$p"' \
     >/dev/null 2>"$T/work.err" &
 wrk=$!
-check "work --http: serving" wait_for "grep -q 'serving http://' '$T/work.err'" 200
+check "work --http: serving" wait_for "grep -q 'serving http://' '$T/work.err'" 600
 port=$(sed -n 's|.* spool work: info: serving http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$T/work.err" | head -n 1)
 url="http://127.0.0.1:$port/"
-check "flow done, slow running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE (queue = 'flow' AND state = 'succeeded') OR (queue = 'slow' AND state = 'running')\")\" = 41 ]" 400
+check "flow done, slow running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE (queue = 'flow' AND state = 'succeeded') OR (queue = 'slow' AND state = 'running')\")\" = 41 ]" 1200
 slow_id=$(sql "SELECT id FROM tasks WHERE queue = 'slow'")
 
-getjson() {	# getjson PATH FILE: a JSON view of the worker's server
-	python3 -c '
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
-    open(sys.argv[2], "wb").write(r.read())
-' "http://127.0.0.1:$port$1" "$2"
-}
-
-# ---- the page, rendered --------------------------------------------------------
-getjson /api/queues "$T/before.json"
-t0=$SECONDS
-browser --dump-dom >"$T/dom.html"
-echo "chromium --dump-dom: $((SECONDS - t0))s, exit $rc"
-check "chromium --dump-dom: exit 0" test "$rc" -eq 0
-getjson /api/queues "$T/after.json"
-run stats --json
-printf '%s' "$out" >"$T/stats.json"
-
-python3 - "$T/dom.html" "$T/stats.json" "$T/before.json" "$T/after.json" \
-    "$wrk" "$slow_id" "$b1" "$b2" "$r1" "$r2" >"$T/dom.check" <<'PY'
+# The DOM checks, in Python; "PASS desc" or "FAIL desc: ..." per line.
+cat >"$T/check.py" <<'PY'
 import json, sys
 from html.parser import HTMLParser
 
-dom_file, stats_file, before_file, after_file = sys.argv[1:5]
-wrk, slow_id, b1, b2, r1, r2 = sys.argv[5:11]
+mode, dom_file, stats_file, before_file, after_file = sys.argv[1:6]
+wrk, slow_id, b1, b2, r1, r2 = sys.argv[6:12]
 stats = json.load(open(stats_file))
 before = json.load(open(before_file))
 after = json.load(open(after_file))
 
 class Page(HTMLParser):
     """The tables' body rows as lists of cell texts, the tags met inside
-    a table body, the chart's attributes and the body's."""
+    each table body, the attributes of elements with an id (and of the
+    body and the polyline), and the text under each id."""
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.tables, self.inner, self.attrs = {}, {}, {}
+        self.tables, self.inner, self.attrs, self.texts = {}, {}, {}, {}
         self.table = self.row = self.cell = None
         self.tbody = False
-        self.texts, self.stack = {}, []
+        self.stack = []
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.stack.append(a.get("id"))
         if a.get("id"):
             self.attrs[a["id"]] = a
-        if tag == "body":
-            self.attrs["body"] = a
-        if tag == "polyline":
-            self.attrs["polyline"] = a
+        if tag in ("body", "polyline"):
+            self.attrs[tag] = a
         if tag == "table":
             self.table = a.get("id")
             self.tables[self.table] = []
@@ -204,19 +190,17 @@ class Page(HTMLParser):
 
 p = Page()
 p.feed(open(dom_file, encoding="utf-8").read())
-ok = 0
 def check(desc, got, want):
-    global ok
     if got == want:
-        print("PASS", desc)
+        print("PASS", mode, desc)
     else:
-        print(f"FAIL {desc}: got {got!r}, want {want!r}")
+        print(f"FAIL {mode} {desc}: got {got!r}, want {want!r}")
 
 check("body data-loaded", p.attrs.get("body", {}).get("data-loaded"), "1")
 status = p.texts.get("status", "")
 check("status: the last refresh worked", (p.attrs.get("status", {}).get("class"),
       "updated ..." if status.startswith("updated ") else status), ("", "updated ..."))
-check("status names the worker", f"served by worker pid {wrk}" in status, True)
+check("status: the worker's pid", f"served by worker pid {wrk}" in status, mode == "work")
 
 # Queues: one row per queue, in the order and with the numbers of spool
 # stats --json; the paused one marked; markup in a name is text.
@@ -227,21 +211,18 @@ for r, s in zip(rows, stats):
     want = [name] + [str(s[k]) for k in ("ready", "scheduled", "running", "succeeded", "dead", "cancelled")]
     check(f"queues: row {s['queue']}", r[:7], want)
 byname = {r[0]: r for r in rows}
-for q, want in (("alpha", ["7", "0", "0", "0", "0", "0"]),
-                ("beta", ["2", "1", "0", "0", "0", "0"]),
-                ("gamma (paused)", ["3", "0", "0", "0", "0", "0"]),
-                ("<b>q&amp;", ["1", "0", "0", "0", "0", "0"]),
-                ("bad", ["0", "0", "0", "0", "3", "0"]),
-                ("bq", ["0", "0", "0", "3", "1", "0"]),
-                ("flow", ["0", "0", "0", "40", "0", "0"]),
-                ("slow", ["0", "0", "1", "0", "0", "0"]),
-                ("pp/up", ["2", "0", "0", "3", "1", "0"])):
-    check(f"queues: {q} as made", byname.get(q, [None])[1:7], want)
-check("queues: workers of flow", byname.get("flow", [""] * 11)[10], "1/4")
+for q, want in (("alpha", "7 0 0 0 0 0"), ("beta", "2 1 0 0 0 0"),
+                ("gamma (paused)", "3 0 0 0 0 0"), ("<b>q&amp;", "1 0 0 0 0 0"),
+                ("bad", "0 0 0 0 3 0"), ("bq", "0 0 0 3 1 0"),
+                ("flow", "0 0 0 40 0 0"), ("pp/up", "2 0 0 3 1 0"),
+                ("slow", "0 0 1 0 0 0" if mode == "work" else "1 0 0 0 0 0")):
+    check(f"queues: {q} as made", " ".join(byname.get(q, [None])[1:7]), want)
+check("queues: workers of flow", byname.get("flow", [""] * 11)[10], "1/4" if mode == "work" else "0/0")
 check("queues: no markup in the cells", p.inner.get("queues"), {"span"})
 
 # The running task, and the failures with their error texts.
-check("running: the slow task", [r[:3] for r in p.tables.get("running", [])], [[slow_id, "slow", "1"]])
+check("running", [r[:3] for r in p.tables.get("running", [])],
+      [[slow_id, "slow", "1"]] if mode == "work" else [["nothing running"]])
 fails = p.tables.get("failures", [])
 errors = [r[4] for r in fails if len(r) == 5]
 for e in ("error: disk full", "error: no route to host",
@@ -259,13 +240,14 @@ check("runs", [r[:7] for r in p.tables.get("runs", [])],
       [[r2, "pp v1", "running", "2", "0", "0", "0/2"],
        [r1, "pp v1", "finished", "4", "3", "1", "4/4"]])
 
-# The worker.
-w = p.tables.get("workers", [])
-check("workers: the one worker", [[r[1], r[2], r[4]] for r in w], [[wrk, "1/4", "flow, slow"]])
+check("workers", [[r[1], r[2], r[4]] if len(r) == 5 else r for r in p.tables.get("workers", [])],
+      [[wrk, "1/4", "flow, slow"]] if mode == "work" else [["no workers"]])
 
 # The chart: its last minute is the queues' (as /api/queues says just
-# before and after), its first minute seeded from the pool's seconds,
-# which saw the 40 tasks: some point above the baseline.
+# before and after the page).  From the worker its first minute is
+# seeded from the pool's seconds, which saw the 40 tasks: a point above
+# the baseline; from serve it has only the page's own samples, one point
+# per refresh after the first.
 chart = p.attrs.get("chart", {})
 lm = [sum(q["succeeded_last_minute"] for q in d["queues"]) for d in (before, after)]
 dlm = int(chart.get("data-last-minute", -1))
@@ -273,26 +255,55 @@ if lm[0] == lm[1]:
     check("chart: data-last-minute = /api/queues", dlm, lm[1])
 else:
     check(f"chart: data-last-minute within /api/queues's {lm}", min(lm) <= dlm <= max(lm), True)
-check("chart: the pool's 40 in the last minute", after["pool"]["succeeded_last_minute"], 40)
 npts = int(chart.get("data-points", 0))
-check("chart: seeded with the pool's 60 seconds", npts >= 60, True)
 line = p.attrs.get("polyline", {})
 check("chart: the polyline", line.get("id"), "chart-line")
 pts = [tuple(map(float, xy.split(","))) for xy in line.get("points", "").split()]
 check("chart: a vertex per point", len(pts), npts)
-check("chart: the burst is above the baseline", any(y < 139.5 for x, y in pts), True)
+if mode == "work":
+    check("chart: the pool saw the 40", before["pool"]["succeeded_last_minute"], 40)
+    check("chart: seeded with the pool's 60 seconds", npts >= 60, True)
+    check("chart: the burst is above the baseline", any(y < 139.5 for x, y in pts), True)
+else:
+    check("chart: no pool", before["pool"], None)
+    check("chart: only the page's samples", 1 <= npts < 10, True)
 check("chart: the note", p.texts.get("chart-note", "").startswith(f"{dlm} succeeded in the last minute"), True)
 PY
-check "DOM checks ran" test $? -le 1
-while read -r verdict rest; do
-	if [ "$verdict" = PASS ]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL: dashboard: $rest" >&2
-	fi
-done <"$T/dom.check"
-check "DOM checks: some" test "$(wc -l <"$T/dom.check")" -gt 20
+
+getjson() {	# getjson PATH FILE: a JSON view from the server at $port
+	python3 -c '
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    open(sys.argv[2], "wb").write(r.read())
+' "http://127.0.0.1:$port$1" "$2"
+}
+
+# page MODE: dump the page's DOM after a few refreshes and check it.
+page() {
+	local mode=$1 t0=$SECONDS verdict rest
+	getjson /api/queues "$T/before.json"
+	browser --dump-dom >"$T/dom-$mode.html"
+	echo "$mode: chromium --dump-dom: $((SECONDS - t0))s, exit $rc"
+	check "$mode: chromium --dump-dom: exit 0" test "$rc" -eq 0
+	getjson /api/queues "$T/after.json"
+	run stats --json
+	printf '%s' "$out" >"$T/stats.json"
+	python3 "$T/check.py" "$mode" "$T/dom-$mode.html" "$T/stats.json" \
+	    "$T/before.json" "$T/after.json" "${wrk:-none}" "$slow_id" \
+	    "$b1" "$b2" "$r1" "$r2" >"$T/check-$mode"
+	check "$mode: the DOM checks ran" test $? -eq 0
+	check "$mode: the DOM checks: all" test "$(wc -l <"$T/check-$mode")" -ge 40
+	while read -r verdict rest; do
+		if [ "$verdict" = PASS ]; then
+			pass=$((pass + 1))
+		else
+			fail=$((fail + 1))
+			echo "FAIL: dashboard: $rest" >&2
+		fi
+	done <"$T/check-$mode"
+}
+
+page work
 
 # ---- the screenshot --------------------------------------------------------------
 t0=$SECONDS
@@ -306,16 +317,26 @@ w, h = struct.unpack(">II", b[16:24])
 print(b[:8] == b"\x89PNG\r\n\x1a\n" and b[12:16] == b"IHDR" and len(b) > 10000, w, h)
 ' "$T/dashboard.png" 2>&1)" "True 1280 1600"
 mkdir -p tests/cli
-cp "$T/dashboard.png" tests/cli/dashboard.png 2>/dev/null
+cp "$T/dashboard.png" tests/cli/dashboard.png
 echo "screenshot: $(pwd)/tests/cli/dashboard.png"
 
-is "no console messages from the page" "$(grep -c ':CONSOLE' "$T/chromium.log")" 0
-grep ':CONSOLE' "$T/chromium.log" | head -n 5 >&2
-
-# ---- stop the worker -------------------------------------------------------------
+# ---- stop the worker; the same page from spool serve -------------------------------
 kill -TERM "$wrk"
 wait "$wrk"
 wrk=
-is "the worker released the slow task" "$(sql "SELECT state FROM tasks WHERE id = $slow_id")" ready
+is "the worker gave the slow task back" "$(sql "SELECT state FROM tasks WHERE id = $slow_id")" ready
+"$SPOOL_BIN" serve --http 127.0.0.1:0 >/dev/null 2>"$T/serve.err" &
+srv=$!
+check "serve: serving" wait_for "grep -q 'serving http://' '$T/serve.err'" 600
+port=$(sed -n 's|.* spool serve: info: serving http://127\.0\.0\.1:\([0-9]*\)/ (pid [0-9]*)$|\1|p' "$T/serve.err" | head -n 1)
+url="http://127.0.0.1:$port/"
+page serve
+kill -TERM "$srv"
+wait "$srv"
+is "serve: exit 0 on SIGTERM" "$?" 0
+srv=
+
+is "no console messages from the page" "$(grep -c ':CONSOLE' "$T/chromium.log")" 0
+grep ':CONSOLE' "$T/chromium.log" | head -n 5 >&2
 [ "$fail" -eq 0 ] || { echo "---- chromium's log ----"; grep -v dbus "$T/chromium.log" | tail -n 20; } >&2
 finish
