@@ -5,12 +5,13 @@
 # DOM it dumps is checked against the JSON views and "spool stats
 # --json": a row per queue with its counts (a paused one marked, a name
 # with markup shown as text), the running task, the dead tasks' error
-# texts (as text, never markup), the batches and pipeline runs with their
-# totals, the worker, the throughput chart seeded from the worker's
-# per-second counts, the loaded flag and the last refresh's status, and
-# no console message from the page.  Then the same from "spool serve"
-# once the worker has stopped: no pool, so a chart of the page's own
-# samples, and no worker.  A screenshot is kept as
+# texts (as text, never markup), the newest 20 batches and pipeline runs
+# (newest first) with their totals, the worker, the throughput chart
+# seeded from the worker's per-second counts, the loaded flag and the
+# last refresh's status, and no console message from the page.  Then the
+# same from "spool serve" once the worker has stopped: no pool, so a
+# chart of the page's own samples, and no worker; and the API's pages of
+# batches and runs both ways.  A screenshot is kept as
 # tests/cli/dashboard.png in the build directory.  The browser is
 # $CHROMIUM (default chromium); without it the test is skipped (exit 77,
 # a SKIP in the summary), never passed.
@@ -80,7 +81,11 @@ run work bad --until-empty --quiet --exec /bin/sh -c \
     'read -r p; echo "error: $p" >&2; exit 3'
 is "bad: three dead" "$(sql "SELECT count(*) FROM tasks WHERE queue = 'bad' AND state = 'dead'")" 3
 
-# A finished batch (3 succeeded, 1 failed) and an open one on alpha.
+# 21 empty batches, then a finished batch (3 succeeded, 1 failed) and an
+# open one on alpha: the page shows the newest 20, newest first.
+for i in $(seq 1 21); do
+	"$SPOOL_BIN" batch create --description "filler $i" >/dev/null
+done
 run queue create bq --max-attempts 1
 b1=$("$SPOOL_BIN" batch create --description 'nightly import')
 run batch add "$b1" bq one two three four
@@ -93,7 +98,12 @@ run batch status "$b1" --json
 is "batch 1 finished" "$(jq_py '[d["state"], d["total"], d["succeeded"], d["failed"] + d["dead"]]')" \
     '["finished", 4, 3, 1]'
 
-# A finished pipeline run (3 succeeded, 1 failed) and one not worked.
+# 21 runs of another pipeline, not worked, then a finished run (3
+# succeeded, 1 failed) and one not worked: again the newest 20 show.
+run pipeline create filler --stage 'f:1=cat'
+for i in $(seq 1 21); do
+	"$SPOOL_BIN" pipeline run filler "item $i" >/dev/null
+done
 cat >"$T/up" <<'EOF'
 #!/bin/sh
 read -r p
@@ -232,13 +242,19 @@ check("failures: one row per dead task", len(fails), 5)
 check("failures: newest first", [r[1] for r in fails][:1], ["pp/up"])
 check("failures: no markup in the cells", p.inner.get("failures"), set())
 
-# Batches and runs, newest first, with their totals.
-check("batches", [r[:7] for r in p.tables.get("batches", [])],
+# Batches and runs: the newest 20, newest first, with their totals.
+rows = p.tables.get("batches", [])
+check("batches: the newest 20", [r[0] for r in rows], [str(i) for i in range(int(b2), int(b2) - 20, -1)])
+check("batches: the last two", [r[:7] for r in rows[:2]],
       [[b2, "still open", "open", "2", "0", "0", "0/2"],
        [b1, "nightly import", "finished", "4", "3", "1", "4/4"]])
-check("runs", [r[:7] for r in p.tables.get("runs", [])],
+check("batches: a filler", rows[-1][1:7] if rows else None, ["filler 4", "open", "0", "0", "0", "0/0"])
+rows = p.tables.get("runs", [])
+check("runs: the newest 20", [r[0] for r in rows], [str(i) for i in range(int(r2), int(r2) - 20, -1)])
+check("runs: the last two", [r[:7] for r in rows[:2]],
       [[r2, "pp v1", "running", "2", "0", "0", "0/2"],
        [r1, "pp v1", "finished", "4", "3", "1", "4/4"]])
+check("runs: a filler", rows[-1][1:7] if rows else None, ["filler v1", "running", "1", "0", "0", "0/1"])
 
 check("workers", [[r[1], r[2], r[4]] if len(r) == 5 else r for r in p.tables.get("workers", [])],
       [[wrk, "1/4", "flow, slow"]] if mode == "work" else [["no workers"]])
@@ -331,6 +347,25 @@ check "serve: serving" wait_for "grep -q 'serving http://' '$T/serve.err'" 600
 port=$(sed -n 's|.* spool serve: info: serving http://127\.0\.0\.1:\([0-9]*\)/ (pid [0-9]*)$|\1|p' "$T/serve.err" | head -n 1)
 url="http://127.0.0.1:$port/"
 page serve
+# The pages behind the tables: order=desc pages to older ids with after.
+is "serve: batches and runs, paged both ways" "$(python3 - "http://127.0.0.1:$port" <<'PY'
+import json, sys, urllib.request
+def walk(path, key):
+    ids, after = [], 0
+    while True:
+        with urllib.request.urlopen(f"{sys.argv[1]}{path}&after={after}", timeout=10) as r:
+            d = json.load(r)
+        ids += [x["id"] for x in d[key]]
+        if d["next_after"] is None:
+            return ids
+        after = d["next_after"]
+b, r = walk("/api/batches?limit=7", "batches"), walk("/api/runs?limit=7", "runs")
+print(b == list(range(1, len(b) + 1)), walk("/api/batches?order=desc&limit=7", "batches") == b[::-1],
+      walk("/api/batches?order=desc&limit=7&state=finished", "batches"),
+      r == list(range(1, len(r) + 1)), walk("/api/runs?order=desc&limit=5", "runs") == r[::-1],
+      walk("/api/runs?order=desc&limit=5&pipeline=pp", "runs"))
+PY
+)" "True True [$b1] True True [$r2, $r1]"
 kill -TERM "$srv"
 wait "$srv"
 is "serve: exit 0 on SIGTERM" "$?" 0
