@@ -187,12 +187,17 @@ spool__batch_join(spool *q, int64_t id, int64_t n)
 }
 
 /*
- * Finish every closed batch with nothing pending or running, enqueueing
- * the hooks that are due, inside the caller's write transaction.  Called
- * by spool__commit; the common case is one seek into an empty index.
+ * Settle the rows that next_sql finds one at a time, inside the caller's
+ * write transaction: enqueue the row's hook when next_sql gives its
+ * payload, then mark the row finished with finish_sql, recording the
+ * hook's id.  next_sql returns (id, hook queue, hook payload or NULL) and
+ * stops returning a row once finished; finish_sql takes ?1 id, ?2 now_ms
+ * and ?3 the hook task's id or NULL.  Shared by batches and pipeline runs.
  */
 int
-spool__batch_settle_locked(spool *q, int64_t now_ms)
+spool__settle_hooks_locked(spool *q, enum spool_sql next_sql,
+    const char *next_what, enum spool_sql finish_sql, const char *finish_what,
+    int64_t now_ms)
 {
 	sqlite3_stmt	*st;
 	spool_task	 t;
@@ -201,7 +206,7 @@ spool__batch_settle_locked(spool *q, int64_t now_ms)
 	int		 rc, row;
 
 	for (;;) {
-		st = spool__stmt(q, SPOOL_SQL_BATCH_SETTLE_NEXT);
+		st = spool__stmt(q, next_sql);
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_DONE) {
 			sqlite3_reset(st);
@@ -209,7 +214,7 @@ spool__batch_settle_locked(spool *q, int64_t now_ms)
 		}
 		if (rc != SQLITE_ROW) {
 			sqlite3_reset(st);
-			return (spool__store_error(q, rc, "settle batches"));
+			return (spool__store_error(q, rc, next_what));
 		}
 		id = sqlite3_column_int64(st, 0);
 		row = sqlite3_column_type(st, 2) != SQLITE_NULL;
@@ -233,14 +238,26 @@ spool__batch_settle_locked(spool *q, int64_t now_ms)
 			if (rc != SPOOL_OK)
 				return (rc);
 		}
-		st = spool__stmt(q, SPOOL_SQL_BATCH_FINISH);
+		st = spool__stmt(q, finish_sql);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, now_ms);
 		if (hook_id != 0)
 			sqlite3_bind_int64(st, 3, hook_id);
-		if ((rc = spool__step_done(q, st, "finish batch")) != SPOOL_OK)
+		if ((rc = spool__step_done(q, st, finish_what)) != SPOOL_OK)
 			return (rc);
 	}
+}
+
+/*
+ * Finish every closed batch with nothing pending or running, enqueueing
+ * the hooks that are due, inside the caller's write transaction.  Called
+ * by spool__commit; the common case is one seek into an empty index.
+ */
+int
+spool__batch_settle_locked(spool *q, int64_t now_ms)
+{
+	return (spool__settle_hooks_locked(q, SPOOL_SQL_BATCH_SETTLE_NEXT,
+	    "settle batches", SPOOL_SQL_BATCH_FINISH, "finish batch", now_ms));
 }
 
 /* Close a batch; settling (at the commit) finishes it if it can. */

@@ -424,14 +424,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_open(&j, '[');
 		for (i = 0; i < n; i++)
 			cmd_json_batch(&j, &b[i]);
-		json_close(&j, ']');
-		json_key(&j, "next_after");
-		if (n == (size_t)limit)
-			json_int(&j, b[n - 1].id);
-		else
-			json_null(&j);
-		json_close(&j, '}');
-		json_end(&j);
+		cmd_json_page(&j, n == (size_t)limit ? b[n - 1].id : 0);
 	} else {
 		printf("%-8s %-9s %7s %7s %7s %9s %6s %6s %9s  %s\n", "ID",
 		    "STATE", "TOTAL", "PENDING", "RUNNING", "SUCCEEDED",

@@ -82,14 +82,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_open(&j, '[');
 		for (i = 0; i < n; i++)
 			cmd_json_task(&j, &t[i]);
-		json_close(&j, ']');
-		json_key(&j, "next_after");
-		if (n == o.limit)
-			json_int(&j, t[n - 1].id);
-		else
-			json_null(&j);
-		json_close(&j, '}');
-		json_end(&j);
+		cmd_json_page(&j, n == o.limit ? t[n - 1].id : 0);
 	} else {
 		printf("%-8s %-12s %-9s %5s %6s  %-23s  %s\n", "ID", "QUEUE",
 		    "STATE", "PRI", "TRIES", "RUN AT (UTC)", "PAYLOAD");

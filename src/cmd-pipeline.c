@@ -615,14 +615,7 @@ runs_exec(struct cmd_ctx *c, int argc, char **argv)
 			cmd_json_run_fields(&j, &r[i], now);
 			json_close(&j, '}');
 		}
-		json_close(&j, ']');
-		json_key(&j, "next_after");
-		if (n == (size_t)limit)
-			json_int(&j, r[n - 1].id);
-		else
-			json_null(&j);
-		json_close(&j, '}');
-		json_end(&j);
+		cmd_json_page(&j, n == (size_t)limit ? r[n - 1].id : 0);
 	} else {
 		printf("%-8s %-20s %3s %-9s %7s %7s %9s %6s %7s %9s\n", "RUN",
 		    "PIPELINE", "V", "STATE", "TOTAL", "RUNNING", "SUCCEEDED",
@@ -784,14 +777,7 @@ items_exec(struct cmd_ctx *c, int argc, char **argv)
 			json_kv_time(&j, "finished_ms", it[i].finished_ms);
 			json_close(&j, '}');
 		}
-		json_close(&j, ']');
-		json_key(&j, "next_after");
-		if (n == (size_t)limit)
-			json_int(&j, it[n - 1].id);
-		else
-			json_null(&j);
-		json_close(&j, '}');
-		json_end(&j);
+		cmd_json_page(&j, n == (size_t)limit ? it[n - 1].id : 0);
 	} else {
 		printf("%-10s %-10s %-20s %-10s %s\n", "ITEM", "STATE", "STAGE",
 		    "TASK", "RESULT / ERROR");

@@ -331,6 +331,22 @@ cmd_print_text(FILE *f, const void *p, size_t n, size_t max)
 		fputs("...", f);
 }
 
+/* End a page of a listing in JSON: close its array, write "next_after",
+ * the id to pass as --after for the next page or null (0) after the last
+ * page, and close the object and the output. */
+void
+cmd_json_page(struct json *j, int64_t next_after)
+{
+	json_close(j, ']');
+	json_key(j, "next_after");
+	if (next_after != 0)
+		json_int(j, next_after);
+	else
+		json_null(j);
+	json_close(j, '}');
+	json_end(j);
+}
+
 /* Print the help of one command. */
 void
 cmd_print_help(const struct spool_cmd *cmd, FILE *f)

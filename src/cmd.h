@@ -47,6 +47,7 @@ struct cmd_opt {
 #define CMD_EXEC_TAIL	0x04	/* "--exec" takes the rest of the line */
 
 struct cmd_ctx;
+struct json;			/* json.c, below */
 
 struct spool_cmd {
 	const char		*name;
@@ -99,6 +100,7 @@ void		 cmd_print_help(const struct spool_cmd *, FILE *);
 void		 cmd_fmt_time(char *, size_t, int64_t);
 void		 cmd_fmt_age(char *, size_t, int64_t);
 void		 cmd_print_text(FILE *, const void *, size_t, size_t);
+void		 cmd_json_page(struct json *, int64_t);
 int64_t		 cmd_now_ms(void);
 void		 cmd_sleep_ms(int64_t);
 

@@ -168,17 +168,6 @@ query_int(struct evhttp_request *req, struct evkeyvalq *kv, const char *name,
 	return (0);
 }
 
-/* The page's tail: "next_after": the last id when the page is full. */
-static void
-json_next_after(struct json *j, size_t n, int64_t limit, int64_t last)
-{
-	json_key(j, "next_after");
-	if (n > 0 && (int64_t)n == limit)
-		json_int(j, last);
-	else
-		json_null(j);
-}
-
 /* ---- the read-only endpoints ------------------------------------------------ */
 
 static void
@@ -406,11 +395,9 @@ get_tasks(struct evhttp_request *req, struct cmd_http *h,
 	json_open(&r.j, '[');
 	for (i = 0; i < n; i++)
 		cmd_json_task(&r.j, &t[i]);
-	json_close(&r.j, ']');
-	json_next_after(&r.j, n, limit, n > 0 ? t[n - 1].id : 0);
-	json_close(&r.j, '}');
+	cmd_json_page(&r.j, n > 0 && (int64_t)n == limit ? t[n - 1].id : 0);
 	spool_task_info_free(t, n);
-	reply_json(req, &r);
+	reply_send(req, &r, 200, "application/json");
 }
 
 /* /api/tasks/ID: one task with its result. */
@@ -624,11 +611,10 @@ get_batches(struct evhttp_request *req, struct cmd_http *h,
 	json_open(&r.j, '[');
 	for (i = 0; i < m; i++)
 		cmd_json_batch(&r.j, &l.b[desc ? m - 1 - i : i]);
-	json_close(&r.j, ']');
-	json_next_after(&r.j, m, limit, m > 0 ? l.b[desc ? 0 : m - 1].id : 0);
-	json_close(&r.j, '}');
+	cmd_json_page(&r.j, m > 0 && (int64_t)m == limit ?
+	    l.b[desc ? 0 : m - 1].id : 0);
 	lister_free(&l);
-	reply_json(req, &r);
+	reply_send(req, &r, 200, "application/json");
 }
 
 /* /api/runs?pipeline=P&after=ID&limit=N&order=desc */
@@ -658,12 +644,10 @@ get_runs(struct evhttp_request *req, struct cmd_http *h,
 		cmd_json_run_fields(&r.j, &l.ru[desc ? m - 1 - i : i], now);
 		json_close(&r.j, '}');
 	}
-	json_close(&r.j, ']');
-	json_next_after(&r.j, m, limit, m > 0 ? l.ru[desc ? 0 : m - 1].id :
-	    0);
-	json_close(&r.j, '}');
+	cmd_json_page(&r.j, m > 0 && (int64_t)m == limit ?
+	    l.ru[desc ? 0 : m - 1].id : 0);
 	lister_free(&l);
-	reply_json(req, &r);
+	reply_send(req, &r, 200, "application/json");
 }
 
 static void

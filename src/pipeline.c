@@ -691,59 +691,6 @@ item_settle(spool *q, struct settle_item *it, int64_t now_ms)
 	return (item_move(q, it, "cancelled", now_ms));
 }
 
-/* Finish the runs with nothing running, enqueueing their hooks. */
-static int
-runs_settle(spool *q, int64_t now_ms)
-{
-	sqlite3_stmt	*st;
-	spool_task	 t;
-	int64_t		 id, hook_id;
-	char		*queue, *payload;
-	int		 rc, row;
-
-	for (;;) {
-		st = spool__stmt(q, SPOOL_SQL_RUN_SETTLE_NEXT);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			sqlite3_reset(st);
-			return (SPOOL_OK);
-		}
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			return (spool__store_error(q, rc, "settle runs"));
-		}
-		id = sqlite3_column_int64(st, 0);
-		row = sqlite3_column_type(st, 2) != SQLITE_NULL;
-		queue = row ? spool__col_strdup(st, 1) : NULL;
-		payload = row ? spool__col_strdup(st, 2) : NULL;
-		sqlite3_reset(st);
-		if (row && (queue == NULL || payload == NULL)) {
-			free(queue);
-			free(payload);
-			return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
-		}
-		hook_id = 0;
-		if (row) {
-			memset(&t, 0, sizeof t);
-			t.queue = queue;
-			t.payload = payload;
-			t.len = strlen(payload);
-			rc = spool__enqueue_hook_locked(&hook_id, q, &t, now_ms);
-			free(queue);
-			free(payload);
-			if (rc != SPOOL_OK)
-				return (rc);
-		}
-		st = spool__stmt(q, SPOOL_SQL_RUN_FINISH);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, now_ms);
-		if (hook_id != 0)
-			sqlite3_bind_int64(st, 3, hook_id);
-		if ((rc = spool__step_done(q, st, "finish run")) != SPOOL_OK)
-			return (rc);
-	}
-}
-
 /* Settle every item whose task changed in this transaction, then the
  * runs; called by spool__commit. */
 int
@@ -791,7 +738,9 @@ spool__pipeline_settle_locked(spool *q, int64_t now_ms)
 		if (rc != SPOOL_OK)
 			return (rc);
 	}
-	return (runs_settle(q, now_ms));
+	/* Then finish the runs with nothing running, enqueueing their hooks. */
+	return (spool__settle_hooks_locked(q, SPOOL_SQL_RUN_SETTLE_NEXT,
+	    "settle runs", SPOOL_SQL_RUN_FINISH, "finish run", now_ms));
 }
 
 /* Read the stages of definition pid into p. */

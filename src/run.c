@@ -74,43 +74,31 @@ run_from_row(spool *q, spool_run_info *r, sqlite3_stmt *st, int64_t *pid)
 	return (SPOOL_OK);
 }
 
-/* Durations of stage s in run: count every finished attempt, average and
- * take the nearest-rank 95th percentile of the succeeded ones. */
+/* Durations of stage s in run: count every finished attempt, average the
+ * succeeded ones and take their nearest-rank 95th percentile, all inside
+ * SQLite (run_stage_durations), so no attempt is read into C. */
 static int
 stage_durations(spool *q, int64_t run, int64_t stage_id,
     spool_stage_status *s)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_RUN_STAGE_ATTEMPTS);
-	int64_t		*d = NULL, *nd, sum = 0;
-	size_t		 n = 0, cap = 0, rank;
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_RUN_STAGE_DURATIONS);
+	int64_t		 n;
 	int		 rc;
 
 	sqlite3_bind_int64(st, 1, run);
 	sqlite3_bind_int64(st, 2, stage_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		s->attempts++;
-		if (sqlite3_column_int(st, 0) == 0)
-			continue;
-		if ((nd = spool__grow(d, &cap, n, sizeof *d)) == NULL) {
-			sqlite3_reset(st);
-			free(d);
-			return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		s->attempts = sqlite3_column_int64(st, 0);
+		if ((n = sqlite3_column_int64(st, 1)) > 0) {
+			s->avg_ms = (double)sqlite3_column_int64(st, 2) /
+			    (double)n;
+			s->p95_ms = sqlite3_column_int64(st, 3);
 		}
-		d = nd;
-		d[n] = sqlite3_column_int64(st, 1);
-		sum += d[n++];
+		rc = SQLITE_DONE;	/* an aggregate: one row, always */
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(d);
+	if (rc != SQLITE_DONE)
 		return (spool__store_error(q, rc, "read stage durations"));
-	}
-	if (n > 0) {	/* sorted by the query */
-		s->avg_ms = (double)sum / (double)n;
-		rank = (n * 95 + 99) / 100;	/* ceil(0.95 n) */
-		s->p95_ms = d[rank - 1];
-	}
-	free(d);
 	return (SPOOL_OK);
 }
 

@@ -5,11 +5,11 @@
 # skip, fail_fast cancelling the rest and stopping a running command);
 # a stage timeout killing a stuck command; stages spread over processes;
 # status figures against the history rows; bad input refused with one
-# line and no change; then kill -9 chaos: 1000 items through 3 stages of
-# commands that log every start and side effect while workers are
-# killed, after which every item is final, no stage's effect happened
-# after that stage committed, and the history matches the log.  The
-# chaos seed is printed; replay one with PIPE_SEED=SEED.
+# line and no change; then kill -9 chaos: 1000 items (PIPE_CHAOS_ITEMS)
+# through 3 stages of commands that log every start and side effect while
+# workers are killed, after which every item is final, no stage's effect
+# happened after that stage committed, and the history matches the log.
+# The chaos seed is printed; replay one with PIPE_SEED=SEED.
 . "$TESTS_SRCDIR/cli/lib.sh"
 
 jv() {
@@ -349,12 +349,14 @@ bad 1 work --pipeline nope --until-empty
 bad 65 work --pipeline text --stage zz --until-empty
 
 # ---- kill -9 chaos --------------------------------------------------------
-# 1000 items through 3 stages whose command logs "start" when it begins
+# PIPE_CHAOS_ITEMS items (default 1000; CI's sanitizer build runs fewer)
+# through 3 stages whose command logs "start" when it begins
 # and "effect" when it has done its work, then prints its output; 3
 # supervised workers with 1 s leases; a nemesis SIGKILLs one every 0.2 to
 # 1 s for 12 s.  Then drain, and check the run, the items and the log
 # against the history.
 seed=${PIPE_SEED:-$RANDOM}
+items=${PIPE_CHAOS_ITEMS:-1000}
 echo "chaos seed $seed (replay: PIPE_SEED=$seed)"
 RANDOM=$seed
 dir="$T/chaos"
@@ -379,7 +381,7 @@ for s in a b c; do
 	"$SPOOL_BIN" queue set "chaos/$s" --backoff fixed --backoff-base 100ms \
 	    --jitter 0 >/dev/null
 done
-seq 1 1000 >"$dir/items"
+seq 1 "$items" >"$dir/items"
 R=$("$SPOOL_BIN" pipeline run chaos --lines <"$dir/items")
 : >"$dir/nemesis.log"
 sup=""
@@ -424,10 +426,10 @@ wait_for '[ -z "$(pgrep -f "$dir/stage" || true)" ]' 100
 
 # check_chaos DB LOG: print what is wrong, and fail then.
 check_chaos() {
-	python3 - "$1" "$2" "$R" >"$T/check.out" 2>&1 <<'EOF'
+	python3 - "$1" "$2" "$R" "$items" >"$T/check.out" 2>&1 <<'EOF'
 import sqlite3, sys
 from collections import defaultdict
-db, log, run = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db, log, run, items = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 c = sqlite3.connect(db)
 bad = []
 starts, effects = set(), defaultdict(list)
@@ -485,8 +487,8 @@ for key in starts:
     if key not in rows:
         bad.append(f"start of task {key[0]} attempt {key[1]} has no history row")
 n = c.execute("SELECT count(*) FROM pipeline_items WHERE run_id = ?", (run,)).fetchone()[0]
-if n != 1000:
-    bad.append(f"{n} items, not 1000")
+if n != items:
+    bad.append(f"{n} items, not {items}")
 if len(succ) != 3 * n:
     bad.append(f"{len(succ)} stage successes for {n} items")
 for b in bad[:20]:
@@ -500,7 +502,7 @@ check "chaos: the nemesis killed workers" test "$kills" -ge 3
 check "chaos: some leases were lost" test "$(sql "SELECT count(*) FROM attempts WHERE outcome = 'lease_lost'")" -ge 1
 check "chaos: items, effects and history agree" check_chaos "$SPOOL_DB" "$LOG"
 [ -s "$T/check.out" ] && sed 's/^/  /' "$T/check.out" | head -20 >&2
-check "chaos: run counters are the items'" test "$(sql "SELECT succeeded || ' ' || running || ' ' || state FROM pipeline_runs WHERE id = $R")" = "1000 0 finished"
+check "chaos: run counters are the items'" test "$(sql "SELECT succeeded || ' ' || running || ' ' || state FROM pipeline_runs WHERE id = $R")" = "$items 0 finished"
 is "chaos: integrity" "$(sql 'PRAGMA integrity_check')" ok
 
 # The checker can fail: an effect logged twice for a committed attempt,
