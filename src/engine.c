@@ -1146,6 +1146,7 @@ spool__engine_run(spool_pool *p)
 	engine_read_conf(p);
 	e->last_prune_ms = engine_now(p);
 	(void)engine_cpu(e);
+	engine_proc(p, e, engine_now(p));	/* the metrics have RSS from the start */
 	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < p->o.min_workers; i++)
 		if (spool__pool_spawn(p) != SPOOL_OK)
