@@ -63,13 +63,16 @@ struct reply {
 	struct json	 j;
 };
 
+/* Start a reply; on failure answer 500 and return -1. */
 static int
-reply_open(struct reply *r)
+reply_open(struct evhttp_request *req, struct reply *r)
 {
 	r->buf = NULL;
 	r->len = 0;
-	if ((r->f = open_memstream(&r->buf, &r->len)) == NULL)
+	if ((r->f = open_memstream(&r->buf, &r->len)) == NULL) {
+		evhttp_send_error(req, 500, "out of memory");
 		return (-1);
+	}
 	json_init(&r->j, r->f);
 	return (0);
 }
@@ -118,10 +121,8 @@ reply_error(struct evhttp_request *req, int code, const char *msg)
 {
 	struct reply	 r;
 
-	if (reply_open(&r) != 0) {
-		evhttp_send_error(req, 500, NULL);
+	if (reply_open(req, &r) != 0)
 		return;
-	}
 	json_open(&r.j, '{');
 	json_kv_str(&r.j, "error", msg);
 	json_close(&r.j, '}');
@@ -184,10 +185,8 @@ get_healthz(struct evhttp_request *req, struct cmd_http *h)
 		return;
 	}
 	spool_worker_info_free(w, n);
-	if (reply_open(&r) != 0) {
-		evhttp_send_error(req, 500, NULL);
+	if (reply_open(req, &r) != 0)
 		return;
-	}
 	fputs("ok\n", r.f);
 	reply_send(req, &r, 200, "text/plain; charset=utf-8");
 }
@@ -263,9 +262,8 @@ get_metrics(struct evhttp_request *req, struct cmd_http *h)
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		spool_queue_metrics_free(m, n);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	cmd_prometheus(r.f, m, n);
@@ -289,9 +287,8 @@ get_queues(struct evhttp_request *req, struct cmd_http *h)
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		spool_queue_metrics_free(m, n);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	json_open(&r.j, '{');
@@ -385,9 +382,8 @@ get_tasks(struct evhttp_request *req, struct cmd_http *h,
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		spool_task_info_free(t, n);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	json_open(&r.j, '{');
@@ -412,9 +408,8 @@ get_task(struct evhttp_request *req, struct cmd_http *h, int64_t id)
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		spool_task_info_free(t, 1);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	cmd_json_task(&r.j, t);
@@ -434,9 +429,8 @@ get_workers(struct evhttp_request *req, struct cmd_http *h)
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		spool_worker_info_free(w, n);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	json_open(&r.j, '{');
@@ -601,9 +595,8 @@ get_batches(struct evhttp_request *req, struct cmd_http *h,
 	}
 	if (lister_page(req, &l, kv, &limit, &m, &desc) != 0)
 		return;
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		lister_free(&l);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	json_open(&r.j, '{');
@@ -631,9 +624,8 @@ get_runs(struct evhttp_request *req, struct cmd_http *h,
 	l.pipeline = evhttp_find_header(kv, "pipeline");
 	if (lister_page(req, &l, kv, &limit, &m, &desc) != 0)
 		return;
-	if (reply_open(&r) != 0) {
+	if (reply_open(req, &r) != 0) {
 		lister_free(&l);
-		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	json_open(&r.j, '{');
@@ -655,10 +647,8 @@ get_dashboard(struct evhttp_request *req)
 {
 	struct reply	 r;
 
-	if (reply_open(&r) != 0) {
-		evhttp_send_error(req, 500, NULL);
+	if (reply_open(req, &r) != 0)
 		return;
-	}
 	fputs(cmd_dashboard_html, r.f);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Security-Policy", "default-src 'none'; "
@@ -689,10 +679,8 @@ post_task(struct evhttp_request *req, struct cmd_http *h, int64_t id,
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
-		evhttp_send_error(req, 500, NULL);
+	if (reply_open(req, &r) != 0)
 		return;
-	}
 	json_open(&r.j, '{');
 	json_kv_int(&r.j, "id", id);
 	json_kv_str(&r.j, "done", action);
@@ -730,10 +718,8 @@ post_queue(struct evhttp_request *req, struct cmd_http *h, const char *name,
 		reply_fail(req, h, rc);
 		return;
 	}
-	if (reply_open(&r) != 0) {
-		evhttp_send_error(req, 500, NULL);
+	if (reply_open(req, &r) != 0)
 		return;
-	}
 	json_open(&r.j, '{');
 	json_kv_str(&r.j, "queue", name);
 	json_key(&r.j, "paused");
