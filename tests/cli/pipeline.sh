@@ -186,7 +186,7 @@ cat >"$T/ff" <<'EOF'
 read -r x
 case $x in
 boom) sleep 0.3; exit 9;;
-slow) exec sleep 30;;
+slow) exec sleep 30.17;;
 esac
 echo "$x"
 EOF
@@ -202,10 +202,11 @@ run pipeline status "$R" --json
 jv 'd["state"]' 'd["failed"]' 'd["cancelled"]' 'd["succeeded"]' '"boom" in d["error"] or "stage a" in d["error"]' 'd["hook_task_id"]'
 is "fail_fast: 1 failed, the other 5 cancelled, no hook" "${v[*]}" "finished 1 5 0 true null"
 is "fail_fast: the running one was cancelled" "$(sql "SELECT outcome FROM spool_stage_history h JOIN pipeline_items i ON i.id = h.item WHERE i.run_id = $R AND i.id = (SELECT min(id) FROM pipeline_items WHERE run_id = $R)")" cancelled
-check "fail_fast: no sleep 30 left" test -z "$(pgrep -f 'sleep 30' || true)"
+# Durations no other test uses: tests run in parallel (make -j).
+check "fail_fast: no sleep 30.17 left" test -z "$(pgrep -f 'sleep 30\.17' || true)"
 
 # A stage timeout kills a stuck command; skip applies.
-run pipeline create to --stage 'a:2:skip,timeout=500ms=sleep 60' --stage 'b:1=cat'
+run pipeline create to --stage 'a:2:skip,timeout=500ms=sleep 60.17' --stage 'b:1=cat'
 run pipeline run to p q
 R=$out
 start=$(date +%s)
@@ -214,7 +215,7 @@ elapsed=$(($(date +%s) - start))
 check "timeout: killed in time (${elapsed}s)" test "$elapsed" -lt 10
 is "timeout: both skipped" "$(sql "SELECT skipped || ' ' || state FROM pipeline_runs WHERE id = $R")" "2 finished"
 is "timeout: history says timed_out" "$(sql "SELECT group_concat(outcome) FROM spool_stage_history WHERE run = $R")" "timed_out,timed_out"
-check "timeout: no sleep 60 left" test -z "$(pgrep -f 'sleep 60' || true)"
+check "timeout: no sleep 60.17 left" test -z "$(pgrep -f 'sleep 60\.17' || true)"
 
 # An output cut at 1 MiB is not handed on: the stage fails.
 run pipeline create big --stage 'a:1:skip=head -c 2000000 /dev/zero' --stage 'b:1=wc -c'
