@@ -156,8 +156,13 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	if ((v = calloc(limit, sizeof *v)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 
-	st = spool__stmt(q, opts->descending ? SPOOL_SQL_TASK_LIST_DESC :
-	    SPOOL_SQL_TASK_LIST_ASC);
+	if (opts->state == SPOOL_RUNNING)
+		st = spool__stmt(q, opts->descending ?
+		    SPOOL_SQL_TASK_LIST_RUNNING_DESC :
+		    SPOOL_SQL_TASK_LIST_RUNNING_ASC);
+	else
+		st = spool__stmt(q, opts->descending ?
+		    SPOOL_SQL_TASK_LIST_DESC : SPOOL_SQL_TASK_LIST_ASC);
 	spool__bind_text_or_null(st, 1, opts->queue);
 	spool__bind_text_or_null(st, 2, spool_state_name(opts->state));
 	sqlite3_bind_int64(st, 3, opts->descending && opts->after_id == 0 ?

@@ -299,6 +299,70 @@ test_list_pages(void)
 	spool_task_info_free(t, n);
 }
 
+/* Running tasks are listed through their own index (admin.sql's
+ * task_list_running_*): the same pages, filters and orders as any state. */
+static void
+test_list_running(void)
+{
+	spool_list_opts	 lo = SPOOL_LIST_OPTS_INIT;
+	spool_task_info	*t = NULL;
+	spool_job	*jobs[12];
+	int64_t		 want[12];
+	size_t		 i, n = 0;
+
+	for (i = 0; i < 30; i++)
+		tu_enqueue(i % 2 ? "odd" : "even", "x");
+	for (i = 0; i < 12; i++) {
+		jobs[i] = claim(i % 3 ? "odd" : "even");
+		want[i] = jobs[i] != NULL ? spool_job_id(jobs[i]) : 0;
+	}
+	lo.state = SPOOL_RUNNING;
+	lo.limit = 100;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 12);
+	for (i = 1; i < n; i++)
+		CU_ASSERT(t[i].id > t[i - 1].id && t[i].state == SPOOL_RUNNING);
+	spool_task_info_free(t, n);
+	/* One queue, a page at a time, both ways. */
+	lo.queue = "odd";
+	lo.limit = 3;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 3);
+	if (n == 3) {
+		lo.after_id = t[2].id;
+		CU_ASSERT(strcmp(t[0].queue, "odd") == 0);
+	}
+	spool_task_info_free(t, n);
+	lo.limit = 100;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 5);		/* 8 odd ones running, 3 seen */
+	spool_task_info_free(t, n);
+	lo.descending = 1;
+	lo.after_id = 0;
+	lo.queue = NULL;
+	lo.limit = 2;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	if (n == 2) {
+		int64_t	 max = 0;
+
+		for (i = 0; i < 12; i++)
+			max = want[i] > max ? want[i] : max;
+		CU_ASSERT_EQUAL(t[0].id, max);
+		CU_ASSERT(t[1].id < t[0].id);
+	}
+	spool_task_info_free(t, n);
+	/* Finished ones leave the list. */
+	TU_RC(spool_job_complete(jobs[0], NULL, 0), SPOOL_OK);
+	lo.descending = 0;
+	lo.limit = 100;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 11);
+	spool_task_info_free(t, n);
+	for (i = 0; i < 12; i++)
+		spool_job_free(jobs[i]);
+}
+
 /* The attempt history lists each finished attempt, oldest first. */
 static void
 test_attempts(void)
@@ -1069,6 +1133,7 @@ static CU_TestInfo admin_tests[] = {
 	{ "get", test_get },
 	{ "list filters", test_list_filters },
 	{ "list keyset pages both ways", test_list_pages },
+	{ "list running tasks", test_list_running },
 	{ "attempt history", test_attempts },
 	{ "cancel ready", test_cancel_ready },
 	{ "cancel running", test_cancel_running },

@@ -33,6 +33,30 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
    AND t.id < ?3
  ORDER BY t.id DESC LIMIT ?4;
 
+-- name: task_list_running_asc
+-- As task_list_asc for running tasks (?2 unused): through the partial
+-- index of running tasks, which are few, instead of a walk of every id
+-- until ?4 are found (a dashboard asks every few seconds).
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
+  FROM tasks t INDEXED BY tasks_running
+ WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
+   AND t.id > ?3 AND ?2 IS NOT NULL
+ ORDER BY t.id LIMIT ?4;
+
+-- name: task_list_running_desc
+-- As task_list_running_asc, newest first: ids below ?3.
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
+  FROM tasks t INDEXED BY tasks_running
+ WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
+   AND t.id < ?3 AND ?2 IS NOT NULL
+ ORDER BY t.id DESC LIMIT ?4;
+
 -- name: attempt_list
 -- The history of task ?1, oldest first.
 SELECT attempt, worker, started_ms, finished_ms, outcome, error
