@@ -260,7 +260,8 @@ pty_case() {	# pty_case MODE WANT-CHECKS ARGS...
 pty_case q 12 top --interval 200ms
 pty_case term 10 top --interval 200ms
 pty_case int 9 top slow bad
-pty_case iter 10 top --iterations 2 --interval 100ms
+# The interval leaves time to read the settings while the first frame shows.
+pty_case iter 10 top --iterations 2 --interval 1s
 
 # ---- Bad input -----------------------------------------------------------------
 
