@@ -210,7 +210,7 @@ if mode == "q":
     mark = len(out)
     setsize(14, 50)
     check("SIGWINCH: redrawn at once (screen cleared)",
-          read_for(0.9, lambda: b"\033[2J" in out[mark:] and b"\ngone " in out[mark:].split(b"\033[2J")[-1]),
+          read_for(3, lambda: b"\033[2J" in out[mark:] and b"\ngone " in out[mark:].split(b"\033[2J")[-1]),
           repr(out[mark:][:200]))
     fr = [f for f in frames(out[mark:]) if any(l.startswith("QUEUE ") for l in f)]
     check("SIGWINCH: the frames fit 50x14", fr and all(fits(f, 14, 50) for f in fr),
@@ -222,7 +222,7 @@ if mode == "q":
     check("q: exit 0", p.returncode == 0, str(p.returncode))
     check("q: gone within 2 s", took < 2, "%.2f s" % took)
 elif mode == "term":
-    read_for(0.5)	# a few frames, 200 ms apart
+    read_for(2, lambda: out.count(b"\033[H") >= 2)	# frames, 200 ms apart
     check("frames follow at the interval", out.count(b"\033[H") >= 2, str(out.count(b"\033[H")))
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=5)
