@@ -145,6 +145,72 @@ cmd_prometheus(FILE *f, const spool_queue_metrics *m, size_t n)
 	}
 }
 
+/* One histogram, in seconds: cumulative buckets, their sum and count. */
+static void
+prom_histogram(FILE *f, const char *name, const char *help,
+    const spool_histogram *hg)
+{
+	int	 i;
+
+	prom_head(f, name, "histogram", help);
+	for (i = 0; i < SPOOL_HIST_BUCKETS; i++) {
+		if (hg->le_ms[i] == INT64_MAX)
+			fprintf(f, "%s_bucket{le=\"+Inf\"} %lld\n", name,
+			    (long long)hg->count[i]);
+		else
+			fprintf(f, "%s_bucket{le=\"%g\"} %lld\n", name,
+			    (double)hg->le_ms[i] / 1000.0,
+			    (long long)hg->count[i]);
+	}
+	fprintf(f, "%s_sum %.3f\n%s_count %lld\n", name,
+	    (double)hg->sum_ms / 1000.0, name, (long long)hg->n);
+}
+
+/* A gauge or counter without labels: a count, or seconds to the ms. */
+static void
+prom_value(FILE *f, const char *name, const char *type, const char *help,
+    int64_t n)
+{
+	prom_head(f, name, type, help);
+	fprintf(f, "%s %lld\n", name, (long long)n);
+}
+
+static void
+prom_seconds(FILE *f, const char *name, const char *type, const char *help,
+    double s)
+{
+	prom_head(f, name, type, help);
+	fprintf(f, "%s %.3f\n", name, s);
+}
+
+/* The in-process figures of a worker's pool (the HTTP server adds them
+ * after the database's). */
+void
+cmd_prometheus_pool(FILE *f, const spool_pool_metrics *m)
+{
+	prom_histogram(f, "spool_pool_wait_seconds", "Time from due to "
+	    "handler start of the attempts this process ran.", &m->wait);
+	prom_histogram(f, "spool_pool_run_seconds", "Run time of the "
+	    "attempts this process ran.", &m->run);
+	prom_value(f, "spool_pool_succeeded_last_minute", "gauge", "Attempts "
+	    "this process ran that succeeded in the last 60 s.",
+	    m->succeeded_1m);
+	prom_value(f, "spool_pool_failed_last_minute", "gauge", "Attempts "
+	    "this process ran that failed in the last 60 s.", m->failed_1m);
+	prom_head(f, "spool_pool_threads", "gauge", "Worker threads of this "
+	    "process.");
+	fprintf(f, "spool_pool_threads{status=\"busy\"} %d\n"
+	    "spool_pool_threads{status=\"idle\"} %d\n", m->stats.busy,
+	    m->stats.workers > m->stats.busy ? m->stats.workers -
+	    m->stats.busy : 0);
+	prom_seconds(f, "process_cpu_seconds_total", "counter", "User and "
+	    "system CPU time spent.", m->cpu_user_s + m->cpu_system_s);
+	prom_value(f, "process_resident_memory_bytes", "gauge", "Resident "
+	    "memory size.", m->rss_bytes);
+	prom_seconds(f, "process_start_time_seconds", "gauge", "Start time of "
+	    "the pool since the Unix epoch.", (double)m->started_ms / 1000.0);
+}
+
 /* One queue's metrics as a JSON object (shared with http.c). */
 void
 cmd_json_queue_metrics(struct json *j, const spool_queue_metrics *m)

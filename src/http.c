@@ -191,69 +191,11 @@ get_healthz(struct evhttp_request *req, struct cmd_http *h)
 	reply_send(req, &r, 200, "text/plain; charset=utf-8");
 }
 
-/* One histogram in Prometheus's text format, in seconds. */
-static void
-prom_histogram(FILE *f, const char *name, const char *help,
-    const spool_histogram *hg)
-{
-	int	 i;
-
-	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-	for (i = 0; i < SPOOL_HIST_BUCKETS; i++) {
-		if (hg->le_ms[i] == INT64_MAX)
-			fprintf(f, "%s_bucket{le=\"+Inf\"} %lld\n", name,
-			    (long long)hg->count[i]);
-		else
-			fprintf(f, "%s_bucket{le=\"%g\"} %lld\n", name,
-			    (double)hg->le_ms[i] / 1000.0,
-			    (long long)hg->count[i]);
-	}
-	fprintf(f, "%s_sum %.3f\n%s_count %lld\n", name,
-	    (double)hg->sum_ms / 1000.0, name, (long long)hg->n);
-}
-
-/* The figures of this process's pool, after the database's. */
-static void
-prom_pool(FILE *f, spool_pool *pool)
-{
-	spool_pool_metrics	 m;
-
-	spool_pool_metrics_get(pool, &m);
-	prom_histogram(f, "spool_pool_wait_seconds", "Time from due to "
-	    "handler start of the attempts this process ran.", &m.wait);
-	prom_histogram(f, "spool_pool_run_seconds", "Run time of the "
-	    "attempts this process ran.", &m.run);
-	fprintf(f, "# HELP spool_pool_succeeded_last_minute Attempts this "
-	    "process ran that succeeded in the last 60 s.\n"
-	    "# TYPE spool_pool_succeeded_last_minute gauge\n"
-	    "spool_pool_succeeded_last_minute %lld\n",
-	    (long long)m.succeeded_1m);
-	fprintf(f, "# HELP spool_pool_failed_last_minute Attempts this "
-	    "process ran that failed in the last 60 s.\n"
-	    "# TYPE spool_pool_failed_last_minute gauge\n"
-	    "spool_pool_failed_last_minute %lld\n", (long long)m.failed_1m);
-	fprintf(f, "# HELP spool_pool_threads Worker threads of this "
-	    "process.\n# TYPE spool_pool_threads gauge\n"
-	    "spool_pool_threads{status=\"busy\"} %d\n"
-	    "spool_pool_threads{status=\"idle\"} %d\n", m.stats.busy,
-	    m.stats.workers > m.stats.busy ? m.stats.workers - m.stats.busy :
-	    0);
-	fprintf(f, "# HELP process_cpu_seconds_total User and system CPU "
-	    "time spent.\n# TYPE process_cpu_seconds_total counter\n"
-	    "process_cpu_seconds_total %.3f\n", m.cpu_user_s + m.cpu_system_s);
-	fprintf(f, "# HELP process_resident_memory_bytes Resident memory "
-	    "size.\n# TYPE process_resident_memory_bytes gauge\n"
-	    "process_resident_memory_bytes %lld\n", (long long)m.rss_bytes);
-	fprintf(f, "# HELP process_start_time_seconds Start time of the "
-	    "pool since the Unix epoch.\n"
-	    "# TYPE process_start_time_seconds gauge\n"
-	    "process_start_time_seconds %.3f\n", (double)m.started_ms / 1000.0);
-}
-
 static void
 get_metrics(struct evhttp_request *req, struct cmd_http *h)
 {
 	spool_queue_metrics	*m = NULL;
+	spool_pool_metrics	 pm;
 	struct reply		 r;
 	size_t			 n;
 	int			 rc;
@@ -268,8 +210,10 @@ get_metrics(struct evhttp_request *req, struct cmd_http *h)
 	}
 	cmd_prometheus(r.f, m, n);
 	spool_queue_metrics_free(m, n);
-	if (h->pool != NULL)
-		prom_pool(r.f, h->pool);
+	if (h->pool != NULL) {
+		spool_pool_metrics_get(h->pool, &pm);
+		cmd_prometheus_pool(r.f, &pm);
+	}
 	reply_send(req, &r, 200, "text/plain; version=0.0.4; charset=utf-8");
 }
 
