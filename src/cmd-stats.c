@@ -211,14 +211,31 @@ cmd_prometheus_pool(FILE *f, const spool_pool_metrics *m)
 	    "the pool since the Unix epoch.", (double)m->started_ms / 1000.0);
 }
 
+/* "key": {"p50": ..., "p95": ..., "p99": ...}, null where unknown (< 0). */
+static void
+json_percentiles(struct json *j, const char *key, const int64_t v[3])
+{
+	static const char *const	 pk[3] = { "p50", "p95", "p99" };
+	int				 k;
+
+	json_key(j, key);
+	json_open(j, '{');
+	for (k = 0; k < 3; k++) {
+		json_key(j, pk[k]);
+		if (v[k] < 0)
+			json_null(j);
+		else
+			json_int(j, v[k]);
+	}
+	json_close(j, '}');
+}
+
 /* One queue's metrics as a JSON object (shared with http.c). */
 void
 cmd_json_queue_metrics(struct json *j, const spool_queue_metrics *m)
 {
 	const spool_queue_stats		*s = &m->stats;
 	const spool_queue_counters	*t = &m->total;
-	static const char *const	 pk[3] = { "p50", "p95", "p99" };
-	int				 k;
 
 	json_open(j, '{');
 	json_kv_str(j, "queue", s->queue);
@@ -249,26 +266,8 @@ cmd_json_queue_metrics(struct json *j, const spool_queue_metrics *m)
 	json_close(j, '}');
 	json_kv_int(j, "succeeded_last_minute", m->succeeded_1m);
 	json_kv_int(j, "dead_last_minute", m->dead_1m);
-	json_key(j, "run_ms");
-	json_open(j, '{');
-	for (k = 0; k < 3; k++) {
-		json_key(j, pk[k]);
-		if (m->run_ms[k] < 0)
-			json_null(j);
-		else
-			json_int(j, m->run_ms[k]);
-	}
-	json_close(j, '}');
-	json_key(j, "wait_ms");
-	json_open(j, '{');
-	for (k = 0; k < 3; k++) {
-		json_key(j, pk[k]);
-		if (m->wait_ms[k] < 0)
-			json_null(j);
-		else
-			json_int(j, m->wait_ms[k]);
-	}
-	json_close(j, '}');
+	json_percentiles(j, "run_ms", m->run_ms);
+	json_percentiles(j, "wait_ms", m->wait_ms);
 	json_kv_int(j, "workers", m->workers);
 	json_kv_int(j, "worker_threads", m->concurrency);
 	json_kv_int(j, "worker_busy", m->busy);

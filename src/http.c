@@ -169,6 +169,28 @@ query_int(struct evhttp_request *req, struct evkeyvalq *kv, const char *name,
 	return (0);
 }
 
+/* The paging parameters every list takes: limit (1 to HTTP_PAGE_MAX),
+ * after (an id) and order (asc or desc); -1 (and a 400 reply) when one
+ * is malformed. */
+static int
+query_page(struct evhttp_request *req, struct evkeyvalq *kv, int64_t *limit,
+    int64_t *after, int *desc)
+{
+	const char	*order = evhttp_find_header(kv, "order");
+
+	if (query_int(req, kv, "limit", 1, HTTP_PAGE_MAX, HTTP_PAGE_DEFAULT,
+	    limit) != 0 || query_int(req, kv, "after", 0, INT64_MAX, 0,
+	    after) != 0)
+		return (-1);
+	if (order != NULL && strcmp(order, "asc") != 0 &&
+	    strcmp(order, "desc") != 0) {
+		reply_error(req, 400, "order: asc or desc");
+		return (-1);
+	}
+	*desc = order != NULL && strcmp(order, "desc") == 0;
+	return (0);
+}
+
 /* ---- the read-only endpoints ------------------------------------------------ */
 
 static void
@@ -294,14 +316,11 @@ get_tasks(struct evhttp_request *req, struct cmd_http *h,
 	spool_task_info	*t = NULL;
 	struct reply	 r;
 	const char	*state = evhttp_find_header(kv, "state");
-	const char	*order = evhttp_find_header(kv, "order");
 	int64_t		 limit, after;
 	size_t		 n, i;
-	int		 rc;
+	int		 rc, desc;
 
-	if (query_int(req, kv, "limit", 1, HTTP_PAGE_MAX, HTTP_PAGE_DEFAULT,
-	    &limit) != 0 || query_int(req, kv, "after", 0, INT64_MAX, 0,
-	    &after) != 0)
+	if (query_page(req, kv, &limit, &after, &desc) != 0)
 		return;
 	o.queue = evhttp_find_header(kv, "queue");
 	if (state != NULL) {
@@ -314,12 +333,7 @@ get_tasks(struct evhttp_request *req, struct cmd_http *h,
 			return;
 		}
 	}
-	if (order != NULL && strcmp(order, "asc") != 0 &&
-	    strcmp(order, "desc") != 0) {
-		reply_error(req, 400, "order: asc or desc");
-		return;
-	}
-	o.descending = order != NULL && strcmp(order, "desc") == 0;
+	o.descending = desc;
 	o.after_id = after;
 	o.limit = (size_t)limit;
 	if ((rc = spool_list(&t, &n, h->q, &o)) != SPOOL_OK) {
@@ -486,20 +500,11 @@ static int
 lister_page(struct evhttp_request *req, struct lister *l,
     struct evkeyvalq *kv, int64_t *limit, size_t *m, int *desc)
 {
-	const char	*order = evhttp_find_header(kv, "order");
 	int64_t		 after;
 	int		 rc;
 
-	if (query_int(req, kv, "limit", 1, HTTP_PAGE_MAX, HTTP_PAGE_DEFAULT,
-	    limit) != 0 || query_int(req, kv, "after", 0, INT64_MAX, 0,
-	    &after) != 0)
+	if (query_page(req, kv, limit, &after, desc) != 0)
 		return (-1);
-	if (order != NULL && strcmp(order, "asc") != 0 &&
-	    strcmp(order, "desc") != 0) {
-		reply_error(req, 400, "order: asc or desc");
-		return (-1);
-	}
-	*desc = order != NULL && strcmp(order, "desc") == 0;
 	if (*desc)
 		rc = lister_list_desc(l, after > 0 ? after : INT64_MAX,
 		    (size_t)*limit, m);

@@ -190,6 +190,10 @@ http GET /api/runs
 is "runs: the run" "$(out=$body jq_py '[(r["id"], r["pipeline"], r["total"]) for r in d["runs"]]')" "[[$rid, \"pp\", 2]]"
 http GET '/api/runs?pipeline=none'
 is "runs: filter" "$(out=$body jq_py 'd["runs"]')" '[]'
+for bad in 'runs?order=up' 'runs?limit=0' 'batches?after=x' 'batches?order=sideways'; do
+	http GET "/api/$bad"
+	is "$bad: 400" "$code" 400
+done
 
 http GET /
 is "dashboard: 200 HTML" "$code $ctype" "200 text/html; charset=utf-8"
