@@ -357,7 +357,7 @@ spool_batch_get(spool_batch_info **out, spool *q, int64_t id)
 /* One page of batches. */
 int
 spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
-    int64_t after_id, int state, size_t limit)
+    int64_t after_id, int state, size_t limit, int descending)
 {
 	spool_batch_info	*v = NULL, *nv;
 	size_t			 len = 0, cap = 0;
@@ -377,8 +377,10 @@ spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
 		    "(at most %d)", BATCH_LIST_MAX));
 	if (limit == 0)
 		limit = 100;
-	st = spool__stmt(q, SPOOL_SQL_BATCH_LIST);
-	sqlite3_bind_int64(st, 1, after_id);
+	st = spool__stmt(q, descending ? SPOOL_SQL_BATCH_LIST_DESC :
+	    SPOOL_SQL_BATCH_LIST);
+	sqlite3_bind_int64(st, 1, descending && after_id == 0 ? INT64_MAX :
+	    after_id);
 	sqlite3_bind_int64(st, 2, (int64_t)limit);
 	if (state != 0)
 		sqlite3_bind_text(st, 3, batch_states[state], -1, SQLITE_STATIC);

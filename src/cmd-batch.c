@@ -415,7 +415,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_open(c, 0)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_list(&b, &n, c->q, after, state,
-	    (size_t)limit)) != SPOOL_OK)
+	    (size_t)limit, 0)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);

@@ -603,7 +603,7 @@ runs_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_open(c, 0)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_run_list(&r, &n, c->q, argc > 0 ? argv[0] : NULL,
-	    after, (size_t)limit)) != SPOOL_OK)
+	    after, (size_t)limit, 0)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);
@@ -903,7 +903,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	start = cmd_now_ms();
 	for (;;) {
 		/* A list of one: no per-stage reads while polling. */
-		if ((rc = spool_run_list(&r, &n, c->q, NULL, id - 1, 1)) !=
+		if ((rc = spool_run_list(&r, &n, c->q, NULL, id - 1, 1, 0)) !=
 		    SPOOL_OK)
 			return (cmd_fail(c, rc));
 		if (n == 0 || r->id != id) {

@@ -402,160 +402,45 @@ get_workers(struct evhttp_request *req, struct cmd_http *h)
 	reply_json(req, &r);
 }
 
-/* ---- batches and runs, oldest or newest first -------------------------------
- * The library lists batches and runs oldest first, after an id.  With
- * order=desc ("after" then pages to older ids, as for tasks) a page is
- * found by bisection on that after id: the smallest X such that at most
- * limit of the ids after X lie below the bound.  A probe reads at most
- * limit + 1 rows by the primary key; there are at most 64 probes. */
-
-struct lister {
-	struct cmd_http		*h;
-	int			 runs;		/* 1: runs, 0: batches */
-	int			 state;		/* batches: 0, or only this state */
-	const char		*pipeline;	/* runs: NULL, or only this one */
-	spool_batch_info	*b;
-	spool_run_info		*ru;
-	size_t			 n;
-};
-
-static void
-lister_free(struct lister *l)
-{
-	if (l->runs)
-		spool_run_info_free(l->ru, l->n);
-	else
-		spool_batch_info_free(l->b, l->n);
-	l->b = NULL;
-	l->ru = NULL;
-	l->n = 0;
-}
-
-static int64_t
-lister_id(const struct lister *l, size_t i)
-{
-	return (l->runs ? l->ru[i].id : l->b[i].id);
-}
-
-/* Up to limit after id after, oldest first, in place of the last list. */
-static int
-lister_list(struct lister *l, int64_t after, size_t limit)
-{
-	lister_free(l);
-	if (l->runs)
-		return (spool_run_list(&l->ru, &l->n, l->h->q, l->pipeline,
-		    after, limit));
-	return (spool_batch_list(&l->b, &l->n, l->h->q, after, l->state,
-	    limit));
-}
-
-/* How many of the first limit + 1 after x are below `below`. */
-static int
-lister_probe(struct lister *l, int64_t x, int64_t below, size_t limit,
-    size_t *count)
-{
-	size_t	 i;
-	int	 rc;
-
-	if ((rc = lister_list(l, x, limit + 1)) != SPOOL_OK)
-		return (rc);
-	for (*count = i = 0; i < l->n; i++)
-		if (lister_id(l, i) < below)
-			(*count)++;
-	return (SPOOL_OK);
-}
-
-/* The newest up to limit below id below: l holds them first, oldest
- * first, *m of them. */
-static int
-lister_list_desc(struct lister *l, int64_t below, size_t limit, size_t *m)
-{
-	int64_t	 lo = 0, hi = below - 1, mid;	/* below - 1 qualifies */
-	size_t	 c;
-	int	 rc;
-
-	if ((rc = lister_probe(l, 0, below, limit, &c)) != SPOOL_OK)
-		return (rc);
-	if (c <= limit)
-		hi = 0;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if ((rc = lister_probe(l, mid, below, limit, &c)) != SPOOL_OK)
-			return (rc);
-		if (c <= limit)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	if ((rc = lister_list(l, lo, limit)) != SPOOL_OK)
-		return (rc);
-	for (*m = 0; *m < l->n && lister_id(l, *m) < below; (*m)++)
-		continue;
-	return (SPOOL_OK);
-}
-
-/* The page of /api/batches or /api/runs that the query asks for into l:
- * *m of them, *desc if newest first; -1 when a reply was sent. */
-static int
-lister_page(struct evhttp_request *req, struct lister *l,
-    struct evkeyvalq *kv, int64_t *limit, size_t *m, int *desc)
-{
-	int64_t		 after;
-	int		 rc;
-
-	if (query_page(req, kv, limit, &after, desc) != 0)
-		return (-1);
-	if (*desc)
-		rc = lister_list_desc(l, after > 0 ? after : INT64_MAX,
-		    (size_t)*limit, m);
-	else {
-		rc = lister_list(l, after, (size_t)*limit);
-		*m = l->n;
-	}
-	if (rc != SPOOL_OK) {
-		lister_free(l);
-		reply_fail(req, l->h, rc);
-		return (-1);
-	}
-	return (0);
-}
-
 /* /api/batches?state=S&after=ID&limit=N&order=desc */
 static void
 get_batches(struct evhttp_request *req, struct cmd_http *h,
     struct evkeyvalq *kv)
 {
-	struct lister		 l = { h, 0, 0, NULL, NULL, NULL, 0 };
+	spool_batch_info	*b = NULL;
 	struct reply		 r;
 	const char		*sname = evhttp_find_header(kv, "state");
-	int64_t			 limit;
-	size_t			 m, i;
-	int			 desc;
+	int64_t			 limit, after;
+	size_t			 n, i;
+	int			 rc, desc, state = 0;
 
+	if (query_page(req, kv, &limit, &after, &desc) != 0)
+		return;
 	if (sname != NULL) {
-		for (l.state = 1; spool_batch_state_name(l.state) != NULL;
-		    l.state++)
-			if (strcmp(spool_batch_state_name(l.state), sname) == 0)
+		for (state = 1; spool_batch_state_name(state) != NULL; state++)
+			if (strcmp(spool_batch_state_name(state), sname) == 0)
 				break;
-		if (spool_batch_state_name(l.state) == NULL) {
+		if (spool_batch_state_name(state) == NULL) {
 			reply_error(req, 400, "state: not a batch state");
 			return;
 		}
 	}
-	if (lister_page(req, &l, kv, &limit, &m, &desc) != 0)
+	if ((rc = spool_batch_list(&b, &n, h->q, after, state, (size_t)limit,
+	    desc)) != SPOOL_OK) {
+		reply_fail(req, h, rc);
 		return;
+	}
 	if (reply_open(req, &r) != 0) {
-		lister_free(&l);
+		spool_batch_info_free(b, n);
 		return;
 	}
 	json_open(&r.j, '{');
 	json_key(&r.j, "batches");
 	json_open(&r.j, '[');
-	for (i = 0; i < m; i++)
-		cmd_json_batch(&r.j, &l.b[desc ? m - 1 - i : i]);
-	cmd_json_page(&r.j, m > 0 && (int64_t)m == limit ?
-	    l.b[desc ? 0 : m - 1].id : 0);
-	lister_free(&l);
+	for (i = 0; i < n; i++)
+		cmd_json_batch(&r.j, &b[i]);
+	cmd_json_page(&r.j, n > 0 && (int64_t)n == limit ? b[n - 1].id : 0);
+	spool_batch_info_free(b, n);
 	reply_send(req, &r, 200, "application/json");
 }
 
@@ -564,30 +449,33 @@ static void
 get_runs(struct evhttp_request *req, struct cmd_http *h,
     struct evkeyvalq *kv)
 {
-	struct lister	 l = { h, 1, 0, NULL, NULL, NULL, 0 };
+	spool_run_info	*ru = NULL;
 	struct reply	 r;
-	int64_t		 limit, now = cmd_now_ms();
-	size_t		 m, i;
-	int		 desc;
+	int64_t		 limit, after, now = cmd_now_ms();
+	size_t		 n, i;
+	int		 rc, desc;
 
-	l.pipeline = evhttp_find_header(kv, "pipeline");
-	if (lister_page(req, &l, kv, &limit, &m, &desc) != 0)
+	if (query_page(req, kv, &limit, &after, &desc) != 0)
 		return;
+	if ((rc = spool_run_list(&ru, &n, h->q, evhttp_find_header(kv,
+	    "pipeline"), after, (size_t)limit, desc)) != SPOOL_OK) {
+		reply_fail(req, h, rc);
+		return;
+	}
 	if (reply_open(req, &r) != 0) {
-		lister_free(&l);
+		spool_run_info_free(ru, n);
 		return;
 	}
 	json_open(&r.j, '{');
 	json_key(&r.j, "runs");
 	json_open(&r.j, '[');
-	for (i = 0; i < m; i++) {
+	for (i = 0; i < n; i++) {
 		json_open(&r.j, '{');
-		cmd_json_run_fields(&r.j, &l.ru[desc ? m - 1 - i : i], now);
+		cmd_json_run_fields(&r.j, &ru[i], now);
 		json_close(&r.j, '}');
 	}
-	cmd_json_page(&r.j, m > 0 && (int64_t)m == limit ?
-	    l.ru[desc ? 0 : m - 1].id : 0);
-	lister_free(&l);
+	cmd_json_page(&r.j, n > 0 && (int64_t)n == limit ? ru[n - 1].id : 0);
+	spool_run_info_free(ru, n);
 	reply_send(req, &r, 200, "application/json");
 }
 

@@ -216,7 +216,7 @@ fail:
 /* One page of runs. */
 int
 spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
-    int64_t after_id, size_t limit)
+    int64_t after_id, size_t limit, int descending)
 {
 	spool_run_info	*v = NULL, *nv;
 	size_t		 len = 0, cap = 0;
@@ -233,8 +233,10 @@ spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
 		    "%d)", LIST_MAX));
 	if (limit == 0)
 		limit = 100;
-	st = spool__stmt(q, SPOOL_SQL_RUN_LIST);
-	sqlite3_bind_int64(st, 1, after_id);
+	st = spool__stmt(q, descending ? SPOOL_SQL_RUN_LIST_DESC :
+	    SPOOL_SQL_RUN_LIST);
+	sqlite3_bind_int64(st, 1, descending && after_id == 0 ? INT64_MAX :
+	    after_id);
 	sqlite3_bind_int64(st, 2, (int64_t)limit);
 	if (name != NULL)
 		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);

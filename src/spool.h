@@ -343,9 +343,11 @@ int		 spool_batch_close(spool *q, int64_t id);
 int		 spool_batch_get(spool_batch_info **out, spool *q, int64_t id);
 
 /* Up to limit (0: 100, at most 10000) batches after id after_id, oldest
- * first; state 0 for any or one of enum spool_batch_state. */
+ * first, or with descending (since 0.6) newest first below after_id (0:
+ * from the newest); state 0 for any or one of enum spool_batch_state.
+ * Pass the last id of a page as after_id for the next. */
 int		 spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
-		     int64_t after_id, int state, size_t limit);
+		     int64_t after_id, int state, size_t limit, int descending);
 
 /* The name of a batch state ("open", ...), or NULL if state is not one. */
 const char	*spool_batch_state_name(int state);
@@ -1085,9 +1087,11 @@ typedef struct spool_run_info {
 int		 spool_run_get(spool_run_info **out, spool *q, int64_t id);
 
 /* Up to limit (0: 100, at most 10000) runs after id after_id, oldest
- * first, of pipeline name (NULL: any); stages are not read. */
+ * first, or with descending (since 0.6) newest first below after_id (0:
+ * from the newest), of pipeline name (NULL: any); stages are not read. */
 int		 spool_run_list(spool_run_info **out, size_t *n, spool *q,
-		     const char *name, int64_t after_id, size_t limit);
+		     const char *name, int64_t after_id, size_t limit,
+		     int descending);
 void		 spool_run_info_free(spool_run_info *info, size_t n);
 
 /* Cancel what is left of run id (its waiting items at once, its running

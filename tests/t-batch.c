@@ -153,16 +153,30 @@ test_create_and_get(void)
 	CU_ASSERT_EQUAL(b->hook_on, SPOOL_HOOK_ALWAYS);
 	spool_batch_info_free(b, 1);
 
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 0), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 0, 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 2);
 	if (n == 2)
 		CU_ASSERT_EQUAL(v[1].id, id2);
 	spool_batch_info_free(v, n);
-	TU_RC(spool_batch_list(&v, &n, tu_q, id, 0, 0), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, id, 0, 0, 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
 	spool_batch_info_free(v, n);
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, SPOOL_BATCH_FINISHED, 0),
+	TU_RC(spool_batch_list(&v, &n, tu_q, 0, SPOOL_BATCH_FINISHED, 0, 0),
 	    SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	spool_batch_info_free(v, n);
+	/* Newest first: from the newest, then below an id. */
+	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 1, 1), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	if (n == 1)
+		CU_ASSERT_EQUAL(v[0].id, id2);
+	spool_batch_info_free(v, n);
+	TU_RC(spool_batch_list(&v, &n, tu_q, id2, 0, 0, 1), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	if (n == 1)
+		CU_ASSERT_EQUAL(v[0].id, id);
+	spool_batch_info_free(v, n);
+	TU_RC(spool_batch_list(&v, &n, tu_q, id, 0, 0, 1), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 0);
 	spool_batch_info_free(v, n);
 
@@ -212,8 +226,8 @@ test_bad_input(void)
 	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
 	TU_RC(spool_batch_close(tu_q, 0), SPOOL_EINVAL);
 	TU_RC(spool_batch_close(tu_q, 3), SPOOL_ENOENT);
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 9, 0), SPOOL_EINVAL);
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 10001), SPOOL_EINVAL);
+	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 9, 0, 0), SPOOL_EINVAL);
+	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 10001, 0), SPOOL_EINVAL);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM batches"), 0);
 }
 

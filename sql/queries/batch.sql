@@ -59,3 +59,11 @@ SELECT id, description, state, total, pending, running, succeeded, failed,
     created_ms, closed_ms, finished_ms
   FROM batches WHERE id > ?1 AND (?3 IS NULL OR state = ?3)
  ORDER BY id LIMIT ?2;
+
+-- name: batch_list_desc
+-- As batch_list, newest first: ids below ?1.
+SELECT id, description, state, total, pending, running, succeeded, failed,
+    dead, cancelled, hook_queue, hook_payload, hook_on, hook_task_id,
+    created_ms, closed_ms, finished_ms
+  FROM batches WHERE id < ?1 AND (?3 IS NULL OR state = ?3)
+ ORDER BY id DESC LIMIT ?2;

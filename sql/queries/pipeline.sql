@@ -209,6 +209,15 @@ SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
  WHERE r.id > ?1 AND (?3 IS NULL OR p.name = ?3)
  ORDER BY r.id LIMIT ?2;
 
+-- name: run_list_desc
+-- As run_list, newest first: ids below ?1.
+SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
+    r.failed, r.skipped, r.cancelled, r.error, r.hook_queue, r.hook_task_id,
+    r.created_ms, r.finished_ms, r.pipeline_id
+  FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id
+ WHERE r.id < ?1 AND (?3 IS NULL OR p.name = ?3)
+ ORDER BY r.id DESC LIMIT ?2;
+
 -- name: run_stage_counts
 -- Run ?1's tasks by stage and state.
 SELECT t.stage_id, t.state, count(*)

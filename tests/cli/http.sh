@@ -190,6 +190,14 @@ http GET /api/runs
 is "runs: the run" "$(out=$body jq_py '[(r["id"], r["pipeline"], r["total"]) for r in d["runs"]]')" "[[$rid, \"pp\", 2]]"
 http GET '/api/runs?pipeline=none'
 is "runs: filter" "$(out=$body jq_py 'd["runs"]')" '[]'
+run_in "$T/items" pipeline run pp --lines
+rid2=$out
+http GET '/api/runs?order=desc&limit=1'
+is "runs: newest first" "$(out=$body jq_py '[r["id"] for r in d["runs"]] + [d["next_after"]]')" "[$rid2, $rid2]"
+http GET "/api/runs?order=desc&after=$rid2"
+is "runs: then older" "$(out=$body jq_py '[r["id"] for r in d["runs"]]')" "[$rid]"
+http GET '/api/batches?order=desc&after=1'
+is "batches: nothing below the first" "$(out=$body jq_py 'd["batches"]')" '[]'
 for bad in 'runs?order=up' 'runs?limit=0' 'batches?after=x' 'batches?order=sideways'; do
 	http GET "/api/$bad"
 	is "$bad: 400" "$code" 400
