@@ -14,13 +14,20 @@ SELECT q.name AS queue,
 	    AND t.run_at_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS ready,
        (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'ready'
 	    AND t.run_at_ms > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS scheduled,
-       (SELECT count(*) FROM tasks t WHERE t.state = 'running' AND t.queue = q.name) AS running,
+       (SELECT count(*) FROM tasks t WHERE t.state = 'running' AND t.queue = q.name
+	    AND t.started_ms IS NOT NULL
+	    AND t.lease_until_ms >= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS running,
        (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'succeeded') AS succeeded,
        (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'dead') AS dead,
        (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'cancelled') AS cancelled,
        (SELECT round((julianday('now') - 2440587.5) * 86400 - min(t.run_at_ms) / 1000.0, 3)
 	  FROM tasks t WHERE t.queue = q.name AND t.state = 'ready'
-	    AND t.run_at_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS oldest_ready_age_s
+	    AND t.run_at_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS oldest_ready_age_s,
+       (SELECT count(*) FROM tasks t WHERE t.state = 'running' AND t.queue = q.name
+	    AND t.started_ms IS NULL
+	    AND t.lease_until_ms >= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS claimed,
+       (SELECT count(*) FROM tasks t WHERE t.state = 'running' AND t.queue = q.name
+	    AND t.lease_until_ms < CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS expired
   FROM queues q;
 
 DROP VIEW IF EXISTS spool_ready;
@@ -33,9 +40,26 @@ SELECT id, queue, priority,
        strftime('%Y-%m-%d %H:%M:%f', created_ms / 1000.0, 'unixepoch') AS created
   FROM tasks WHERE state = 'ready';
 
+-- Tasks whose handler started, under a lease that still holds.
 DROP VIEW IF EXISTS spool_running;
 CREATE VIEW spool_running AS
 SELECT id, queue, attempts, lease_owner,
+       strftime('%Y-%m-%d %H:%M:%f', started_ms / 1000.0, 'unixepoch') AS started,
+       strftime('%Y-%m-%d %H:%M:%f', lease_until_ms / 1000.0, 'unixepoch') AS lease_until,
+       cancel_requested
+  FROM tasks WHERE state = 'running' AND started_ms IS NOT NULL
+   AND lease_until_ms >= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+
+-- Every leased task (stored state 'running'): claimed (by a worker pool,
+-- its handler not started yet), running, or expired (the lease ran out
+-- and no process has reaped it yet).
+DROP VIEW IF EXISTS spool_leases;
+CREATE VIEW spool_leases AS
+SELECT id, queue,
+       CASE WHEN lease_until_ms < CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+	    THEN 'expired' WHEN started_ms IS NULL THEN 'claimed'
+	    ELSE 'running' END AS lease_state,
+       attempts, lease_owner,
        strftime('%Y-%m-%d %H:%M:%f', started_ms / 1000.0, 'unixepoch') AS started,
        strftime('%Y-%m-%d %H:%M:%f', lease_until_ms / 1000.0, 'unixepoch') AS lease_until,
        cancel_requested

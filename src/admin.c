@@ -24,9 +24,10 @@
 	spool__clear_error(q);						\
 } while (0)
 
-/* Decode a task_get / task_list row into t. */
+/* Decode a task_get / task_list row into t; a leased task is running,
+ * claimed or expired at now_ms. */
 static int
-task_from_row(spool *q, spool_task_info *t, sqlite3_stmt *st)
+task_from_row(spool *q, spool_task_info *t, sqlite3_stmt *st, int64_t now_ms)
 {
 	memset(t, 0, sizeof *t);
 	t->id = sqlite3_column_int64(st, 0);
@@ -52,6 +53,10 @@ task_from_row(spool *q, spool_task_info *t, sqlite3_stmt *st)
 		t->result = spool__col_blobdup(st, 19, &t->result_len);
 	t->duration_ms = sqlite3_column_int64(st, 20);
 	t->batch_id = sqlite3_column_int64(st, 21);
+	if (t->state == SPOOL_RUNNING)
+		t->state = t->lease_until_ms < now_ms ? SPOOL_EXPIRED :
+		    sqlite3_column_type(st, 14) == SQLITE_NULL ? SPOOL_CLAIMED :
+		    SPOOL_RUNNING;
 	if (t->queue == NULL ||
 	    (t->payload == NULL && sqlite3_column_type(st, 4) != SQLITE_NULL) ||
 	    (t->key == NULL && sqlite3_column_type(st, 9) != SQLITE_NULL) ||
@@ -106,7 +111,7 @@ spool_get(spool_task_info **out, spool *q, int64_t id)
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		rc = task_from_row(q, *out, st);
+		rc = task_from_row(q, *out, st, spool__now_ms(q));
 	else if (rc == SQLITE_DONE)
 		rc = spool__error(q, SPOOL_ENOENT, "no such task: %lld",
 		    (long long)id);
@@ -129,7 +134,8 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	spool_task_info	*v;
 	sqlite3_stmt	*st;
 	size_t		 limit, len = 0;
-	int		 rc;
+	int64_t		 now;
+	int		 rc, leased;
 
 	if (out == NULL || n == NULL)
 		return (SPOOL_EINVAL);
@@ -156,11 +162,15 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	if ((v = calloc(limit, sizeof *v)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 
-	if (opts->state == SPOOL_RUNNING)
+	now = spool__now_ms(q);
+	leased = opts->state == SPOOL_RUNNING || opts->state == SPOOL_CLAIMED ||
+	    opts->state == SPOOL_EXPIRED;
+	if (leased) {
 		st = spool__stmt(q, opts->descending ?
 		    SPOOL_SQL_TASK_LIST_RUNNING_DESC :
 		    SPOOL_SQL_TASK_LIST_RUNNING_ASC);
-	else
+		sqlite3_bind_int64(st, 5, now);
+	} else
 		st = spool__stmt(q, opts->descending ?
 		    SPOOL_SQL_TASK_LIST_DESC : SPOOL_SQL_TASK_LIST_ASC);
 	spool__bind_text_or_null(st, 1, opts->queue);
@@ -169,7 +179,7 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	    INT64_MAX : opts->after_id);
 	sqlite3_bind_int64(st, 4, (int64_t)limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = task_from_row(q, &v[len++], st)) != SPOOL_OK)
+		if ((rc = task_from_row(q, &v[len++], st, now)) != SPOOL_OK)
 			goto fail;
 	}
 	if (rc != SQLITE_DONE) {
@@ -295,10 +305,19 @@ stats_queue(spool *q, spool_queue_stats *s, int64_t now_ms)
 	if ((rc = stats_count(q, SPOOL_SQL_STATS_DUE, s->queue, now_ms,
 	    &s->ready, &oldest)) != SPOOL_OK ||
 	    (rc = stats_count(q, SPOOL_SQL_QUEUE_DEPTH, s->queue, 0, &all,
-	    NULL)) != SPOOL_OK ||
-	    (rc = stats_count(q, SPOOL_SQL_STATS_RUNNING, s->queue, 0,
-	    &s->running, NULL)) != SPOOL_OK)
+	    NULL)) != SPOOL_OK)
 		return (rc);
+	st = spool__stmt(q, SPOOL_SQL_STATS_RUNNING);
+	sqlite3_bind_text(st, 1, s->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return (spool__store_error(q, rc, "stats"));
+	}
+	s->running = sqlite3_column_int64(st, 0);
+	s->claimed = sqlite3_column_int64(st, 1);
+	s->expired = sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
 	s->scheduled = all - s->ready;
 	s->oldest_ready_age_ms = oldest < 0 ? -1 :
 	    (now_ms > oldest ? now_ms - oldest : 0);

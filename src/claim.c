@@ -113,10 +113,36 @@ attempt_insert(spool *q, int64_t id, int attempt, const char *worker,
 	return (spool__step_done(q, st, "record attempt"));
 }
 
+/* Bind a time, or NULL for 0 (not known). */
+static void
+bind_time(sqlite3_stmt *st, int i, int64_t ms)
+{
+	if (ms != 0)
+		sqlite3_bind_int64(st, i, ms);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* When job's attempt started: when its handler started (a pool job),
+ * else when it was claimed, else (never recorded) now. */
+static int64_t
+job_started(const spool_job *job, int64_t now_ms)
+{
+	return (job->run_start_ms != 0 ? job->run_start_ms :
+	    job->started_ms != 0 ? job->started_ms : now_ms);
+}
+
+/* When job's attempt ended: when its handler returned, else now. */
+static int64_t
+job_ended(const spool_job *job, int64_t now_ms)
+{
+	return (job->run_end_ms != 0 ? job->run_end_ms : now_ms);
+}
+
 /* End a running task as dead (with reason) or cancelled; fenced. */
 static int
 task_end(spool *q, int64_t id, int64_t token, const char *state,
-    const char *reason, const char *error, int64_t now_ms)
+    const char *reason, const char *error, int64_t now_ms, int64_t started_ms)
 {
 	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_END);
 	int		 rc;
@@ -129,6 +155,7 @@ task_end(spool *q, int64_t id, int64_t token, const char *state,
 		sqlite3_bind_text(st, 5, error, (int)error_len(error),
 		    SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, now_ms);
+	bind_time(st, 7, started_ms);
 	if ((rc = spool__step_done(q, st, "finish task")) != SPOOL_OK)
 		return (rc);
 	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
@@ -137,7 +164,7 @@ task_end(spool *q, int64_t id, int64_t token, const char *state,
 /* Put a running task back to ready at run_at_ms; fenced. */
 static int
 task_requeue(spool *q, int64_t id, int64_t token, int64_t run_at_ms,
-    const char *error)
+    const char *error, int64_t started_ms)
 {
 	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_REQUEUE);
 	int		 rc;
@@ -148,6 +175,7 @@ task_requeue(spool *q, int64_t id, int64_t token, int64_t run_at_ms,
 	if (error != NULL)
 		sqlite3_bind_text(st, 4, error, (int)error_len(error),
 		    SQLITE_TRANSIENT);
+	bind_time(st, 5, started_ms);
 	if ((rc = spool__step_done(q, st, "requeue task")) != SPOOL_OK)
 		return (rc);
 	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
@@ -225,16 +253,17 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 		spool__count(q, e->queue, SPOOL__C_LEASE_LOST, 1);
 		if (e->cancel_requested) {
 			rc = task_end(q, e->id, e->token, "cancelled", NULL, err,
-			    now_ms);
+			    now_ms, e->started_ms);
 			spool__count(q, e->queue, SPOOL__C_CANCELLED, 1);
 		} else if (e->attempts >= e->max_attempts) {
 			rc = task_end(q, e->id, e->token, "dead", "exhausted",
-			    err, now_ms);
+			    err, now_ms, e->started_ms);
 			spool__count(q, e->queue, SPOOL__C_DEAD, 1);
 		} else {
 			rc = task_requeue(q, e->id, e->token, now_ms +
 			    spool__backoff_ms(e->backoff, e->base_ms, e->cap_ms,
-			    e->jitter, e->attempts, spool__random_unit()), err);
+			    e->jitter, e->attempts, spool__random_unit()), err,
+			    e->started_ms);
 			spool__count(q, e->queue, SPOOL__C_RETRIED, 1);
 		}
 		if (rc == SPOOL_ELEASE)	/* cannot happen under the write lock */
@@ -303,7 +332,7 @@ spool_job_free(spool_job *job)
  * job.  *job is NULL (and 0 returned) if the row is no longer ready. */
 static int
 claim_one(spool_job **job, spool *q, const struct candidate *c,
-    const char *owner, int64_t now_ms)
+    const char *owner, int64_t now_ms, int started)
 {
 	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_CLAIM_TASK);
 	spool_job	*j;
@@ -315,7 +344,7 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, token);
 	sqlite3_bind_int64(st, 4, now_ms + c->lease_ms);
-	sqlite3_bind_int64(st, 5, now_ms);
+	bind_time(st, 5, started ? now_ms : 0);
 	if ((rc = spool__step_done(q, st, "claim")) != SPOOL_OK)
 		return (rc);
 	if (sqlite3_changes(q->db) != 1)
@@ -334,7 +363,7 @@ claim_one(spool_job **job, spool *q, const struct candidate *c,
 	j->q = q;
 	j->id = c->id;
 	j->token = token;
-	j->started_ms = now_ms;
+	j->started_ms = started ? now_ms : 0;
 	j->lease_ms = c->lease_ms;
 	j->lease_until_ms = now_ms + c->lease_ms;
 	j->queue = spool__col_strdup(st, 0);
@@ -450,6 +479,17 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
     const char *const *queues, size_t nqueues, size_t max,
     const spool_claim_opts *opts)
 {
+	return (spool__claim_many(jobs, n_out, q, queues, nqueues, max, opts,
+	    1));
+}
+
+/* spool_claim_many; with started 0 (a pool's claims ahead of its
+ * threads) the tasks' starts are left for spool__record_starts. */
+int
+spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
+    const char *const *queues, size_t nqueues, size_t max,
+    const spool_claim_opts *opts, int started)
+{
 	spool_queue_opts	 conf;
 	struct candidate	*cand = NULL;
 	const char		*active[CLAIM_QUEUES_MAX];
@@ -532,7 +572,8 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 				expired = 1;
 				continue;
 			}
-			if ((rc = claim_one(&job, q, &cand[i], owner, now)) != 0)
+			if ((rc = claim_one(&job, q, &cand[i], owner, now,
+			    started)) != 0)
 				goto fail;
 			if (job != NULL)
 				jobs[claimed++] = job;
@@ -703,12 +744,17 @@ spool__complete_locked(spool_job *job, const void *result, size_t len,
 {
 	spool		*q = job->q;
 	sqlite3_stmt	*st;
+	int64_t		 start = job_started(job, now_ms);
+	int64_t		 end = job_ended(job, now_ms);
 	int		 rc;
 
+	if (end < start)	/* a clock step */
+		end = start;
 	st = spool__stmt(q, SPOOL_SQL_TASK_SUCCEED);
 	sqlite3_bind_int64(st, 1, job->id);
 	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 3, end);
+	sqlite3_bind_int64(st, 4, start);
 	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
 		return (rc);
 	if (sqlite3_changes(q->db) != 1)
@@ -717,15 +763,14 @@ spool__complete_locked(spool_job *job, const void *result, size_t len,
 	sqlite3_bind_int64(st, 1, job->id);
 	if (spool__bind_payload(st, 2, result, len) != SQLITE_OK)
 		return (spool__store_error(q, sqlite3_errcode(q->db), "complete"));
-	sqlite3_bind_int64(st, 3, now_ms > job->started_ms ?
-	    now_ms - job->started_ms : 0);
+	sqlite3_bind_int64(st, 3, end - start);
 	sqlite3_bind_int64(st, 4, now_ms);
 	sqlite3_bind_int(st, 5, truncated != 0);
 	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
 		return (rc);
 	spool__count(q, job->queue, SPOOL__C_SUCCEEDED, 1);
 	return (attempt_insert(q, job->id, job->attempt, job->owner,
-	    job->started_ms, now_ms, "succeeded", NULL));
+	    start, end, "succeeded", NULL));
 }
 
 /* Record the failure of job inside the caller's transaction and say what
@@ -740,8 +785,13 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	sqlite3_stmt	*st;
 	int64_t		 base, cap;
 	double		 jitter;
+	int64_t		 start = job_started(job, now_ms);
+	int64_t		 end = job_ended(job, now_ms);
 	int		 rc, cancel, max_attempts, policy, state, stage = 0;
 	int		 on_error = 0, retries = 0, failures = 0;
+
+	if (end < start)	/* a clock step */
+		end = start;
 
 	st = spool__stmt(q, SPOOL_SQL_LEASE_CHECK);
 	sqlite3_bind_int64(st, 1, job->id);
@@ -783,24 +833,24 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	if (cancel) {
 		state = SPOOL_CANCELLED;
 		rc = task_end(q, job->id, job->token, "cancelled", NULL, error,
-		    now_ms);
+		    end, start);
 	} else if (flags & SPOOL_FAIL_PERMANENT) {
 		state = SPOOL_DEAD;
 		rc = task_end(q, job->id, job->token, "dead", "failed", error,
-		    now_ms);
+		    end, start);
 	} else if (job->attempt >= max_attempts) {
 		state = SPOOL_DEAD;
 		rc = task_end(q, job->id, job->token, "dead", "exhausted", error,
-		    now_ms);
+		    end, start);
 	} else {
 		state = SPOOL_READY;
 		rc = task_requeue(q, job->id, job->token, now_ms +
 		    spool__backoff_ms(policy, base, cap, jitter, job->attempt,
-		    spool__random_unit()), error);
+		    spool__random_unit()), error, start);
 	}
 	if (rc == SPOOL_OK)
 		rc = attempt_insert(q, job->id, job->attempt, job->owner,
-		    job->started_ms, now_ms, cancel ? "cancelled" : outcome, error);
+		    start, end, cancel ? "cancelled" : outcome, error);
 	if (rc == SPOOL_OK) {
 		if (!cancel)
 			spool__count(q, job->queue, SPOOL__C_FAILED, 1);
@@ -811,6 +861,20 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	if (rc == SPOOL_OK && state_out != NULL)
 		*state_out = state;
 	return (rc);
+}
+
+/* Record inside the caller's transaction that a pool's handler started
+ * task id (lease token) at started_ms; a lost lease changes nothing. */
+int
+spool__started_locked(spool *q, int64_t id, int64_t token,
+    int64_t started_ms)
+{
+	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_STARTED);
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, token);
+	sqlite3_bind_int64(st, 3, started_ms);
+	return (spool__step_done(q, st, "record start"));
 }
 
 /* Hand job's task back unstarted inside the caller's transaction: ready

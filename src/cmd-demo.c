@@ -192,7 +192,6 @@ demo_drain(struct cmd_ctx *c, struct demo *d)
 	o.nqueues = 1;
 	o.flags = SPOOL_POOL_SIGNALS;
 	o.min_workers = o.max_workers = 2;
-	o.prefetch = 256;
 	o.on_done = demo_done;
 	o.on_tick = demo_tick;
 	o.tick_ms = 100;

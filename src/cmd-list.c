@@ -10,7 +10,7 @@
 
 static const struct cmd_opt list_opts[] = {
 	{ "queue", "QUEUE", "only this queue" },
-	{ "state", "STATE", "ready, running, succeeded, dead or cancelled" },
+	{ "state", "STATE", "ready, claimed, running, expired, succeeded, dead or cancelled" },
 	{ "after", "ID", "start after this id (the last one of a page)" },
 	{ "limit", "N", "at most N tasks (default 50, at most 10000)" },
 	{ "desc", NULL, "newest first (then --after pages to older ids)" },

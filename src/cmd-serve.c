@@ -32,7 +32,7 @@ serve_exec(struct cmd_ctx *c, int argc, char **argv)
 	spool_close(c->q);
 	c->q = NULL;
 	rc = cmd_http_new(&h, c->db_path, addr != NULL ? addr :
-	    "127.0.0.1:8080", NULL, CMD_HTTP_SIGNALS | (cmd_opt(c,
+	    "127.0.0.1:8080", NULL, CMD_HTTP_SIGNALS | CMD_HTTP_REAP | (cmd_opt(c,
 	    "http-write") != NULL ? CMD_HTTP_WRITE : 0), err, sizeof err);
 	if (rc != EXIT_OK) {
 		cmd_http_free(h);
@@ -66,6 +66,8 @@ const struct spool_cmd cmd_serve = {
 	"the header\n'X-Spool-Write: 1' (a browser page on another site cannot "
 	"send it).\n'spool work --http ADDR:PORT' serves the same pages from "
 	"the worker process,\nwith its own histograms, CPU and memory added "
-	"to /metrics.\n",
+	"to /metrics.\nEvery second it reaps expired leases (a worker that "
+	"died leaves some), so\ntheir tasks are retried without waiting for "
+	"a worker to claim.\n",
 	serve_opts, 0, 0, 0, serve_exec
 };

@@ -71,7 +71,8 @@ cmd_prometheus(FILE *f, const spool_queue_metrics *m, size_t n)
 	size_t	 i, k;
 
 	prom_head(f, "spool_tasks", "gauge", "Tasks of the queue in each "
-	    "state now (scheduled: ready but due later).");
+	    "state now (scheduled: ready but due later; claimed: leased, not "
+	    "started; expired: lease ran out, not reaped).");
 	for (i = 0; i < n; i++) {
 		const spool_queue_stats	*s = &m[i].stats;
 
@@ -79,8 +80,12 @@ cmd_prometheus(FILE *f, const spool_queue_metrics *m, size_t n)
 		    (double)s->ready);
 		prom_sample(f, "spool_tasks", s->queue, "state", "scheduled",
 		    (double)s->scheduled);
+		prom_sample(f, "spool_tasks", s->queue, "state", "claimed",
+		    (double)s->claimed);
 		prom_sample(f, "spool_tasks", s->queue, "state", "running",
 		    (double)s->running);
+		prom_sample(f, "spool_tasks", s->queue, "state", "expired",
+		    (double)s->expired);
 		prom_sample(f, "spool_tasks", s->queue, "state", "succeeded",
 		    (double)s->succeeded);
 		prom_sample(f, "spool_tasks", s->queue, "state", "dead",
@@ -243,7 +248,9 @@ cmd_json_queue_metrics(struct json *j, const spool_queue_metrics *m)
 	json_bool(j, s->paused);
 	json_kv_int(j, "ready", s->ready);
 	json_kv_int(j, "scheduled", s->scheduled);
+	json_kv_int(j, "claimed", s->claimed);
 	json_kv_int(j, "running", s->running);
+	json_kv_int(j, "expired", s->expired);
 	json_kv_int(j, "succeeded", s->succeeded);
 	json_kv_int(j, "dead", s->dead);
 	json_kv_int(j, "cancelled", s->cancelled);
@@ -274,6 +281,25 @@ cmd_json_queue_metrics(struct json *j, const spool_queue_metrics *m)
 	json_close(j, '}');
 }
 
+/* The text table's last column: paused, and leased tasks that are not
+ * running (claimed ahead of a thread, or an expired lease). */
+static const char *
+stats_note(char *buf, size_t len, const spool_queue_stats *s)
+{
+	size_t	 off = 0;
+
+	buf[0] = '\0';
+	if (s->paused)
+		off += (size_t)snprintf(buf, len, "paused");
+	if (s->claimed > 0 && off < len)
+		off += (size_t)snprintf(buf + off, len - off, "%s%lld claimed",
+		    off ? ", " : "", (long long)s->claimed);
+	if (s->expired > 0 && off < len)
+		snprintf(buf + off, len - off, "%s%lld expired", off ? ", " : "",
+		    (long long)s->expired);
+	return (buf);
+}
+
 static const struct cmd_opt stats_opts[] = {
 	{ "prometheus", NULL, "print Prometheus's text format (0.0.4)" },
 	{ NULL, NULL, NULL }
@@ -284,7 +310,7 @@ stats_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_queue_metrics	*m = NULL;
 	struct json		 j;
-	char			 age[32], p95[32];
+	char			 age[32], p95[32], note[96];
 	size_t			 n, i, len;
 	int			 rc;
 
@@ -321,7 +347,7 @@ stats_exec(struct cmd_ctx *c, int argc, char **argv)
 			    (long long)s->running, (long long)s->succeeded,
 			    (long long)s->dead, (long long)s->cancelled, age,
 			    (long long)m[i].succeeded_1m, p95,
-			    s->paused ? "paused" : "");
+			    stats_note(note, sizeof note, s));
 		}
 	}
 	spool_queue_metrics_free(m, n);
@@ -330,10 +356,13 @@ stats_exec(struct cmd_ctx *c, int argc, char **argv)
 
 const struct spool_cmd cmd_stats = {
 	"stats", "[QUEUE]", "tasks per state, counters and rates, per queue",
-	"READY tasks are due now, SCHED(uled) ones later; OLDEST is how long "
-	"the\nlongest-waiting due task has been due; OK/MIN counts the tasks "
-	"that succeeded\nin the last minute, and P95 RUN is the 95th "
-	"percentile of their run times.\n--json adds the counters kept since "
+	"READY tasks are due now, SCHED(uled) ones later; RUNNING ones have "
+	"started\nunder a live lease (the last column counts those claimed "
+	"by a worker and not\nstarted yet, and those whose lease expired "
+	"with no process to reap it yet).\nOLDEST is how long the "
+	"longest-waiting due task has been due; OK/MIN counts\nthe tasks "
+	"that succeeded in the last minute, and P95 RUN is the 95th "
+	"percentile\nof their run times.\n--json adds the counters kept since "
 	"the queue was first used (enqueued,\nclaimed, succeeded, failed, "
 	"retried, dead, expired, lease_lost, cancelled),\np50/p95/p99 of run "
 	"time and wait, and the live workers.  --prometheus prints\nall of "

@@ -463,7 +463,7 @@ top_render(struct top *t, struct top_frame *f)
 {
 	const spool_task_info	**run = NULL;
 	char			 name[TOP_QUEUE_W + 1], text[TOP_WIDTH_MAX + 1];
-	char			 a1[32], a2[32], a3[32], when[32];
+	char			 a1[32], a2[32], a3[32], when[32], note[64];
 	char			 pathbuf[TOP_WIDTH_MAX + 1];
 	const char		*path;
 	size_t			 len;
@@ -529,12 +529,21 @@ top_render(struct top *t, struct top_frame *f)
 
 		cmd_fmt_age(a1, sizeof a1, m->stats.oldest_ready_age_ms);
 		cmd_fmt_age(a2, sizeof a2, m->run_ms[1]);
+		/* Leased but not running: claimed ahead, or expired. */
+		note[0] = '\0';
+		if (m->stats.claimed > 0)
+			snprintf(note, sizeof note, " %lld claimed",
+			    (long long)m->stats.claimed);
+		if (m->stats.expired > 0)
+			snprintf(note + strlen(note), sizeof note - strlen(note),
+			    " %lld expired", (long long)m->stats.expired);
 		frame_add(f, 0, "%-*s %6lld %7lld %6lld %6lld %6s %6lld %7lld "
-		    "%6s%s", TOP_QUEUE_W, clean(name, sizeof name,
+		    "%6s%s%s", TOP_QUEUE_W, clean(name, sizeof name,
 		    m->stats.queue, TOP_QUEUE_W), (long long)m->stats.ready,
 		    (long long)m->stats.running, (long long)m->stats.scheduled,
 		    (long long)m->stats.dead, a1, (long long)m->succeeded_1m,
-		    (long long)m->dead_1m, a2, m->stats.paused ? " paused" : "");
+		    (long long)m->dead_1m, a2, m->stats.paused ? " paused" : "",
+		    note);
 	}
 	if (shown < t->nshown && got[0] > 0)
 		frame_add(f, 0, "... %zu more queues", t->nshown - shown);

@@ -24,7 +24,7 @@ static const struct cmd_opt work_opts[] = {
 	{ "concurrency", "N", "commands at once (default 4)" },
 	{ "min", "N", "threads kept when idle (with --max)" },
 	{ "max", "N", "threads at most, grown on backlog (with --min)" },
-	{ "prefetch", "N", "tasks claimed ahead of idle threads (default: max)" },
+	{ "prefetch", "N", "tasks claimed ahead of idle threads, at most (default: sized by the engine)" },
 	{ "lease", "DURATION", "lease of a claim (default: the queue's)" },
 	{ "timeout", "DURATION", "run time limit per task (default: the queue's)" },
 	{ "grace", "DURATION", "from SIGTERM to SIGKILL of a command (default 5s)" },
@@ -417,6 +417,14 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	    st.timed_out > 0 ? EXIT_NO : EXIT_OK;
 	if (rc != SPOOL_OK)
 		status = cmd_exit_code(rc);
+	else if (st.quit > 0)		/* as if the signal had killed it */
+		status = 128 + st.quit;
+	else if (st.quit < 0)
+		status = EXIT_TEMPFAIL;
+	if (st.quit != 0)
+		cmd_log("work", LOG_WARNING, "quit at once: %lld task%s left "
+		    "under lease, to be retried when the lease expires",
+		    (long long)st.left, st.left == 1 ? "" : "s");
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');
@@ -428,6 +436,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_kv_int(&j, "lease_lost", st.lease_lost);
 		json_kv_int(&j, "timed_out", st.timed_out);
 		json_kv_int(&j, "released", st.released);
+		json_kv_int(&j, "left", st.left);
 		json_kv_int(&j, "elapsed_ms", elapsed);
 		json_kv_int(&j, "exit", status);
 		json_close(&j, '}');
@@ -436,11 +445,12 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		printf("spool work: %lld tasks in %.1f s: %lld succeeded, "
 		    "%lld failed and will be retried, %lld dead, %lld "
 		    "cancelled, %lld lease lost, %lld timed out, %lld handed "
-		    "back\n", (long long)st.claimed, elapsed / 1000.0,
-		    (long long)st.succeeded, (long long)st.retried,
-		    (long long)st.dead, (long long)st.cancelled,
-		    (long long)st.lease_lost, (long long)st.timed_out,
-		    (long long)st.released);
+		    "back, %lld left under lease\n", (long long)st.claimed,
+		    elapsed / 1000.0, (long long)st.succeeded,
+		    (long long)st.retried, (long long)st.dead,
+		    (long long)st.cancelled, (long long)st.lease_lost,
+		    (long long)st.timed_out, (long long)st.released,
+		    (long long)st.left);
 	return (status);
 }
 
@@ -455,8 +465,12 @@ const struct spool_cmd cmd_work = {
 	"else fails (retried by the queue's policy).  A command\npast its "
 	"timeout, cancelled, or whose lease was lost gets SIGTERM, then "
 	"SIGKILL.\nSIGINT/SIGTERM stop claiming and let running commands "
-	"finish (a second one\nquits at once).  Exit 0 if every task "
-	"succeeded, 1 if some failed, 75 if the\nrun could not start.\n"
+	"finish (within\n--shutdown-timeout; a command still running then is "
+	"stopped and its task handed\nback, no attempt charged).  A second "
+	"signal quits at once, leaving the leases\nit holds to expire (the "
+	"summary counts them).  Exit 0 if every task succeeded,\n1 if some "
+	"failed, 75 if the run could not start, 128 + the signal's number\n"
+	"after a quit by a second signal.\n"
 	"With --pipeline NAME, the workers run the stages of pipeline NAME "
 	"(see 'spool\npipeline create --help'): each stage's command, from its "
 	"queue 'NAME/STAGE',\nwith the stage's concurrency and timeout; "

@@ -260,13 +260,13 @@ cmd_state(struct cmd_ctx *c, const char *name, int *state)
 {
 	int	 s;
 
-	for (s = SPOOL_READY; s <= SPOOL_CANCELLED; s++)
+	for (s = SPOOL_READY; spool_state_name(s) != NULL; s++)
 		if (strcmp(spool_state_name(s), name) == 0) {
 			*state = s;
 			return (EXIT_OK);
 		}
-	return (cmd_usage_error(c, "unknown state '%s' (ready, running, "
-	    "succeeded, dead, cancelled)", name));
+	return (cmd_usage_error(c, "unknown state '%s' (ready, claimed, "
+	    "running, expired, succeeded, dead, cancelled)", name));
 }
 
 /* "2026-11-27 20:01:02.123" (UTC) or "-" for 0. */

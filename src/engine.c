@@ -4,14 +4,25 @@
  * knows libevent.  One thread runs it; it owns the pool's database
  * connection and does all of the pool's database work:
  *
- *   claim   when threads are idle, claim up to idle + prefetch tasks in one
- *           transaction (not synced: a lost claim only makes a task ready
- *           again); with nothing due, poll PRAGMA data_version with a short
+ *   notice  another process's commit: inotify tells of a write to the WAL
+ *           (then data_version is polled from 1 ms for a moment, as the
+ *           write comes just before the commit is visible); polling with a
+ *           backoff to 16 ms is the fallback where inotify is missing;
+ *   claim   for idle threads and a few more, sized from what the engine
+ *           sees (handler time, claim and commit time), in one transaction
+ *           (not synced: a lost claim only makes a task ready again); a
+ *           thread wakes the loop to claim again before the threads run
+ *           dry; with nothing due, poll PRAGMA data_version with a short
  *           backoff and sleep no later than the next scheduled task;
+ *   start   write when handlers started, for those still running (a task
+ *           claimed ahead of its thread reads as claimed until then);
  *   flush   commit the outcomes of finished jobs together (group commit,
  *           synced) every flush_interval_ms or flush_count outcomes;
  *   renew   extend every lease the pool holds, one UPDATE per queue, at a
  *           third of the shortest lease; a lease not renewed was lost;
+ *   cancel  every 250 ms, if another connection committed meanwhile, look
+ *           for cancellation requests on the leases held, and tell their
+ *           handlers (an exec'd command gets SIGTERM) at once;
  *   reap    return the expired leases of dead workers;
  *   tick    the workers row, timeouts, autoscaling, CPU load shedding,
  *           the exclusive lock, retention pruning, on_tick;
@@ -27,6 +38,9 @@
 #include <event2/thread.h>
 
 #include <sys/resource.h>
+#ifdef HAVE_SYS_INOTIFY_H
+#include <sys/inotify.h>
+#endif
 
 #include <signal.h>
 #include <stdio.h>
@@ -39,16 +53,25 @@
 #define ENGINE_BUCKETS		4096	/* registry hash buckets */
 #define CLAIM_POLL_MIN_MS	1	/* idle polling backoff ... */
 #define CLAIM_POLL_MAX_MS	16	/* ... doubling to this */
+#define CLAIM_POLL_WATCH_MS	250	/* ... or this with inotify watching */
 #define FLUSH_RETRY_MAX_MS	1000	/* a failing flush retries at most this late */
 #define LOCK_LEASE_MS		30000	/* the exclusive lock's lease */
 #define PRUNE_EVERY_MS		60000
 #define STALE_WORKER_MS		300000	/* workers rows older than this go */
+#define START_WRITE_MS		10	/* a start is written at most this late */
+#define CANCEL_POLL_MS		250	/* cancellations reach handlers this fast */
+#define AHEAD_MAX		1024	/* claimed ahead of threads, at most */
 
 struct spool__engine {
 	struct event_base	*base;
 	struct event		*ev_wake;
 	struct event		*ev_claim;
 	struct event		*ev_flush;
+	struct event		*ev_start;
+	struct event		*ev_cancel;
+	struct event		*ev_notify;	/* inotify: the WAL was written */
+	int			 notify_fd;	/* -1: none, poll */
+	int64_t			 poll_max_ms;
 	struct event		*ev_renew;
 	struct event		*ev_reap;
 	struct event		*ev_tick;
@@ -71,9 +94,15 @@ struct spool__engine {
 	int64_t			 poll_ms;	/* idle polling backoff */
 	int64_t			 next_due_ms;	/* earliest scheduled task, or 0 */
 	int64_t			 data_version;
+	int64_t			 cancel_version;	/* data_version, last cancel poll */
 	int64_t			 claimed_total;
 	int64_t			*credit;	/* per queue: weighted shares owed */
 	int64_t			 flush_retry_ms;
+	int			 ahead;		/* claim this many ahead of threads */
+	double			 run_ns;	/* handler time, moving average */
+	double			 claim_ns;	/* a claim's time, the same */
+	double			 flush_ns;	/* a flush's time, the same */
+	struct engine_start	*starts;	/* scratch: starts to write */
 	int			 claim_failed;	/* last claim error, to log once */
 
 	unsigned long long	 cpu_busy, cpu_total;
@@ -86,6 +115,13 @@ struct spool__engine {
 	pthread_t		 thread;	/* the one running the loop (under p->mu) */
 	int			 running;	/* (under p->mu) */
 	int			 rc;
+};
+
+/* A handler's start, to be written. */
+struct engine_start {
+	int64_t			 id;
+	int64_t			 token;
+	int64_t			 ms;
 };
 
 static pthread_once_t	 engine_once = PTHREAD_ONCE_INIT;
@@ -107,6 +143,65 @@ static int64_t
 engine_now(spool_pool *p)
 {
 	return (spool__now_ms(p->q));
+}
+
+/* Nanoseconds of the monotonic clock, for the engine's own costs. */
+static int64_t
+engine_ns(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+}
+
+/* Fold a sample into a moving average (a negative average: none yet). */
+static void
+engine_avg(double *avg, double sample)
+{
+	*avg = *avg < 0 ? sample : 0.8 * *avg + 0.2 * sample;
+}
+
+/*
+ * How many tasks to hold claimed ahead of the threads: enough that the
+ * threads do not run dry while the loop claims again, and no more.  In
+ * the time a claim takes to land (a claim, and a flush the loop may be
+ * in), the threads start about nthreads * that / handler time tasks;
+ * hold twice that.  Handlers of a millisecond get a few, of a
+ * microsecond hundreds, of a second none: a task is not kept from an
+ * idle worker elsewhere for longer than a claim takes.  prefetch >= 0
+ * caps it.  Then tell the threads when to wake the loop to claim: at
+ * half of it left.
+ */
+static void
+engine_size_ahead(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	int64_t			 ns, n;
+	double			 land, ahead;
+	int			 cap;
+
+	pthread_mutex_lock(&p->mu);
+	ns = p->run_ns;
+	n = p->run_n;
+	p->run_ns = p->run_n = 0;
+	pthread_mutex_unlock(&p->mu);
+	if (n > 0)
+		engine_avg(&e->run_ns, (double)ns / (double)n);
+	cap = p->o.prefetch >= 0 ? p->o.prefetch : AHEAD_MAX;
+	if (p->ahead_fixed >= 0) {
+		e->ahead = p->ahead_fixed < cap ? p->ahead_fixed : cap;
+	} else if (e->run_ns < 0) {
+		e->ahead = 0;	/* nothing known yet: claim for idle threads */
+	} else {
+		land = (e->claim_ns > 0 ? e->claim_ns : 0) +
+		    (e->flush_ns > 0 ? e->flush_ns : 0) + 200000.0;
+		ahead = 2.0 * p->nworkers * land / (e->run_ns + 1000.0);
+		e->ahead = ahead >= cap ? cap : (int)(ahead + 0.5);
+	}
+	pthread_mutex_lock(&p->mu);
+	p->refill_at = e->ahead / 2;
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* Arm a one-shot timer ms from now. */
@@ -231,8 +326,8 @@ engine_claim_from(spool_pool *p, const char *const *queues, size_t nq,
 		return (SPOOL_OK);
 	co.owner = p->owner;
 	co.lease_ms = p->o.lease_ms;
-	rc = spool_claim_many(e->claimed + *got, &n, p->q, queues, nq, want,
-	    &co);
+	rc = spool__claim_many(e->claimed + *got, &n, p->q, queues, nq, want,
+	    &co, 0);
 	*got += n;
 	return (rc == SPOOL_EEMPTY ? SPOOL_OK : rc);
 }
@@ -340,15 +435,19 @@ engine_claim(spool_pool *p)
 {
 	struct spool__engine	*e = p->engine;
 	spool_job		*job;
-	int64_t			 now, want, delay;
+	int64_t			 now, want, delay, t0;
 	size_t			 got = 0, i;
 	int			 rc;
 
 	if (e->draining || p->st.shedding)
 		return;
+	engine_size_ahead(p);
 	pthread_mutex_lock(&p->mu);
-	want = (int64_t)(p->nworkers - p->busy) + p->o.prefetch -
-	    (int64_t)p->ready.n;
+	want = (int64_t)(p->nworkers - p->busy) - (int64_t)p->ready.n;
+	/* Ahead of the threads only once half of what is held is gone:
+	 * fewer, larger claims. */
+	if (want > 0 || (int64_t)p->ready.n <= e->ahead / 2)
+		want += e->ahead;
 	pthread_mutex_unlock(&p->mu);
 	if (p->o.max_tasks > 0 && want > p->o.max_tasks - e->claimed_total)
 		want = p->o.max_tasks - e->claimed_total;
@@ -358,7 +457,10 @@ engine_claim(spool_pool *p)
 		return;
 
 	engine_sync(p, 0);
+	t0 = engine_ns();
 	rc = engine_claim_strategy(p, (size_t)want, &got);
+	if (got > 0)
+		engine_avg(&e->claim_ns, (double)(engine_ns() - t0));
 	now = engine_now(p);
 	for (i = 0; i < got; i++) {
 		job = e->claimed[i];
@@ -410,6 +512,58 @@ engine_claim(spool_pool *p)
 	engine_check_finished(p);
 }
 
+/* The WAL was written: another process may have committed.  The write
+ * comes just before its commit is visible, so poll data_version from 1
+ * ms again instead of trusting this one look. */
+static void
+engine_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	char			 buf[4096];
+
+	(void)what;
+	while (read(fd, buf, sizeof buf) > 0)
+		continue;
+	if (!e->empty || e->draining)
+		return;		/* busy claiming anyway */
+	e->poll_ms = CLAIM_POLL_MIN_MS;
+	engine_arm(e->ev_claim, 0);
+}
+
+/* Watch the WAL for writes, if the system can; else poll faster. */
+static void
+engine_watch(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+
+	e->notify_fd = -1;
+	e->poll_max_ms = CLAIM_POLL_MAX_MS;
+#ifdef HAVE_SYS_INOTIFY_H
+	{
+		char	 wal[4096];
+		int	 fd;
+
+		if (snprintf(wal, sizeof wal, "%s-wal", p->path) >=
+		    (int)sizeof wal ||
+		    (fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+			return;
+		if (inotify_add_watch(fd, wal, IN_MODIFY) == -1 ||
+		    (e->ev_notify = event_new(e->base, fd, EV_READ | EV_PERSIST,
+		    engine_notify_cb, p)) == NULL ||
+		    event_add(e->ev_notify, NULL) != 0) {
+			if (e->ev_notify != NULL)
+				event_free(e->ev_notify);
+			e->ev_notify = NULL;
+			close(fd);
+			return;
+		}
+		e->notify_fd = fd;
+		e->poll_max_ms = CLAIM_POLL_WATCH_MS;
+	}
+#endif
+}
+
 /* The claim timer: claim if anything may have changed. */
 static void
 engine_claim_cb(evutil_socket_t fd, short what, void *arg)
@@ -422,8 +576,8 @@ engine_claim_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (e->empty && !e->poke && (e->next_due_ms == 0 ||
 	    now < e->next_due_ms) && engine_data_version(p) == e->data_version) {
-		if ((e->poll_ms *= 2) > CLAIM_POLL_MAX_MS)
-			e->poll_ms = CLAIM_POLL_MAX_MS;
+		if ((e->poll_ms *= 2) > e->poll_max_ms)
+			e->poll_ms = e->poll_max_ms;
 		delay = e->poll_ms;
 		if (e->next_due_ms != 0 && e->next_due_ms - now < delay)
 			delay = e->next_due_ms - now;
@@ -512,6 +666,77 @@ engine_report(spool_pool *p, spool_job *job, int kind)
 	spool_job_free(job);
 }
 
+/* Write when handlers started, for the jobs still running whose start is
+ * not written yet (a job that finished has its start written with its
+ * outcome), inside the open transaction.  On failure the starts are
+ * written again later. */
+static int
+engine_write_starts(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job;
+	size_t			 i, n = 0, k;
+	int			 rc = SPOOL_OK;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->starts_pending == 0) {
+		pthread_mutex_unlock(&p->mu);
+		return (SPOOL_OK);
+	}
+	p->starts_pending = 0;
+	for (i = 0; i < ENGINE_BUCKETS && n < (size_t)p->o.max_workers; i++)
+		for (job = e->bucket[i]; job != NULL &&
+		    n < (size_t)p->o.max_workers; job = job->hnext)
+			if (job->phase == SPOOL__RUNNING && !job->start_rec) {
+				job->start_rec = 1;
+				e->starts[n].id = job->id;
+				e->starts[n].token = job->token;
+				e->starts[n++].ms = job->run_start_ms;
+			}
+	pthread_mutex_unlock(&p->mu);
+	for (k = 0; k < n && rc == SPOOL_OK; k++)
+		rc = spool__started_locked(p->q, e->starts[k].id,
+		    e->starts[k].token, e->starts[k].ms);
+	if (rc != SPOOL_OK) {
+		/* Not written: the next transaction tries again. */
+		for (k = 0; k < n; k++)
+			if ((job = reg_find(e, e->starts[k].id)) != NULL)
+				job->start_rec = 0;
+		pthread_mutex_lock(&p->mu);
+		p->starts_pending++;
+		pthread_mutex_unlock(&p->mu);
+	}
+	return (rc);
+}
+
+/* The start timer: write the starts in a transaction of their own (not
+ * synced: a start lost to a power cut is only a time not shown). */
+static void
+engine_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool	*p = arg;
+	int		 rc;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&p->mu);
+	rc = p->starts_pending;
+	pthread_mutex_unlock(&p->mu);
+	if (rc == 0)
+		return;		/* a flush wrote them */
+	engine_sync(p, 0);
+	if ((rc = spool__begin(p->q)) == SPOOL_OK) {
+		if ((rc = engine_write_starts(p)) == SPOOL_OK)
+			rc = spool__commit(p->q);
+		else
+			spool__rollback(p->q);
+	}
+	if (rc != SPOOL_OK) {
+		engine_error(p, rc);
+		engine_arm(p->engine->ev_start, 100);
+	}
+}
+
 /* Commit the outcomes of every finished job in one synced transaction.
  * On failure they go back on the done list and the flush is retried. */
 static void
@@ -520,7 +745,7 @@ engine_flush(spool_pool *p)
 	struct spool__engine	*e = p->engine;
 	struct spool__jobq	 list = { NULL, NULL, 0 };
 	spool_job		*job, *nx;
-	int64_t			 now;
+	int64_t			 now, t0;
 	int			 rc;
 
 	evtimer_del(e->ev_flush);
@@ -533,6 +758,7 @@ engine_flush(spool_pool *p)
 		return;
 
 	engine_sync(p, 1);
+	t0 = engine_ns();
 	now = engine_now(p);
 	if ((rc = spool__begin(p->q)) != SPOOL_OK)
 		goto retry;
@@ -542,8 +768,14 @@ engine_flush(spool_pool *p)
 			goto retry;
 		}
 	}
+	/* The starts of the jobs still running ride along. */
+	if ((rc = engine_write_starts(p)) != SPOOL_OK) {
+		spool__rollback(p->q);
+		goto retry;
+	}
 	if ((rc = spool__commit(p->q)) != SPOOL_OK)
 		goto retry;
+	engine_avg(&e->flush_ns, (double)(engine_ns() - t0));
 	e->flush_retry_ms = 0;
 	for (job = list.head; job != NULL; job = nx) {
 		nx = job->next;
@@ -590,16 +822,19 @@ engine_wake_cb(evutil_socket_t fd, short what, void *arg)
 	spool_pool		*p = arg;
 	struct spool__engine	*e = p->engine;
 	size_t			 ndone;
-	int			 stop;
+	int			 stop, starts;
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&p->mu);
 	p->wake_pending = 0;
 	ndone = p->done.n;
+	starts = p->starts_pending;
 	stop = e->stop_req;
 	e->stop_req = 0;
 	pthread_mutex_unlock(&p->mu);
+	if (starts > 0 && !evtimer_pending(e->ev_start, NULL))
+		engine_arm(e->ev_start, START_WRITE_MS);
 	if (stop == 2) {
 		spool__engine_stop(p, 1);
 		return;
@@ -690,6 +925,49 @@ engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 		}
 }
 
+/* Tell the handlers of held jobs whose cancellation was asked for; hand
+ * back those not started (their release ends them cancelled).  Asked
+ * only when another connection committed since the last time. */
+static void
+engine_cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+	spool_pool		*p = arg;
+	struct spool__engine	*e = p->engine;
+	sqlite3_stmt		*st;
+	spool_job		*job;
+	int64_t			 v;
+	int			 rc;
+
+	(void)fd;
+	(void)what;
+	if (e->held == 0 || (v = engine_data_version(p)) == e->cancel_version)
+		return;
+	e->cancel_version = v;
+	st = spool__stmt(p->q, SPOOL_SQL_CANCEL_REQUESTS);
+	sqlite3_bind_text(st, 1, p->owner, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		job = reg_find(e, sqlite3_column_int64(st, 0));
+		if (job == NULL || job->token != sqlite3_column_int64(st, 1))
+			continue;
+		spool__job_stop_set(job, SPOOL_STOP_CANCELLED);
+		pthread_mutex_lock(&p->mu);
+		if (job->phase == SPOOL__PREFETCHED &&
+		    spool__jobq_remove(&p->ready, job)) {
+			job->verdict = SPOOL__V_RELEASE;
+			job->phase = SPOOL__FINISHED;
+			spool__pool_done_locked(p, job);
+			if (!evtimer_pending(e->ev_flush, NULL))
+				engine_arm(e->ev_flush, p->o.flush_interval_ms);
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		e->cancel_version = -1;		/* ask again next time */
+		engine_error(p, spool__store_error(p->q, rc, "cancel"));
+	}
+}
+
 /* Return the expired leases of dead workers. */
 static void
 engine_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -707,10 +985,11 @@ engine_reap_cb(evutil_socket_t fd, short what, void *arg)
 		p->engine->poke = 1;	/* reaped tasks may be due now */
 }
 
-/* Abandon a job that ran too long: commit a timeout for it through a
- * copy, and let its worker free the original when it returns. */
+/* Abandon a job whose handler does not return: commit verdict for it
+ * (a timeout, or a hand-back at shutdown) through a copy, and let its
+ * worker free the original when it returns. */
 static void
-engine_abandon(spool_pool *p, spool_job *job, const char *why)
+engine_abandon(spool_pool *p, spool_job *job, int verdict, const char *why)
 {
 	struct spool__engine	*e = p->engine;
 	spool_job		*c;
@@ -734,7 +1013,7 @@ engine_abandon(spool_pool *p, spool_job *job, const char *why)
 	c->queue = spool__strdup(job->queue);
 	c->owner = spool__strdup(job->owner);
 	c->error = spool__strdup(why);
-	c->verdict = SPOOL__V_TIMEOUT;
+	c->verdict = verdict;
 	c->phase = SPOOL__FINISHED;
 	if (c->queue == NULL || c->owner == NULL || c->error == NULL) {
 		spool_job_free(c);
@@ -775,7 +1054,7 @@ engine_timeouts(spool_pool *p, int64_t now)
 			snprintf(why, sizeof why, "timed out after %lld ms "
 			    "(the handler did not return)",
 			    (long long)job->timeout_ms);
-			engine_abandon(p, job, why);
+			engine_abandon(p, job, SPOOL__V_TIMEOUT, why);
 			abandoned++;
 		}
 	/* Keep the pool's capacity while stuck threads finish. */
@@ -980,7 +1259,9 @@ engine_maxtime_cb(evutil_socket_t fd, short what, void *arg)
 	engine_drain(arg);
 }
 
-/* The shutdown timeout has passed: give up on running handlers. */
+/* The shutdown timeout has passed: give up on running handlers, and
+ * hand their tasks back for a later run without charging the attempt
+ * (an operator's stop is not the task's failure). */
 static void
 engine_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -998,8 +1279,8 @@ engine_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 			if (job->phase != SPOOL__RUNNING)
 				continue;
 			spool__job_stop_set(job, SPOOL_STOP_SHUTDOWN);
-			engine_abandon(p, job, "stopped: the shutdown timeout "
-			    "passed while it ran");
+			engine_abandon(p, job, SPOOL__V_RELEASE, "stopped: the "
+			    "shutdown timeout passed while it ran");
 		}
 	pthread_mutex_unlock(&p->mu);
 	engine_flush(p);
@@ -1068,12 +1349,26 @@ engine_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	spool_pool	*p = arg;
 
-	(void)sig;
 	(void)what;
-	if (!p->engine->draining)
+	if (!p->engine->draining) {
+		char	 line[160];
+		int	 busy;
+
+		pthread_mutex_lock(&p->mu);
+		busy = p->busy;
+		pthread_mutex_unlock(&p->mu);
+		snprintf(line, sizeof line, "signal %d: stopping; waiting up to "
+		    "%.1f s for %d running task%s (a second signal quits at "
+		    "once)", (int)sig, p->o.shutdown_timeout_ms / 1000.0, busy,
+		    busy == 1 ? "" : "s");
+		spool__pool_say(p, line);
 		engine_drain(p);
-	else
+	} else {
+		pthread_mutex_lock(&p->mu);
+		p->st.quit = (int)sig;
+		pthread_mutex_unlock(&p->mu);
 		spool__engine_stop(p, 1);
+	}
 }
 
 /* Make the engine of p. */
@@ -1092,9 +1387,14 @@ spool__engine_new(spool_pool *p)
 	if ((e = calloc(1, sizeof *e)) == NULL)
 		goto nomem;
 	p->engine = e;
-	e->nclaimed_max = (size_t)p->o.max_workers + (size_t)p->o.prefetch;
+	e->notify_fd = -1;
+	e->nclaimed_max = (size_t)p->o.max_workers + (size_t)(p->o.prefetch >= 0
+	    ? p->o.prefetch : AHEAD_MAX);
+	e->run_ns = e->claim_ns = e->flush_ns = -1;
 	if ((e->claimed = calloc(e->nclaimed_max, sizeof *e->claimed)) ==
-	    NULL || (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL ||
+	    NULL || (e->starts = calloc((size_t)p->o.max_workers,
+	    sizeof *e->starts)) == NULL ||
+	    (e->conf = calloc(p->o.nqueues, sizeof *e->conf)) == NULL ||
 	    (e->credit = calloc(p->o.nqueues, sizeof *e->credit)) == NULL)
 		goto nomem;
 	if ((cfg = event_config_new()) == NULL)
@@ -1107,12 +1407,15 @@ spool__engine_new(spool_pool *p)
 	e->ev_wake = event_new(e->base, -1, 0, engine_wake_cb, p);
 	e->ev_claim = evtimer_new(e->base, engine_claim_cb, p);
 	e->ev_flush = evtimer_new(e->base, engine_flush_cb, p);
+	e->ev_start = evtimer_new(e->base, engine_start_cb, p);
+	e->ev_cancel = event_new(e->base, -1, EV_PERSIST, engine_cancel_cb, p);
 	e->ev_renew = event_new(e->base, -1, EV_PERSIST, engine_renew_cb, p);
 	e->ev_reap = event_new(e->base, -1, EV_PERSIST, engine_reap_cb, p);
 	e->ev_tick = event_new(e->base, -1, EV_PERSIST, engine_tick_cb, p);
 	e->ev_shutdown = evtimer_new(e->base, engine_shutdown_cb, p);
 	e->ev_maxtime = evtimer_new(e->base, engine_maxtime_cb, p);
 	if (e->ev_wake == NULL || e->ev_claim == NULL || e->ev_flush == NULL ||
+	    e->ev_start == NULL || e->ev_cancel == NULL ||
 	    e->ev_renew == NULL || e->ev_reap == NULL || e->ev_tick == NULL ||
 	    e->ev_shutdown == NULL || e->ev_maxtime == NULL)
 		goto nomem;
@@ -1123,6 +1426,7 @@ spool__engine_new(spool_pool *p)
 			goto nomem;
 	}
 	e->poll_ms = CLAIM_POLL_MIN_MS;
+	e->poll_max_ms = CLAIM_POLL_MAX_MS;
 	return (SPOOL_OK);
 nomem:
 	snprintf(p->errmsg, sizeof p->errmsg, "out of memory");
@@ -1180,6 +1484,11 @@ spool__engine_run(spool_pool *p)
 	tv.tv_sec = (time_t)(p->o.tick_ms / 1000);
 	tv.tv_usec = (suseconds_t)(p->o.tick_ms % 1000 * 1000);
 	event_add(e->ev_tick, &tv);
+	tv.tv_sec = 0;
+	tv.tv_usec = CANCEL_POLL_MS * 1000;
+	e->cancel_version = engine_data_version(p);
+	event_add(e->ev_cancel, &tv);
+	engine_watch(p);
 	if (p->o.max_time_ms > 0)
 		engine_arm(e->ev_maxtime, p->o.max_time_ms);
 
@@ -1196,6 +1505,9 @@ spool__engine_run(spool_pool *p)
 		(void)spool__worker_delete(p->q, p->owner, engine_now(p) -
 		    STALE_WORKER_MS);
 	}
+	pthread_mutex_lock(&p->mu);
+	p->st.left = (int64_t)e->held;
+	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < 2; i++)
 		if (e->ev_sig[i] != NULL)
 			event_del(e->ev_sig[i]);
@@ -1238,6 +1550,8 @@ spool__engine_stop(spool_pool *p, int now)
 	/* Quit: tell every handler, leave the leases to expire. */
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 2;
+	if (p->st.quit == 0)
+		p->st.quit = -1;
 	for (i = 0; i < ENGINE_BUCKETS; i++)
 		for (job = e->bucket[i]; job != NULL; job = nx) {
 			nx = job->hnext;
@@ -1260,6 +1574,11 @@ spool__engine_free(spool_pool *p)
 	if (e->ev_wake) event_free(e->ev_wake);
 	if (e->ev_claim) event_free(e->ev_claim);
 	if (e->ev_flush) event_free(e->ev_flush);
+	if (e->ev_start) event_free(e->ev_start);
+	if (e->ev_cancel) event_free(e->ev_cancel);
+	if (e->ev_notify) event_free(e->ev_notify);
+	if (e->notify_fd >= 0)
+		close(e->notify_fd);
 	if (e->ev_renew) event_free(e->ev_renew);
 	if (e->ev_reap) event_free(e->ev_reap);
 	if (e->ev_tick) event_free(e->ev_tick);
@@ -1271,6 +1590,7 @@ spool__engine_free(spool_pool *p)
 	if (e->base != NULL)
 		event_base_free(e->base);
 	free(e->claimed);
+	free(e->starts);
 	free(e->conf);
 	free(e->credit);
 	free(e);

@@ -12,7 +12,8 @@
 #include "spool-int.h"
 
 static const char *const state_names[] = {
-	NULL, "ready", "running", "succeeded", "dead", "cancelled"
+	NULL, "ready", "running", "succeeded", "dead", "cancelled", "claimed",
+	"expired"
 };
 
 /* A static English description of a result code. */
@@ -43,12 +44,12 @@ spool_strerror(int rc)
 const char *
 spool_state_name(int state)
 {
-	if (state < SPOOL_READY || state > SPOOL_CANCELLED)
+	if (state < SPOOL_READY || state > SPOOL_EXPIRED)
 		return (NULL);
 	return (state_names[state]);
 }
 
-/* The state called name, or 0 if there is none. */
+/* The stored state called name (ready to cancelled), or 0 if none. */
 int
 spool__state_parse(const char *name)
 {

@@ -147,6 +147,15 @@ spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out)
 
 /* The periodic summary line (spool_pool_opts.log_interval_ms): to on_log,
  * or to stderr in one write. */
+/* Pass one line to the pool's on_log, if it has one (a library does not
+ * write to stderr unasked). */
+void
+spool__pool_say(spool_pool *p, const char *line)
+{
+	if (p->o.on_log != NULL)
+		p->o.on_log(line, p->o.cb_arg);
+}
+
 void
 spool__pool_log(spool_pool *p)
 {

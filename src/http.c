@@ -49,6 +49,8 @@ struct cmd_http {
 	struct evhttp			*http;
 	struct event			*sig[2];
 	struct event			*ev_stop;	/* cmd_http_stop */
+	struct event			*ev_reap;	/* CMD_HTTP_REAP */
+	int				 reap_failed;	/* logged once */
 	spool				*q;
 	spool_pool			*pool;	/* spool work's, or NULL */
 	int				 flags;	/* CMD_HTTP_* */
@@ -328,8 +330,8 @@ get_tasks(struct evhttp_request *req, struct cmd_http *h,
 			if (strcmp(spool_state_name(o.state), state) == 0)
 				break;
 		if (spool_state_name(o.state) == NULL) {
-			reply_error(req, 400, "state: one of ready, running, "
-			    "succeeded, dead, cancelled");
+			reply_error(req, 400, "state: one of ready, claimed, "
+			    "running, expired, succeeded, dead, cancelled");
 			return;
 		}
 	}
@@ -733,6 +735,30 @@ http_stop_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(h->base);
 }
 
+/* Reap expired leases, so a queue watched by spool serve alone recovers
+ * from its dead workers (and its pages show the truth soon after). */
+static void
+http_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmd_http	*h = arg;
+	int64_t		 n;
+	int		 rc;
+
+	(void)fd;
+	(void)what;
+	if ((rc = spool_reap(&n, h->q)) != SPOOL_OK) {
+		if (!h->reap_failed)
+			cmd_log("serve", LOG_WARNING, "reap: %s",
+			    spool_errmsg(h->q));
+		h->reap_failed = 1;
+	} else {
+		if (n > 0)
+			cmd_log("serve", LOG_INFO, "reaped %lld expired "
+			    "lease%s", (long long)n, n == 1 ? "" : "s");
+		h->reap_failed = 0;
+	}
+}
+
 static void
 http_signal_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -805,6 +831,15 @@ cmd_http_new(struct cmd_http **out, const char *db_path, const char *addr,
 		    "[%s]:%s" : "%s:%s", name, serv);
 	else
 		snprintf(h->where, sizeof h->where, "%s:%d", host, port);
+	if (flags & CMD_HTTP_REAP) {
+		struct timeval	 tv = { 1, 0 };
+
+		if ((h->ev_reap = event_new(h->base, -1, EV_PERSIST,
+		    http_reap_cb, h)) == NULL || event_add(h->ev_reap, &tv) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return (EXIT_SOFTWARE);
+		}
+	}
 	if (flags & CMD_HTTP_SIGNALS) {
 		h->sig[0] = evsignal_new(h->base, SIGINT, http_signal_cb, h);
 		h->sig[1] = evsignal_new(h->base, SIGTERM, http_signal_cb, h);
@@ -848,6 +883,8 @@ cmd_http_free(struct cmd_http *h)
 		event_free(h->sig[1]);
 	if (h->ev_stop != NULL)
 		event_free(h->ev_stop);
+	if (h->ev_reap != NULL)
+		event_free(h->ev_reap);
 	if (h->http != NULL)
 		evhttp_free(h->http);
 	if (h->base != NULL)

@@ -14,6 +14,7 @@ struct cmd_http;
 /* cmd_http_new flags */
 #define CMD_HTTP_WRITE		0x01	/* allow POST retry/cancel/pause/resume */
 #define CMD_HTTP_SIGNALS	0x02	/* SIGINT and SIGTERM end cmd_http_run */
+#define CMD_HTTP_REAP		0x04	/* reap expired leases every second */
 
 /* Open the database at db_path and listen on addr ("HOST:PORT", ":PORT"
  * for 127.0.0.1; port 0 picks a free one).  pool, if not NULL, adds its

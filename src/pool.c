@@ -175,7 +175,7 @@ pool_worker(void *arg)
 {
 	spool_pool	*p = arg;
 	spool_job	*job;
-	struct timespec	 until;
+	struct timespec	 until, t0, t1;
 	sigset_t	 all;
 	int		 rc, retire = 0;
 
@@ -206,12 +206,22 @@ pool_worker(void *arg)
 		job->phase = SPOOL__RUNNING;
 		job->run_start_ms = pool_now_ms();
 		p->busy++;
+		/* The engine writes the start (the first of a group wakes
+		 * it) and claims again before the threads run dry. */
+		if (p->starts_pending++ == 0 ||
+		    (int)p->ready.n <= p->refill_at)
+			pool_wake_locked(p);
 		pthread_mutex_unlock(&p->mu);
 
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = p->fn(job, p->arg);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 
 		pthread_mutex_lock(&p->mu);
 		p->busy--;
+		p->run_ns += (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
+		    (t1.tv_nsec - t0.tv_nsec);
+		p->run_n++;
 		if (job->phase == SPOOL__ABANDONED) {
 			/* The engine already failed it as timed out; its
 			 * slot of the queue's limit is free only now. */
@@ -324,7 +334,7 @@ pool_opts(spool_pool *p, const spool_pool_opts *in)
 	if (o->idle_timeout_ms == 0)
 		o->idle_timeout_ms = 30000;
 	if (o->prefetch < 0)
-		o->prefetch = o->max_workers;
+		o->prefetch = -1;	/* sized by the engine */
 	if (o->prefetch > POOL_MAX_PREFETCH)
 		BAD("pool options: prefetch at most 10000");
 	if (o->shutdown_timeout_ms == 0)
@@ -371,6 +381,7 @@ spool_pool_new(spool_pool **out, const char *path, spool_handler fn,
 	pthread_cond_init(&p->exit_cv, NULL);
 	p->fn = fn;
 	p->arg = arg;
+	p->ahead_fixed = -1;
 	spool__hist_init(&p->pm.wait);
 	spool__hist_init(&p->pm.run);
 	if (fn == NULL) {

@@ -139,8 +139,9 @@ struct spool_job {
 	int		 kind;		/* outcome recorded by the flush */
 	int		 stop;		/* SPOOL_STOP_* (atomic) */
 	int64_t		 timeout_ms;	/* 0: none */
-	int64_t		 run_start_ms;
+	int64_t		 run_start_ms;	/* when a thread started it, or 0 */
 	int64_t		 run_end_ms;
+	int		 start_rec;	/* its start is written (engine's) */
 	void		*result;
 	size_t		 result_len;
 	int		 truncated;
@@ -194,6 +195,8 @@ struct spool_pool {
 	int64_t			 started_ms;
 	int64_t			 grace_ms;	/* past a timeout, before abandoning */
 	double			(*cpu_probe)(spool_pool *);	/* test seam */
+	int			 ahead_fixed;	/* test seam: claim this many ahead
+						 * of the threads (-1: sized) */
 	int			*limits;	/* per queue: jobs claimed and not
 						 * finished at most (pipelines) */
 	int			*active;	/* per queue: those now (under mu) */
@@ -211,6 +214,13 @@ struct spool_pool {
 	int			 stuck;		/* running an abandoned job */
 	int			 stopping;	/* 1: drain, 2: quit */
 	int			 wake_pending;
+	int			 starts_pending;	/* handlers started, not yet
+						 * written (the engine's) */
+	int			 refill_at;	/* wake the engine to claim when
+						 * ready falls to this */
+	int64_t			 run_ns;	/* handler time, summed since the
+						 * engine last read it ... */
+	int64_t			 run_n;		/* ... over this many jobs */
 	spool_pool_stats	 st;
 	struct spool__pool_metrics pm;
 };
@@ -229,6 +239,7 @@ void		 spool__hist_add(spool_histogram *h, int64_t ms);
 void		 spool__rate_add(struct spool__rate *r, int64_t now_ms, int ok);
 void		 spool__pool_observe(spool_pool *p, int kind, int64_t wait_ms,
 		     int64_t run_ms, int64_t now_ms);
+void		 spool__pool_say(spool_pool *p, const char *line);
 void		 spool__pool_log(spool_pool *p);
 
 /* util.c */
@@ -330,6 +341,11 @@ int		 spool__complete_locked(spool_job *job, const void *result,
 int		 spool__fail_locked(spool_job *job, const char *error, int flags,
 		     const char *outcome, int64_t now_ms, int *state_out);
 int		 spool__release_locked(spool_job *job, int64_t now_ms);
+int		 spool__started_locked(spool *q, int64_t id, int64_t token,
+		     int64_t started_ms);
+int		 spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
+		     const char *const *queues, size_t nqueues, size_t max,
+		     const spool_claim_opts *opts, int started);
 
 /* workers.c */
 int		 spool__worker_upsert(spool *q, const char *id, const char *host,

@@ -35,8 +35,8 @@
 extern "C" {
 #endif
 
-#define SPOOL_VERSION		"0.1.0"
-#define SPOOL_VERSION_NUMBER	1000	/* major * 1000000 + minor * 1000 + patch */
+#define SPOOL_VERSION		"0.7.0"
+#define SPOOL_VERSION_NUMBER	7000	/* major * 1000000 + minor * 1000 + patch */
 
 /*
  * Result codes.  Only expected failures are named; anything else is
@@ -67,13 +67,23 @@ extern "C" {
 typedef struct spool	 spool;		/* an open database */
 typedef struct spool_job spool_job;	/* one task held under a lease */
 
-/* Task states, as stored in tasks.state. */
+/*
+ * Task states.  The first five are what tasks.state stores.  A task
+ * stored as 'running' holds a lease, and the reading calls (spool_get,
+ * spool_list, spool_stats) tell three cases apart (since 0.7): running
+ * (its handler started, tasks.started_ms is set, the lease holds),
+ * claimed (a worker pool claimed it ahead of a free thread: started_ms is
+ * NULL until the handler starts) and expired (the lease ran out and no
+ * process has reaped it yet: its worker is gone or stalled).
+ */
 enum spool_state {
 	SPOOL_READY = 1,	/* waiting; due once run_at_ms has passed */
-	SPOOL_RUNNING,		/* claimed under a lease */
+	SPOOL_RUNNING,		/* under a lease, its handler started */
 	SPOOL_SUCCEEDED,	/* finished well; a result row exists */
 	SPOOL_DEAD,		/* finished badly; dead_reason says why */
-	SPOOL_CANCELLED		/* cancelled before it succeeded */
+	SPOOL_CANCELLED,	/* cancelled before it succeeded */
+	SPOOL_CLAIMED,		/* since 0.7: under a lease, not started yet */
+	SPOOL_EXPIRED		/* since 0.7: under a lease that ran out */
 };
 
 /* Retry delay policies: attempt n waits base, base * n, or base * 2^(n-1). */
@@ -85,7 +95,7 @@ enum spool_backoff {
 
 /* ---- Library and handles ---------------------------------------------- */
 
-/* The library's version string, e.g. "0.1.0". */
+/* The library's version string, e.g. "0.7.0". */
 const char	*spool_version(void);
 
 /* A static English description of a result code. */
@@ -588,11 +598,13 @@ typedef struct spool_queue_stats {
 	int		 paused;
 	int64_t		 ready;		/* due now */
 	int64_t		 scheduled;	/* ready but due later */
-	int64_t		 running;
+	int64_t		 running;	/* started, under a live lease */
 	int64_t		 succeeded;
 	int64_t		 dead;
 	int64_t		 cancelled;
 	int64_t		 oldest_ready_age_ms;	/* age of the longest-due task; -1 if none */
+	int64_t		 claimed;	/* since 0.7: leased, not started yet */
+	int64_t		 expired;	/* since 0.7: lease ran out, not reaped */
 } spool_queue_stats;
 
 /* Stats of one queue (SPOOL_ENOENT if missing) or, with queue NULL, of
@@ -774,6 +786,12 @@ typedef struct spool_pool_stats {
 	int		 prefetched;	/* claimed, waiting for a thread */
 	int		 shedding;	/* 1 while claims pause for CPU load */
 	double		 cpu;		/* machine CPU use, 0..1 (last tick) */
+	/* since 0.7: */
+	int64_t		 left;		/* tasks still under lease when the run
+					 * ended (a quit leaves them to expire) */
+	int		 quit;		/* the signal that made the run quit at
+					 * once (a second SIGINT or SIGTERM), -1
+					 * for spool_pool_stop(p, 1), else 0 */
 } spool_pool_stats;
 
 /* How a pool serving several queues shares its claims among them. */

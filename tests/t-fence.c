@@ -302,14 +302,25 @@ test_expired_not_reaped(void)
 		return;
 	b = claim_short(tu_q);
 	tu_advance(5000);
-	/* Another handle that only reads does not take the lease away. */
+	/* Another handle that only reads does not take the lease away; it
+	 * reads the task as expired (stored as running, not reaped), and
+	 * stats count it so. */
 	if ((q2 = tu_open(tu_db, 0)) != NULL) {
-		spool_task_info	*t = NULL;
+		spool_task_info		*t = NULL;
+		spool_queue_stats	*qs = NULL;
+		size_t			 nqs = 0;
 
 		TU_RC(spool_get(&t, q2, ida), SPOOL_OK);
 		if (t != NULL)
-			CU_ASSERT_EQUAL(t->state, SPOOL_RUNNING);
+			CU_ASSERT_EQUAL(t->state, SPOOL_EXPIRED);
 		spool_task_info_free(t, 1);
+		TU_RC(spool_stats(&qs, &nqs, q2, "q"), SPOOL_OK);
+		if (nqs == 1) {
+			CU_ASSERT_EQUAL(qs->expired, b != NULL ? 2 : 1);
+			CU_ASSERT_EQUAL(qs->running, 0);
+			CU_ASSERT_EQUAL(qs->claimed, 0);
+		}
+		spool_queue_stats_free(qs, nqs);
 		spool_close(q2);
 	}
 	TU_RC(spool_job_heartbeat(a, 0), SPOOL_OK);

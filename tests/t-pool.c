@@ -1195,6 +1195,7 @@ test_graceful_stop(void)
 	o.prefetch = 10;
 	if ((p = pool_make(h_slow, &o)) == NULL)
 		goto out;
+	p->ahead_fixed = 10;	/* slow handlers would get none */
 	s.p = p;
 	s.after_ms = 100;
 	s.now = 0;
@@ -1991,6 +1992,352 @@ out:
 	spool_close(q);
 }
 
+
+/* ---- 12. Claims sized by the engine, and times as they happened -------- */
+
+#define TIMED_MAX	64
+
+static int64_t	 timed_start[TIMED_MAX];	/* by task id: the handler's */
+static int64_t	 timed_end[TIMED_MAX];		/* own wall clock */
+
+/* Note the wall clock around a 40 ms sleep, by task id. */
+static int
+h_timed(spool_job *job, void *arg)
+{
+	int64_t	 id = spool_job_id(job);
+
+	(void)arg;
+	rec_start(job);
+	if (id > 0 && id < TIMED_MAX)
+		store64(&timed_start[id], wall_ms());
+	sleep_ms(40);
+	if (id > 0 && id < TIMED_MAX)
+		store64(&timed_end[id], wall_ms());
+	return (SPOOL_DONE);
+}
+
+/* One thread with four tasks claimed ahead of it: each attempt's start,
+ * end and duration are the handler's own (within 10 ms), not the claim's
+ * and the commit's, and the tasks' waits grow with their place in line
+ * (the last one waited for the seven before it). */
+static void
+test_times_truthful(void)
+{
+	const char		*qs[] = { "tq" };
+	spool_pool_opts		 o;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 ids[8], t0 = 0, worst = 0, d;
+	size_t			 i;
+
+	rec_reset();
+	memset(timed_start, 0, sizeof timed_start);
+	memset(timed_end, 0, sizeof timed_end);
+	q = real_open();
+	enqueue_n(q, "tq", "t", 8, ids);
+	CU_ASSERT_FATAL(ids[7] < TIMED_MAX);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 1;
+	if ((p = pool_make(h_timed, &o)) == NULL)
+		goto out;
+	p->ahead_fixed = 4;
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_free(p);
+	for (i = 0; i < 8; i++) {
+		int64_t	 id = ids[i], s = timed_start[id], e = timed_end[id];
+
+		CU_ASSERT(s > 0 && e >= s);
+		/* The attempt row, the task row and the result say the same. */
+		d = q_int(q, "SELECT abs(started_ms - %lld) + abs(finished_ms - "
+		    "%lld) FROM attempts WHERE task_id = %lld AND outcome = "
+		    "'succeeded'", (long long)s, (long long)e, (long long)id);
+		CU_ASSERT(d >= 0 && d <= 10);
+		if (d > worst)
+			worst = d;
+		d = q_int(q, "SELECT abs(started_ms - %lld) + abs(finished_ms - "
+		    "%lld) FROM tasks WHERE id = %lld", (long long)s,
+		    (long long)e, (long long)id);
+		CU_ASSERT(d >= 0 && d <= 10);
+		d = q_int(q, "SELECT abs(duration_ms - %lld) FROM results WHERE "
+		    "task_id = %lld", (long long)(e - s), (long long)id);
+		CU_ASSERT(d >= 0 && d <= 10);
+		if (i == 0)
+			t0 = s;
+	}
+	/* Waits: the eighth task started after seven 40 ms runs. */
+	CU_ASSERT(q_int(q, "SELECT started_ms - run_at_ms FROM tasks WHERE id "
+	    "= %lld", (long long)ids[7]) >= 7 * 40 - 10);
+	CU_ASSERT(timed_start[ids[7]] - t0 >= 7 * 40);
+	if (worst > 10)
+		fprintf(stderr, "\ntimes off by %lld ms\n", (long long)worst);
+out:
+	spool_close(q);
+}
+
+static int	 gate_open;
+
+/* Note the start, then wait for the gate (3 s at most). */
+static int
+h_gate(spool_job *job, void *arg)
+{
+	(void)arg;
+	rec_start(job);
+	(void)wait_flag(&gate_open, 3000);
+	return (SPOOL_DONE);
+}
+
+/* A task claimed ahead of a busy thread reads as claimed, not running,
+ * in spool_stats, spool_list, spool_get and the views; the running one
+ * has its start written within a few ms of the handler's start. */
+static void
+test_claimed_visible(void)
+{
+	const char		*qs[] = { "cv" };
+	spool_list_opts		 lo = SPOOL_LIST_OPTS_INIT;
+	spool_queue_stats	*s = NULL;
+	spool_task_info		*t = NULL;
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	struct runner		 r;
+	spool_pool		*p;
+	spool			*q;
+	size_t			 n = 0, i;
+	int64_t			 t0;
+
+	rec_reset();
+	store(&gate_open, 0);
+	q = real_open();
+	enqueue_n(q, "cv", "c", 6, NULL);
+	opts_init(&o, qs, 1);
+	o.min_workers = o.max_workers = 1;
+	if ((p = pool_make(h_gate, &o)) == NULL)
+		goto out;
+	p->ahead_fixed = 3;
+	runner_start(&r, p);
+	/* Wait for the state itself: one start written, three claimed. */
+	t0 = mono_ms();
+	while (q_int(q, "SELECT count(*) FROM tasks WHERE state = 'running' "
+	    "AND started_ms IS NOT NULL") != 1 || q_int(q, "SELECT count(*) "
+	    "FROM tasks WHERE state = 'running'") != 4) {
+		if (mono_ms() - t0 > 5000)
+			break;
+		sleep_ms(2);
+	}
+	CU_ASSERT(mono_ms() - t0 <= 5000);
+
+	TU_RC(spool_stats(&s, &n, q, "cv"), SPOOL_OK);
+	if (n == 1) {
+		CU_ASSERT_EQUAL(s->running, 1);
+		CU_ASSERT_EQUAL(s->claimed, 3);
+		CU_ASSERT_EQUAL(s->expired, 0);
+		CU_ASSERT_EQUAL(s->ready, 2);
+	}
+	spool_queue_stats_free(s, n);
+	lo.queue = "cv";
+	lo.state = SPOOL_RUNNING;
+	TU_RC(spool_list(&t, &n, q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	if (n == 1) {
+		CU_ASSERT_EQUAL(t[0].state, SPOOL_RUNNING);
+		CU_ASSERT(t[0].started_ms > 0);
+	}
+	spool_task_info_free(t, n);
+	lo.state = SPOOL_CLAIMED;
+	TU_RC(spool_list(&t, &n, q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 3);
+	for (i = 0; i < n; i++) {
+		CU_ASSERT_EQUAL(t[i].state, SPOOL_CLAIMED);
+		CU_ASSERT_EQUAL(t[i].started_ms, 0);
+	}
+	spool_task_info_free(t, n);
+	lo.state = 0;
+	TU_RC(spool_list(&t, &n, q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 6);
+	spool_task_info_free(t, n);
+	CU_ASSERT_STRING_EQUAL(spool_state_name(SPOOL_CLAIMED), "claimed");
+	CU_ASSERT_STRING_EQUAL(spool_state_name(SPOOL_EXPIRED), "expired");
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM spool_running"), 1);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT running * 100 + claimed * 10 + "
+	    "expired FROM spool_queues WHERE queue = 'cv'"), 130);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM spool_leases WHERE "
+	    "lease_state = 'claimed' AND started IS NULL"), 3);
+	/* The handler's start, as written. */
+	CU_ASSERT(q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld AND "
+	    "started_ms IS NOT NULL", (long long)R.start_id[0]) == 1);
+
+	/* Drain first (the claimed ones go back), then let the one run. */
+	spool_pool_stop(p, 0);
+	t0 = mono_ms();
+	do {
+		spool_pool_stats_get(p, &st);
+		sleep_ms(2);
+	} while (st.prefetched > 0 && mono_ms() - t0 < 5000);
+	store(&gate_open, 1);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
+	    "'running'"), 0);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
+	    "'ready' AND attempts = 0 AND started_ms IS NULL"), 5);
+out:
+	spool_close(q);
+}
+
+/* Nothing at all. */
+static int
+h_nothing(spool_job *job, void *arg)
+{
+	(void)job;
+	(void)arg;
+	return (SPOOL_DONE);
+}
+
+/* Sample the most tasks a pool held claimed ahead of its threads. */
+struct sampler {
+	pthread_t	 t;
+	spool_pool	*p;
+	int		 off;
+	int		 max;
+};
+
+static void *
+sampler_main(void *arg)
+{
+	struct sampler		*s = arg;
+	spool_pool_stats	 st;
+
+	while (!load(&s->off)) {
+		spool_pool_stats_get(s->p, &st);
+		if (st.prefetched > s->max)
+			s->max = st.prefetched;
+		sleep_ms(1);
+	}
+	return (NULL);
+}
+
+/* With default options the engine sizes its claims: 200 ms handlers on
+ * two threads get no task held ahead beyond one a moment (a task is not
+ * kept from idle workers elsewhere), no-op handlers get large claims. */
+static void
+test_ahead_sized(void)
+{
+	const char		*qs[] = { "az" };
+	struct sampler		 sm;
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	spool_pool		*p;
+	spool			*q;
+	int			 p_refill_at;
+
+	rec_reset();
+	q = real_open();
+	store(&slow_ms, 200);
+	enqueue_n(q, "az", "slow", 8, NULL);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 2;
+	if ((p = pool_make(h_slow, &o)) == NULL)
+		goto out;
+	memset(&sm, 0, sizeof sm);
+	sm.p = p;
+	CU_ASSERT_FATAL(pthread_create(&sm.t, NULL, sampler_main, &sm) == 0);
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	store(&sm.off, 1);
+	pthread_join(sm.t, NULL);
+	spool_pool_stats_get(p, &st);
+	pthread_mutex_lock(&p->mu);
+	p_refill_at = p->refill_at;
+	pthread_mutex_unlock(&p->mu);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.succeeded, 8);
+	CU_ASSERT(sm.max <= 2);
+	if (sm.max > 2)
+		fprintf(stderr, "\nslow handlers: %d held ahead\n", sm.max);
+	CU_ASSERT_EQUAL(p_refill_at, 0);	/* none held ahead */
+
+	rec_reset();
+	enqueue_n(q, "az", "fast", 20000, NULL);
+	if ((p = pool_make(h_nothing, &o)) == NULL)
+		goto out;
+	memset(&sm, 0, sizeof sm);
+	sm.p = p;
+	CU_ASSERT_FATAL(pthread_create(&sm.t, NULL, sampler_main, &sm) == 0);
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	store(&sm.off, 1);
+	pthread_join(sm.t, NULL);
+	spool_pool_stats_get(p, &st);
+	pthread_mutex_lock(&p->mu);
+	p_refill_at = p->refill_at;
+	pthread_mutex_unlock(&p->mu);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.succeeded, 20000);
+	/* The engine's last sizing: refill at half of what it holds ahead
+	 * (the threads empty each claim too fast for a sampler to see). */
+	CU_ASSERT(p_refill_at >= 64);
+	if (p_refill_at < 64)
+		fprintf(stderr, "\nno-op handlers: refill at %d\n",
+		    p_refill_at);
+out:
+	spool_close(q);
+}
+
+static int	 stuck_ms;
+
+/* Sleep stuck_ms whatever it is told. */
+static int
+h_stuck(spool_job *job, void *arg)
+{
+	(void)arg;
+	rec_start(job);
+	sleep_ms(load(&stuck_ms));
+	return (SPOOL_DONE);
+}
+
+/* A handler still running when the shutdown timeout passes has its task
+ * handed back: ready, no attempt charged or recorded, not timed out. */
+static void
+test_shutdown_handback(void)
+{
+	const char		*qs[] = { "sh" };
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	struct runner		 r;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 id, t0;
+
+	rec_reset();
+	store(&stuck_ms, 1500);
+	q = real_open();
+	id = enqueue1(q, "sh", "stuck");
+	opts_init(&o, qs, 1);
+	o.min_workers = o.max_workers = 1;
+	o.shutdown_timeout_ms = 200;
+	if ((p = pool_make(h_stuck, &o)) == NULL)
+		goto out;
+	runner_start(&r, p);
+	t0 = mono_ms();
+	while (q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld AND "
+	    "started_ms IS NOT NULL", (long long)id) != 1 &&
+	    mono_ms() - t0 < 5000)
+		sleep_ms(2);
+	spool_pool_stop(p, 0);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.released, 1);
+	CU_ASSERT_EQUAL(st.timed_out, 0);
+	CU_ASSERT_EQUAL(count_kind(SPOOL_OUTCOME_RELEASED), 1);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld "
+	    "AND state = 'ready' AND attempts = 0 AND lease_owner IS NULL",
+	    (long long)id), 1);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM attempts WHERE task_id "
+	    "= %lld", (long long)id), 0);
+out:
+	spool_close(q);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "drain 2000 tasks until empty", test_drain },
 	{ "result bytes and error text", test_results },
@@ -2014,6 +2361,10 @@ static CU_TestInfo pool_tests[] = {
 	{ "a failed flush keeps its outcomes", test_flush_retry },
 	{ "bad options", test_bad_options },
 	{ "pool jobs refuse direct calls", test_direct_calls },
+	{ "times are the handler's, under claims ahead", test_times_truthful },
+	{ "claimed ahead reads as claimed, not running", test_claimed_visible },
+	{ "claims sized by handler time", test_ahead_sized },
+	{ "shutdown timeout hands the task back", test_shutdown_handback },
 	CU_TEST_INFO_NULL
 };
 

@@ -34,8 +34,10 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
  ORDER BY t.id DESC LIMIT ?4;
 
 -- name: task_list_running_asc
--- As task_list_asc for running tasks (?2 unused): through the partial
--- index of running tasks, which are few, instead of a walk of every id
+-- As task_list_asc for leased tasks (stored 'running') that are ?2:
+-- 'running' (started, lease live), 'claimed' (not started, lease live)
+-- or 'expired' (lease ended before ?5 now_ms).  Through the partial
+-- index of leased tasks, which are few, instead of a walk of every id
 -- until ?4 are found (a dashboard asks every few seconds).
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
@@ -43,7 +45,9 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
   FROM tasks t INDEXED BY tasks_running
  WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
-   AND t.id > ?3 AND ?2 IS NOT NULL
+   AND t.id > ?3
+   AND CASE WHEN t.lease_until_ms < ?5 THEN 'expired'
+	    WHEN t.started_ms IS NULL THEN 'claimed' ELSE 'running' END = ?2
  ORDER BY t.id LIMIT ?4;
 
 -- name: task_list_running_desc
@@ -54,7 +58,9 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
   FROM tasks t INDEXED BY tasks_running
  WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
-   AND t.id < ?3 AND ?2 IS NOT NULL
+   AND t.id < ?3
+   AND CASE WHEN t.lease_until_ms < ?5 THEN 'expired'
+	    WHEN t.started_ms IS NULL THEN 'claimed' ELSE 'running' END = ?2
  ORDER BY t.id DESC LIMIT ?4;
 
 -- name: attempt_list
@@ -112,7 +118,12 @@ SELECT count(*), min(run_at_ms) FROM tasks
  WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2;
 
 -- name: stats_running
-SELECT count(*) FROM tasks WHERE state = 'running' AND queue = ?1;
+-- Leased tasks of queue ?1 at ?2 now_ms: running (started, lease live),
+-- claimed (not started, lease live), expired (lease ended, not reaped).
+SELECT coalesce(sum(lease_until_ms >= ?2 AND started_ms IS NOT NULL), 0),
+    coalesce(sum(lease_until_ms >= ?2 AND started_ms IS NULL), 0),
+    coalesce(sum(lease_until_ms < ?2), 0)
+  FROM tasks WHERE state = 'running' AND queue = ?1;
 
 -- name: stats_finished
 SELECT state, count(*) FROM tasks

@@ -19,7 +19,10 @@ SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
  ORDER BY run_at_ms, id LIMIT ?4;
 
 -- name: claim_task
--- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 now_ms.  No RETURNING:
+-- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 started_ms: now for a
+-- caller that runs the task at once, NULL for a pool, whose engine writes
+-- the start when a thread starts the handler (task_started), so a task
+-- claimed ahead of its thread reads as "claimed", not running.  No RETURNING:
 -- SQLite runs RETURNING as a trigger, and a trigger makes every claimed
 -- row keep a statement journal; claim_row reads the row instead.
 --
@@ -82,24 +85,35 @@ SELECT t.cancel_requested, t.max_attempts,
   LEFT JOIN pipeline_stages s ON s.id = t.stage_id
  WHERE t.id = ?1 AND t.lease_token = ?2 AND t.state = 'running';
 
+-- name: task_started
+-- A pool's handler started the task: ?1 id, ?2 token, ?3 started_ms.
+-- Changes nothing if the lease was lost meanwhile.
+UPDATE tasks SET started_ms = ?3
+ WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
+
 -- name: task_succeed
--- ?1 id, ?2 token, ?3 now_ms.
-UPDATE OR FAIL tasks SET state = 'succeeded', finished_ms = ?3, last_error = NULL,
+-- ?1 id, ?2 token, ?3 finished_ms (when the handler returned), ?4
+-- started_ms (when it started): the attempt's true times, whatever the
+-- claim and the commit added around them.
+UPDATE OR FAIL tasks SET state = 'succeeded', finished_ms = ?3,
+    started_ms = ?4, last_error = NULL,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_requeue
 -- Back to ready for another attempt.  ?1 id, ?2 token, ?3 run_at_ms,
--- ?4 error text.
+-- ?4 error text, ?5 started_ms of the attempt that failed.
 UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?3, last_error = ?4,
+    started_ms = ?5,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_end
 -- To a final state other than succeeded.  ?1 id, ?2 token, ?3 state
--- ('dead' or 'cancelled'), ?4 dead_reason, ?5 error text, ?6 now_ms.
+-- ('dead' or 'cancelled'), ?4 dead_reason, ?5 error text, ?6
+-- finished_ms, ?7 started_ms of the attempt.
 UPDATE OR FAIL tasks SET state = ?3, dead_reason = ?4, last_error = ?5,
-    finished_ms = ?6,
+    finished_ms = ?6, started_ms = ?7,
     lease_owner = NULL, lease_token = NULL, lease_until_ms = NULL
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
@@ -147,6 +161,13 @@ SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
 UPDATE tasks SET lease_until_ms = ?3
  WHERE lease_owner = ?1 AND queue = ?2 AND state = 'running'
 RETURNING id, lease_token, cancel_requested;
+
+-- name: cancel_requests
+-- The leases owner ?1 holds whose cancellation was asked for (spool
+-- cancel, a pipeline's fail_fast): through the partial index of leased
+-- tasks, which are few, so asking every quarter second costs little.
+SELECT id, lease_token FROM tasks INDEXED BY tasks_running
+ WHERE state = 'running' AND lease_owner = ?1 AND cancel_requested = 1;
 
 -- name: next_due
 -- When the next scheduled task of queue ?1 (after ?2 now_ms) is due, or

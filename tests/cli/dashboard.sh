@@ -136,7 +136,10 @@ wrk=$!
 check "work --http: serving" wait_for "grep -q 'serving http://' '$T/work.err'" 600
 port=$(sed -n 's|.* spool work: info: serving http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$T/work.err" | head -n 1)
 url="http://127.0.0.1:$port/"
-check "flow done, slow running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE (queue = 'flow' AND state = 'succeeded') OR (queue = 'slow' AND state = 'running')\")\" = 41 ]" 1200
+# Wait for what the page shows: the slow command started (its start
+# written, not merely claimed) and the workers row saying so (it is
+# written each second).
+check "flow done, slow running" wait_for "[ \"\$(sql \"SELECT (SELECT count(*) FROM tasks WHERE (queue = 'flow' AND state = 'succeeded') OR (queue = 'slow' AND state = 'running' AND started_ms IS NOT NULL)) || ' ' || (SELECT sum(busy) FROM workers)\")\" = '41 1' ]" 1200
 slow_id=$(sql "SELECT id FROM tasks WHERE queue = 'slow'")
 
 # The DOM checks, in Python; "PASS desc" or "FAIL desc: ..." per line.
@@ -218,16 +221,16 @@ rows = p.tables.get("queues", [])
 check("queues: one row per queue", len(rows), len(stats))
 for r, s in zip(rows, stats):
     name = s["queue"] + (" (paused)" if s["paused"] else "")
-    want = [name] + [str(s[k]) for k in ("ready", "scheduled", "running", "succeeded", "dead", "cancelled")]
-    check(f"queues: row {s['queue']}", r[:7], want)
+    want = [name] + [str(s[k]) for k in ("ready", "scheduled", "claimed", "running", "expired", "succeeded", "dead", "cancelled")]
+    check(f"queues: row {s['queue']}", r[:9], want)
 byname = {r[0]: r for r in rows}
-for q, want in (("alpha", "7 0 0 0 0 0"), ("beta", "2 1 0 0 0 0"),
-                ("gamma (paused)", "3 0 0 0 0 0"), ("<b>q&amp;", "1 0 0 0 0 0"),
-                ("bad", "0 0 0 0 3 0"), ("bq", "0 0 0 3 1 0"),
-                ("flow", "0 0 0 40 0 0"), ("pp/up", "2 0 0 3 1 0"),
-                ("slow", "0 0 1 0 0 0" if mode == "work" else "1 0 0 0 0 0")):
-    check(f"queues: {q} as made", " ".join(byname.get(q, [None])[1:7]), want)
-check("queues: workers of flow", byname.get("flow", [""] * 11)[10], "1/4" if mode == "work" else "0/0")
+for q, want in (("alpha", "7 0 0 0 0 0 0 0"), ("beta", "2 1 0 0 0 0 0 0"),
+                ("gamma (paused)", "3 0 0 0 0 0 0 0"), ("<b>q&amp;", "1 0 0 0 0 0 0 0"),
+                ("bad", "0 0 0 0 0 0 3 0"), ("bq", "0 0 0 0 0 3 1 0"),
+                ("flow", "0 0 0 0 0 40 0 0"), ("pp/up", "2 0 0 0 0 3 1 0"),
+                ("slow", "0 0 0 1 0 0 0 0" if mode == "work" else "1 0 0 0 0 0 0 0")):
+    check(f"queues: {q} as made", " ".join(byname.get(q, [None])[1:9]), want)
+check("queues: workers of flow", byname.get("flow", [""] * 13)[12], "1/4" if mode == "work" else "0/0")
 check("queues: no markup in the cells", p.inner.get("queues"), {"span"})
 
 # The running task, and the failures with their error texts.

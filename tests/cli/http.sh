@@ -295,6 +295,19 @@ http POST /api/tasks/999999/retry X-Spool-Write:1
 is "write: missing task 404" "$code" 404
 stop_server
 
+# ---- spool serve reaps: an expired lease is shown as expired, then retried --
+run queue create orphan --max-attempts 3
+orphan=$("$SPOOL_BIN" enqueue orphan lost)
+# A worker that died holding it: the lease as a claim leaves it, expired.
+sql "UPDATE tasks SET state = 'running', attempts = 1, lease_owner = 'gone:1:0', lease_token = 7, lease_until_ms = 1000 WHERE id = $orphan"
+is "expired: stats says expired, not running" "$("$SPOOL_BIN" stats orphan --json | python3 -c 'import json, sys; d = json.load(sys.stdin)[0]; print(d["running"], d["claimed"], d["expired"])')" "0 0 1"
+is "expired: the view too" "$(sql "SELECT running || ' ' || claimed || ' ' || expired FROM spool_queues WHERE queue = 'orphan'")" "0 0 1"
+is "expired: spool_leases" "$(sql "SELECT lease_state FROM spool_leases WHERE id = $orphan")" expired
+start_server "$T/serve4.log" serve --http 127.0.0.1:0
+check "serve: reaps the expired lease" wait_for "[ \"\$(sql \"SELECT state || ' ' || (SELECT outcome FROM attempts WHERE task_id = $orphan) FROM tasks WHERE id = $orphan\")\" = 'ready lease_lost' ]"
+check "serve: says so" wait_for "grep -q 'reaped 1 expired lease$' '$T/serve4.log'"
+stop_server
+
 # ---- bad command lines ------------------------------------------------------
 run serve --http nonsense
 is "bad address: exit 64" "$rc" 64

@@ -97,8 +97,7 @@ for i in $(seq 1 10); do "$SPOOL_BIN" enqueue g "g$i" >/dev/null; done
 "$SPOOL_BIN" work g --concurrency 2 --prefetch 4 --exec "$CANARY" sleep 700 \
     >"$T/g.out" 2>"$T/g.err" &
 wpid=$!
-check "graceful: two running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE queue = 'g' AND state = 'running'\")\" -ge 2 ]"
-sleep 0.2
+check "graceful: two running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE queue = 'g' AND state = 'running' AND started_ms IS NOT NULL\")\" -ge 2 ]"
 kill -TERM "$wpid"
 wait "$wpid"
 rc=$?
@@ -109,22 +108,64 @@ is "graceful: the rest ready, attempts unchanged" "$(sql "SELECT count(*) FROM t
 check "graceful: summary counts the handed back" grep -q 'handed back' "$T/g.out"
 is "graceful: no workers row left" "$(sql 'SELECT count(*) FROM workers')" 0
 
-# A second signal quits at once and leaves the leases to expire.
+# A second signal quits at once, leaves the leases to expire, says how
+# many in its summary, and exits 128 + the signal (143 for SIGTERM).
 "$SPOOL_BIN" work g --concurrency 2 --prefetch 0 --exec "$CANARY" sleep 20000 \
-    >/dev/null 2>&1 &
+    >"$T/q.out" 2>"$T/q.err" &
 wpid=$!
-check "quit: running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE state = 'running'\")\" -eq 2 ]"
+check "quit: running" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE state = 'running' AND started_ms IS NOT NULL\")\" -eq 2 ]"
 check "quit: workers row while running" test "$(sql 'SELECT count(*) FROM workers')" -eq 1
 start=$(date +%s%N)
 kill -TERM "$wpid"
-sleep 0.2
+check "quit: the first signal drains" wait_for "grep -q 'signal 15: stopping; waiting up to 30.0 s for 2 running tasks' '$T/q.err'"
 kill -TERM "$wpid"
 wait "$wpid"
+rc=$?
 elapsed=$((($(date +%s%N) - start) / 1000000))
+check "quit: exit 143 (got $rc)" test "$rc" -eq 143
 check "quit: gone within 2 s ($elapsed ms)" test "$elapsed" -lt 2000
+check "quit: the summary counts the leases left" grep -q ', 2 left under lease$' "$T/q.out"
+check "quit: and the log says so" grep -q 'quit at once: 2 tasks left under lease' "$T/q.err"
 is "quit: leases left to expire" "$(sql "SELECT count(*) FROM tasks WHERE state = 'running'")" 2
 check "quit: no canary left" test -z "$(pgrep -f "$CANARY sleep 20000" || true)"
 sql "UPDATE tasks SET lease_until_ms = 0 WHERE state = 'running'"
+is "quit: expired leases read as expired" "$("$SPOOL_BIN" stats g --json | python3 -c 'import json, sys; d = json.load(sys.stdin)[0]; print(d["running"], d["claimed"], d["expired"])')" "0 0 2"
+run list --queue g --state expired
+is "quit: listed as expired" "$(grep -c ' expired ' <<<"$out")" 2
+run list --queue g --state running
+is "quit: not listed as running" "$(grep -c ' running ' <<<"$out")" 0
+
+# The shutdown timeout: a command still running when it passes is
+# stopped and its task handed back, ready, with no attempt charged.
+sd=$("$SPOOL_BIN" enqueue sd stuck)
+"$SPOOL_BIN" work sd --concurrency 1 --shutdown-timeout 300ms --grace 200ms \
+    --exec "$CANARY" sleep 20000 >"$T/sd.out" 2>"$T/sd.err" &
+wpid=$!
+check "shutdown timeout: started" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE id = $sd AND started_ms IS NOT NULL\")\" -eq 1 ]"
+kill -TERM "$wpid"
+wait "$wpid"
+rc=$?
+check "shutdown timeout: exit 0 (got $rc)" test "$rc" -eq 0
+is "shutdown timeout: handed back, no attempt charged" "$(sql "SELECT state, attempts, started_ms IS NULL, (SELECT count(*) FROM attempts WHERE task_id = $sd) FROM tasks WHERE id = $sd")" "ready|0|1|0"
+check "shutdown timeout: summary" grep -q '1 handed back' "$T/sd.out"
+check "shutdown timeout: no canary left" test -z "$(pgrep -f "$CANARY sleep 20000" || true)"
+
+# A cancel reaches a running command within about a second, whatever
+# the lease (30 s here: renewals come every 10 s).
+run queue create cx --lease 30s
+cx=$("$SPOOL_BIN" enqueue cx long)
+"$SPOOL_BIN" work cx --concurrency 1 --exec "$CANARY" sleep 20000 \
+    >/dev/null 2>"$T/cx.err" &
+wpid=$!
+check "cancel: started" wait_for "[ \"\$(sql \"SELECT count(*) FROM tasks WHERE id = $cx AND started_ms IS NOT NULL\")\" -eq 1 ]"
+start=$(date +%s%N)
+run cancel "$cx"
+check "cancel: cancelled" wait_for "[ \"\$(sql \"SELECT state FROM tasks WHERE id = $cx\")\" = cancelled ]"
+elapsed=$((($(date +%s%N) - start) / 1000000))
+check "cancel: within 1.5 s of the request ($elapsed ms)" test "$elapsed" -lt 1500
+check "cancel: no canary left" wait_for "test -z \"\$(pgrep -f '^$CANARY sleep 20000' || true)\""
+kill -TERM "$wpid"
+wait "$wpid"
 
 # Exclusive runs: the second exits 75 and says who holds the lock.
 "$SPOOL_BIN" work w --exclusive nightly --concurrency 1 --exec "$CANARY" sleep 3000 \
