@@ -2,8 +2,14 @@
  * spool-bench.c -- the benchmark of spool: each mode prints one line of
  * figures, measured on a fresh database in a temporary directory.
  *
- *   spool-bench [-n N] [-w W] [-t T] [-c C] [--sync full|normal] [--dir DIR]
- *       MODE...
+ *   spool-bench [-n N] [-w W] [-t T] [-c C] [--prefetch N]
+ *       [--sync full|normal] [--dir DIR] MODE...
+ *
+ * Pools run with the library's defaults (SPOOL_POOL_OPTS_INIT) but for
+ * their threads (-w W: min = max = W, default 2), the stop condition and
+ * the sync setting; --prefetch N sets how many tasks a pool claims ahead
+ * of idle threads.  Each line of a mode that runs a pool says which:
+ * "defaults" or "prefetch N".
  *
  *   sync      the raw sync rate of the bench directory's file system,
  *             measured the way a WAL commit uses the disk: a fresh file,
@@ -69,6 +75,7 @@ static int	 n_workers = 2;
 static int	 n_threads = 8;
 static int	 n_conc = 128;
 static int	 sync_normal;
+static int	 pool_prefetch = -1;	/* --prefetch; -1: the library's */
 static char	 dir[512];
 static int	 db_seq;
 
@@ -95,6 +102,18 @@ die(const char *what, const char *msg)
 {
 	fprintf(stderr, "spool-bench: %s: %s\n", what, msg);
 	exit(70);
+}
+
+/* How this run's pools are set, for the lines that run one. */
+static const char *
+pool_setting(void)
+{
+	static char	 buf[32];
+
+	if (pool_prefetch < 0)
+		return ("defaults");
+	snprintf(buf, sizeof buf, "prefetch %d", pool_prefetch);
+	return (buf);
 }
 
 /* A new database path in the bench's directory, and the handle on it. */
@@ -314,7 +333,9 @@ noop(spool_job *job, void *arg)
 	return (SPOOL_DONE);
 }
 
-/* Run a pool over path until the queue is empty; returns seconds. */
+/* Run a pool over path until the queue is empty (or max_tasks are
+ * claimed), with the library's defaults unless --prefetch; returns
+ * seconds. */
 static double
 drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
     spool_pool_stats *st)
@@ -328,7 +349,8 @@ drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
 	o.nqueues = 1;
 	o.flags = SPOOL_POOL_UNTIL_EMPTY;
 	o.min_workers = o.max_workers = n_workers;
-	o.prefetch = fn == noop ? 512 : 2 * n_workers;
+	if (pool_prefetch >= 0)
+		o.prefetch = pool_prefetch;
 	o.max_tasks = max_tasks;
 	o.open_flags = sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0;
 	if (spool_pool_new(&p, path, fn, arg, &o) != SPOOL_OK)
@@ -356,8 +378,8 @@ bench_drain(void)
 	if (st.succeeded != n_tasks)
 		die("drain", "not every task succeeded");
 	printf("drain     %8lld tasks, %d threads   %9.0f tasks/s  "
-	    "(no-op handler, sync %s)\n", (long long)n_tasks, n_workers,
-	    n_tasks / el, sync_normal ? "normal" : "full");
+	    "(no-op handler, sync %s, %s)\n", (long long)n_tasks, n_workers,
+	    n_tasks / el, sync_normal ? "normal" : "full", pool_setting());
 }
 
 /* A no-op stage: its payload goes on unchanged, as its result, which is
@@ -440,10 +462,10 @@ bench_pipeline(void)
 	if (!ok)
 		die("pipeline", "not every item succeeded");
 	printf("pipeline  %8lld items, 3 stages x %d  %9.0f items/s  "
-	    "(%.0f stage tasks/s, no-op handlers, sync %s; start: %.0f "
-	    "items/s, %.2f s)\n", (long long)n, n_conc, n / el,
-	    st.succeeded / el, sync_normal ? "normal" : "full", n / start,
-	    start);
+	    "(%.0f stage tasks/s, no-op handlers, sync %s, defaults: a "
+	    "pipeline pool prefetches none; start: %.0f items/s, %.2f s)\n",
+	    (long long)n, n_conc, n / el, st.succeeded / el,
+	    sync_normal ? "normal" : "full", n / start, start);
 }
 
 struct spawner {
@@ -500,8 +522,9 @@ bench_exec(void)
 		pthread_join(t[i], NULL);
 	base = mono() - base;
 	printf("exec      %8lld tasks, %d threads   %9.0f tasks/s  "
-	    "(/bin/true; plain posix_spawn+waitpid: %.0f/s, %.0f%%)\n",
-	    (long long)n, n_workers, n / el, s.n * n_workers / base,
+	    "(/bin/true, %s; plain posix_spawn+waitpid: %.0f/s, %.0f%%)\n",
+	    (long long)n, n_workers, n / el, pool_setting(),
+	    s.n * n_workers / base,
 	    100.0 * (n / el) / (s.n * n_workers / base));
 }
 
@@ -577,9 +600,10 @@ latency_report(const char *mode, struct lat *l)
 {
 	qsort(l->us, (size_t)l->n, sizeof *l->us, cmp64);
 	printf("%-9s %8lld tasks, %d threads   p50 %6.2f ms  p95 %6.2f ms  "
-	    "p99 %6.2f ms  max %6.2f ms\n", mode, (long long)l->n, n_workers,
-	    l->us[l->n / 2] / 1000.0, l->us[l->n * 95 / 100] / 1000.0,
-	    l->us[l->n * 99 / 100] / 1000.0, l->us[l->n - 1] / 1000.0);
+	    "p99 %6.2f ms  max %6.2f ms  (%s)\n", mode, (long long)l->n,
+	    n_workers, l->us[l->n / 2] / 1000.0, l->us[l->n * 95 / 100] /
+	    1000.0, l->us[l->n * 99 / 100] / 1000.0, l->us[l->n - 1] / 1000.0,
+	    pool_setting());
 }
 
 static void
@@ -605,6 +629,8 @@ bench_latency(int cross)
 	o.queues = qs;
 	o.nqueues = 1;
 	o.min_workers = o.max_workers = n_workers;
+	if (pool_prefetch >= 0)
+		o.prefetch = pool_prefetch;
 	o.max_tasks = l.max;
 	if (spool_pool_new(&p, path, lat_handler, &l, &o) != SPOOL_OK)
 		die("pool", spool_pool_errmsg(p));
@@ -685,16 +711,17 @@ bench_rss(void)
 {
 	long	 small = rss_child(10000), big = rss_child(1000000);
 
-	printf("rss       worker RSS after 20,000 tasks: backlog 10,000: "
-	    "%ld kB, backlog 1,000,000: %ld kB (%+ld kB)\n", small, big,
-	    big - small);
+	printf("rss       worker RSS after 20,000 tasks (%d threads, %s): "
+	    "backlog 10,000: %ld kB, backlog 1,000,000: %ld kB (%+ld kB)\n",
+	    n_workers, pool_setting(), small, big, big - small);
 }
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] [-c C] "
-	    "[--sync full|normal] [--dir DIR]\n"
+	    "[--prefetch N]\n"
+	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
 	    "xlatency|rss|all...\n");
 	exit(64);
@@ -715,6 +742,11 @@ main(int argc, char **argv)
 			n_threads = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			n_conc = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--prefetch") == 0 && i + 1 < argc) {
+			pool_prefetch = atoi(argv[++i]);
+			if (pool_prefetch < 0 || pool_prefetch > 10000)
+				usage();
+		}
 		else if (strcmp(argv[i], "--sync") == 0 && i + 1 < argc) {
 			i++;
 			if (strcmp(argv[i], "normal") == 0)
