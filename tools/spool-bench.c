@@ -50,6 +50,28 @@
  *             backlog of 10,000 and of 1,000,000
  *   all       every mode above
  *
+ * The reference loops (/work/shared/bench/README.md defines them): plain
+ * SQLite on one connection in WAL mode, no library around it, doing the
+ * work the spool figure beside them does.  They are the yardsticks, and
+ * only a ratio measured in the same run means anything on a machine
+ * whose disk and CPU vary by 2-3x within minutes.
+ *
+ *   limit-drain    the drain of a perfect engine (limits/drain_limit.c):
+ *                  N tasks of 100-byte payloads inserted in one
+ *                  transaction (untimed), then claims of 256 by one
+ *                  UPDATE ... RETURNING committed unsynced, and per claim
+ *                  one transaction, synced as --sync asks, of each task's
+ *                  UPDATE to succeeded, result row and attempt row;
+ *                  tasks/s of the drain
+ *   limit-bulk     the bulk insert of a perfect engine
+ *                  (limits/bulk_limit.c): 200,000 rows (or -n N) of
+ *                  100-byte payloads, 32 rows per INSERT, one transaction,
+ *                  into a table with a partial index of ready tasks and a
+ *                  partial unique index of dedup keys; rows/s
+ *   naive-enqueue  the hand-written queue (naive/naive_queue.c,
+ *                  enqueue_one): N tasks (at most 20,000), one INSERT in
+ *                  autocommit each, synced as --sync asks; tasks/s
+ *
  * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
  */
 #include "config.h"
@@ -76,6 +98,7 @@ static int	 n_threads = 8;
 static int	 n_conc = 128;
 static int	 sync_normal;
 static int	 pool_prefetch = -1;	/* --prefetch; -1: the library's */
+static int	 n_given;		/* -n was given */
 static char	 dir[512];
 static int	 db_seq;
 
@@ -716,6 +739,362 @@ bench_rss(void)
 	    n_workers, pool_setting(), small, big, big - small);
 }
 
+/*
+ * The reference loops (docs: /work/shared/bench/README.md): plain SQLite,
+ * one connection, no library around it, doing the work a spool figure is
+ * judged against.  The limits are what a perfect engine would cost on
+ * this disk; the naive loop is what a user would write by hand.
+ */
+
+/* Run sql (one or more statements) on a raw connection, or die. */
+static void
+raw_exec(sqlite3 *db, const char *sql)
+{
+	char	*err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		die(sql, err != NULL ? err : sqlite3_errmsg(db));
+}
+
+static sqlite3_stmt *
+raw_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		die(sql, sqlite3_errmsg(db));
+	return (st);
+}
+
+/* Step a statement that returns no row, or die. */
+static void
+raw_step(sqlite3 *db, sqlite3_stmt *st)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		die(sqlite3_sql(st), sqlite3_errmsg(db));
+	sqlite3_reset(st);
+}
+
+/* The PRAGMA that syncs commits as --sync asks (FULL unless normal). */
+static const char *
+raw_sync(void)
+{
+	return (sync_normal ? "PRAGMA synchronous = NORMAL" :
+	    "PRAGMA synchronous = FULL");
+}
+
+/* A new database in the bench's directory, on one connection in WAL
+ * mode, its commits synced as --sync asks. */
+static sqlite3 *
+raw_open(char *path, size_t len)
+{
+	sqlite3	*db;
+
+	snprintf(path, len, "%s/raw-%d.db", dir, ++db_seq);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+		die("open", db != NULL ? sqlite3_errmsg(db) : "out of memory");
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, raw_sync());
+	return (db);
+}
+
+/* Remove a database of the bench with its WAL and shared memory, so that
+ * the rounds of ratios do not fill the disk. */
+static void
+scrap(const char *path)
+{
+	char	 aux[620];
+
+	unlink(path);
+	snprintf(aux, sizeof aux, "%s-wal", path);
+	unlink(aux);
+	snprintf(aux, sizeof aux, "%s-shm", path);
+	unlink(aux);
+}
+
+#define LIMIT_CLAIM	256	/* tasks per claim of limit-drain */
+#define LIMIT_ROWS	32	/* rows per INSERT of limit-bulk */
+#define LIMIT_PAYLOAD	100	/* bytes of every limit task's payload */
+
+/*
+ * limit-drain (limits/drain_limit.c): the drain of a perfect engine.  The
+ * tasks table has the row shape of the engine's (a queue, a state, a due
+ * time, a lease, a partial index of the ready ones), with tables of
+ * results and attempts.  n tasks go in by one transaction, untimed; then,
+ * until a claim finds nothing: a claim of 256 tasks by one UPDATE ...
+ * RETURNING, committed unsynced (synchronous=NORMAL), and the claim's
+ * outcomes in one transaction committed synced (FULL; NORMAL with --sync
+ * normal): per task, the lease-fenced UPDATE to succeeded, a result row
+ * and an attempt row.  Returns tasks/s of the drain.
+ */
+static double
+limit_drain(int64_t n)
+{
+	static const char	 schema[] =
+	    "CREATE TABLE tasks (id INTEGER PRIMARY KEY,"
+	    " queue TEXT NOT NULL, state TEXT NOT NULL,"
+	    " priority INT NOT NULL DEFAULT 0, run_at INT NOT NULL,"
+	    " payload BLOB, attempts INT NOT NULL DEFAULT 0,"
+	    " lease_owner TEXT, lease_token INT, lease_expires INT,"
+	    " finished_at INT);"
+	    "CREATE INDEX ready ON tasks (queue, priority DESC, run_at, id)"
+	    " WHERE state = 'ready';"
+	    "CREATE TABLE results (task_id INTEGER PRIMARY KEY, data BLOB,"
+	    " duration_us INT);"
+	    "CREATE TABLE attempts (id INTEGER PRIMARY KEY, task_id INT,"
+	    " attempt INT, worker TEXT, started INT, finished INT,"
+	    " outcome TEXT, error TEXT);";
+	sqlite3_stmt	*add, *claim, *ack, *result, *attempt;
+	sqlite3		*db;
+	char		 path[600], payload[LIMIT_PAYLOAD];
+	int64_t		 ids[LIMIT_CLAIM], token, done = 0, i;
+	int		 tries[LIMIT_CLAIM], got, k, rc;
+	double		 t0, el;
+
+	memset(payload, 'x', sizeof payload);
+	db = raw_open(path, sizeof path);
+	raw_exec(db, schema);
+	add = raw_prepare(db, "INSERT INTO tasks (queue, state, run_at, "
+	    "payload) VALUES ('q', 'ready', 0, ?1)");
+	raw_exec(db, "BEGIN IMMEDIATE");
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_blob(add, 1, payload, sizeof payload,
+		    SQLITE_STATIC);
+		raw_step(db, add);
+	}
+	raw_exec(db, "COMMIT");
+
+	claim = raw_prepare(db, "UPDATE tasks SET state = 'running', "
+	    "attempts = attempts + 1, lease_owner = 'w', lease_token = ?1, "
+	    "lease_expires = ?2 WHERE id IN (SELECT id FROM tasks "
+	    "WHERE queue = 'q' AND state = 'ready' AND run_at <= ?3 "
+	    "ORDER BY priority DESC, run_at, id LIMIT ?4) "
+	    "RETURNING id, payload, attempts");
+	ack = raw_prepare(db, "UPDATE tasks SET state = 'succeeded', "
+	    "finished_at = ?3, lease_owner = NULL "
+	    "WHERE id = ?1 AND lease_token = ?2 AND state = 'running'");
+	result = raw_prepare(db, "INSERT INTO results (task_id, data, "
+	    "duration_us) VALUES (?1, ?2, ?3)");
+	attempt = raw_prepare(db, "INSERT INTO attempts (task_id, attempt, "
+	    "worker, started, finished, outcome) "
+	    "VALUES (?1, ?2, 'w', ?3, ?3, 'succeeded')");
+
+	t0 = mono();
+	for (token = 1;; token++) {
+		/* The claim: lost with the machine, it only delays tasks
+		 * until their leases expire, so it need not be synced. */
+		raw_exec(db, "PRAGMA synchronous = NORMAL");
+		raw_exec(db, "BEGIN IMMEDIATE");
+		sqlite3_bind_int64(claim, 1, token);
+		sqlite3_bind_int64(claim, 2, 999999);
+		sqlite3_bind_int64(claim, 3, 1);
+		sqlite3_bind_int(claim, 4, LIMIT_CLAIM);
+		for (got = 0; (rc = sqlite3_step(claim)) == SQLITE_ROW; got++) {
+			ids[got] = sqlite3_column_int64(claim, 0);
+			tries[got] = sqlite3_column_int(claim, 2);
+		}
+		if (rc != SQLITE_DONE)
+			die("limit-drain: claim", sqlite3_errmsg(db));
+		sqlite3_reset(claim);
+		raw_exec(db, "COMMIT");
+		if (got == 0)
+			break;
+
+		/* The outcomes: one synced commit for the whole claim. */
+		raw_exec(db, raw_sync());
+		raw_exec(db, "BEGIN IMMEDIATE");
+		for (k = 0; k < got; k++) {
+			sqlite3_bind_int64(ack, 1, ids[k]);
+			sqlite3_bind_int64(ack, 2, token);
+			sqlite3_bind_int64(ack, 3, 5);
+			raw_step(db, ack);
+			if (sqlite3_changes(db) != 1)
+				die("limit-drain", "the lease fence refused "
+				    "an outcome");
+			sqlite3_bind_int64(result, 1, ids[k]);
+			sqlite3_bind_blob(result, 2, payload, 10,
+			    SQLITE_STATIC);
+			sqlite3_bind_int(result, 3, 1);
+			raw_step(db, result);
+			sqlite3_bind_int64(attempt, 1, ids[k]);
+			sqlite3_bind_int(attempt, 2, tries[k]);
+			sqlite3_bind_int64(attempt, 3, 5);
+			raw_step(db, attempt);
+		}
+		raw_exec(db, "COMMIT");
+		done += got;
+	}
+	el = mono() - t0;
+	sqlite3_finalize(add);
+	sqlite3_finalize(claim);
+	sqlite3_finalize(ack);
+	sqlite3_finalize(result);
+	sqlite3_finalize(attempt);
+	sqlite3_close(db);
+	scrap(path);
+	if (done != n)
+		die("limit-drain", "not every task was drained");
+	return (done / el);
+}
+
+/* An INSERT of rows tasks of limit-bulk's shape, one payload each. */
+static sqlite3_stmt *
+limit_insert(sqlite3 *db, int rows)
+{
+	char	 sql[64 + 32 * LIMIT_ROWS];
+	size_t	 len;
+	int	 i;
+
+	len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO tasks (queue, "
+	    "state, run_at, payload, created_at) VALUES ");
+	for (i = 0; i < rows && len < sizeof sql; i++)
+		len += (size_t)snprintf(sql + len, sizeof sql - len,
+		    "%s('q', 'ready', 0, ?, 0)", i > 0 ? ", " : "");
+	if (len >= sizeof sql)
+		die("limit-bulk", "statement too long");
+	return (raw_prepare(db, sql));
+}
+
+/*
+ * limit-bulk (limits/bulk_limit.c): the bulk insert of a perfect engine.
+ * The tasks table has a created time and a dedup key beside the
+ * drain's columns, the partial index of ready tasks and a partial unique
+ * index of (queue, dedup key); n rows of 100-byte payloads go in by
+ * INSERTs of 32 rows (the last one shorter if n is not a multiple), all
+ * in one transaction, committed synced as --sync asks (FULL).  Returns
+ * rows/s.
+ */
+static double
+limit_bulk(int64_t n)
+{
+	static const char	 schema[] =
+	    "CREATE TABLE tasks (id INTEGER PRIMARY KEY,"
+	    " queue TEXT NOT NULL, state TEXT NOT NULL,"
+	    " priority INT NOT NULL DEFAULT 0, run_at INT NOT NULL,"
+	    " payload BLOB, attempts INT NOT NULL DEFAULT 0,"
+	    " lease_owner TEXT, lease_token INT, lease_expires INT,"
+	    " finished_at INT, created_at INT, dedup_key TEXT);"
+	    "CREATE INDEX ready ON tasks (queue, priority DESC, run_at, id)"
+	    " WHERE state = 'ready';"
+	    "CREATE UNIQUE INDEX dk ON tasks (queue, dedup_key)"
+	    " WHERE dedup_key IS NOT NULL;";
+	sqlite3_stmt	*full, *tail = NULL, *count;
+	sqlite3		*db;
+	char		 path[600], payload[LIMIT_PAYLOAD];
+	int64_t		 i, rows;
+	int		 j, rest = (int)(n % LIMIT_ROWS);
+	double		 t0, el;
+
+	memset(payload, 'x', sizeof payload);
+	db = raw_open(path, sizeof path);
+	raw_exec(db, schema);
+	full = limit_insert(db, LIMIT_ROWS);
+	if (rest > 0)
+		tail = limit_insert(db, rest);
+	t0 = mono();
+	raw_exec(db, "BEGIN IMMEDIATE");
+	for (i = 0; i + LIMIT_ROWS <= n; i += LIMIT_ROWS) {
+		for (j = 1; j <= LIMIT_ROWS; j++)
+			sqlite3_bind_blob(full, j, payload, sizeof payload,
+			    SQLITE_STATIC);
+		raw_step(db, full);
+	}
+	if (tail != NULL) {
+		for (j = 1; j <= rest; j++)
+			sqlite3_bind_blob(tail, j, payload, sizeof payload,
+			    SQLITE_STATIC);
+		raw_step(db, tail);
+	}
+	raw_exec(db, "COMMIT");
+	el = mono() - t0;
+	count = raw_prepare(db, "SELECT count(*) FROM tasks");
+	rows = sqlite3_step(count) == SQLITE_ROW ?
+	    sqlite3_column_int64(count, 0) : -1;
+	sqlite3_finalize(count);
+	sqlite3_finalize(full);
+	sqlite3_finalize(tail);
+	sqlite3_close(db);
+	scrap(path);
+	if (rows != n)
+		die("limit-bulk", "the table does not hold every row");
+	return (n / el);
+}
+
+/*
+ * naive-enqueue (naive/naive_queue.c, mode enqueue_one): the queue a user
+ * would write by hand.  A jobs table (an AUTOINCREMENT id, a text payload,
+ * a status, a worker, claim and creation times) with an index of (status,
+ * id), WAL, synchronous as --sync asks (FULL), a 30 s busy timeout, and
+ * one INSERT in autocommit per task: with FULL, a synced commit each.
+ * The payload is the enqueue mode's.  Returns tasks/s.
+ */
+static double
+naive_enqueue(int64_t n)
+{
+	static const char	 schema[] =
+	    "CREATE TABLE IF NOT EXISTS jobs ("
+	    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	    " payload TEXT NOT NULL,"
+	    /* status: 0 pending, 1 running, 2 done */
+	    " status INTEGER NOT NULL DEFAULT 0,"
+	    " worker INTEGER, claimed_at INTEGER,"
+	    " created_at INTEGER NOT NULL);"
+	    "CREATE INDEX IF NOT EXISTS jobs_status_id ON jobs (status, id);";
+	sqlite3_stmt	*add;
+	sqlite3		*db;
+	char		 path[600];
+	int64_t		 i;
+	double		 t0, el;
+
+	db = raw_open(path, sizeof path);
+	sqlite3_busy_timeout(db, 30000);
+	raw_exec(db, schema);
+	add = raw_prepare(db, "INSERT INTO jobs (payload, created_at) "
+	    "VALUES (?1, ?2)");
+	t0 = mono();
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(add, 1, "{\"n\":1}", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(add, 2, (sqlite3_int64)time(NULL));
+		raw_step(db, add);
+	}
+	el = mono() - t0;
+	sqlite3_finalize(add);
+	sqlite3_close(db);
+	scrap(path);
+	return (n / el);
+}
+
+static void
+bench_limit_drain(void)
+{
+	printf("limit-drain %6lld tasks, claims of %d %7.0f tasks/s  "
+	    "(raw SQLite, one connection, 100 B payloads, outcomes sync %s)\n",
+	    (long long)n_tasks, LIMIT_CLAIM, limit_drain(n_tasks),
+	    sync_normal ? "normal" : "full");
+}
+
+static void
+bench_limit_bulk(void)
+{
+	int64_t	 n = n_given ? n_tasks : 200000;
+
+	printf("limit-bulk %7lld rows, %d per INSERT  %9.0f rows/s  "
+	    "(raw SQLite, 100 B payloads, one transaction, sync %s)\n",
+	    (long long)n, LIMIT_ROWS, limit_bulk(n),
+	    sync_normal ? "normal" : "full");
+}
+
+static void
+bench_naive_enqueue(void)
+{
+	int64_t	 n = n_tasks < 20000 ? n_tasks : 20000;
+
+	printf("naive-enqueue %4lld tasks one at a time %10.0f tasks/s  "
+	    "(hand-written SQLite, a transaction each, sync %s)\n",
+	    (long long)n, naive_enqueue(n), sync_normal ? "normal" : "full");
+}
+
 static void
 usage(void)
 {
@@ -723,7 +1102,8 @@ usage(void)
 	    "[--prefetch N]\n"
 	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
-	    "xlatency|rss|all...\n");
+	    "xlatency|rss|all|\n"
+	    "    limit-drain|limit-bulk|naive-enqueue...\n");
 	exit(64);
 }
 
@@ -734,9 +1114,10 @@ main(int argc, char **argv)
 	int		 i, made = 0, ran = 0;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
 			n_tasks = atoll(argv[++i]);
-		else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
+			n_given = 1;
+		} else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
 			n_workers = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
 			n_threads = atoi(argv[++i]);
@@ -794,6 +1175,12 @@ main(int argc, char **argv)
 			bench_latency(1), ran = 1;
 		if (all || strcmp(argv[i], "rss") == 0)
 			bench_rss(), ran = 1;
+		if (strcmp(argv[i], "limit-drain") == 0)
+			bench_limit_drain(), ran = 1;
+		if (strcmp(argv[i], "limit-bulk") == 0)
+			bench_limit_bulk(), ran = 1;
+		if (strcmp(argv[i], "naive-enqueue") == 0)
+			bench_naive_enqueue(), ran = 1;
 		if (!ran)
 			usage();
 	}
