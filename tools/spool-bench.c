@@ -2,7 +2,7 @@
  * spool-bench.c -- the benchmark of spool: each mode prints one line of
  * figures, measured on a fresh database in a temporary directory.
  *
- *   spool-bench [-n N] [-w W] [-t T] [-c C] [--prefetch N]
+ *   spool-bench [-n N] [-w W] [-t T] [-c C] [--prefetch N] [--rounds R]
  *       [--sync full|normal] [--dir DIR] MODE...
  *
  * Pools run with the library's defaults (SPOOL_POOL_OPTS_INIT) but for
@@ -71,6 +71,16 @@
  *   naive-enqueue  the hand-written queue (naive/naive_queue.c,
  *                  enqueue_one): N tasks (at most 20,000), one INSERT in
  *                  autocommit each, synced as --sync asks; tasks/s
+ *   ratios         R rounds (--rounds, default 3) in one process run,
+ *                  each running in turn: limit-drain and drain (30,000
+ *                  tasks each, or -n N; 100-byte payloads for both),
+ *                  limit-bulk and bulk (200,000), naive-enqueue and
+ *                  enqueue (3,000, no sync rates), a posix_spawn +
+ *                  waitpid loop of /bin/true from W threads and exec
+ *                  (300).  Prints every round's figures, then each spool
+ *                  figure as a percentage of its yardstick, the best of
+ *                  the rounds of both.  About a minute a round with
+ *                  today's pool defaults on 2 cores; not part of all
  *
  * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
  */
@@ -99,6 +109,7 @@ static int	 n_conc = 128;
 static int	 sync_normal;
 static int	 pool_prefetch = -1;	/* --prefetch; -1: the library's */
 static int	 n_given;		/* -n was given */
+static int	 n_rounds = 3;		/* --rounds, of ratios */
 static char	 dir[512];
 static int	 db_seq;
 
@@ -139,6 +150,23 @@ pool_setting(void)
 	return (buf);
 }
 
+/* x rounded to a whole number, its thousands set apart by commas. */
+static const char *
+commas(char *buf, size_t len, double x)
+{
+	char	 digits[32];
+	size_t	 n, i, o = 0;
+
+	n = (size_t)snprintf(digits, sizeof digits, "%.0f", x > 0 ? x : 0);
+	for (i = 0; i < n && o + 2 < len; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+	return (buf);
+}
+
 /* A new database path in the bench's directory, and the handle on it. */
 static spool *
 fresh(char *path, size_t len)
@@ -150,6 +178,20 @@ fresh(char *path, size_t len)
 	    (sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0)) != SPOOL_OK)
 		die("open", spool_errmsg(q));
 	return (q);
+}
+
+/* Remove a database of the bench with its WAL and shared memory, so that
+ * the rounds of ratios do not fill the disk. */
+static void
+scrap(const char *path)
+{
+	char	 aux[620];
+
+	unlink(path);
+	snprintf(aux, sizeof aux, "%s-wal", path);
+	unlink(aux);
+	snprintf(aux, sizeof aux, "%s-shm", path);
+	unlink(aux);
 }
 
 /* Fill queue "b" with n tasks of len bytes, in chunks. */
@@ -237,28 +279,40 @@ bench_sync(void)
 	    "syncs/s  (in place: %.0f/s)\n", app, over);
 }
 
-static void
-bench_enqueue(void)
+/* n tasks by spool_enqueue, one call (one transaction) each, from one
+ * thread, on a fresh database; returns tasks/s. */
+static double
+enqueue_rate(int64_t n)
 {
 	char	 path[600];
 	spool	*q = fresh(path, sizeof path);
-	int64_t	 i, n = n_tasks < 20000 ? n_tasks : 20000;
-	double	 t0, el, s0, s1, rate;
+	int64_t	 i;
+	double	 t0, el;
 
-	s0 = sync_rate(0);
 	t0 = mono();
 	for (i = 0; i < n; i++)
 		if (spool_enqueue(NULL, q, "b", "{\"n\":1}", 7, NULL) != 0)
 			die("enqueue", spool_errmsg(q));
 	el = mono() - t0;
+	spool_close(q);
+	scrap(path);
+	return (n / el);
+}
+
+static void
+bench_enqueue(void)
+{
+	int64_t	 n = n_tasks < 20000 ? n_tasks : 20000;
+	double	 s0, s1, rate;
+
+	s0 = sync_rate(0);
+	rate = enqueue_rate(n);
 	s1 = sync_rate(0);
-	rate = n / el;
 	printf("enqueue   %8lld tasks one at a time   %9.0f tasks/s  "
 	    "(%.1f us each, sync %s; raw sync %.0f/s before, %.0f/s after: "
-	    "%.0f%%)\n", (long long)n, rate, el / n * 1e6,
+	    "%.0f%%)\n", (long long)n, rate, 1e6 / rate,
 	    sync_normal ? "normal" : "full", s0, s1,
 	    100.0 * rate / ((s0 + s1) / 2));
-	spool_close(q);
 }
 
 /* Threads enqueueing one task per call on one shared handle. */
@@ -334,18 +388,27 @@ bench_threads(void)
 	spool_close(q);
 }
 
-static void
-bench_bulk(void)
+/* n tasks of 100-byte payloads by spool_enqueue_many on a fresh
+ * database, as fill does; returns tasks/s. */
+static double
+bulk_rate(int64_t n)
 {
 	char	 path[600];
 	spool	*q = fresh(path, sizeof path);
 	double	 t0 = mono(), el;
 
-	fill(q, n_tasks, 100);
+	fill(q, n, 100);
 	el = mono() - t0;
-	printf("bulk      %8lld tasks, 100 B each   %9.0f tasks/s\n",
-	    (long long)n_tasks, n_tasks / el);
 	spool_close(q);
+	scrap(path);
+	return (n / el);
+}
+
+static void
+bench_bulk(void)
+{
+	printf("bulk      %8lld tasks, 100 B each   %9.0f tasks/s\n",
+	    (long long)n_tasks, bulk_rate(n_tasks));
 }
 
 static int
@@ -387,22 +450,32 @@ drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
 	return (el);
 }
 
-static void
-bench_drain(void)
+/* n tasks of len-byte payloads through a pool of W threads with the
+ * no-op handler, on a fresh database; returns tasks/s. */
+static double
+drain_rate(int64_t n, size_t len)
 {
 	spool_pool_stats st;
 	char		 path[600];
 	spool		*q = fresh(path, sizeof path);
 	double		 el;
 
-	fill(q, n_tasks, 16);
+	fill(q, n, len);
 	spool_close(q);
 	el = drain(path, noop, NULL, 0, &st);
-	if (st.succeeded != n_tasks)
+	scrap(path);
+	if (st.succeeded != n)
 		die("drain", "not every task succeeded");
+	return (n / el);
+}
+
+static void
+bench_drain(void)
+{
 	printf("drain     %8lld tasks, %d threads   %9.0f tasks/s  "
 	    "(no-op handler, sync %s, %s)\n", (long long)n_tasks, n_workers,
-	    n_tasks / el, sync_normal ? "normal" : "full", pool_setting());
+	    drain_rate(n_tasks, 16), sync_normal ? "normal" : "full",
+	    pool_setting());
 }
 
 /* A no-op stage: its payload goes on unchanged, as its result, which is
@@ -515,18 +588,16 @@ spawn_loop(void *arg)
 	return (NULL);
 }
 
-static void
-bench_exec(void)
+/* n tasks through a pool of W threads running /bin/true (the exec
+ * handler of spool work -- CMD), on a fresh database; returns tasks/s. */
+static double
+exec_rate(int64_t n)
 {
 	spool_pool_stats	 st;
 	struct spool__exec	*x;
-	struct spawner		 s;
-	pthread_t		 t[64];
 	char			 path[600], *argv[] = { "/bin/true" };
 	spool			*q = fresh(path, sizeof path);
-	int64_t			 n = n_tasks < 10000 ? n_tasks : 10000;
-	double			 el, base;
-	int			 i;
+	double			 el;
 
 	fill(q, n, 16);
 	spool_close(q);
@@ -534,21 +605,44 @@ bench_exec(void)
 		die("exec", "out of memory");
 	el = drain(path, spool__exec_handler, x, 0, &st);
 	spool__exec_free(x);
+	scrap(path);
 	if (st.succeeded != n)
 		die("exec", "not every task succeeded");
+	return (n / el);
+}
+
+/* The baseline of exec: about n posix_spawn + waitpid of /bin/true, from
+ * W threads (n / W each); returns spawns/s. */
+static double
+spawn_rate(int64_t n)
+{
+	struct spawner	 s;
+	pthread_t	 t[64];
+	double		 el;
+	int		 i;
+
 	s.n = n / n_workers;
 	s.cmd = "/bin/true";
-	base = mono();
-	for (i = 0; i < n_workers && i < 64; i++)
-		pthread_create(&t[i], NULL, spawn_loop, &s);
-	for (i = 0; i < n_workers && i < 64; i++)
+	el = mono();
+	for (i = 0; i < n_workers; i++)
+		if (pthread_create(&t[i], NULL, spawn_loop, &s) != 0)
+			die("spawn", "cannot create a thread");
+	for (i = 0; i < n_workers; i++)
 		pthread_join(t[i], NULL);
-	base = mono() - base;
+	el = mono() - el;
+	return (s.n * n_workers / el);
+}
+
+static void
+bench_exec(void)
+{
+	int64_t	 n = n_tasks < 10000 ? n_tasks : 10000;
+	double	 rate = exec_rate(n), base = spawn_rate(n);
+
 	printf("exec      %8lld tasks, %d threads   %9.0f tasks/s  "
 	    "(/bin/true, %s; plain posix_spawn+waitpid: %.0f/s, %.0f%%)\n",
-	    (long long)n, n_workers, n / el, pool_setting(),
-	    s.n * n_workers / base,
-	    100.0 * (n / el) / (s.n * n_workers / base));
+	    (long long)n, n_workers, rate, pool_setting(), base,
+	    100.0 * rate / base);
 }
 
 /* Latency: handlers note how long after its enqueue each task started. */
@@ -797,20 +891,6 @@ raw_open(char *path, size_t len)
 	raw_exec(db, "PRAGMA journal_mode = WAL");
 	raw_exec(db, raw_sync());
 	return (db);
-}
-
-/* Remove a database of the bench with its WAL and shared memory, so that
- * the rounds of ratios do not fill the disk. */
-static void
-scrap(const char *path)
-{
-	char	 aux[620];
-
-	unlink(path);
-	snprintf(aux, sizeof aux, "%s-wal", path);
-	unlink(aux);
-	snprintf(aux, sizeof aux, "%s-shm", path);
-	unlink(aux);
 }
 
 #define LIMIT_CLAIM	256	/* tasks per claim of limit-drain */
@@ -1095,15 +1175,116 @@ bench_naive_enqueue(void)
 	    (long long)n, naive_enqueue(n), sync_normal ? "normal" : "full");
 }
 
+/*
+ * ratios: each spool figure beside its yardstick, in one process run, as
+ * a percentage of it.  A round runs, in turn, each yardstick and then the
+ * spool figure it judges, each on a fresh database (see enum below); the
+ * best of the rounds of each figure is the one compared, so that a moment
+ * of slow disk in one round does not decide the ratio.
+ */
+enum {
+	R_LIMIT_DRAIN,		/* limit-drain */
+	R_DRAIN,		/* drain, 100-byte payloads as limit-drain's */
+	R_LIMIT_BULK,		/* limit-bulk */
+	R_BULK,			/* bulk */
+	R_NAIVE,		/* naive-enqueue */
+	R_ENQUEUE,		/* enqueue, without its sync rates */
+	R_SPAWN,		/* exec's baseline: posix_spawn + waitpid */
+	R_EXEC,			/* exec's pool */
+	R_FIGURES
+};
+
+#define RATIO_DRAIN	30000	/* tasks of either drain, unless -n */
+#define RATIO_BULK	200000	/* tasks or rows of either bulk insert */
+#define RATIO_ONE	3000	/* tasks enqueued one at a time */
+#define RATIO_EXEC	300	/* runs of /bin/true */
+
+static double
+ratio_figure(int f, int64_t n)
+{
+	switch (f) {
+	case R_LIMIT_DRAIN:
+		return (limit_drain(n));
+	case R_DRAIN:
+		return (drain_rate(n, LIMIT_PAYLOAD));
+	case R_LIMIT_BULK:
+		return (limit_bulk(n));
+	case R_BULK:
+		return (bulk_rate(n));
+	case R_NAIVE:
+		return (naive_enqueue(n));
+	case R_ENQUEUE:
+		return (enqueue_rate(n));
+	case R_SPAWN:
+		return (spawn_rate(n));
+	default:
+		return (exec_rate(n));
+	}
+}
+
+static void
+bench_ratios(void)
+{
+	static const char *const	 name[R_FIGURES] = { "limit-drain",
+	    "drain", "limit-bulk", "bulk", "naive-enqueue", "enqueue",
+	    "spawn", "exec" };
+	static const char *const	 unit[R_FIGURES] = { "tasks", "tasks",
+	    "rows", "tasks", "tasks", "tasks", "runs", "tasks" };
+	/* Each spool figure, its yardstick, and whether it runs a pool. */
+	static const struct {
+		int		 fig, ref, pool;
+		const char	*ref_name;
+	} ratio[] = {
+		{ R_DRAIN, R_LIMIT_DRAIN, 1, "limit-drain" },
+		{ R_BULK, R_LIMIT_BULK, 0, "limit-bulk" },
+		{ R_ENQUEUE, R_NAIVE, 0, "naive-enqueue" },
+		{ R_EXEC, R_SPAWN, 1, "posix_spawn loop" },
+	};
+	const char	*sync = sync_normal ? "sync normal" : "sync full";
+	double		 best[R_FIGURES], rate;
+	int64_t		 n[R_FIGURES];
+	char		 a[32], b[32], c[32];
+	size_t		 k;
+	int		 r, f;
+
+	n[R_LIMIT_DRAIN] = n[R_DRAIN] = n_given ? n_tasks : RATIO_DRAIN;
+	n[R_LIMIT_BULK] = n[R_BULK] = RATIO_BULK;
+	n[R_NAIVE] = n[R_ENQUEUE] = RATIO_ONE;
+	n[R_SPAWN] = n[R_EXEC] = RATIO_EXEC;
+	printf("ratios    %d round%s; %d threads, pools: %s, %s; drains of "
+	    "%s tasks of 100 B, bulk %s, one at a time %s, exec %d\n",
+	    n_rounds, n_rounds > 1 ? "s" : "", n_workers, pool_setting(), sync,
+	    commas(a, sizeof a, n[R_DRAIN]), commas(b, sizeof b, RATIO_BULK),
+	    commas(c, sizeof c, RATIO_ONE), RATIO_EXEC);
+	for (r = 1; r <= n_rounds; r++)
+		for (f = 0; f < R_FIGURES; f++) {
+			rate = ratio_figure(f, n[f]);
+			if (r == 1 || rate > best[f])
+				best[f] = rate;
+			printf("round %d/%d %-14s %8s %-5s %10s %s/s\n", r,
+			    n_rounds, name[f], commas(a, sizeof a,
+			    (double)n[f]), unit[f], commas(b, sizeof b, rate),
+			    unit[f]);
+		}
+	for (k = 0; k < sizeof ratio / sizeof ratio[0]; k++)
+		printf("ratio %-10s %-11s %9s tasks/s = %3.0f%% of %s %s/s "
+		    "(best of %d)\n", name[ratio[k].fig],
+		    ratio[k].pool ? pool_setting() : sync,
+		    commas(a, sizeof a, best[ratio[k].fig]),
+		    100.0 * best[ratio[k].fig] / best[ratio[k].ref],
+		    ratio[k].ref_name, commas(b, sizeof b, best[ratio[k].ref]),
+		    n_rounds);
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] [-c C] "
-	    "[--prefetch N]\n"
+	    "[--prefetch N] [--rounds R]\n"
 	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
 	    "xlatency|rss|all|\n"
-	    "    limit-drain|limit-bulk|naive-enqueue...\n");
+	    "    limit-drain|limit-bulk|naive-enqueue|ratios...\n");
 	exit(64);
 }
 
@@ -1123,7 +1304,11 @@ main(int argc, char **argv)
 			n_threads = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			n_conc = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--prefetch") == 0 && i + 1 < argc) {
+		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+			n_rounds = atoi(argv[++i]);
+			if (n_rounds < 1 || n_rounds > 100)
+				usage();
+		} else if (strcmp(argv[i], "--prefetch") == 0 && i + 1 < argc) {
 			pool_prefetch = atoi(argv[++i]);
 			if (pool_prefetch < 0 || pool_prefetch > 10000)
 				usage();
@@ -1181,6 +1366,8 @@ main(int argc, char **argv)
 			bench_limit_bulk(), ran = 1;
 		if (strcmp(argv[i], "naive-enqueue") == 0)
 			bench_naive_enqueue(), ran = 1;
+		if (strcmp(argv[i], "ratios") == 0)
+			bench_ratios(), ran = 1;
 		if (!ran)
 			usage();
 	}
