@@ -82,6 +82,20 @@
  *                  the rounds of both.  About a minute a round with
  *                  today's pool defaults on 2 cores; not part of all
  *
+ * The claim-ahead check:
+ *
+ *   unstarted      100 tasks whose handler sleeps 1 s, worked by a pool
+ *                  of 2 threads (min = max; -w does not apply) that stops
+ *                  claiming after 6 s and finishes what it runs (7 s at
+ *                  most); meanwhile another thread samples every 1 ms the
+ *                  pool's prefetched count (tasks claimed that wait for a
+ *                  thread) and every 10 ms, on a second connection, the
+ *                  queue's running tasks (spool_stats) less the pool's
+ *                  busy threads read just after.  Prints the maximum of
+ *                  each: what a pool holds leased that no thread runs,
+ *                  which another process cannot take meanwhile.  Not part
+ *                  of all
+ *
  * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
  */
 #include "config.h"
@@ -1276,6 +1290,121 @@ bench_ratios(void)
 		    n_rounds);
 }
 
+/*
+ * unstarted: how many tasks a pool holds claimed that no thread runs.
+ * Each is leased in the database, so no other process can run it, while
+ * it waits here.  A pool of 2 threads (min = max), otherwise as set,
+ * works 100 tasks whose handler sleeps 1 s, and stops claiming after
+ * UNSTARTED_MS; meanwhile a thread samples the pool's counters every
+ * 1 ms (prefetched: claimed, waiting for a thread) and, on a connection
+ * of its own, the queue's running tasks every 10 ms, less the threads
+ * busy just after that read.  It reports the maxima, asserts nothing.
+ */
+#define UNSTARTED_TASKS	100
+#define UNSTARTED_MS	6000
+
+static int
+sleep_1s(spool_job *job, void *arg)
+{
+	struct timespec	 ts = { 1, 0 };
+
+	(void)job;
+	(void)arg;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		continue;
+	return (SPOOL_DONE);
+}
+
+struct watch {
+	spool_pool	*p;
+	const char	*path;
+	int		 stop;		/* set once the pool has returned */
+	int		 max_prefetched;
+	int64_t		 max_unbusy;	/* running in the database, not busy */
+	int64_t		 samples, db_samples;
+};
+
+static void *
+watch_loop(void *arg)
+{
+	struct watch		*w = arg;
+	struct timespec		 ms = { 0, 1000000 };
+	spool_pool_stats	 st;
+	spool_queue_stats	*qs;
+	size_t			 nq;
+	spool			*q;
+	double			 next = 0, now;
+
+	if (spool_open(&q, w->path, 0) != SPOOL_OK)
+		die("unstarted", spool_errmsg(q));
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		spool_pool_stats_get(w->p, &st);
+		if (st.prefetched > w->max_prefetched)
+			w->max_prefetched = st.prefetched;
+		w->samples++;
+		if ((now = mono()) >= next) {
+			next = now + 0.010;
+			if (spool_stats(&qs, &nq, q, "b") != SPOOL_OK ||
+			    nq != 1)
+				die("unstarted", spool_errmsg(q));
+			spool_pool_stats_get(w->p, &st);
+			if (qs->running - st.busy > w->max_unbusy)
+				w->max_unbusy = qs->running - st.busy;
+			spool_queue_stats_free(qs, nq);
+			w->db_samples++;
+		}
+		nanosleep(&ms, NULL);
+	}
+	spool_close(q);
+	return (NULL);
+}
+
+static void
+bench_unstarted(void)
+{
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool_stats	 st;
+	struct watch		 w;
+	const char		*qs[] = { "b" };
+	spool_pool		*p;
+	pthread_t		 t;
+	char			 path[600], a[32], b[32];
+	spool			*q = fresh(path, sizeof path);
+	double			 t0, el;
+
+	fill(q, UNSTARTED_TASKS, 16);
+	spool_close(q);
+	o.queues = qs;
+	o.nqueues = 1;
+	o.min_workers = o.max_workers = 2;
+	if (pool_prefetch >= 0)
+		o.prefetch = pool_prefetch;
+	o.max_time_ms = UNSTARTED_MS;
+	o.open_flags = sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0;
+	if (spool_pool_new(&p, path, sleep_1s, NULL, &o) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	memset(&w, 0, sizeof w);
+	w.p = p;
+	w.path = path;
+	if (pthread_create(&t, NULL, watch_loop, &w) != 0)
+		die("unstarted", "cannot create a thread");
+	t0 = mono();
+	if (spool_pool_run(p) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	el = mono() - t0;
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	scrap(path);
+	printf("unstarted 2 threads, %s: max prefetched %d, max "
+	    "leased-not-busy %lld (target <= 2 per process; %lld tasks of "
+	    "1 s run in %.1f s; %s samples of the pool, %s of the database)\n",
+	    pool_setting(), w.max_prefetched, (long long)w.max_unbusy,
+	    (long long)st.succeeded, el, commas(a, sizeof a, w.samples),
+	    commas(b, sizeof b, w.db_samples));
+}
+
 static void
 usage(void)
 {
@@ -1284,7 +1413,7 @@ usage(void)
 	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
 	    "xlatency|rss|all|\n"
-	    "    limit-drain|limit-bulk|naive-enqueue|ratios...\n");
+	    "    limit-drain|limit-bulk|naive-enqueue|ratios|unstarted...\n");
 	exit(64);
 }
 
@@ -1368,6 +1497,8 @@ main(int argc, char **argv)
 			bench_naive_enqueue(), ran = 1;
 		if (strcmp(argv[i], "ratios") == 0)
 			bench_ratios(), ran = 1;
+		if (strcmp(argv[i], "unstarted") == 0)
+			bench_unstarted(), ran = 1;
 		if (!ran)
 			usage();
 	}
