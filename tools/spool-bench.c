@@ -79,8 +79,9 @@
  *                  waitpid loop of /bin/true from W threads and exec
  *                  (300).  Prints every round's figures, then each spool
  *                  figure as a percentage of its yardstick, the best of
- *                  the rounds of both.  About a minute a round with
- *                  today's pool defaults on 2 cores; not part of all
+ *                  the rounds of both.  A round takes about 20 s on 2
+ *                  cores with today's pool defaults, most of it the
+ *                  drain; not part of all
  *
  * The claim-ahead check:
  *
