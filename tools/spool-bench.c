@@ -2,8 +2,14 @@
  * spool-bench.c -- the benchmark of spool: each mode prints one line of
  * figures, measured on a fresh database in a temporary directory.
  *
- *   spool-bench [-n N] [-w W] [-t T] [-c C] [--sync full|normal] [--dir DIR]
- *       MODE...
+ *   spool-bench [-n N] [-w W] [-t T] [-c C] [--prefetch N] [--rounds R]
+ *       [--sync full|normal] [--dir DIR] MODE...
+ *
+ * Pools run with the library's defaults (SPOOL_POOL_OPTS_INIT) but for
+ * their threads (-w W: min = max = W, default 2), the stop condition and
+ * the sync setting; --prefetch N sets how many tasks a pool claims ahead
+ * of idle threads.  Each line of a mode that runs a pool says which:
+ * "defaults" or "prefetch N".
  *
  *   sync      the raw sync rate of the bench directory's file system,
  *             measured the way a WAL commit uses the disk: a fresh file,
@@ -44,6 +50,53 @@
  *             backlog of 10,000 and of 1,000,000
  *   all       every mode above
  *
+ * The reference loops (/work/shared/bench/README.md defines them): plain
+ * SQLite on one connection in WAL mode, no library around it, doing the
+ * work the spool figure beside them does.  They are the yardsticks, and
+ * only a ratio measured in the same run means anything on a machine
+ * whose disk and CPU vary by 2-3x within minutes.
+ *
+ *   limit-drain    the drain of a perfect engine (limits/drain_limit.c):
+ *                  N tasks of 100-byte payloads inserted in one
+ *                  transaction (untimed), then claims of 256 by one
+ *                  UPDATE ... RETURNING committed unsynced, and per claim
+ *                  one transaction, synced as --sync asks, of each task's
+ *                  UPDATE to succeeded, result row and attempt row;
+ *                  tasks/s of the drain
+ *   limit-bulk     the bulk insert of a perfect engine
+ *                  (limits/bulk_limit.c): 200,000 rows (or -n N) of
+ *                  100-byte payloads, 32 rows per INSERT, one transaction,
+ *                  into a table with a partial index of ready tasks and a
+ *                  partial unique index of dedup keys; rows/s
+ *   naive-enqueue  the hand-written queue (naive/naive_queue.c,
+ *                  enqueue_one): N tasks (at most 20,000), one INSERT in
+ *                  autocommit each, synced as --sync asks; tasks/s
+ *   ratios         R rounds (--rounds, default 3) in one process run,
+ *                  each running in turn: limit-drain and drain (30,000
+ *                  tasks each, or -n N; 100-byte payloads for both),
+ *                  limit-bulk and bulk (200,000), naive-enqueue and
+ *                  enqueue (3,000, no sync rates), a posix_spawn +
+ *                  waitpid loop of /bin/true from W threads and exec
+ *                  (300).  Prints every round's figures, then each spool
+ *                  figure as a percentage of its yardstick, the best of
+ *                  the rounds of both.  A round takes about 20 s on 2
+ *                  cores with today's pool defaults, most of it the
+ *                  drain; not part of all
+ *
+ * The claim-ahead check:
+ *
+ *   unstarted      100 tasks whose handler sleeps 1 s, worked by a pool
+ *                  of 2 threads (min = max; -w does not apply) that stops
+ *                  claiming after 6 s and finishes what it runs (7 s at
+ *                  most); meanwhile another thread samples every 1 ms the
+ *                  pool's prefetched count (tasks claimed that wait for a
+ *                  thread) and every 10 ms, on a second connection, the
+ *                  queue's running tasks (spool_stats) less the pool's
+ *                  busy threads read just after.  Prints the maximum of
+ *                  each: what a pool holds leased that no thread runs,
+ *                  which another process cannot take meanwhile.  Not part
+ *                  of all
+ *
  * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
  */
 #include "config.h"
@@ -69,6 +122,9 @@ static int	 n_workers = 2;
 static int	 n_threads = 8;
 static int	 n_conc = 128;
 static int	 sync_normal;
+static int	 pool_prefetch = -1;	/* --prefetch; -1: the library's */
+static int	 n_given;		/* -n was given */
+static int	 n_rounds = 3;		/* --rounds, of ratios */
 static char	 dir[512];
 static int	 db_seq;
 
@@ -97,6 +153,35 @@ die(const char *what, const char *msg)
 	exit(70);
 }
 
+/* How this run's pools are set, for the lines that run one. */
+static const char *
+pool_setting(void)
+{
+	static char	 buf[32];
+
+	if (pool_prefetch < 0)
+		return ("defaults");
+	snprintf(buf, sizeof buf, "prefetch %d", pool_prefetch);
+	return (buf);
+}
+
+/* x rounded to a whole number, its thousands set apart by commas. */
+static const char *
+commas(char *buf, size_t len, double x)
+{
+	char	 digits[32];
+	size_t	 n, i, o = 0;
+
+	n = (size_t)snprintf(digits, sizeof digits, "%.0f", x > 0 ? x : 0);
+	for (i = 0; i < n && o + 2 < len; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+	return (buf);
+}
+
 /* A new database path in the bench's directory, and the handle on it. */
 static spool *
 fresh(char *path, size_t len)
@@ -108,6 +193,20 @@ fresh(char *path, size_t len)
 	    (sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0)) != SPOOL_OK)
 		die("open", spool_errmsg(q));
 	return (q);
+}
+
+/* Remove a database of the bench with its WAL and shared memory, so that
+ * the rounds of ratios do not fill the disk. */
+static void
+scrap(const char *path)
+{
+	char	 aux[620];
+
+	unlink(path);
+	snprintf(aux, sizeof aux, "%s-wal", path);
+	unlink(aux);
+	snprintf(aux, sizeof aux, "%s-shm", path);
+	unlink(aux);
 }
 
 /* Fill queue "b" with n tasks of len bytes, in chunks. */
@@ -195,28 +294,40 @@ bench_sync(void)
 	    "syncs/s  (in place: %.0f/s)\n", app, over);
 }
 
-static void
-bench_enqueue(void)
+/* n tasks by spool_enqueue, one call (one transaction) each, from one
+ * thread, on a fresh database; returns tasks/s. */
+static double
+enqueue_rate(int64_t n)
 {
 	char	 path[600];
 	spool	*q = fresh(path, sizeof path);
-	int64_t	 i, n = n_tasks < 20000 ? n_tasks : 20000;
-	double	 t0, el, s0, s1, rate;
+	int64_t	 i;
+	double	 t0, el;
 
-	s0 = sync_rate(0);
 	t0 = mono();
 	for (i = 0; i < n; i++)
 		if (spool_enqueue(NULL, q, "b", "{\"n\":1}", 7, NULL) != 0)
 			die("enqueue", spool_errmsg(q));
 	el = mono() - t0;
+	spool_close(q);
+	scrap(path);
+	return (n / el);
+}
+
+static void
+bench_enqueue(void)
+{
+	int64_t	 n = n_tasks < 20000 ? n_tasks : 20000;
+	double	 s0, s1, rate;
+
+	s0 = sync_rate(0);
+	rate = enqueue_rate(n);
 	s1 = sync_rate(0);
-	rate = n / el;
 	printf("enqueue   %8lld tasks one at a time   %9.0f tasks/s  "
 	    "(%.1f us each, sync %s; raw sync %.0f/s before, %.0f/s after: "
-	    "%.0f%%)\n", (long long)n, rate, el / n * 1e6,
+	    "%.0f%%)\n", (long long)n, rate, 1e6 / rate,
 	    sync_normal ? "normal" : "full", s0, s1,
 	    100.0 * rate / ((s0 + s1) / 2));
-	spool_close(q);
 }
 
 /* Threads enqueueing one task per call on one shared handle. */
@@ -292,18 +403,27 @@ bench_threads(void)
 	spool_close(q);
 }
 
-static void
-bench_bulk(void)
+/* n tasks of 100-byte payloads by spool_enqueue_many on a fresh
+ * database, as fill does; returns tasks/s. */
+static double
+bulk_rate(int64_t n)
 {
 	char	 path[600];
 	spool	*q = fresh(path, sizeof path);
 	double	 t0 = mono(), el;
 
-	fill(q, n_tasks, 100);
+	fill(q, n, 100);
 	el = mono() - t0;
-	printf("bulk      %8lld tasks, 100 B each   %9.0f tasks/s\n",
-	    (long long)n_tasks, n_tasks / el);
 	spool_close(q);
+	scrap(path);
+	return (n / el);
+}
+
+static void
+bench_bulk(void)
+{
+	printf("bulk      %8lld tasks, 100 B each   %9.0f tasks/s\n",
+	    (long long)n_tasks, bulk_rate(n_tasks));
 }
 
 static int
@@ -314,7 +434,9 @@ noop(spool_job *job, void *arg)
 	return (SPOOL_DONE);
 }
 
-/* Run a pool over path until the queue is empty; returns seconds. */
+/* Run a pool over path until the queue is empty (or max_tasks are
+ * claimed), with the library's defaults unless --prefetch; returns
+ * seconds. */
 static double
 drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
     spool_pool_stats *st)
@@ -328,7 +450,8 @@ drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
 	o.nqueues = 1;
 	o.flags = SPOOL_POOL_UNTIL_EMPTY;
 	o.min_workers = o.max_workers = n_workers;
-	o.prefetch = fn == noop ? 512 : 2 * n_workers;
+	if (pool_prefetch >= 0)
+		o.prefetch = pool_prefetch;
 	o.max_tasks = max_tasks;
 	o.open_flags = sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0;
 	if (spool_pool_new(&p, path, fn, arg, &o) != SPOOL_OK)
@@ -342,22 +465,32 @@ drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
 	return (el);
 }
 
-static void
-bench_drain(void)
+/* n tasks of len-byte payloads through a pool of W threads with the
+ * no-op handler, on a fresh database; returns tasks/s. */
+static double
+drain_rate(int64_t n, size_t len)
 {
 	spool_pool_stats st;
 	char		 path[600];
 	spool		*q = fresh(path, sizeof path);
 	double		 el;
 
-	fill(q, n_tasks, 16);
+	fill(q, n, len);
 	spool_close(q);
 	el = drain(path, noop, NULL, 0, &st);
-	if (st.succeeded != n_tasks)
+	scrap(path);
+	if (st.succeeded != n)
 		die("drain", "not every task succeeded");
+	return (n / el);
+}
+
+static void
+bench_drain(void)
+{
 	printf("drain     %8lld tasks, %d threads   %9.0f tasks/s  "
-	    "(no-op handler, sync %s)\n", (long long)n_tasks, n_workers,
-	    n_tasks / el, sync_normal ? "normal" : "full");
+	    "(no-op handler, sync %s, %s)\n", (long long)n_tasks, n_workers,
+	    drain_rate(n_tasks, 16), sync_normal ? "normal" : "full",
+	    pool_setting());
 }
 
 /* A no-op stage: its payload goes on unchanged, as its result, which is
@@ -440,10 +573,10 @@ bench_pipeline(void)
 	if (!ok)
 		die("pipeline", "not every item succeeded");
 	printf("pipeline  %8lld items, 3 stages x %d  %9.0f items/s  "
-	    "(%.0f stage tasks/s, no-op handlers, sync %s; start: %.0f "
-	    "items/s, %.2f s)\n", (long long)n, n_conc, n / el,
-	    st.succeeded / el, sync_normal ? "normal" : "full", n / start,
-	    start);
+	    "(%.0f stage tasks/s, no-op handlers, sync %s, defaults: a "
+	    "pipeline pool prefetches none; start: %.0f items/s, %.2f s)\n",
+	    (long long)n, n_conc, n / el, st.succeeded / el,
+	    sync_normal ? "normal" : "full", n / start, start);
 }
 
 struct spawner {
@@ -470,18 +603,16 @@ spawn_loop(void *arg)
 	return (NULL);
 }
 
-static void
-bench_exec(void)
+/* n tasks through a pool of W threads running /bin/true (the exec
+ * handler of spool work -- CMD), on a fresh database; returns tasks/s. */
+static double
+exec_rate(int64_t n)
 {
 	spool_pool_stats	 st;
 	struct spool__exec	*x;
-	struct spawner		 s;
-	pthread_t		 t[64];
 	char			 path[600], *argv[] = { "/bin/true" };
 	spool			*q = fresh(path, sizeof path);
-	int64_t			 n = n_tasks < 10000 ? n_tasks : 10000;
-	double			 el, base;
-	int			 i;
+	double			 el;
 
 	fill(q, n, 16);
 	spool_close(q);
@@ -489,20 +620,44 @@ bench_exec(void)
 		die("exec", "out of memory");
 	el = drain(path, spool__exec_handler, x, 0, &st);
 	spool__exec_free(x);
+	scrap(path);
 	if (st.succeeded != n)
 		die("exec", "not every task succeeded");
+	return (n / el);
+}
+
+/* The baseline of exec: about n posix_spawn + waitpid of /bin/true, from
+ * W threads (n / W each); returns spawns/s. */
+static double
+spawn_rate(int64_t n)
+{
+	struct spawner	 s;
+	pthread_t	 t[64];
+	double		 el;
+	int		 i;
+
 	s.n = n / n_workers;
 	s.cmd = "/bin/true";
-	base = mono();
-	for (i = 0; i < n_workers && i < 64; i++)
-		pthread_create(&t[i], NULL, spawn_loop, &s);
-	for (i = 0; i < n_workers && i < 64; i++)
+	el = mono();
+	for (i = 0; i < n_workers; i++)
+		if (pthread_create(&t[i], NULL, spawn_loop, &s) != 0)
+			die("spawn", "cannot create a thread");
+	for (i = 0; i < n_workers; i++)
 		pthread_join(t[i], NULL);
-	base = mono() - base;
+	el = mono() - el;
+	return (s.n * n_workers / el);
+}
+
+static void
+bench_exec(void)
+{
+	int64_t	 n = n_tasks < 10000 ? n_tasks : 10000;
+	double	 rate = exec_rate(n), base = spawn_rate(n);
+
 	printf("exec      %8lld tasks, %d threads   %9.0f tasks/s  "
-	    "(/bin/true; plain posix_spawn+waitpid: %.0f/s, %.0f%%)\n",
-	    (long long)n, n_workers, n / el, s.n * n_workers / base,
-	    100.0 * (n / el) / (s.n * n_workers / base));
+	    "(/bin/true, %s; plain posix_spawn+waitpid: %.0f/s, %.0f%%)\n",
+	    (long long)n, n_workers, rate, pool_setting(), base,
+	    100.0 * rate / base);
 }
 
 /* Latency: handlers note how long after its enqueue each task started. */
@@ -577,9 +732,10 @@ latency_report(const char *mode, struct lat *l)
 {
 	qsort(l->us, (size_t)l->n, sizeof *l->us, cmp64);
 	printf("%-9s %8lld tasks, %d threads   p50 %6.2f ms  p95 %6.2f ms  "
-	    "p99 %6.2f ms  max %6.2f ms\n", mode, (long long)l->n, n_workers,
-	    l->us[l->n / 2] / 1000.0, l->us[l->n * 95 / 100] / 1000.0,
-	    l->us[l->n * 99 / 100] / 1000.0, l->us[l->n - 1] / 1000.0);
+	    "p99 %6.2f ms  max %6.2f ms  (%s)\n", mode, (long long)l->n,
+	    n_workers, l->us[l->n / 2] / 1000.0, l->us[l->n * 95 / 100] /
+	    1000.0, l->us[l->n * 99 / 100] / 1000.0, l->us[l->n - 1] / 1000.0,
+	    pool_setting());
 }
 
 static void
@@ -605,6 +761,8 @@ bench_latency(int cross)
 	o.queues = qs;
 	o.nqueues = 1;
 	o.min_workers = o.max_workers = n_workers;
+	if (pool_prefetch >= 0)
+		o.prefetch = pool_prefetch;
 	o.max_tasks = l.max;
 	if (spool_pool_new(&p, path, lat_handler, &l, &o) != SPOOL_OK)
 		die("pool", spool_pool_errmsg(p));
@@ -685,18 +843,578 @@ bench_rss(void)
 {
 	long	 small = rss_child(10000), big = rss_child(1000000);
 
-	printf("rss       worker RSS after 20,000 tasks: backlog 10,000: "
-	    "%ld kB, backlog 1,000,000: %ld kB (%+ld kB)\n", small, big,
-	    big - small);
+	printf("rss       worker RSS after 20,000 tasks (%d threads, %s): "
+	    "backlog 10,000: %ld kB, backlog 1,000,000: %ld kB (%+ld kB)\n",
+	    n_workers, pool_setting(), small, big, big - small);
+}
+
+/*
+ * The reference loops (docs: /work/shared/bench/README.md): plain SQLite,
+ * one connection, no library around it, doing the work a spool figure is
+ * judged against.  The limits are what a perfect engine would cost on
+ * this disk; the naive loop is what a user would write by hand.
+ */
+
+/* Run sql (one or more statements) on a raw connection, or die. */
+static void
+raw_exec(sqlite3 *db, const char *sql)
+{
+	char	*err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		die(sql, err != NULL ? err : sqlite3_errmsg(db));
+}
+
+static sqlite3_stmt *
+raw_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		die(sql, sqlite3_errmsg(db));
+	return (st);
+}
+
+/* Step a statement that returns no row, or die. */
+static void
+raw_step(sqlite3 *db, sqlite3_stmt *st)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		die(sqlite3_sql(st), sqlite3_errmsg(db));
+	sqlite3_reset(st);
+}
+
+/* The PRAGMA that syncs commits as --sync asks (FULL unless normal). */
+static const char *
+raw_sync(void)
+{
+	return (sync_normal ? "PRAGMA synchronous = NORMAL" :
+	    "PRAGMA synchronous = FULL");
+}
+
+/* A new database in the bench's directory, on one connection in WAL
+ * mode, its commits synced as --sync asks. */
+static sqlite3 *
+raw_open(char *path, size_t len)
+{
+	sqlite3	*db;
+
+	snprintf(path, len, "%s/raw-%d.db", dir, ++db_seq);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+		die("open", db != NULL ? sqlite3_errmsg(db) : "out of memory");
+	raw_exec(db, "PRAGMA journal_mode = WAL");
+	raw_exec(db, raw_sync());
+	return (db);
+}
+
+#define LIMIT_CLAIM	256	/* tasks per claim of limit-drain */
+#define LIMIT_ROWS	32	/* rows per INSERT of limit-bulk */
+#define LIMIT_PAYLOAD	100	/* bytes of every limit task's payload */
+
+/*
+ * limit-drain (limits/drain_limit.c): the drain of a perfect engine.  The
+ * tasks table has the row shape of the engine's (a queue, a state, a due
+ * time, a lease, a partial index of the ready ones), with tables of
+ * results and attempts.  n tasks go in by one transaction, untimed; then,
+ * until a claim finds nothing: a claim of 256 tasks by one UPDATE ...
+ * RETURNING, committed unsynced (synchronous=NORMAL), and the claim's
+ * outcomes in one transaction committed synced (FULL; NORMAL with --sync
+ * normal): per task, the lease-fenced UPDATE to succeeded, a result row
+ * and an attempt row.  Returns tasks/s of the drain.
+ */
+static double
+limit_drain(int64_t n)
+{
+	static const char	 schema[] =
+	    "CREATE TABLE tasks (id INTEGER PRIMARY KEY,"
+	    " queue TEXT NOT NULL, state TEXT NOT NULL,"
+	    " priority INT NOT NULL DEFAULT 0, run_at INT NOT NULL,"
+	    " payload BLOB, attempts INT NOT NULL DEFAULT 0,"
+	    " lease_owner TEXT, lease_token INT, lease_expires INT,"
+	    " finished_at INT);"
+	    "CREATE INDEX ready ON tasks (queue, priority DESC, run_at, id)"
+	    " WHERE state = 'ready';"
+	    "CREATE TABLE results (task_id INTEGER PRIMARY KEY, data BLOB,"
+	    " duration_us INT);"
+	    "CREATE TABLE attempts (id INTEGER PRIMARY KEY, task_id INT,"
+	    " attempt INT, worker TEXT, started INT, finished INT,"
+	    " outcome TEXT, error TEXT);";
+	sqlite3_stmt	*add, *claim, *ack, *result, *attempt;
+	sqlite3		*db;
+	char		 path[600], payload[LIMIT_PAYLOAD];
+	int64_t		 ids[LIMIT_CLAIM], token, done = 0, i;
+	int		 tries[LIMIT_CLAIM], got, k, rc;
+	double		 t0, el;
+
+	memset(payload, 'x', sizeof payload);
+	db = raw_open(path, sizeof path);
+	raw_exec(db, schema);
+	add = raw_prepare(db, "INSERT INTO tasks (queue, state, run_at, "
+	    "payload) VALUES ('q', 'ready', 0, ?1)");
+	raw_exec(db, "BEGIN IMMEDIATE");
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_blob(add, 1, payload, sizeof payload,
+		    SQLITE_STATIC);
+		raw_step(db, add);
+	}
+	raw_exec(db, "COMMIT");
+
+	claim = raw_prepare(db, "UPDATE tasks SET state = 'running', "
+	    "attempts = attempts + 1, lease_owner = 'w', lease_token = ?1, "
+	    "lease_expires = ?2 WHERE id IN (SELECT id FROM tasks "
+	    "WHERE queue = 'q' AND state = 'ready' AND run_at <= ?3 "
+	    "ORDER BY priority DESC, run_at, id LIMIT ?4) "
+	    "RETURNING id, payload, attempts");
+	ack = raw_prepare(db, "UPDATE tasks SET state = 'succeeded', "
+	    "finished_at = ?3, lease_owner = NULL "
+	    "WHERE id = ?1 AND lease_token = ?2 AND state = 'running'");
+	result = raw_prepare(db, "INSERT INTO results (task_id, data, "
+	    "duration_us) VALUES (?1, ?2, ?3)");
+	attempt = raw_prepare(db, "INSERT INTO attempts (task_id, attempt, "
+	    "worker, started, finished, outcome) "
+	    "VALUES (?1, ?2, 'w', ?3, ?3, 'succeeded')");
+
+	t0 = mono();
+	for (token = 1;; token++) {
+		/* The claim: lost with the machine, it only delays tasks
+		 * until their leases expire, so it need not be synced. */
+		raw_exec(db, "PRAGMA synchronous = NORMAL");
+		raw_exec(db, "BEGIN IMMEDIATE");
+		sqlite3_bind_int64(claim, 1, token);
+		sqlite3_bind_int64(claim, 2, 999999);
+		sqlite3_bind_int64(claim, 3, 1);
+		sqlite3_bind_int(claim, 4, LIMIT_CLAIM);
+		for (got = 0; (rc = sqlite3_step(claim)) == SQLITE_ROW; got++) {
+			ids[got] = sqlite3_column_int64(claim, 0);
+			tries[got] = sqlite3_column_int(claim, 2);
+		}
+		if (rc != SQLITE_DONE)
+			die("limit-drain: claim", sqlite3_errmsg(db));
+		sqlite3_reset(claim);
+		raw_exec(db, "COMMIT");
+		if (got == 0)
+			break;
+
+		/* The outcomes: one synced commit for the whole claim. */
+		raw_exec(db, raw_sync());
+		raw_exec(db, "BEGIN IMMEDIATE");
+		for (k = 0; k < got; k++) {
+			sqlite3_bind_int64(ack, 1, ids[k]);
+			sqlite3_bind_int64(ack, 2, token);
+			sqlite3_bind_int64(ack, 3, 5);
+			raw_step(db, ack);
+			if (sqlite3_changes(db) != 1)
+				die("limit-drain", "the lease fence refused "
+				    "an outcome");
+			sqlite3_bind_int64(result, 1, ids[k]);
+			sqlite3_bind_blob(result, 2, payload, 10,
+			    SQLITE_STATIC);
+			sqlite3_bind_int(result, 3, 1);
+			raw_step(db, result);
+			sqlite3_bind_int64(attempt, 1, ids[k]);
+			sqlite3_bind_int(attempt, 2, tries[k]);
+			sqlite3_bind_int64(attempt, 3, 5);
+			raw_step(db, attempt);
+		}
+		raw_exec(db, "COMMIT");
+		done += got;
+	}
+	el = mono() - t0;
+	sqlite3_finalize(add);
+	sqlite3_finalize(claim);
+	sqlite3_finalize(ack);
+	sqlite3_finalize(result);
+	sqlite3_finalize(attempt);
+	sqlite3_close(db);
+	scrap(path);
+	if (done != n)
+		die("limit-drain", "not every task was drained");
+	return (done / el);
+}
+
+/* An INSERT of rows tasks of limit-bulk's shape, one payload each. */
+static sqlite3_stmt *
+limit_insert(sqlite3 *db, int rows)
+{
+	char	 sql[64 + 32 * LIMIT_ROWS];
+	size_t	 len;
+	int	 i;
+
+	len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO tasks (queue, "
+	    "state, run_at, payload, created_at) VALUES ");
+	for (i = 0; i < rows && len < sizeof sql; i++)
+		len += (size_t)snprintf(sql + len, sizeof sql - len,
+		    "%s('q', 'ready', 0, ?, 0)", i > 0 ? ", " : "");
+	if (len >= sizeof sql)
+		die("limit-bulk", "statement too long");
+	return (raw_prepare(db, sql));
+}
+
+/*
+ * limit-bulk (limits/bulk_limit.c): the bulk insert of a perfect engine.
+ * The tasks table has a created time and a dedup key beside the
+ * drain's columns, the partial index of ready tasks and a partial unique
+ * index of (queue, dedup key); n rows of 100-byte payloads go in by
+ * INSERTs of 32 rows (the last one shorter if n is not a multiple), all
+ * in one transaction, committed synced as --sync asks (FULL).  Returns
+ * rows/s.
+ */
+static double
+limit_bulk(int64_t n)
+{
+	static const char	 schema[] =
+	    "CREATE TABLE tasks (id INTEGER PRIMARY KEY,"
+	    " queue TEXT NOT NULL, state TEXT NOT NULL,"
+	    " priority INT NOT NULL DEFAULT 0, run_at INT NOT NULL,"
+	    " payload BLOB, attempts INT NOT NULL DEFAULT 0,"
+	    " lease_owner TEXT, lease_token INT, lease_expires INT,"
+	    " finished_at INT, created_at INT, dedup_key TEXT);"
+	    "CREATE INDEX ready ON tasks (queue, priority DESC, run_at, id)"
+	    " WHERE state = 'ready';"
+	    "CREATE UNIQUE INDEX dk ON tasks (queue, dedup_key)"
+	    " WHERE dedup_key IS NOT NULL;";
+	sqlite3_stmt	*full, *tail = NULL, *count;
+	sqlite3		*db;
+	char		 path[600], payload[LIMIT_PAYLOAD];
+	int64_t		 i, rows;
+	int		 j, rest = (int)(n % LIMIT_ROWS);
+	double		 t0, el;
+
+	memset(payload, 'x', sizeof payload);
+	db = raw_open(path, sizeof path);
+	raw_exec(db, schema);
+	full = limit_insert(db, LIMIT_ROWS);
+	if (rest > 0)
+		tail = limit_insert(db, rest);
+	t0 = mono();
+	raw_exec(db, "BEGIN IMMEDIATE");
+	for (i = 0; i + LIMIT_ROWS <= n; i += LIMIT_ROWS) {
+		for (j = 1; j <= LIMIT_ROWS; j++)
+			sqlite3_bind_blob(full, j, payload, sizeof payload,
+			    SQLITE_STATIC);
+		raw_step(db, full);
+	}
+	if (tail != NULL) {
+		for (j = 1; j <= rest; j++)
+			sqlite3_bind_blob(tail, j, payload, sizeof payload,
+			    SQLITE_STATIC);
+		raw_step(db, tail);
+	}
+	raw_exec(db, "COMMIT");
+	el = mono() - t0;
+	count = raw_prepare(db, "SELECT count(*) FROM tasks");
+	rows = sqlite3_step(count) == SQLITE_ROW ?
+	    sqlite3_column_int64(count, 0) : -1;
+	sqlite3_finalize(count);
+	sqlite3_finalize(full);
+	sqlite3_finalize(tail);
+	sqlite3_close(db);
+	scrap(path);
+	if (rows != n)
+		die("limit-bulk", "the table does not hold every row");
+	return (n / el);
+}
+
+/*
+ * naive-enqueue (naive/naive_queue.c, mode enqueue_one): the queue a user
+ * would write by hand.  A jobs table (an AUTOINCREMENT id, a text payload,
+ * a status, a worker, claim and creation times) with an index of (status,
+ * id), WAL, synchronous as --sync asks (FULL), a 30 s busy timeout, and
+ * one INSERT in autocommit per task: with FULL, a synced commit each.
+ * The payload is the enqueue mode's.  Returns tasks/s.
+ */
+static double
+naive_enqueue(int64_t n)
+{
+	static const char	 schema[] =
+	    "CREATE TABLE IF NOT EXISTS jobs ("
+	    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	    " payload TEXT NOT NULL,"
+	    /* status: 0 pending, 1 running, 2 done */
+	    " status INTEGER NOT NULL DEFAULT 0,"
+	    " worker INTEGER, claimed_at INTEGER,"
+	    " created_at INTEGER NOT NULL);"
+	    "CREATE INDEX IF NOT EXISTS jobs_status_id ON jobs (status, id);";
+	sqlite3_stmt	*add;
+	sqlite3		*db;
+	char		 path[600];
+	int64_t		 i;
+	double		 t0, el;
+
+	db = raw_open(path, sizeof path);
+	sqlite3_busy_timeout(db, 30000);
+	raw_exec(db, schema);
+	add = raw_prepare(db, "INSERT INTO jobs (payload, created_at) "
+	    "VALUES (?1, ?2)");
+	t0 = mono();
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(add, 1, "{\"n\":1}", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(add, 2, (sqlite3_int64)time(NULL));
+		raw_step(db, add);
+	}
+	el = mono() - t0;
+	sqlite3_finalize(add);
+	sqlite3_close(db);
+	scrap(path);
+	return (n / el);
+}
+
+static void
+bench_limit_drain(void)
+{
+	printf("limit-drain %6lld tasks, claims of %d %7.0f tasks/s  "
+	    "(raw SQLite, one connection, 100 B payloads, outcomes sync %s)\n",
+	    (long long)n_tasks, LIMIT_CLAIM, limit_drain(n_tasks),
+	    sync_normal ? "normal" : "full");
+}
+
+static void
+bench_limit_bulk(void)
+{
+	int64_t	 n = n_given ? n_tasks : 200000;
+
+	printf("limit-bulk %7lld rows, %d per INSERT  %9.0f rows/s  "
+	    "(raw SQLite, 100 B payloads, one transaction, sync %s)\n",
+	    (long long)n, LIMIT_ROWS, limit_bulk(n),
+	    sync_normal ? "normal" : "full");
+}
+
+static void
+bench_naive_enqueue(void)
+{
+	int64_t	 n = n_tasks < 20000 ? n_tasks : 20000;
+
+	printf("naive-enqueue %4lld tasks one at a time %10.0f tasks/s  "
+	    "(hand-written SQLite, a transaction each, sync %s)\n",
+	    (long long)n, naive_enqueue(n), sync_normal ? "normal" : "full");
+}
+
+/*
+ * ratios: each spool figure beside its yardstick, in one process run, as
+ * a percentage of it.  A round runs, in turn, each yardstick and then the
+ * spool figure it judges, each on a fresh database (see enum below); the
+ * best of the rounds of each figure is the one compared, so that a moment
+ * of slow disk in one round does not decide the ratio.
+ */
+enum {
+	R_LIMIT_DRAIN,		/* limit-drain */
+	R_DRAIN,		/* drain, 100-byte payloads as limit-drain's */
+	R_LIMIT_BULK,		/* limit-bulk */
+	R_BULK,			/* bulk */
+	R_NAIVE,		/* naive-enqueue */
+	R_ENQUEUE,		/* enqueue, without its sync rates */
+	R_SPAWN,		/* exec's baseline: posix_spawn + waitpid */
+	R_EXEC,			/* exec's pool */
+	R_FIGURES
+};
+
+#define RATIO_DRAIN	30000	/* tasks of either drain, unless -n */
+#define RATIO_BULK	200000	/* tasks or rows of either bulk insert */
+#define RATIO_ONE	3000	/* tasks enqueued one at a time */
+#define RATIO_EXEC	300	/* runs of /bin/true */
+
+static double
+ratio_figure(int f, int64_t n)
+{
+	switch (f) {
+	case R_LIMIT_DRAIN:
+		return (limit_drain(n));
+	case R_DRAIN:
+		return (drain_rate(n, LIMIT_PAYLOAD));
+	case R_LIMIT_BULK:
+		return (limit_bulk(n));
+	case R_BULK:
+		return (bulk_rate(n));
+	case R_NAIVE:
+		return (naive_enqueue(n));
+	case R_ENQUEUE:
+		return (enqueue_rate(n));
+	case R_SPAWN:
+		return (spawn_rate(n));
+	default:
+		return (exec_rate(n));
+	}
+}
+
+static void
+bench_ratios(void)
+{
+	static const char *const	 name[R_FIGURES] = { "limit-drain",
+	    "drain", "limit-bulk", "bulk", "naive-enqueue", "enqueue",
+	    "spawn", "exec" };
+	static const char *const	 unit[R_FIGURES] = { "tasks", "tasks",
+	    "rows", "tasks", "tasks", "tasks", "runs", "tasks" };
+	/* Each spool figure, its yardstick, and whether it runs a pool. */
+	static const struct {
+		int		 fig, ref, pool;
+		const char	*ref_name;
+	} ratio[] = {
+		{ R_DRAIN, R_LIMIT_DRAIN, 1, "limit-drain" },
+		{ R_BULK, R_LIMIT_BULK, 0, "limit-bulk" },
+		{ R_ENQUEUE, R_NAIVE, 0, "naive-enqueue" },
+		{ R_EXEC, R_SPAWN, 1, "posix_spawn loop" },
+	};
+	const char	*sync = sync_normal ? "sync normal" : "sync full";
+	double		 best[R_FIGURES], rate;
+	int64_t		 n[R_FIGURES];
+	char		 a[32], b[32], c[32];
+	size_t		 k;
+	int		 r, f;
+
+	n[R_LIMIT_DRAIN] = n[R_DRAIN] = n_given ? n_tasks : RATIO_DRAIN;
+	n[R_LIMIT_BULK] = n[R_BULK] = RATIO_BULK;
+	n[R_NAIVE] = n[R_ENQUEUE] = RATIO_ONE;
+	n[R_SPAWN] = n[R_EXEC] = RATIO_EXEC;
+	printf("ratios    %d round%s; %d threads, pools: %s, %s; drains of "
+	    "%s tasks of 100 B, bulk %s, one at a time %s, exec %d\n",
+	    n_rounds, n_rounds > 1 ? "s" : "", n_workers, pool_setting(), sync,
+	    commas(a, sizeof a, n[R_DRAIN]), commas(b, sizeof b, RATIO_BULK),
+	    commas(c, sizeof c, RATIO_ONE), RATIO_EXEC);
+	for (r = 1; r <= n_rounds; r++)
+		for (f = 0; f < R_FIGURES; f++) {
+			rate = ratio_figure(f, n[f]);
+			if (r == 1 || rate > best[f])
+				best[f] = rate;
+			printf("round %d/%d %-14s %8s %-5s %10s %s/s\n", r,
+			    n_rounds, name[f], commas(a, sizeof a,
+			    (double)n[f]), unit[f], commas(b, sizeof b, rate),
+			    unit[f]);
+		}
+	for (k = 0; k < sizeof ratio / sizeof ratio[0]; k++)
+		printf("ratio %-10s %-11s %9s tasks/s = %3.0f%% of %s %s/s "
+		    "(best of %d)\n", name[ratio[k].fig],
+		    ratio[k].pool ? pool_setting() : sync,
+		    commas(a, sizeof a, best[ratio[k].fig]),
+		    100.0 * best[ratio[k].fig] / best[ratio[k].ref],
+		    ratio[k].ref_name, commas(b, sizeof b, best[ratio[k].ref]),
+		    n_rounds);
+}
+
+/*
+ * unstarted: how many tasks a pool holds claimed that no thread runs.
+ * Each is leased in the database, so no other process can run it, while
+ * it waits here.  A pool of 2 threads (min = max), otherwise as set,
+ * works 100 tasks whose handler sleeps 1 s, and stops claiming after
+ * UNSTARTED_MS; meanwhile a thread samples the pool's counters every
+ * 1 ms (prefetched: claimed, waiting for a thread) and, on a connection
+ * of its own, the queue's running tasks every 10 ms, less the threads
+ * busy just after that read.  It reports the maxima, asserts nothing.
+ */
+#define UNSTARTED_TASKS	100
+#define UNSTARTED_MS	6000
+
+static int
+sleep_1s(spool_job *job, void *arg)
+{
+	struct timespec	 ts = { 1, 0 };
+
+	(void)job;
+	(void)arg;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		continue;
+	return (SPOOL_DONE);
+}
+
+struct watch {
+	spool_pool	*p;
+	const char	*path;
+	int		 stop;		/* set once the pool has returned */
+	int		 max_prefetched;
+	int64_t		 max_unbusy;	/* running in the database, not busy */
+	int64_t		 samples, db_samples;
+};
+
+static void *
+watch_loop(void *arg)
+{
+	struct watch		*w = arg;
+	struct timespec		 ms = { 0, 1000000 };
+	spool_pool_stats	 st;
+	spool_queue_stats	*qs;
+	size_t			 nq;
+	spool			*q;
+	double			 next = 0, now;
+
+	if (spool_open(&q, w->path, 0) != SPOOL_OK)
+		die("unstarted", spool_errmsg(q));
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		spool_pool_stats_get(w->p, &st);
+		if (st.prefetched > w->max_prefetched)
+			w->max_prefetched = st.prefetched;
+		w->samples++;
+		if ((now = mono()) >= next) {
+			next = now + 0.010;
+			if (spool_stats(&qs, &nq, q, "b") != SPOOL_OK ||
+			    nq != 1)
+				die("unstarted", spool_errmsg(q));
+			spool_pool_stats_get(w->p, &st);
+			if (qs->running - st.busy > w->max_unbusy)
+				w->max_unbusy = qs->running - st.busy;
+			spool_queue_stats_free(qs, nq);
+			w->db_samples++;
+		}
+		nanosleep(&ms, NULL);
+	}
+	spool_close(q);
+	return (NULL);
+}
+
+static void
+bench_unstarted(void)
+{
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool_stats	 st;
+	struct watch		 w;
+	const char		*qs[] = { "b" };
+	spool_pool		*p;
+	pthread_t		 t;
+	char			 path[600], a[32], b[32];
+	spool			*q = fresh(path, sizeof path);
+	double			 t0, el;
+
+	fill(q, UNSTARTED_TASKS, 16);
+	spool_close(q);
+	o.queues = qs;
+	o.nqueues = 1;
+	o.min_workers = o.max_workers = 2;
+	if (pool_prefetch >= 0)
+		o.prefetch = pool_prefetch;
+	o.max_time_ms = UNSTARTED_MS;
+	o.open_flags = sync_normal ? SPOOL_OPEN_SYNC_NORMAL : 0;
+	if (spool_pool_new(&p, path, sleep_1s, NULL, &o) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	memset(&w, 0, sizeof w);
+	w.p = p;
+	w.path = path;
+	if (pthread_create(&t, NULL, watch_loop, &w) != 0)
+		die("unstarted", "cannot create a thread");
+	t0 = mono();
+	if (spool_pool_run(p) != SPOOL_OK)
+		die("pool", spool_pool_errmsg(p));
+	el = mono() - t0;
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	scrap(path);
+	printf("unstarted 2 threads, %s: max prefetched %d, max "
+	    "leased-not-busy %lld (target <= 2 per process; %lld tasks of "
+	    "1 s run in %.1f s; %s samples of the pool, %s of the database)\n",
+	    pool_setting(), w.max_prefetched, (long long)w.max_unbusy,
+	    (long long)st.succeeded, el, commas(a, sizeof a, w.samples),
+	    commas(b, sizeof b, w.db_samples));
 }
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] [-c C] "
-	    "[--sync full|normal] [--dir DIR]\n"
+	    "[--prefetch N] [--rounds R]\n"
+	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
-	    "xlatency|rss|all...\n");
+	    "xlatency|rss|all|\n"
+	    "    limit-drain|limit-bulk|naive-enqueue|ratios|unstarted...\n");
 	exit(64);
 }
 
@@ -707,14 +1425,24 @@ main(int argc, char **argv)
 	int		 i, made = 0, ran = 0;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
 			n_tasks = atoll(argv[++i]);
-		else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
+			n_given = 1;
+		} else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc)
 			n_workers = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
 			n_threads = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			n_conc = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+			n_rounds = atoi(argv[++i]);
+			if (n_rounds < 1 || n_rounds > 100)
+				usage();
+		} else if (strcmp(argv[i], "--prefetch") == 0 && i + 1 < argc) {
+			pool_prefetch = atoi(argv[++i]);
+			if (pool_prefetch < 0 || pool_prefetch > 10000)
+				usage();
+		}
 		else if (strcmp(argv[i], "--sync") == 0 && i + 1 < argc) {
 			i++;
 			if (strcmp(argv[i], "normal") == 0)
@@ -762,6 +1490,16 @@ main(int argc, char **argv)
 			bench_latency(1), ran = 1;
 		if (all || strcmp(argv[i], "rss") == 0)
 			bench_rss(), ran = 1;
+		if (strcmp(argv[i], "limit-drain") == 0)
+			bench_limit_drain(), ran = 1;
+		if (strcmp(argv[i], "limit-bulk") == 0)
+			bench_limit_bulk(), ran = 1;
+		if (strcmp(argv[i], "naive-enqueue") == 0)
+			bench_naive_enqueue(), ran = 1;
+		if (strcmp(argv[i], "ratios") == 0)
+			bench_ratios(), ran = 1;
+		if (strcmp(argv[i], "unstarted") == 0)
+			bench_unstarted(), ran = 1;
 		if (!ran)
 			usage();
 	}
