@@ -50,7 +50,7 @@
  *             backlog of 10,000 and of 1,000,000
  *   all       every mode above
  *
- * The reference loops (/work/shared/bench/README.md defines them): plain
+ * The reference loops (defined by the project's shared bench/README.md): plain
  * SQLite on one connection in WAL mode, no library around it, doing the
  * work the spool figure beside them does.  They are the yardsticks, and
  * only a ratio measured in the same run means anything on a machine
@@ -91,16 +91,16 @@
  *                  most); meanwhile another thread samples every 1 ms the
  *                  pool's prefetched count (tasks claimed that wait for a
  *                  thread) and every 10 ms, on a second connection, the
- *                  queue's running tasks (spool_stats) less the pool's
- *                  busy threads read just after.  Prints the maximum of
- *                  each: what a pool holds leased that no thread runs,
- *                  which another process cannot take meanwhile.  Not part
- *                  of all
+ *                  queue's claimed tasks (spool_stats: leased, not
+ *                  started).  Prints the maximum of each: what a pool
+ *                  holds leased that no thread runs, which another
+ *                  process cannot take meanwhile.  Not part of all
  *
  * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
  */
 #include "config.h"
 
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -660,12 +660,19 @@ bench_exec(void)
 	    100.0 * rate / base);
 }
 
-/* Latency: handlers note how long after its enqueue each task started. */
+/*
+ * Latency: for task number i the producer notes when it called
+ * spool_enqueue (call_us) and when the call returned, its commit done
+ * (commit_us); the handler notes when it started (start_us).  The arrays
+ * are shared memory, so a producer in a forked process writes them too.
+ * Reported: start - call, and start - commit (0 when the handler started
+ * before the producer's call had returned, which a commit allows).
+ */
 struct lat {
-	pthread_mutex_t	 mu;
-	int64_t		*us;
-	int64_t		 n, max;
-	int64_t		 started;	/* tasks started so far */
+	int64_t		*call_us;
+	int64_t		*commit_us;
+	int64_t		*start_us;
+	int64_t		 max;
 };
 
 static int
@@ -674,15 +681,12 @@ lat_handler(spool_job *job, void *arg)
 	struct lat	*l = arg;
 	const char	*p;
 	size_t		 len;
-	int64_t		 sent, now = wall_us();
+	int64_t		 i, now = wall_us();
 
 	p = spool_job_payload(job, &len);
-	sent = strtoll(p, NULL, 10);
-	pthread_mutex_lock(&l->mu);
-	if (l->n < l->max)
-		l->us[l->n++] = now - sent;
-	l->started++;
-	pthread_mutex_unlock(&l->mu);
+	i = strtoll(p, NULL, 10);
+	if (i >= 0 && i < l->max)
+		__atomic_store_n(&l->start_us[i], now, __ATOMIC_RELEASE);
 	return (SPOOL_DONE);
 }
 
@@ -701,12 +705,12 @@ struct producer {
 	struct lat	*lat;
 };
 
-/* Enqueue n tasks one at a time, each carrying its enqueue time, and
- * wait for each to start before sending the next. */
+/* Enqueue n tasks one at a time, 2 ms apart, each naming its number. */
 static void *
 produce(void *arg)
 {
 	struct producer	*pr = arg;
+	struct lat	*l = pr->lat;
 	spool		*q;
 	char		 payload[32];
 	int64_t		 i;
@@ -715,10 +719,12 @@ produce(void *arg)
 	if (spool_open(&q, pr->path, 0) != SPOOL_OK)
 		die("producer", spool_errmsg(q));
 	for (i = 0; i < pr->n; i++) {
-		snprintf(payload, sizeof payload, "%lld", (long long)wall_us());
+		snprintf(payload, sizeof payload, "%lld", (long long)i);
+		l->call_us[i] = wall_us();
 		if (spool_enqueue(NULL, q, "b", payload, strlen(payload),
 		    NULL) != SPOOL_OK)
 			die("producer", spool_errmsg(q));
+		l->commit_us[i] = wall_us();
 		if (pr->pool != NULL)
 			spool_pool_wake(pr->pool);
 		nanosleep(&ts, NULL);	/* one at a time, spaced out */
@@ -727,15 +733,37 @@ produce(void *arg)
 	return (NULL);
 }
 
+/* p50, p95, p99 and max of v (n values, sorted here), in ms. */
+static void
+lat_line(const char *mode, const char *from, int64_t *v, int64_t n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp64);
+	printf("%-9s %8lld tasks, %d threads   p50 %6.2f ms  p95 %6.2f ms  "
+	    "p99 %6.2f ms  max %6.2f ms  (from the enqueue's %s; %s)\n", mode,
+	    (long long)n, n_workers, v[n / 2] / 1000.0, v[n * 95 / 100] /
+	    1000.0, v[n * 99 / 100] / 1000.0, v[n - 1] / 1000.0, from,
+	    pool_setting());
+}
+
 static void
 latency_report(const char *mode, struct lat *l)
 {
-	qsort(l->us, (size_t)l->n, sizeof *l->us, cmp64);
-	printf("%-9s %8lld tasks, %d threads   p50 %6.2f ms  p95 %6.2f ms  "
-	    "p99 %6.2f ms  max %6.2f ms  (%s)\n", mode, (long long)l->n,
-	    n_workers, l->us[l->n / 2] / 1000.0, l->us[l->n * 95 / 100] /
-	    1000.0, l->us[l->n * 99 / 100] / 1000.0, l->us[l->n - 1] / 1000.0,
-	    pool_setting());
+	int64_t	*v, i, n = 0;
+
+	if ((v = calloc((size_t)l->max, sizeof *v)) == NULL)
+		die("latency", "out of memory");
+	for (i = 0; i < l->max; i++)
+		if (l->start_us[i] != 0)
+			v[n++] = l->start_us[i] - l->call_us[i];
+	if (n == 0)
+		die("latency", "no task started");
+	lat_line(mode, "call", v, n);
+	for (n = 0, i = 0; i < l->max; i++)
+		if (l->start_us[i] != 0)
+			v[n++] = l->start_us[i] > l->commit_us[i] ?
+			    l->start_us[i] - l->commit_us[i] : 0;
+	lat_line(mode, "commit", v, n);
+	free(v);
 }
 
 static void
@@ -750,14 +778,20 @@ bench_latency(int cross)
 	char		 path[600];
 	spool		*q = fresh(path, sizeof path);
 	pid_t		 pid = 0;
+	int64_t		*mem;
+	size_t		 size;
 	int		 status;
 
 	spool_close(q);
 	memset(&l, 0, sizeof l);
-	pthread_mutex_init(&l.mu, NULL);
 	l.max = n_tasks < 2000 ? n_tasks : 2000;
-	if ((l.us = calloc((size_t)l.max, sizeof *l.us)) == NULL)
+	size = 3 * (size_t)l.max * sizeof *mem;
+	if ((mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
 		die("latency", "out of memory");
+	l.call_us = mem;
+	l.commit_us = mem + l.max;
+	l.start_us = mem + 2 * l.max;
 	o.queues = qs;
 	o.nqueues = 1;
 	o.min_workers = o.max_workers = n_workers;
@@ -787,7 +821,8 @@ bench_latency(int cross)
 		pthread_join(t, NULL);
 	spool_pool_free(p);
 	latency_report(cross ? "xlatency" : "latency", &l);
-	free(l.us);
+	munmap(mem, size);
+	scrap(path);
 }
 
 /* VmRSS of this process, in kB. */
@@ -849,7 +884,7 @@ bench_rss(void)
 }
 
 /*
- * The reference loops (docs: /work/shared/bench/README.md): plain SQLite,
+ * The reference loops (defined by the shared bench/README.md): plain SQLite,
  * one connection, no library around it, doing the work a spool figure is
  * judged against.  The limits are what a perfect engine would cost on
  * this disk; the naive loop is what a user would write by hand.
@@ -1298,8 +1333,8 @@ bench_ratios(void)
  * works 100 tasks whose handler sleeps 1 s, and stops claiming after
  * UNSTARTED_MS; meanwhile a thread samples the pool's counters every
  * 1 ms (prefetched: claimed, waiting for a thread) and, on a connection
- * of its own, the queue's running tasks every 10 ms, less the threads
- * busy just after that read.  It reports the maxima, asserts nothing.
+ * of its own, the queue's claimed tasks (leased, not started: what the
+ * database shows) every 10 ms.  It reports the maxima, asserts nothing.
  */
 #define UNSTARTED_TASKS	100
 #define UNSTARTED_MS	6000
@@ -1321,7 +1356,7 @@ struct watch {
 	const char	*path;
 	int		 stop;		/* set once the pool has returned */
 	int		 max_prefetched;
-	int64_t		 max_unbusy;	/* running in the database, not busy */
+	int64_t		 max_claimed;	/* leased, not started, in the database */
 	int64_t		 samples, db_samples;
 };
 
@@ -1348,9 +1383,8 @@ watch_loop(void *arg)
 			if (spool_stats(&qs, &nq, q, "b") != SPOOL_OK ||
 			    nq != 1)
 				die("unstarted", spool_errmsg(q));
-			spool_pool_stats_get(w->p, &st);
-			if (qs->running - st.busy > w->max_unbusy)
-				w->max_unbusy = qs->running - st.busy;
+			if (qs->claimed > w->max_claimed)
+				w->max_claimed = qs->claimed;
 			spool_queue_stats_free(qs, nq);
 			w->db_samples++;
 		}
@@ -1398,10 +1432,11 @@ bench_unstarted(void)
 	spool_pool_stats_get(p, &st);
 	spool_pool_free(p);
 	scrap(path);
-	printf("unstarted 2 threads, %s: max prefetched %d, max "
-	    "leased-not-busy %lld (target <= 2 per process; %lld tasks of "
-	    "1 s run in %.1f s; %s samples of the pool, %s of the database)\n",
-	    pool_setting(), w.max_prefetched, (long long)w.max_unbusy,
+	printf("unstarted 2 threads, %s: max prefetched %d, max claimed "
+	    "(leased, not started) %lld (target <= 2 per process; %lld tasks "
+	    "of 1 s run in %.1f s; %s samples of the pool, %s of the "
+	    "database)\n",
+	    pool_setting(), w.max_prefetched, (long long)w.max_claimed,
 	    (long long)st.succeeded, el, commas(a, sizeof a, w.samples),
 	    commas(b, sizeof b, w.db_samples));
 }
