@@ -624,16 +624,14 @@ engine_record(spool_pool *p, spool_job *job, int64_t now, int *kind)
 	return (rc);
 }
 
-/* After the commit: count, report and forget one job. */
+/* After the commit: count one job (with p->mu held). */
 static void
-engine_report(spool_pool *p, spool_job *job, int kind)
+engine_count_locked(spool_pool *p, spool_job *job, int64_t now)
 {
-	struct spool__engine	*e = p->engine;
-	spool_outcome		 o;
 	spool_pool_stats	*st = &p->st;
+	int64_t			 wait_ms, run_ms;
 
-	pthread_mutex_lock(&p->mu);
-	switch (kind) {
+	switch (job->kind) {
 	case SPOOL_OUTCOME_SUCCEEDED:	st->succeeded++; break;
 	case SPOOL_OUTCOME_RETRYING:	st->retried++; break;
 	case SPOOL_OUTCOME_DEAD:	st->dead++; break;
@@ -641,28 +639,42 @@ engine_report(spool_pool *p, spool_job *job, int kind)
 	case SPOOL_OUTCOME_LEASE_LOST:	st->lease_lost++; break;
 	case SPOOL_OUTCOME_RELEASED:	st->released++; break;
 	}
-	o.timed_out = job->verdict == SPOOL__V_TIMEOUT ||
-	    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT;
-	if (o.timed_out && kind != SPOOL_OUTCOME_LEASE_LOST)
+	if ((job->verdict == SPOOL__V_TIMEOUT ||
+	    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT) &&
+	    job->kind != SPOOL_OUTCOME_LEASE_LOST)
 		st->timed_out++;
-	o.wait_ms = job->run_start_ms > job->run_at_ms ?
+	wait_ms = job->run_start_ms > job->run_at_ms ?
 	    job->run_start_ms - job->run_at_ms : 0;
-	o.run_ms = job->run_end_ms > job->run_start_ms ?
+	run_ms = job->run_end_ms > job->run_start_ms ?
 	    job->run_end_ms - job->run_start_ms : 0;
-	spool__pool_observe(p, kind, o.wait_ms, o.run_ms, engine_now(p));
-	pthread_mutex_unlock(&p->mu);
+	spool__pool_observe(p, job->kind, wait_ms, run_ms, now);
+}
+
+/* After the commit: report one job to on_done, and forget it. */
+static void
+engine_report(spool_pool *p, spool_job *job)
+{
+	spool_outcome	 o;
+	int		 kind = job->kind;
+
 	if (p->o.on_done != NULL) {
 		o.id = job->id;
 		o.queue = job->queue;
 		o.attempt = job->attempt;
 		o.kind = kind;
+		o.timed_out = job->verdict == SPOOL__V_TIMEOUT ||
+		    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT;
+		o.wait_ms = job->run_start_ms > job->run_at_ms ?
+		    job->run_start_ms - job->run_at_ms : 0;
+		o.run_ms = job->run_end_ms > job->run_start_ms ?
+		    job->run_end_ms - job->run_start_ms : 0;
 		o.error = kind == SPOOL_OUTCOME_SUCCEEDED ? NULL :
 		    kind == SPOOL_OUTCOME_LEASE_LOST ? "lease lost" :
 		    kind == SPOOL_OUTCOME_RELEASED ? NULL :
 		    job->error != NULL ? job->error : "failed";
 		p->o.on_done(&o, p->o.cb_arg);
 	}
-	reg_del(e, job);
+	reg_del(p->engine, job);
 	spool_job_free(job);
 }
 
@@ -777,9 +789,14 @@ engine_flush(spool_pool *p)
 		goto retry;
 	engine_avg(&e->flush_ns, (double)(engine_ns() - t0));
 	e->flush_retry_ms = 0;
+	now = engine_now(p);
+	pthread_mutex_lock(&p->mu);	/* once for the group, not per job */
+	for (job = list.head; job != NULL; job = job->next)
+		engine_count_locked(p, job, now);
+	pthread_mutex_unlock(&p->mu);
 	for (job = list.head; job != NULL; job = nx) {
 		nx = job->next;
-		engine_report(p, job, job->kind);
+		engine_report(p, job);
 	}
 	engine_sync(p, 0);
 	return;
