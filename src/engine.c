@@ -20,8 +20,9 @@
  *           synced) every flush_interval_ms or flush_count outcomes;
  *   renew   extend every lease the pool holds, one UPDATE per queue, at a
  *           third of the shortest lease; a lease not renewed was lost;
- *   cancel  every 250 ms, if another connection committed meanwhile, look
- *           for cancellation requests on the leases held, and tell their
+ *   cancel  every 250 ms, if a commit (another connection's, or a flush
+ *           of ours that settled a pipeline) came meanwhile, look for
+ *           cancellation requests on the leases held, and tell their
  *           handlers (an exec'd command gets SIGTERM) at once;
  *   reap    return the expired leases of dead workers;
  *   tick    the workers row, timeouts, autoscaling, CPU load shedding,
@@ -789,6 +790,9 @@ engine_flush(spool_pool *p)
 		goto retry;
 	engine_avg(&e->flush_ns, (double)(engine_ns() - t0));
 	e->flush_retry_ms = 0;
+	/* Our own commit may have asked for cancels (a pipeline's fail_fast
+	 * settled here), which data_version does not show: look next time. */
+	e->cancel_version = -1;
 	now = engine_now(p);
 	pthread_mutex_lock(&p->mu);	/* once for the group, not per job */
 	for (job = list.head; job != NULL; job = job->next)
