@@ -2216,6 +2216,33 @@ sampler_main(void *arg)
 	return (NULL);
 }
 
+/* Run a pool of fn until empty while sampling it; *max is the most it
+ * held ahead, *refill_at the engine's last sizing (half of what it holds
+ * ahead). */
+static void
+run_sampled(spool_handler fn, const spool_pool_opts *o,
+    spool_pool_stats *st, int *max, int *refill_at)
+{
+	struct sampler	 sm;
+	spool_pool	*p;
+
+	*max = *refill_at = -1;
+	if ((p = pool_make(fn, o)) == NULL)
+		return;
+	memset(&sm, 0, sizeof sm);
+	sm.p = p;
+	CU_ASSERT_FATAL(pthread_create(&sm.t, NULL, sampler_main, &sm) == 0);
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	store(&sm.off, 1);
+	pthread_join(sm.t, NULL);
+	spool_pool_stats_get(p, st);
+	pthread_mutex_lock(&p->mu);
+	*refill_at = p->refill_at;
+	pthread_mutex_unlock(&p->mu);
+	spool_pool_free(p);
+	*max = sm.max;
+}
+
 /* With default options the engine sizes its claims: 200 ms handlers on
  * two threads get no task held ahead beyond one a moment (a task is not
  * kept from idle workers elsewhere), no-op handlers get large claims. */
@@ -2223,12 +2250,10 @@ static void
 test_ahead_sized(void)
 {
 	const char		*qs[] = { "az" };
-	struct sampler		 sm;
 	spool_pool_stats	 st;
 	spool_pool_opts		 o;
-	spool_pool		*p;
 	spool			*q;
-	int			 p_refill_at;
+	int			 max, refill_at;
 
 	rec_reset();
 	q = real_open();
@@ -2237,48 +2262,20 @@ test_ahead_sized(void)
 	opts_init(&o, qs, 1);
 	o.flags = SPOOL_POOL_UNTIL_EMPTY;
 	o.min_workers = o.max_workers = 2;
-	if ((p = pool_make(h_slow, &o)) == NULL)
-		goto out;
-	memset(&sm, 0, sizeof sm);
-	sm.p = p;
-	CU_ASSERT_FATAL(pthread_create(&sm.t, NULL, sampler_main, &sm) == 0);
-	TU_RC(spool_pool_run(p), SPOOL_OK);
-	store(&sm.off, 1);
-	pthread_join(sm.t, NULL);
-	spool_pool_stats_get(p, &st);
-	pthread_mutex_lock(&p->mu);
-	p_refill_at = p->refill_at;
-	pthread_mutex_unlock(&p->mu);
-	spool_pool_free(p);
+	run_sampled(h_slow, &o, &st, &max, &refill_at);
 	CU_ASSERT_EQUAL(st.succeeded, 8);
-	CU_ASSERT(sm.max <= 2);
-	if (sm.max > 2)
-		fprintf(stderr, "\nslow handlers: %d held ahead\n", sm.max);
-	CU_ASSERT_EQUAL(p_refill_at, 0);	/* none held ahead */
+	CU_ASSERT(max >= 0 && max <= 2);
+	CU_ASSERT_EQUAL(refill_at, 0);	/* none held ahead */
 
 	rec_reset();
 	enqueue_n(q, "az", "fast", 20000, NULL);
-	if ((p = pool_make(h_nothing, &o)) == NULL)
-		goto out;
-	memset(&sm, 0, sizeof sm);
-	sm.p = p;
-	CU_ASSERT_FATAL(pthread_create(&sm.t, NULL, sampler_main, &sm) == 0);
-	TU_RC(spool_pool_run(p), SPOOL_OK);
-	store(&sm.off, 1);
-	pthread_join(sm.t, NULL);
-	spool_pool_stats_get(p, &st);
-	pthread_mutex_lock(&p->mu);
-	p_refill_at = p->refill_at;
-	pthread_mutex_unlock(&p->mu);
-	spool_pool_free(p);
+	run_sampled(h_nothing, &o, &st, &max, &refill_at);
 	CU_ASSERT_EQUAL(st.succeeded, 20000);
-	/* The engine's last sizing: refill at half of what it holds ahead
-	 * (the threads empty each claim too fast for a sampler to see). */
-	CU_ASSERT(p_refill_at >= 64);
-	if (p_refill_at < 64)
-		fprintf(stderr, "\nno-op handlers: refill at %d\n",
-		    p_refill_at);
-out:
+	/* The engine's last sizing (the threads empty each claim too fast
+	 * for a sampler to see much). */
+	CU_ASSERT(refill_at >= 64);
+	if (refill_at < 64)
+		fprintf(stderr, "\nno-op handlers: refill at %d\n", refill_at);
 	spool_close(q);
 }
 
