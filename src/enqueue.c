@@ -33,6 +33,8 @@
 struct spool__enq_req {
 	const spool_task	*tasks;
 	size_t			 n;
+	size_t			 base;		/* tasks before these, in a request
+						 * fed in parts (for messages) */
 	int64_t			*ids;		/* n, or NULL */
 	int			*existed;	/* n, or NULL */
 	int			 rc;
@@ -404,7 +406,8 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
 {
 	int64_t		 id, ids[256];
 	size_t		 i, j, fit, single = 0, rows = rows_per_insert(q);
-	int		 rc, existed;
+	size_t		 at = r->base + 1;	/* task i's number: at + i */
+	int		 rc, existed, several = r->base + r->n > 1;
 	char		 pfx[64];
 
 	if (rows < 2 || rows > sizeof ids / sizeof ids[0])
@@ -434,14 +437,14 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
 				single = i + rows;
 			} else {
 				snprintf(pfx, sizeof pfx, "tasks %zu to %zu: ",
-				    i + 1, i + rows);
+				    at + i, at + i + rows - 1);
 				return (spool__error_prefix(q, rc, pfx));
 			}
 		}
 		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, c, 0);
 		if (rc != SPOOL_OK) {
-			if (r->n > 1) {
-				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
+			if (several) {
+				snprintf(pfx, sizeof pfx, "task %zu: ", at + i);
 				spool__error_prefix(q, rc, pfx);
 			}
 			return (rc);
@@ -756,4 +759,125 @@ spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
 	free(existed);
 	free(r);
 	return (rc);
+}
+
+/*
+ * One request fed in parts, in one transaction held from begin to end
+ * (the CLI's --lines, whose input may not fit in memory).  The stream
+ * leads the handle's group commit for its whole life, so other threads'
+ * enqueues on q wait for its end; the calling thread makes no other call
+ * on q meanwhile.  Each part is checked and inserted as a request of its
+ * own would be, but in the one context (a queue's settings and depth, a
+ * batch checked open) and with task numbers counted from the stream's
+ * first task in messages.  The first refusal or failure ends what the
+ * stream can do: end rolls it all back.  A task's wait_ms is not used:
+ * the stream holds the write lock, so no room could appear meanwhile.
+ */
+struct spool__enq_stream {
+	spool		*q;
+	struct enq_ctx	 c;
+	int64_t		 now_ms;
+	size_t		 n;		/* tasks inserted so far */
+	int		 rc;		/* the first failure, else SPOOL_OK */
+};
+
+/* Lead q's group commit, waiting for a leader to finish. */
+static void
+lead(spool *q)
+{
+	pthread_mutex_lock(&q->gc_mu);
+	while (q->gc_leader)
+		pthread_cond_wait(&q->gc_cv, &q->gc_mu);
+	q->gc_leader = 1;
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+/* Stop leading: a waiting thread takes over the requests queued. */
+static void
+unlead(spool *q)
+{
+	pthread_mutex_lock(&q->gc_mu);
+	q->gc_leader = 0;
+	pthread_cond_broadcast(&q->gc_cv);
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+/* Start a stream on q: its BEGIN IMMEDIATE transaction. */
+int
+spool__enqueue_stream_begin(struct spool__enq_stream **out, spool *q)
+{
+	struct spool__enq_stream	*s;
+	int				 rc;
+
+	*out = NULL;
+	spool__clear_error(q);
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	s->q = q;
+	ctx_reset(&s->c);
+	lead(q);
+	if ((rc = spool__begin(q)) != SPOOL_OK) {
+		unlead(q);
+		free(s);
+		return (rc);
+	}
+	s->now_ms = spool__now_ms(q);
+	*out = s;
+	return (SPOOL_OK);
+}
+
+/* Check and insert tasks t[0..n) in s's transaction, their ids into
+ * ids[0..n) (ids may be NULL).  A key already held gives that task's id,
+ * as spool_enqueue_many does. */
+int
+spool__enqueue_stream_add(struct spool__enq_stream *s, const spool_task *t,
+    size_t n, int64_t *ids)
+{
+	struct spool__enq_req	 r;
+	spool			*q = s->q;
+	size_t			 i;
+	int			 rc;
+
+	if (s->rc != SPOOL_OK)
+		return (spool__error(q, s->rc, "enqueue: the stream has "
+		    "failed"));
+	spool__clear_error(q);
+	if (n == 0)
+		return (SPOOL_OK);
+	if (t == NULL)
+		return (s->rc = spool__error(q, SPOOL_EINVAL, "tasks is NULL"));
+	for (i = 0; i < n; i++)
+		if ((rc = enqueue_check(q, &t[i], s->n + i, s->n + n)) != 0)
+			return (s->rc = rc);
+	memset(&r, 0, sizeof r);
+	r.tasks = t;
+	r.n = n;
+	r.base = s->n;
+	r.ids = ids;
+	if ((rc = request_run(q, &r, s->now_ms, &s->c)) != SPOOL_OK)
+		return (s->rc = rc);
+	s->n += n;
+	return (SPOOL_OK);
+}
+
+/* End s: commit its transaction if commit is set and every part went in,
+ * else roll it back (then SPOOL_OK for a roll-back asked for, else the
+ * stream's failure).  Frees s. */
+int
+spool__enqueue_stream_end(struct spool__enq_stream *s, int commit)
+{
+	spool	*q;
+	int	 rc;
+
+	if (s == NULL)
+		return (SPOOL_OK);
+	q = s->q;
+	rc = s->rc;
+	if (commit && rc == SPOOL_OK)
+		rc = spool__commit(q);
+	else
+		spool__rollback(q);
+	unlead(q);
+	free(s);
+	return (commit ? rc : SPOOL_OK);
 }

@@ -291,6 +291,13 @@ int		 spool__enqueue_hook_locked(int64_t *id, spool *q,
 int		 spool__enqueue_check(spool *q, const spool_task *t);
 int		 spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
 		     int64_t *ids, int *rcs);
+struct spool__enq_stream;
+int		 spool__enqueue_stream_begin(struct spool__enq_stream **s,
+		     spool *q);
+int		 spool__enqueue_stream_add(struct spool__enq_stream *s,
+		     const spool_task *tasks, size_t n, int64_t *ids);
+int		 spool__enqueue_stream_end(struct spool__enq_stream *s,
+		     int commit);
 
 /* producer.c */
 spool		*spool__producer_handle(spool_producer *p);

@@ -634,6 +634,74 @@ test_many_long_closed_batch(void)
 	CU_ASSERT_EQUAL(count_tasks(), 0);
 }
 
+/* A stream (the CLI's --lines) inserts its parts in one transaction:
+ * ids run on across parts, counters and a depth limit span them, task
+ * numbers in messages count from the stream's first task, and a refusal
+ * in a later part, or an end without commit, leaves nothing. */
+static void
+test_stream(void)
+{
+	static spool_task		 t[200];
+	struct spool__enq_stream	*s;
+	spool_queue_opts		 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool_enqueue_opts		 bad = SPOOL_ENQUEUE_OPTS_INIT;
+	int64_t				 ids[200];
+	int				 i;
+
+	for (i = 0; i < 200; i++)
+		t[i] = (spool_task){ "q", "x", 1, NULL };
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 200, ids), SPOOL_OK);
+	CU_ASSERT_EQUAL(ids[199] - ids[0], 199);
+	TU_RC(spool__enqueue_stream_add(s, t, 1, &ids[0]), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, &ids[1]), SPOOL_OK);
+	CU_ASSERT_EQUAL(ids[1] - ids[0], 1);
+	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), 301);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	    "WHERE queue = 'q'"), 301);
+
+	/* A bad task in the second part: task 203 of the stream. */
+	bad.max_attempts = -1;
+	t[2].opts = &bad;
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t + 100, 100, NULL), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_EINVAL);
+	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 103: max attempts", 22) ==
+	    0);
+	TU_RC(spool__enqueue_stream_add(s, t + 100, 1, NULL), SPOOL_EINVAL);
+	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_EINVAL);
+	CU_ASSERT_EQUAL(count_tasks(), 301);
+	t[2].opts = NULL;
+
+	/* Not committed: nothing. */
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_end(s, 0), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), 301);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	    "WHERE queue = 'q'"), 301);
+
+	/* A depth limit counts across parts: 150 fit, the 151st does not. */
+	qo.set = SPOOL_QUEUE_MAX_DEPTH;
+	qo.max_depth = 150;
+	queue_create("d", &qo);
+	for (i = 0; i < 200; i++)
+		t[i].queue = "d";
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_EFULL);
+	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 151: queue d is full",
+	    25) == 0);
+	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_EFULL);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
+	    "WHERE queue = 'd'"), 0);
+	/* Another enqueue on the handle works after a stream. */
+	tu_enqueue("d", "after");
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
+	    "WHERE queue = 'd'"), 1);
+}
+
 /* Bad queue names are refused: NULL, empty, control characters, invalid
  * UTF-8, and one byte over SPOOL_NAME_MAX; exactly the maximum is fine. */
 static void
@@ -795,6 +863,7 @@ static CU_TestInfo enqueue_tests[] = {
 	{ "long enqueue_many: ids, fields, runs broken", test_many_long },
 	{ "long enqueue_many: depth limit", test_many_long_depth },
 	{ "long enqueue_many: closed batch", test_many_long_closed_batch },
+	{ "stream: parts in one transaction", test_stream },
 	{ "bad queue names", test_bad_names },
 	{ "bad payloads and options", test_bad_input },
 	{ "odd names round-trip and match exactly", test_odd_names },
