@@ -75,55 +75,76 @@ opt_wait(const spool_enqueue_opts *o)
 	return (o != NULL && o->version >= 2 ? o->wait_ms : 0);
 }
 
-/* Check one task of an enqueue before any transaction starts. */
+/*
+ * Check one task of an enqueue before any transaction starts.  prev, if
+ * not NULL, is the task before it in the request, already checked: a
+ * queue name or an options struct at the same address as its is not
+ * checked again (a request of many tasks usually shares both).
+ */
 static int
-enqueue_check(spool *q, const spool_task *t, size_t index, size_t n)
+task_check(spool *q, const spool_task *t, const spool_task *prev)
 {
 	const spool_enqueue_opts	*o = t->opts;
-	char				 pfx[48] = "";
 	int				 rc;
 
-	if (n > 1)
-		snprintf(pfx, sizeof pfx, "task %zu: ", index + 1);
-	if ((rc = spool__check_name(q, "queue name", t->queue,
-	    SPOOL_NAME_MAX)) != SPOOL_OK) {
-		return (spool__error_prefix(q, rc, pfx));
-	}
+	if ((prev == NULL || t->queue != prev->queue) &&
+	    (rc = spool__check_name(q, "queue name", t->queue,
+	    SPOOL_NAME_MAX)) != SPOOL_OK)
+		return (rc);
 	if (t->payload == NULL && t->len != 0)
-		return (spool__error(q, SPOOL_EINVAL, "%spayload is NULL", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "payload is NULL"));
 	if (t->len > SPOOL_PAYLOAD_MAX)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%spayload too large (%zu bytes, at most %d)", pfx, t->len,
+		    "payload too large (%zu bytes, at most %d)", t->len,
 		    SPOOL_PAYLOAD_MAX));
-	if (o == NULL)
+	if (o == NULL || (prev != NULL && o == prev->opts))
 		return (SPOOL_OK);
 	if (o->version < 1)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%senqueue options: version not set "
-		    "(use SPOOL_ENQUEUE_OPTS_INIT)", pfx));
+		    "enqueue options: version not set "
+		    "(use SPOOL_ENQUEUE_OPTS_INIT)"));
 	if (o->delay_ms < 0 || o->delay_ms > SPOOL_DURATION_MAX_MS)
-		return (spool__error(q, SPOOL_EINVAL, "%sdelay out of range", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "delay out of range"));
 	if (o->run_at_ms < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%srun_at is negative", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "run_at is negative"));
 	if (o->run_at_ms != 0 && o->delay_ms != 0)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%sgive a delay or a run_at time, not both", pfx));
+		    "give a delay or a run_at time, not both"));
 	if (o->deadline_ms < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%sdeadline is negative",
-		    pfx));
+		return (spool__error(q, SPOOL_EINVAL, "deadline is negative"));
 	if (o->max_attempts < 0 || o->max_attempts > SPOOL_ATTEMPTS_MAX)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%smax attempts out of range (1 to %d)", pfx,
-		    SPOOL_ATTEMPTS_MAX));
+		    "max attempts out of range (1 to %d)", SPOOL_ATTEMPTS_MAX));
 	if (o->key != NULL && (rc = spool__check_name(q, "idempotency key",
-	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK) {
-		return (spool__error_prefix(q, rc, pfx));
-	}
+	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK)
+		return (rc);
 	if (opt_batch(o) < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%sbatch id is negative",
-		    pfx));
+		return (spool__error(q, SPOOL_EINVAL, "batch id is negative"));
 	if (opt_wait(o) < 0 || opt_wait(o) > SPOOL_YEAR_MS)
-		return (spool__error(q, SPOOL_EINVAL, "%swait out of range", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "wait out of range"));
+	return (SPOOL_OK);
+}
+
+/* Check every task of request r; a refusal names its task ("task 3: ")
+ * when the request has several. */
+static int
+request_check(spool *q, const struct spool__enq_req *r)
+{
+	size_t	 i;
+	int	 rc;
+	char	 pfx[48];
+
+	for (i = 0; i < r->n; i++) {
+		rc = task_check(q, &r->tasks[i], i > 0 ? &r->tasks[i - 1] :
+		    NULL);
+		if (rc == SPOOL_OK)
+			continue;
+		if (r->base + r->n > 1) {
+			snprintf(pfx, sizeof pfx, "task %zu: ", r->base + i + 1);
+			spool__error_prefix(q, rc, pfx);
+		}
+		return (rc);
+	}
 	return (SPOOL_OK);
 }
 
@@ -480,14 +501,12 @@ group_run(spool *q, struct spool__enq_req *head)
 	struct spool__ctr	*saved = NULL;
 	struct enq_ctx		 c;
 	int64_t			 now;
-	size_t			 i, nsaved = 0;
+	size_t			 nsaved = 0;
 	int			 rc = SPOOL_OK, live = 0, several, sp;
 
 	for (r = head; r != NULL; r = r->next) {
 		spool__clear_error(q);
-		for (i = 0; i < r->n; i++)
-			if ((rc = enqueue_check(q, &r->tasks[i], i, r->n)) != 0)
-				break;
+		rc = request_check(q, r);
 		request_result(q, r, rc);
 		r->checked = rc == SPOOL_OK;
 		live += r->checked;
@@ -715,7 +734,7 @@ int
 spool__enqueue_check(spool *q, const spool_task *t)
 {
 	spool__clear_error(q);
-	return (enqueue_check(q, t, 0, 1));
+	return (task_check(q, t, NULL));
 }
 
 /*
@@ -835,7 +854,6 @@ spool__enqueue_stream_add(struct spool__enq_stream *s, const spool_task *t,
 {
 	struct spool__enq_req	 r;
 	spool			*q = s->q;
-	size_t			 i;
 	int			 rc;
 
 	if (s->rc != SPOOL_OK)
@@ -846,15 +864,13 @@ spool__enqueue_stream_add(struct spool__enq_stream *s, const spool_task *t,
 		return (SPOOL_OK);
 	if (t == NULL)
 		return (s->rc = spool__error(q, SPOOL_EINVAL, "tasks is NULL"));
-	for (i = 0; i < n; i++)
-		if ((rc = enqueue_check(q, &t[i], s->n + i, s->n + n)) != 0)
-			return (s->rc = rc);
 	memset(&r, 0, sizeof r);
 	r.tasks = t;
 	r.n = n;
 	r.base = s->n;
 	r.ids = ids;
-	if ((rc = request_run(q, &r, s->now_ms, &s->c)) != SPOOL_OK)
+	if ((rc = request_check(q, &r)) != SPOOL_OK ||
+	    (rc = request_run(q, &r, s->now_ms, &s->c)) != SPOOL_OK)
 		return (s->rc = rc);
 	s->n += n;
 	return (SPOOL_OK);
