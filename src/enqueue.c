@@ -285,23 +285,53 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	return (SPOOL_OK);
 }
 
-/* How many rows one task_insert_rows statement inserts: 3 parameters
- * shared by its rows, 5 for each (0 if the statement is not so made). */
-static size_t
-rows_per_insert(spool *q)
-{
-	int	 n = sqlite3_bind_parameter_count(
-		    q->stmt[SPOOL_SQL_TASK_INSERT_ROWS]);
+#define ROWS_MAX	256	/* rows of one multi-row insert, at most */
 
-	return (n > 3 && (n - 3) % 5 == 0 ? (size_t)(n - 3) / 5 : 0);
+/* A multi-row insert: its statement, with the parameters its rows share
+ * and those each row has. */
+struct rows_kind {
+	enum spool_sql	 sql;
+	int		 shared;
+	int		 per_row;
+};
+
+/* task_insert_rows: each row its own options. */
+static const struct rows_kind rows_each = {
+	SPOOL_SQL_TASK_INSERT_ROWS, 3, 5
+};
+
+/* task_insert_same: the rows share their options, each has its payload. */
+static const struct rows_kind rows_same = {
+	SPOOL_SQL_TASK_INSERT_SAME, 7, 1
+};
+
+/* How many rows a statement of kind k inserts, from its parameters (0 if
+ * it is not so made, or cannot be prepared: then tasks go one by one). */
+static size_t
+rows_per_insert(spool *q, const struct rows_kind *k)
+{
+	sqlite3_stmt	*st = q->stmt[k->sql];
+	int		 n;
+	size_t		 rows;
+
+	if (st == NULL && (st = spool__stmt_lazy(q, k->sql)) == NULL) {
+		spool__clear_error(q);
+		return (0);
+	}
+	n = sqlite3_bind_parameter_count(st);
+	if (n <= k->shared || (n - k->shared) % k->per_row != 0)
+		return (0);
+	rows = (size_t)(n - k->shared) / (size_t)k->per_row;
+	return (rows >= 2 && rows <= ROWS_MAX ? rows : 0);
 }
 
 /* How many of tasks t[0..n), from the first, may share one multi-row
  * insert: one queue, one batch, no key (a key is looked up before its task
  * is inserted), and no task that enqueue_locked would refuse for its
- * deadline. */
+ * deadline.  With same, they must also share their options struct (or
+ * have none): task_insert_same binds its fields once. */
 static size_t
-rows_fit(const spool_task *t, size_t n, int64_t now_ms)
+rows_fit(const spool_task *t, size_t n, int64_t now_ms, int same)
 {
 	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
 	const spool_enqueue_opts	*o;
@@ -309,6 +339,12 @@ rows_fit(const spool_task *t, size_t n, int64_t now_ms)
 	size_t				 j;
 
 	for (j = 0; j < n; j++) {
+		if (same && j > 0 && t[j].opts == t[0].opts &&
+		    (t[j].queue == t[0].queue ||
+		    strcmp(t[j].queue, t[0].queue) == 0))
+			continue;	/* as t[0], checked below */
+		if (same && j > 0)
+			break;
 		o = t[j].opts ? t[j].opts : &none;
 		if (o->key != NULL || opt_batch(o) != batch ||
 		    (j > 0 && strcmp(t[j].queue, t[0].queue) != 0) ||
@@ -320,18 +356,18 @@ rows_fit(const spool_task *t, size_t n, int64_t now_ms)
 }
 
 /*
- * Insert tasks t[0..n), n = rows_per_insert(q), that rows_fit, with one
- * statement, into ids[0..n).  A refusal (SPOOL_EFULL when the queue has
- * no room for all n, a batch that is not open) comes before any write, or
- * from the statement, which then undoes its rows: the caller inserts the
- * tasks one by one instead, which finds and names the task refused.  With
- * AUTOINCREMENT, each new row gets one more than the largest id the table
- * ever had, so the rows of one statement get consecutive ids, the last
- * one last_insert_rowid.
+ * Insert tasks t[0..n), n = rows_per_insert(q, k), that rows_fit, with
+ * one statement, into ids[0..n).  A refusal (SPOOL_EFULL when the queue
+ * has no room for all n, a batch that is not open) comes before any
+ * write, or from the statement, which then undoes its rows: the caller
+ * inserts the tasks one by one instead, which finds and names the task
+ * refused.  With AUTOINCREMENT, each new row gets one more than the
+ * largest id the table ever had, so the rows of one statement get
+ * consecutive ids, the last one last_insert_rowid.
  */
 static int
 enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
-    int64_t now_ms, struct enq_ctx *c)
+    int64_t now_ms, struct enq_ctx *c, const struct rows_kind *k)
 {
 	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
 	const spool_enqueue_opts	*o;
@@ -343,28 +379,48 @@ enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
 	if ((rc = ctx_enter(q, c, t[0].queue, batch, now_ms)) != SPOOL_OK ||
 	    (rc = ctx_room(q, c, (int64_t)n)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT_ROWS);
+	st = spool__stmt(q, k->sql);
 	sqlite3_bind_text(st, 1, t[0].queue, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
 	if (batch != 0)
 		sqlite3_bind_int64(st, 3, batch);
 	for (j = 0; j < n; j++) {
 		o = t[j].opts ? t[j].opts : &none;
-		p = 4 + 5 * (int)j;
-		sqlite3_bind_int(st, p, o->priority == SPOOL_PRIORITY_DEFAULT ?
-		    c->conf.priority : o->priority);
-		if (spool__bind_payload_ref(st, p + 1, t[j].payload,
+		p = k->shared + 1 + k->per_row * (int)j;
+		if (k->per_row == 1) {
+			/* task_insert_same: the options once, at 4 to 7. */
+			if (j == 0) {
+				p = 4;
+				sqlite3_bind_int(st, p, o->priority ==
+				    SPOOL_PRIORITY_DEFAULT ? c->conf.priority :
+				    o->priority);
+				sqlite3_bind_int64(st, p + 1,
+				    task_run_at(o, now_ms));
+				if (o->deadline_ms != 0)
+					sqlite3_bind_int64(st, p + 2,
+					    o->deadline_ms);
+				sqlite3_bind_int(st, p + 3, o->max_attempts != 0 ?
+				    o->max_attempts : c->conf.max_attempts);
+				p = k->shared + 1;
+			}
+		} else {
+			sqlite3_bind_int(st, p, o->priority ==
+			    SPOOL_PRIORITY_DEFAULT ? c->conf.priority :
+			    o->priority);
+			sqlite3_bind_int64(st, p + 2, task_run_at(o, now_ms));
+			if (o->deadline_ms != 0)
+				sqlite3_bind_int64(st, p + 3, o->deadline_ms);
+			sqlite3_bind_int(st, p + 4, o->max_attempts != 0 ?
+			    o->max_attempts : c->conf.max_attempts);
+			p++;
+		}
+		if (spool__bind_payload_ref(st, p, t[j].payload,
 		    t[j].len) != SQLITE_OK) {
 			rc = spool__store_error(q, sqlite3_errcode(q->db),
 			    "enqueue");
 			sqlite3_clear_bindings(st);
 			return (rc);
 		}
-		sqlite3_bind_int64(st, p + 2, task_run_at(o, now_ms));
-		if (o->deadline_ms != 0)
-			sqlite3_bind_int64(st, p + 3, o->deadline_ms);
-		sqlite3_bind_int(st, p + 4, o->max_attempts != 0 ?
-		    o->max_attempts : c->conf.max_attempts);
 	}
 	/* The payloads were bound without a copy: let go of them now. */
 	rc = spool__step_done(q, st, "enqueue");
@@ -416,51 +472,67 @@ ctx_reset(struct enq_ctx *c)
 }
 
 /* Run one request's tasks inside the leader's transaction: runs of keyless
- * tasks of one queue go in multi-row inserts, the others one by one.  The
- * context c is the group's: what it caches (a queue's settings and depth,
- * a batch checked open) holds for the whole transaction, since a refused
- * one-task request wrote nothing that could be undone, and a request
- * undone by its savepoint resets it. */
+ * tasks of one queue go in multi-row inserts (task_insert_same when they
+ * share their options too), the others one by one.  The context c is the
+ * group's: what it caches (a queue's settings and depth, a batch checked
+ * open) holds for the whole transaction, since a refused one-task request
+ * wrote nothing that could be undone, and a request undone by its
+ * savepoint resets it. */
 static int
 request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
     struct enq_ctx *c)
 {
-	int64_t		 id, ids[256];
-	size_t		 i, j, fit, single = 0, rows = rows_per_insert(q);
-	size_t		 at = r->base + 1;	/* task i's number: at + i */
-	int		 rc, existed, several = r->base + r->n > 1;
-	char		 pfx[64];
+	const struct rows_kind	*k;
+	int64_t			 id, ids[ROWS_MAX];
+	size_t			 i, j, n, fit, single = 0, each = 0, same = 0;
+	size_t			 at = r->base + 1;	/* task i's number: at + i */
+	int			 rc, existed, several = r->base + r->n > 1;
+	char			 pfx[64];
 
-	if (rows < 2 || rows > sizeof ids / sizeof ids[0])
-		rows = 0;
+	if (r->n >= 2) {	/* not for one task: no statement to prepare */
+		each = rows_per_insert(q, &rows_each);
+		same = rows_per_insert(q, &rows_same);
+	}
 	for (i = 0; i < r->n; i++) {
 		/* Tasks before index single go one by one. */
-		if (rows > 0 && i >= single && r->n - i >= rows) {
-			fit = rows_fit(&r->tasks[i], rows, now_ms);
-			if (fit < rows)		/* up to the one that breaks
+		k = NULL;
+		n = 0;
+		if (i >= single && same > 0 && r->n - i >= same &&
+		    rows_fit(&r->tasks[i], same, now_ms, 1) == same) {
+			k = &rows_same;
+			n = same;
+		} else if (i >= single && each > 0 && r->n - i >= each) {
+			fit = rows_fit(&r->tasks[i], each, now_ms, 0);
+			if (fit < each)		/* up to the one that breaks
 						 * the run */
 				single = i + fit + 1;
-			else if ((rc = enqueue_rows(ids, q, &r->tasks[i], rows,
-			    now_ms, c)) == SPOOL_OK) {
-				for (j = 0; j < rows; j++) {
+			else {
+				k = &rows_each;
+				n = each;
+			}
+		}
+		if (k != NULL) {
+			rc = enqueue_rows(ids, q, &r->tasks[i], n, now_ms, c, k);
+			if (rc == SPOOL_OK) {
+				for (j = 0; j < n; j++) {
 					if (r->ids != NULL)
 						r->ids[i + j] = ids[j];
 					if (r->existed != NULL)
 						r->existed[i + j] = 0;
 				}
-				i += rows - 1;
+				i += n - 1;
 				continue;
-			} else if (request_refused(rc)) {
-				/* Refused before any write (no room for them
-				 * all, say): one by one, to find and name the
-				 * task refused. */
-				spool__clear_error(q);
-				single = i + rows;
-			} else {
+			}
+			if (!request_refused(rc)) {
 				snprintf(pfx, sizeof pfx, "tasks %zu to %zu: ",
-				    at + i, at + i + rows - 1);
+				    at + i, at + i + n - 1);
 				return (spool__error_prefix(q, rc, pfx));
 			}
+			/* Refused before any write (no room for them all,
+			 * say): one by one, to find and name the task
+			 * refused. */
+			spool__clear_error(q);
+			single = i + n;
 		}
 		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, c, 0);
 		if (rc != SPOOL_OK) {

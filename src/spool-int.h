@@ -256,6 +256,7 @@ void		 spool__counters_restore(spool *q, struct spool__ctr *copy,
 int64_t		 spool__now_ms(spool *q);
 void		 spool__set_clock(spool *q, spool__clock_fn fn, void *arg);
 sqlite3_stmt	*spool__stmt(spool *q, enum spool_sql which);
+sqlite3_stmt	*spool__stmt_lazy(spool *q, enum spool_sql which);
 int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
 int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,

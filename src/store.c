@@ -100,6 +100,29 @@ spool__stmt(spool *q, enum spool_sql which)
 	return (st);
 }
 
+/* A statement prepared at its first use (store_lazy), reset with its
+ * bindings cleared; NULL if it cannot be prepared (recorded on q). */
+sqlite3_stmt *
+spool__stmt_lazy(spool *q, enum spool_sql which)
+{
+	char	 what[96];
+	int	 rc;
+
+	if (q->stmt[which] == NULL) {
+		rc = sqlite3_prepare_v3(q->db, spool__sql_text[which], -1,
+		    SQLITE_PREPARE_PERSISTENT, &q->stmt[which], NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(q->stmt[which]);
+			q->stmt[which] = NULL;
+			snprintf(what, sizeof what, "prepare %s",
+			    spool__sql_name[which]);
+			spool__store_error(q, rc, what);
+			return (NULL);
+		}
+	}
+	return (spool__stmt(q, which));
+}
+
 /* Step a statement that returns no rows (or whose rows are ignored) to
  * its end and reset it. */
 int
@@ -609,7 +632,17 @@ store_wal_has_content(const char *path)
 	return (rc);
 }
 
-/* Prepare every named query once, for the life of the handle. */
+/* The large multi-row inserts of bulk enqueues: preparing them costs
+ * about 1 ms, which a handle that never makes one should not pay. */
+static int
+store_lazy(int which)
+{
+	return (which == SPOOL_SQL_TASK_INSERT_ROWS ||
+	    which == SPOOL_SQL_TASK_INSERT_SAME);
+}
+
+/* Prepare every named query once, for the life of the handle (the lazy
+ * ones at their first use: spool__stmt_lazy). */
 static int
 store_prepare_all(spool *q)
 {
@@ -617,6 +650,8 @@ store_prepare_all(spool *q)
 	int	 i, rc;
 
 	for (i = 0; i < SPOOL_SQL__COUNT; i++) {
+		if (store_lazy(i))
+			continue;
 		rc = sqlite3_prepare_v3(q->db, spool__sql_text[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
 		if (rc != SQLITE_OK) {
