@@ -176,8 +176,14 @@ ctx_enter(spool *q, struct enq_ctx *c, const char *queue, int64_t batch,
 		c->batch = batch;
 	}
 	if (c->queue == NULL || strcmp(c->queue, queue) != 0) {
-		if ((rc = spool__queue_ensure(q, queue, now_ms)) != 0 ||
-		    (rc = spool__queue_read(&c->conf, q, queue)) != 0)
+		/* Read it; only a queue not there yet costs an insert. */
+		rc = spool__queue_read(&c->conf, q, queue);
+		if (rc == SPOOL_ENOENT) {
+			spool__clear_error(q);
+			if ((rc = spool__queue_ensure(q, queue, now_ms)) == 0)
+				rc = spool__queue_read(&c->conf, q, queue);
+		}
+		if (rc != SPOOL_OK)
 			return (rc);
 		c->queue = queue;
 		c->depth = -1;

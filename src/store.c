@@ -230,14 +230,22 @@ spool__begin(spool *q)
  * items and batches the transaction changed are settled first
  * (pipeline.c, batch.c), so whatever wrote a stage's success also handed
  * its item on, and whatever wrote a batch member's last outcome also
- * enqueued the batch's hook. */
+ * enqueued the batch's hook.  One probe (settle_any) tells whether
+ * there is anything to settle at all: usually there is not. */
 int
 spool__commit(spool *q)
 {
-	int	 rc;
+	sqlite3_stmt	*st;
+	int		 rc, any;
 
-	rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
-	if (rc == SPOOL_OK)
+	st = spool__stmt(q, SPOOL_SQL_SETTLE_ANY);
+	rc = sqlite3_step(st);
+	any = rc != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	rc = SPOOL_OK;
+	if (any)	/* or the probe failed: settling will say why */
+		rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
+	if (rc == SPOOL_OK && any)
 		rc = spool__batch_settle_locked(q, spool__now_ms(q));
 	if (rc == SPOOL_OK)
 		rc = spool__counters_write_locked(q);
