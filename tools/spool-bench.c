@@ -24,6 +24,17 @@
  *             the raw sync rate, measured before and after as for enqueue
  *   bulk      N tasks of 100-byte payloads, by spool_enqueue_many calls of
  *             50,000 tasks (one transaction each)
+ *   bulkref   bulk enqueue against its yardstick, in the same run: three
+ *             rounds of the raw SQLite loop (a bare table with a ready
+ *             index and a partial unique key index, N rows of 100-byte
+ *             blobs, 32 rows per INSERT, one synced transaction), then
+ *             one spool_enqueue_many call of N tasks (one transaction);
+ *             prints both rates and their ratio per round
+ *   enqref    one-at-a-time durable enqueue against the loop a user would
+ *             write by hand (a bare table, one autocommit INSERT per task,
+ *             synchronous=FULL), N tasks (at most 20,000) each, call by
+ *             call in turn so both see the same disk; prints both rates
+ *             and their ratio
  *   drain     N tasks through a pool of W threads with a no-op handler
  *   pipeline  one run of N items (at most 50,000) through a pipeline of
  *             3 stages of concurrency C each (-c, default 128), worked by
@@ -42,7 +53,7 @@
  *   xlatency  the same from another process (the pool polls)
  *   rss       the pool's resident memory after working 20,000 tasks of a
  *             backlog of 10,000 and of 1,000,000
- *   all       every mode above
+ *   all       every mode above but bulkref and enqref
  *
  * Times come from CLOCK_MONOTONIC (CLOCK_REALTIME across processes).
  */
@@ -304,6 +315,145 @@ bench_bulk(void)
 	printf("bulk      %8lld tasks, 100 B each   %9.0f tasks/s\n",
 	    (long long)n_tasks, n_tasks / el);
 	spool_close(q);
+}
+
+/* A bare SQLite connection on a new file of the bench's directory, in
+ * WAL mode with synchronous=FULL, and sql run on it. */
+static sqlite3 *
+raw_open(const char *sql)
+{
+	sqlite3	*db;
+	char	 path[600];
+
+	snprintf(path, sizeof path, "%s/raw-%d.db", dir, ++db_seq);
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA journal_mode = WAL; "
+	    "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		die("raw", sqlite3_errmsg(db));
+	return (db);
+}
+
+/* The yardstick of bulk enqueue: n rows, 32 a statement, in one
+ * transaction; rows per second. */
+static double
+raw_bulk(int64_t n)
+{
+	sqlite3		*db = raw_open("CREATE TABLE tasks (id INTEGER PRIMARY "
+			    "KEY, queue TEXT NOT NULL, state TEXT NOT NULL, "
+			    "priority INT NOT NULL DEFAULT 0, run_at INT NOT "
+			    "NULL, payload BLOB, attempts INT NOT NULL DEFAULT "
+			    "0, lease_owner TEXT, lease_token INT, "
+			    "lease_expires INT, finished_at INT, created_at "
+			    "INT, dedup_key TEXT); CREATE INDEX ready ON tasks "
+			    "(queue, priority DESC, run_at, id) WHERE state = "
+			    "'ready'; CREATE UNIQUE INDEX dk ON tasks (queue, "
+			    "dedup_key) WHERE dedup_key IS NOT NULL");
+	sqlite3_stmt	*st;
+	char		 sql[2048], payload[100];
+	size_t		 len;
+	int64_t		 i;
+	double		 t0, el;
+	int		 j;
+
+	len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO tasks (queue, "
+	    "state, run_at, payload, created_at) VALUES ");
+	for (j = 0; j < 32; j++)
+		len += (size_t)snprintf(sql + len, sizeof sql - len,
+		    "%s('q', 'ready', 0, ?, 0)", j > 0 ? ", " : "");
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		die("raw", sqlite3_errmsg(db));
+	memset(payload, 'x', sizeof payload);
+	t0 = mono();
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		die("raw", sqlite3_errmsg(db));
+	for (i = 0; i < n; i += 32) {
+		for (j = 1; j <= 32; j++)
+			sqlite3_bind_blob(st, j, payload, sizeof payload,
+			    SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			die("raw", sqlite3_errmsg(db));
+		sqlite3_reset(st);
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		die("raw", sqlite3_errmsg(db));
+	el = mono() - t0;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return (n / el);
+}
+
+static void
+bench_bulkref(void)
+{
+	spool_task	*t;
+	char		 path[600], payload[100];
+	spool		*q;
+	int64_t		 i;
+	double		 raw, t0, rate;
+	int		 round;
+
+	if ((t = calloc((size_t)n_tasks, sizeof *t)) == NULL)
+		die("bulkref", "out of memory");
+	memset(payload, 'p', sizeof payload);
+	for (i = 0; i < n_tasks; i++) {
+		t[i].queue = "b";
+		t[i].payload = payload;
+		t[i].len = sizeof payload;
+	}
+	for (round = 1; round <= 3; round++) {
+		raw = raw_bulk(n_tasks);
+		q = fresh(path, sizeof path);
+		t0 = mono();
+		if (spool_enqueue_many(NULL, NULL, q, t, (size_t)n_tasks) != 0)
+			die("bulkref", spool_errmsg(q));
+		rate = n_tasks / (mono() - t0);
+		spool_close(q);
+		printf("bulkref   %8lld tasks, round %d   raw loop %9.0f rows/s, "
+		    "spool %9.0f tasks/s: %.1f%%\n", (long long)n_tasks, round,
+		    raw, rate, 100.0 * rate / raw);
+	}
+	free(t);
+}
+
+static void
+bench_enqref(void)
+{
+	static const char payload[] = "{\"n\":1}";
+	sqlite3_stmt	*st;
+	char		 path[600];
+	spool		*q = fresh(path, sizeof path);
+	sqlite3		*db = raw_open("CREATE TABLE jobs (id INTEGER PRIMARY "
+			    "KEY AUTOINCREMENT, payload TEXT NOT NULL, status "
+			    "INTEGER NOT NULL DEFAULT 0, worker INTEGER, "
+			    "claimed_at INTEGER, created_at INTEGER NOT NULL); "
+			    "CREATE INDEX jobs_status_id ON jobs (status, id)");
+	int64_t		 i, n = n_tasks < 20000 ? n_tasks : 20000;
+	double		 t0, ts = 0, tr = 0;
+
+	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (payload, created_at) "
+	    "VALUES (?1, ?2)", -1, &st, NULL) != SQLITE_OK)
+		die("enqref", sqlite3_errmsg(db));
+	for (i = 0; i < n; i++) {
+		t0 = mono();
+		if (spool_enqueue(NULL, q, "b", payload, sizeof payload - 1,
+		    NULL) != 0)
+			die("enqref", spool_errmsg(q));
+		ts += mono() - t0;
+		t0 = mono();
+		sqlite3_bind_text(st, 1, payload, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+		if (sqlite3_step(st) != SQLITE_DONE)
+			die("enqref", sqlite3_errmsg(db));
+		sqlite3_reset(st);
+		tr += mono() - t0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	spool_close(q);
+	printf("enqref    %8lld tasks one at a time   hand-written loop "
+	    "%6.0f/s, spool %6.0f/s: %.1f%% (sync full, call by call in "
+	    "turn)\n", (long long)n, n / tr, n / ts, 100.0 * tr / ts);
 }
 
 static int
@@ -695,7 +845,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: spool-bench [-n N] [-w W] [-t T] [-c C] "
 	    "[--sync full|normal] [--dir DIR]\n"
-	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
+	    "    sync|enqueue|threads|bulk|bulkref|enqref|drain|pipeline|"
+	    "exec|latency|"
 	    "xlatency|rss|all...\n");
 	exit(64);
 }
@@ -750,6 +901,10 @@ main(int argc, char **argv)
 			bench_threads(), ran = 1;
 		if (all || strcmp(argv[i], "bulk") == 0)
 			bench_bulk(), ran = 1;
+		if (strcmp(argv[i], "bulkref") == 0)
+			bench_bulkref(), ran = 1;
+		if (strcmp(argv[i], "enqref") == 0)
+			bench_enqref(), ran = 1;
 		if (all || strcmp(argv[i], "drain") == 0)
 			bench_drain(), ran = 1;
 		if (all || strcmp(argv[i], "pipeline") == 0)
