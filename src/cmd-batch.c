@@ -221,10 +221,10 @@ add_exec(struct cmd_ctx *c, int argc, char **argv)
 			    "(%zu bytes, at most %d)", i - 1, strlen(argv[i]),
 			    SPOOL_PAYLOAD_MAX));
 
-	/* The tasks, in the order given; then one transaction. */
 	if (cmd_opt(c, "lines") != NULL)
-		rc = cmd_tasks_lines(c, &ts, queue, &o);
-	else if (argc == 2)
+		return (cmd_tasks_lines(c, queue, &o, id));
+	/* The tasks, in the order given; then one transaction. */
+	if (argc == 2)
 		rc = cmd_tasks_add(c, &ts, queue, "", 0, NULL, &o);
 	for (i = 2; i < argc && rc == EXIT_OK; i++) {
 		if (strcmp(argv[i], "-") != 0) {

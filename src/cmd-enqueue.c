@@ -6,10 +6,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "spool-int.h"
 
 #define WAIT_MAX_MS	(365LL * 24 * 3600 * 1000)	/* the library's limit */
 
@@ -144,43 +147,6 @@ cmd_tasks_add(struct cmd_ctx *c, struct cmd_tasks *ts, const char *queue,
 	return (EXIT_OK);
 }
 
-/* --lines: one task per non-empty line of stdin. */
-int
-cmd_tasks_lines(struct cmd_ctx *c, struct cmd_tasks *ts, const char *queue,
-    const spool_enqueue_opts *o)
-{
-	char		*line = NULL, *buf;
-	size_t		 lcap = 0, lineno = 0;
-	ssize_t		 len;
-	int		 rc = EXIT_OK;
-
-	while ((len = getline(&line, &lcap, stdin)) != -1) {
-		lineno++;
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
-		if (len == 0)
-			continue;
-		if ((size_t)len > SPOOL_PAYLOAD_MAX) {
-			rc = cmd_error(c, EXIT_DATA, "line %zu: payload too large "
-			    "(%zd bytes, at most %d)", lineno, len,
-			    SPOOL_PAYLOAD_MAX);
-			break;
-		}
-		if ((buf = malloc((size_t)len + 1)) == NULL) {
-			rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
-			break;
-		}
-		memcpy(buf, line, (size_t)len + 1);
-		if ((rc = cmd_tasks_add(c, ts, queue, buf, (size_t)len, buf,
-		    o)) != EXIT_OK)
-			break;
-	}
-	if (rc == EXIT_OK && ferror(stdin))
-		rc = cmd_error(c, EXIT_IO, "reading stdin failed");
-	free(line);
-	return (rc);
-}
-
 /* Free the tasks and their payload copies. */
 void
 cmd_tasks_free(struct cmd_tasks *ts)
@@ -195,24 +161,16 @@ cmd_tasks_free(struct cmd_tasks *ts)
 }
 
 /*
- * Enqueue the tasks of ts in one transaction and report them: "enqueued N
- * tasks: ids A-B" (or, with batch, "added N tasks to batch ID: ..."), or
- * with --json {"batch":ID,"count":N,"first_id":A,"last_id":B}.
+ * Report n tasks enqueued, ids first to last: "enqueued N tasks: ids A-B"
+ * (or, with batch, "added N tasks to batch ID: ..."), or with --json
+ * {"batch":ID,"count":N,"first_id":A,"last_id":B}.
  */
-int
-cmd_tasks_commit(struct cmd_ctx *c, struct cmd_tasks *ts, int64_t batch)
+static void
+tasks_report(struct cmd_ctx *c, size_t n, int64_t first, int64_t last,
+    int64_t batch)
 {
-	int64_t		*ids = NULL;
-	size_t		 n = ts->n;
 	struct json	 j;
-	int		 rc;
 
-	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL)
-		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
-	if ((rc = spool_enqueue_many(ids, NULL, c->q, ts->v, n)) != SPOOL_OK) {
-		free(ids);
-		return (cmd_fail(c, rc));
-	}
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');
@@ -220,9 +178,9 @@ cmd_tasks_commit(struct cmd_ctx *c, struct cmd_tasks *ts, int64_t batch)
 			json_kv_int(&j, "batch", batch);
 		json_kv_int(&j, "count", (int64_t)n);
 		json_key(&j, "first_id");
-		n > 0 ? json_int(&j, ids[0]) : json_null(&j);
+		n > 0 ? json_int(&j, first) : json_null(&j);
 		json_key(&j, "last_id");
-		n > 0 ? json_int(&j, ids[n - 1]) : json_null(&j);
+		n > 0 ? json_int(&j, last) : json_null(&j);
 		json_close(&j, '}');
 		json_end(&j);
 	} else {
@@ -232,32 +190,282 @@ cmd_tasks_commit(struct cmd_ctx *c, struct cmd_tasks *ts, int64_t batch)
 		else
 			printf("enqueued %zu tasks", n);
 		if (n > 0)
-			printf(": ids %lld-%lld", (long long)ids[0],
-			    (long long)ids[n - 1]);
+			printf(": ids %lld-%lld", (long long)first,
+			    (long long)last);
 		putchar('\n');
 	}
+}
+
+/* Enqueue the tasks of ts in one transaction and report them. */
+int
+cmd_tasks_commit(struct cmd_ctx *c, struct cmd_tasks *ts, int64_t batch)
+{
+	int64_t		*ids = NULL;
+	size_t		 n = ts->n;
+	int		 rc;
+
+	if (n > 0 && (ids = calloc(n, sizeof *ids)) == NULL)
+		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
+	if ((rc = spool_enqueue_many(ids, NULL, c->q, ts->v, n)) != SPOOL_OK) {
+		free(ids);
+		return (cmd_fail(c, rc));
+	}
+	tasks_report(c, n, n > 0 ? ids[0] : 0, n > 0 ? ids[n - 1] : 0, batch);
 	free(ids);
 	return (EXIT_OK);
 }
 
-/* --lines: every non-empty line of stdin is a task, in one transaction. */
-static int
-enqueue_lines(struct cmd_ctx *c, const char *queue, spool_enqueue_opts *o)
-{
-	struct cmd_tasks	 ts;
-	int			 rc;
+/*
+ * --lines.  The input is read and enqueued a part at a time, all in one
+ * transaction (spool__enqueue_stream_*), so memory stays the same however
+ * long the input is: a part is at most LINES_TASKS tasks and, past
+ * LINES_BYTES of payload, ends with the line that crossed it.
+ */
+#define LINES_TASKS	4096
+#define LINES_BYTES	(1024 * 1024)
 
-	memset(&ts, 0, sizeof ts);
-	if ((rc = cmd_tasks_lines(c, &ts, queue, o)) != EXIT_OK ||
+/* The input of --lines and the part read from it. */
+struct lines {
+	FILE		*f;
+	char		 in[65536];	/* read from f, not yet used */
+	size_t		 off;
+	size_t		 len;
+	size_t		 lineno;	/* lines read, empty ones too */
+	int		 eof;
+	spool_task	 t[LINES_TASKS];	/* the part's tasks */
+	int64_t		 ids[LINES_TASKS];
+	size_t		 n;
+	char		*bytes;		/* their payloads: LINES_BYTES +
+					 * SPOOL_PAYLOAD_MAX */
+};
+
+/*
+ * Read the next line of l->f into dst (at most max bytes are kept; *len
+ * is its whole length, without its newline).  Returns 1 with a line, 0 at
+ * the end of the input, -1 on a read error.
+ */
+static int
+lines_next(struct lines *l, char *dst, size_t max, size_t *len)
+{
+	const char	*nl;
+	size_t		 k, n = 0;
+	int		 got = 0;
+
+	for (;;) {
+		if (l->off == l->len) {
+			if (l->eof)
+				break;
+			l->off = 0;
+			l->len = fread(l->in, 1, sizeof l->in, l->f);
+			if (l->len == 0) {
+				if (ferror(l->f))
+					return (-1);
+				l->eof = 1;
+				break;
+			}
+		}
+		got = 1;
+		nl = memchr(l->in + l->off, '\n', l->len - l->off);
+		k = nl != NULL ? (size_t)(nl - (l->in + l->off)) :
+		    l->len - l->off;
+		if (n + k <= max)
+			memcpy(dst + n, l->in + l->off, k);
+		n += k;
+		l->off += k;
+		if (nl != NULL) {
+			l->off++;
+			break;
+		}
+	}
+	if (!got)
+		return (0);
+	l->lineno++;
+	*len = n;
+	return (1);
+}
+
+/* Read the next part of the input: l->n tasks (0 at its end). */
+static int
+lines_part(struct cmd_ctx *c, struct lines *l, const char *queue,
+    const spool_enqueue_opts *o)
+{
+	size_t	 used = 0, len;
+	int	 rc;
+
+	l->n = 0;
+	while (l->n < LINES_TASKS && used < LINES_BYTES) {
+		if ((rc = lines_next(l, l->bytes + used, SPOOL_PAYLOAD_MAX,
+		    &len)) == 0)
+			break;
+		if (rc < 0)
+			return (cmd_error(c, EXIT_IO, "reading stdin failed"));
+		if (len == 0)
+			continue;
+		if (len > SPOOL_PAYLOAD_MAX)
+			return (cmd_error(c, EXIT_DATA, "line %zu: payload too "
+			    "large (%zu bytes, at most %d)", l->lineno, len,
+			    SPOOL_PAYLOAD_MAX));
+		l->t[l->n].queue = queue;
+		l->t[l->n].payload = l->bytes + used;
+		l->t[l->n].len = len;
+		l->t[l->n].opts = o;
+		l->n++;
+		used += len;
+	}
+	return (EXIT_OK);
+}
+
+/* Go back to offset start of l->f, the start of the input. */
+static int
+lines_rewind(struct cmd_ctx *c, struct lines *l, off_t start)
+{
+	if (fseeko(l->f, start, SEEK_SET) == -1)
+		return (cmd_error(c, EXIT_IO, "cannot read stdin again: %s",
+		    strerror(errno)));
+	l->off = l->len = 0;
+	l->lineno = 0;
+	l->eof = 0;
+	return (EXIT_OK);
+}
+
+/* For --wait: stdin copied to an unlinked temporary file, which can be
+ * read again after a wait for room. */
+static int
+lines_spill(struct cmd_ctx *c, FILE **out)
+{
+	FILE	*f;
+	char	 buf[65536];
+	size_t	 n;
+
+	if ((f = tmpfile()) == NULL)
+		return (cmd_error(c, EXIT_IO, "cannot make a temporary file "
+		    "for --wait: %s", strerror(errno)));
+	while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+		if (fwrite(buf, 1, n, f) != n) {
+			fclose(f);
+			return (cmd_error(c, EXIT_IO, "writing a temporary "
+			    "file for --wait failed"));
+		}
+	if (ferror(stdin)) {
+		fclose(f);
+		return (cmd_error(c, EXIT_IO, "reading stdin failed"));
+	}
+	if (fflush(f) != 0) {
+		fclose(f);
+		return (cmd_error(c, EXIT_IO, "writing a temporary file for "
+		    "--wait failed"));
+	}
+	*out = f;
+	return (EXIT_OK);
+}
+
+/*
+ * One try: the part already read and every later one, in one transaction.
+ * Returns the stream's code (SPOOL_OK once committed, or the refusal or
+ * failure that rolled it back), or, with *exit_rc set, SPOOL_OK after a
+ * failure of the input (also rolled back, with its message).
+ */
+static int
+lines_try(struct cmd_ctx *c, struct lines *l, const char *queue,
+    const spool_enqueue_opts *o, size_t *n, int64_t *first, int64_t *last,
+    int *exit_rc)
+{
+	struct spool__enq_stream	*s;
+	int				 rc;
+
+	*n = 0;
+	*exit_rc = EXIT_OK;
+	if ((rc = spool__enqueue_stream_begin(&s, c->q)) != SPOOL_OK)
+		return (rc);
+	for (;;) {
+		if (spool__enqueue_stream_add(s, l->t, l->n, l->ids) !=
+		    SPOOL_OK)
+			return (spool__enqueue_stream_end(s, 1));
+		if (*n == 0)
+			*first = l->ids[0];
+		*n += l->n;
+		*last = l->ids[l->n - 1];
+		if ((*exit_rc = lines_part(c, l, queue, o)) != EXIT_OK) {
+			spool__enqueue_stream_end(s, 0);
+			return (SPOOL_OK);
+		}
+		if (l->n == 0)
+			return (spool__enqueue_stream_end(s, 1));
+	}
+}
+
+/*
+ * --lines for "enqueue" and "batch add": every non-empty line of stdin is
+ * a task, all in one transaction, reported as cmd_tasks_commit does.  A
+ * line too long, a task refused or a failure anywhere commits nothing.
+ * With --wait, a queue without room for them all is tried again from the
+ * start of the input (which a pipe is first copied to a temporary file
+ * for).
+ */
+int
+cmd_tasks_lines(struct cmd_ctx *c, const char *queue,
+    const spool_enqueue_opts *o, int64_t batch)
+{
+	struct lines	*l;
+	FILE		*tmp = NULL;
+	off_t		 start = 0;
+	int64_t		 first = 0, last = 0, until = 0, sleep_ms = 1;
+	size_t		 n = 0;
+	int		 rc, src;
+
+	if ((l = calloc(1, sizeof *l)) == NULL ||
+	    (l->bytes = malloc(LINES_BYTES + SPOOL_PAYLOAD_MAX)) == NULL) {
+		free(l);
+		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
+	}
+	l->f = stdin;
+	if (o->wait_ms > 0 && (start = ftello(stdin)) == -1) {
+		if ((rc = lines_spill(c, &tmp)) != EXIT_OK)
+			goto out;
+		l->f = tmp;
+		start = 0;
+		if ((rc = lines_rewind(c, l, start)) != EXIT_OK)
+			goto out;
+	}
+	if ((rc = lines_part(c, l, queue, o)) != EXIT_OK ||
 	    (rc = cmd_open(c, 0)) != EXIT_OK)
 		goto out;
 	/* No line, no enqueue to refuse a missing or closed batch. */
 	if (o->batch_id != 0 && (rc = cmd_batch_check_open(c,
 	    o->batch_id)) != EXIT_OK)
 		goto out;
-	rc = cmd_tasks_commit(c, &ts, 0);
+	if (o->wait_ms > 0)
+		until = cmd_now_ms() + o->wait_ms;
+	while (l->n > 0) {
+		src = lines_try(c, l, queue, o, &n, &first, &last, &rc);
+		if (rc != EXIT_OK)
+			goto out;
+		if (src == SPOOL_OK)
+			break;
+		if (src != SPOOL_EFULL || o->wait_ms == 0 ||
+		    cmd_now_ms() >= until) {
+			if (src == SPOOL_EFULL && o->wait_ms > 0)
+				rc = cmd_error(c, cmd_exit_code(src), "%s, "
+				    "still after waiting %lld ms",
+				    spool_errmsg(c->q), (long long)o->wait_ms);
+			else
+				rc = cmd_fail(c, src);
+			goto out;
+		}
+		cmd_sleep_ms(sleep_ms);
+		if ((sleep_ms *= 2) > 50)
+			sleep_ms = 50;
+		if ((rc = lines_rewind(c, l, start)) != EXIT_OK ||
+		    (rc = lines_part(c, l, queue, o)) != EXIT_OK)
+			goto out;
+	}
+	tasks_report(c, n, first, last, batch);
+	rc = EXIT_OK;
 out:
-	cmd_tasks_free(&ts);
+	if (tmp != NULL)
+		fclose(tmp);
+	free(l->bytes);
+	free(l);
 	return (rc);
 }
 
@@ -306,7 +514,7 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 		if (o.key != NULL)
 			return (cmd_usage_error(c, "--key names one task: it "
 			    "cannot be used with --lines"));
-		return (enqueue_lines(c, argv[0], &o));
+		return (cmd_tasks_lines(c, argv[0], &o, 0));
 	}
 	if (argc == 2 && strcmp(argv[1], "-") == 0) {
 		if ((rc = cmd_read_stdin(c, &buf, &len)) != EXIT_OK)

@@ -172,8 +172,8 @@ int		 cmd_enqueue_opts(struct cmd_ctx *, spool_enqueue_opts *);
 int		 cmd_tasks_add(struct cmd_ctx *, struct cmd_tasks *,
 		     const char *, const void *, size_t, char *,
 		     const spool_enqueue_opts *);
-int		 cmd_tasks_lines(struct cmd_ctx *, struct cmd_tasks *,
-		     const char *, const spool_enqueue_opts *);
+int		 cmd_tasks_lines(struct cmd_ctx *, const char *,
+		     const spool_enqueue_opts *, int64_t);
 int		 cmd_tasks_commit(struct cmd_ctx *, struct cmd_tasks *, int64_t);
 void		 cmd_tasks_free(struct cmd_tasks *);
 

@@ -33,6 +33,8 @@
 struct spool__enq_req {
 	const spool_task	*tasks;
 	size_t			 n;
+	size_t			 base;		/* tasks before these, in a request
+						 * fed in parts (for messages) */
 	int64_t			*ids;		/* n, or NULL */
 	int			*existed;	/* n, or NULL */
 	int			 rc;
@@ -73,55 +75,76 @@ opt_wait(const spool_enqueue_opts *o)
 	return (o != NULL && o->version >= 2 ? o->wait_ms : 0);
 }
 
-/* Check one task of an enqueue before any transaction starts. */
+/*
+ * Check one task of an enqueue before any transaction starts.  prev, if
+ * not NULL, is the task before it in the request, already checked: a
+ * queue name or an options struct at the same address as its is not
+ * checked again (a request of many tasks usually shares both).
+ */
 static int
-enqueue_check(spool *q, const spool_task *t, size_t index, size_t n)
+task_check(spool *q, const spool_task *t, const spool_task *prev)
 {
 	const spool_enqueue_opts	*o = t->opts;
-	char				 pfx[48] = "";
 	int				 rc;
 
-	if (n > 1)
-		snprintf(pfx, sizeof pfx, "task %zu: ", index + 1);
-	if ((rc = spool__check_name(q, "queue name", t->queue,
-	    SPOOL_NAME_MAX)) != SPOOL_OK) {
-		return (spool__error_prefix(q, rc, pfx));
-	}
+	if ((prev == NULL || t->queue != prev->queue) &&
+	    (rc = spool__check_name(q, "queue name", t->queue,
+	    SPOOL_NAME_MAX)) != SPOOL_OK)
+		return (rc);
 	if (t->payload == NULL && t->len != 0)
-		return (spool__error(q, SPOOL_EINVAL, "%spayload is NULL", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "payload is NULL"));
 	if (t->len > SPOOL_PAYLOAD_MAX)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%spayload too large (%zu bytes, at most %d)", pfx, t->len,
+		    "payload too large (%zu bytes, at most %d)", t->len,
 		    SPOOL_PAYLOAD_MAX));
-	if (o == NULL)
+	if (o == NULL || (prev != NULL && o == prev->opts))
 		return (SPOOL_OK);
 	if (o->version < 1)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%senqueue options: version not set "
-		    "(use SPOOL_ENQUEUE_OPTS_INIT)", pfx));
+		    "enqueue options: version not set "
+		    "(use SPOOL_ENQUEUE_OPTS_INIT)"));
 	if (o->delay_ms < 0 || o->delay_ms > SPOOL_DURATION_MAX_MS)
-		return (spool__error(q, SPOOL_EINVAL, "%sdelay out of range", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "delay out of range"));
 	if (o->run_at_ms < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%srun_at is negative", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "run_at is negative"));
 	if (o->run_at_ms != 0 && o->delay_ms != 0)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%sgive a delay or a run_at time, not both", pfx));
+		    "give a delay or a run_at time, not both"));
 	if (o->deadline_ms < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%sdeadline is negative",
-		    pfx));
+		return (spool__error(q, SPOOL_EINVAL, "deadline is negative"));
 	if (o->max_attempts < 0 || o->max_attempts > SPOOL_ATTEMPTS_MAX)
 		return (spool__error(q, SPOOL_EINVAL,
-		    "%smax attempts out of range (1 to %d)", pfx,
-		    SPOOL_ATTEMPTS_MAX));
+		    "max attempts out of range (1 to %d)", SPOOL_ATTEMPTS_MAX));
 	if (o->key != NULL && (rc = spool__check_name(q, "idempotency key",
-	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK) {
-		return (spool__error_prefix(q, rc, pfx));
-	}
+	    o->key, SPOOL_KEY_MAX)) != SPOOL_OK)
+		return (rc);
 	if (opt_batch(o) < 0)
-		return (spool__error(q, SPOOL_EINVAL, "%sbatch id is negative",
-		    pfx));
+		return (spool__error(q, SPOOL_EINVAL, "batch id is negative"));
 	if (opt_wait(o) < 0 || opt_wait(o) > SPOOL_YEAR_MS)
-		return (spool__error(q, SPOOL_EINVAL, "%swait out of range", pfx));
+		return (spool__error(q, SPOOL_EINVAL, "wait out of range"));
+	return (SPOOL_OK);
+}
+
+/* Check every task of request r; a refusal names its task ("task 3: ")
+ * when the request has several. */
+static int
+request_check(spool *q, const struct spool__enq_req *r)
+{
+	size_t	 i;
+	int	 rc;
+	char	 pfx[48];
+
+	for (i = 0; i < r->n; i++) {
+		rc = task_check(q, &r->tasks[i], i > 0 ? &r->tasks[i - 1] :
+		    NULL);
+		if (rc == SPOOL_OK)
+			continue;
+		if (r->base + r->n > 1) {
+			snprintf(pfx, sizeof pfx, "task %zu: ", r->base + i + 1);
+			spool__error_prefix(q, rc, pfx);
+		}
+		return (rc);
+	}
 	return (SPOOL_OK);
 }
 
@@ -153,8 +176,14 @@ ctx_enter(spool *q, struct enq_ctx *c, const char *queue, int64_t batch,
 		c->batch = batch;
 	}
 	if (c->queue == NULL || strcmp(c->queue, queue) != 0) {
-		if ((rc = spool__queue_ensure(q, queue, now_ms)) != 0 ||
-		    (rc = spool__queue_read(&c->conf, q, queue)) != 0)
+		/* Read it; only a queue not there yet costs an insert. */
+		rc = spool__queue_read(&c->conf, q, queue);
+		if (rc == SPOOL_ENOENT) {
+			spool__clear_error(q);
+			if ((rc = spool__queue_ensure(q, queue, now_ms)) == 0)
+				rc = spool__queue_read(&c->conf, q, queue);
+		}
+		if (rc != SPOOL_OK)
 			return (rc);
 		c->queue = queue;
 		c->depth = -1;
@@ -262,23 +291,53 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	return (SPOOL_OK);
 }
 
-/* How many rows one task_insert_rows statement inserts: 3 parameters
- * shared by its rows, 5 for each (0 if the statement is not so made). */
-static size_t
-rows_per_insert(spool *q)
-{
-	int	 n = sqlite3_bind_parameter_count(
-		    q->stmt[SPOOL_SQL_TASK_INSERT_ROWS]);
+#define ROWS_MAX	256	/* rows of one multi-row insert, at most */
 
-	return (n > 3 && (n - 3) % 5 == 0 ? (size_t)(n - 3) / 5 : 0);
+/* A multi-row insert: its statement, with the parameters its rows share
+ * and those each row has. */
+struct rows_kind {
+	enum spool_sql	 sql;
+	int		 shared;
+	int		 per_row;
+};
+
+/* task_insert_rows: each row its own options. */
+static const struct rows_kind rows_each = {
+	SPOOL_SQL_TASK_INSERT_ROWS, 3, 5
+};
+
+/* task_insert_same: the rows share their options, each has its payload. */
+static const struct rows_kind rows_same = {
+	SPOOL_SQL_TASK_INSERT_SAME, 7, 1
+};
+
+/* How many rows a statement of kind k inserts, from its parameters (0 if
+ * it is not so made, or cannot be prepared: then tasks go one by one). */
+static size_t
+rows_per_insert(spool *q, const struct rows_kind *k)
+{
+	sqlite3_stmt	*st = q->stmt[k->sql];
+	int		 n;
+	size_t		 rows;
+
+	if (st == NULL && (st = spool__stmt_lazy(q, k->sql)) == NULL) {
+		spool__clear_error(q);
+		return (0);
+	}
+	n = sqlite3_bind_parameter_count(st);
+	if (n <= k->shared || (n - k->shared) % k->per_row != 0)
+		return (0);
+	rows = (size_t)(n - k->shared) / (size_t)k->per_row;
+	return (rows >= 2 && rows <= ROWS_MAX ? rows : 0);
 }
 
 /* How many of tasks t[0..n), from the first, may share one multi-row
  * insert: one queue, one batch, no key (a key is looked up before its task
  * is inserted), and no task that enqueue_locked would refuse for its
- * deadline. */
+ * deadline.  With same, they must also share their options struct (or
+ * have none): task_insert_same binds its fields once. */
 static size_t
-rows_fit(const spool_task *t, size_t n, int64_t now_ms)
+rows_fit(const spool_task *t, size_t n, int64_t now_ms, int same)
 {
 	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
 	const spool_enqueue_opts	*o;
@@ -286,6 +345,12 @@ rows_fit(const spool_task *t, size_t n, int64_t now_ms)
 	size_t				 j;
 
 	for (j = 0; j < n; j++) {
+		if (same && j > 0 && t[j].opts == t[0].opts &&
+		    (t[j].queue == t[0].queue ||
+		    strcmp(t[j].queue, t[0].queue) == 0))
+			continue;	/* as t[0], checked below */
+		if (same && j > 0)
+			break;
 		o = t[j].opts ? t[j].opts : &none;
 		if (o->key != NULL || opt_batch(o) != batch ||
 		    (j > 0 && strcmp(t[j].queue, t[0].queue) != 0) ||
@@ -297,18 +362,18 @@ rows_fit(const spool_task *t, size_t n, int64_t now_ms)
 }
 
 /*
- * Insert tasks t[0..n), n = rows_per_insert(q), that rows_fit, with one
- * statement, into ids[0..n).  A refusal (SPOOL_EFULL when the queue has
- * no room for all n, a batch that is not open) comes before any write, or
- * from the statement, which then undoes its rows: the caller inserts the
- * tasks one by one instead, which finds and names the task refused.  With
- * AUTOINCREMENT, each new row gets one more than the largest id the table
- * ever had, so the rows of one statement get consecutive ids, the last
- * one last_insert_rowid.
+ * Insert tasks t[0..n), n = rows_per_insert(q, k), that rows_fit, with
+ * one statement, into ids[0..n).  A refusal (SPOOL_EFULL when the queue
+ * has no room for all n, a batch that is not open) comes before any
+ * write, or from the statement, which then undoes its rows: the caller
+ * inserts the tasks one by one instead, which finds and names the task
+ * refused.  With AUTOINCREMENT, each new row gets one more than the
+ * largest id the table ever had, so the rows of one statement get
+ * consecutive ids, the last one last_insert_rowid.
  */
 static int
 enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
-    int64_t now_ms, struct enq_ctx *c)
+    int64_t now_ms, struct enq_ctx *c, const struct rows_kind *k)
 {
 	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
 	const spool_enqueue_opts	*o;
@@ -320,28 +385,48 @@ enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
 	if ((rc = ctx_enter(q, c, t[0].queue, batch, now_ms)) != SPOOL_OK ||
 	    (rc = ctx_room(q, c, (int64_t)n)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT_ROWS);
+	st = spool__stmt(q, k->sql);
 	sqlite3_bind_text(st, 1, t[0].queue, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
 	if (batch != 0)
 		sqlite3_bind_int64(st, 3, batch);
 	for (j = 0; j < n; j++) {
 		o = t[j].opts ? t[j].opts : &none;
-		p = 4 + 5 * (int)j;
-		sqlite3_bind_int(st, p, o->priority == SPOOL_PRIORITY_DEFAULT ?
-		    c->conf.priority : o->priority);
-		if (spool__bind_payload_ref(st, p + 1, t[j].payload,
+		p = k->shared + 1 + k->per_row * (int)j;
+		if (k->per_row == 1) {
+			/* task_insert_same: the options once, at 4 to 7. */
+			if (j == 0) {
+				p = 4;
+				sqlite3_bind_int(st, p, o->priority ==
+				    SPOOL_PRIORITY_DEFAULT ? c->conf.priority :
+				    o->priority);
+				sqlite3_bind_int64(st, p + 1,
+				    task_run_at(o, now_ms));
+				if (o->deadline_ms != 0)
+					sqlite3_bind_int64(st, p + 2,
+					    o->deadline_ms);
+				sqlite3_bind_int(st, p + 3, o->max_attempts != 0 ?
+				    o->max_attempts : c->conf.max_attempts);
+				p = k->shared + 1;
+			}
+		} else {
+			sqlite3_bind_int(st, p, o->priority ==
+			    SPOOL_PRIORITY_DEFAULT ? c->conf.priority :
+			    o->priority);
+			sqlite3_bind_int64(st, p + 2, task_run_at(o, now_ms));
+			if (o->deadline_ms != 0)
+				sqlite3_bind_int64(st, p + 3, o->deadline_ms);
+			sqlite3_bind_int(st, p + 4, o->max_attempts != 0 ?
+			    o->max_attempts : c->conf.max_attempts);
+			p++;
+		}
+		if (spool__bind_payload_ref(st, p, t[j].payload,
 		    t[j].len) != SQLITE_OK) {
 			rc = spool__store_error(q, sqlite3_errcode(q->db),
 			    "enqueue");
 			sqlite3_clear_bindings(st);
 			return (rc);
 		}
-		sqlite3_bind_int64(st, p + 2, task_run_at(o, now_ms));
-		if (o->deadline_ms != 0)
-			sqlite3_bind_int64(st, p + 3, o->deadline_ms);
-		sqlite3_bind_int(st, p + 4, o->max_attempts != 0 ?
-		    o->max_attempts : c->conf.max_attempts);
 	}
 	/* The payloads were bound without a copy: let go of them now. */
 	rc = spool__step_done(q, st, "enqueue");
@@ -393,55 +478,72 @@ ctx_reset(struct enq_ctx *c)
 }
 
 /* Run one request's tasks inside the leader's transaction: runs of keyless
- * tasks of one queue go in multi-row inserts, the others one by one.  The
- * context c is the group's: what it caches (a queue's settings and depth,
- * a batch checked open) holds for the whole transaction, since a refused
- * one-task request wrote nothing that could be undone, and a request
- * undone by its savepoint resets it. */
+ * tasks of one queue go in multi-row inserts (task_insert_same when they
+ * share their options too), the others one by one.  The context c is the
+ * group's: what it caches (a queue's settings and depth, a batch checked
+ * open) holds for the whole transaction, since a refused one-task request
+ * wrote nothing that could be undone, and a request undone by its
+ * savepoint resets it. */
 static int
 request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
     struct enq_ctx *c)
 {
-	int64_t		 id, ids[256];
-	size_t		 i, j, fit, single = 0, rows = rows_per_insert(q);
-	int		 rc, existed;
-	char		 pfx[64];
+	const struct rows_kind	*k;
+	int64_t			 id, ids[ROWS_MAX];
+	size_t			 i, j, n, fit, single = 0, each = 0, same = 0;
+	size_t			 at = r->base + 1;	/* task i's number: at + i */
+	int			 rc, existed, several = r->base + r->n > 1;
+	char			 pfx[64];
 
-	if (rows < 2 || rows > sizeof ids / sizeof ids[0])
-		rows = 0;
+	if (r->n >= 2) {	/* not for one task: no statement to prepare */
+		each = rows_per_insert(q, &rows_each);
+		same = rows_per_insert(q, &rows_same);
+	}
 	for (i = 0; i < r->n; i++) {
 		/* Tasks before index single go one by one. */
-		if (rows > 0 && i >= single && r->n - i >= rows) {
-			fit = rows_fit(&r->tasks[i], rows, now_ms);
-			if (fit < rows)		/* up to the one that breaks
+		k = NULL;
+		n = 0;
+		if (i >= single && same > 0 && r->n - i >= same &&
+		    rows_fit(&r->tasks[i], same, now_ms, 1) == same) {
+			k = &rows_same;
+			n = same;
+		} else if (i >= single && each > 0 && r->n - i >= each) {
+			fit = rows_fit(&r->tasks[i], each, now_ms, 0);
+			if (fit < each)		/* up to the one that breaks
 						 * the run */
 				single = i + fit + 1;
-			else if ((rc = enqueue_rows(ids, q, &r->tasks[i], rows,
-			    now_ms, c)) == SPOOL_OK) {
-				for (j = 0; j < rows; j++) {
+			else {
+				k = &rows_each;
+				n = each;
+			}
+		}
+		if (k != NULL) {
+			rc = enqueue_rows(ids, q, &r->tasks[i], n, now_ms, c, k);
+			if (rc == SPOOL_OK) {
+				for (j = 0; j < n; j++) {
 					if (r->ids != NULL)
 						r->ids[i + j] = ids[j];
 					if (r->existed != NULL)
 						r->existed[i + j] = 0;
 				}
-				i += rows - 1;
+				i += n - 1;
 				continue;
-			} else if (request_refused(rc)) {
-				/* Refused before any write (no room for them
-				 * all, say): one by one, to find and name the
-				 * task refused. */
-				spool__clear_error(q);
-				single = i + rows;
-			} else {
+			}
+			if (!request_refused(rc)) {
 				snprintf(pfx, sizeof pfx, "tasks %zu to %zu: ",
-				    i + 1, i + rows);
+				    at + i, at + i + n - 1);
 				return (spool__error_prefix(q, rc, pfx));
 			}
+			/* Refused before any write (no room for them all,
+			 * say): one by one, to find and name the task
+			 * refused. */
+			spool__clear_error(q);
+			single = i + n;
 		}
 		rc = enqueue_locked(&id, &existed, q, &r->tasks[i], now_ms, c, 0);
 		if (rc != SPOOL_OK) {
-			if (r->n > 1) {
-				snprintf(pfx, sizeof pfx, "task %zu: ", i + 1);
+			if (several) {
+				snprintf(pfx, sizeof pfx, "task %zu: ", at + i);
 				spool__error_prefix(q, rc, pfx);
 			}
 			return (rc);
@@ -477,14 +579,12 @@ group_run(spool *q, struct spool__enq_req *head)
 	struct spool__ctr	*saved = NULL;
 	struct enq_ctx		 c;
 	int64_t			 now;
-	size_t			 i, nsaved = 0;
+	size_t			 nsaved = 0;
 	int			 rc = SPOOL_OK, live = 0, several, sp;
 
 	for (r = head; r != NULL; r = r->next) {
 		spool__clear_error(q);
-		for (i = 0; i < r->n; i++)
-			if ((rc = enqueue_check(q, &r->tasks[i], i, r->n)) != 0)
-				break;
+		rc = request_check(q, r);
 		request_result(q, r, rc);
 		r->checked = rc == SPOOL_OK;
 		live += r->checked;
@@ -712,7 +812,7 @@ int
 spool__enqueue_check(spool *q, const spool_task *t)
 {
 	spool__clear_error(q);
-	return (enqueue_check(q, t, 0, 1));
+	return (task_check(q, t, NULL));
 }
 
 /*
@@ -756,4 +856,122 @@ spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
 	free(existed);
 	free(r);
 	return (rc);
+}
+
+/*
+ * One request fed in parts, in one transaction held from begin to end
+ * (the CLI's --lines, whose input may not fit in memory).  The stream
+ * leads the handle's group commit for its whole life, so other threads'
+ * enqueues on q wait for its end; the calling thread makes no other call
+ * on q meanwhile.  Each part is checked and inserted as a request of its
+ * own would be, but in the one context (a queue's settings and depth, a
+ * batch checked open) and with task numbers counted from the stream's
+ * first task in messages.  The first refusal or failure ends what the
+ * stream can do: end rolls it all back.  A task's wait_ms is not used:
+ * the stream holds the write lock, so no room could appear meanwhile.
+ */
+struct spool__enq_stream {
+	spool		*q;
+	struct enq_ctx	 c;
+	int64_t		 now_ms;
+	size_t		 n;		/* tasks inserted so far */
+	int		 rc;		/* the first failure, else SPOOL_OK */
+};
+
+/* Lead q's group commit, waiting for a leader to finish. */
+static void
+lead(spool *q)
+{
+	pthread_mutex_lock(&q->gc_mu);
+	while (q->gc_leader)
+		pthread_cond_wait(&q->gc_cv, &q->gc_mu);
+	q->gc_leader = 1;
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+/* Stop leading: a waiting thread takes over the requests queued. */
+static void
+unlead(spool *q)
+{
+	pthread_mutex_lock(&q->gc_mu);
+	q->gc_leader = 0;
+	pthread_cond_broadcast(&q->gc_cv);
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+/* Start a stream on q: its BEGIN IMMEDIATE transaction. */
+int
+spool__enqueue_stream_begin(struct spool__enq_stream **out, spool *q)
+{
+	struct spool__enq_stream	*s;
+	int				 rc;
+
+	*out = NULL;
+	spool__clear_error(q);
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	s->q = q;
+	ctx_reset(&s->c);
+	lead(q);
+	if ((rc = spool__begin(q)) != SPOOL_OK) {
+		unlead(q);
+		free(s);
+		return (rc);
+	}
+	s->now_ms = spool__now_ms(q);
+	*out = s;
+	return (SPOOL_OK);
+}
+
+/* Check and insert tasks t[0..n) in s's transaction, their ids into
+ * ids[0..n) (ids may be NULL).  A key already held gives that task's id,
+ * as spool_enqueue_many does. */
+int
+spool__enqueue_stream_add(struct spool__enq_stream *s, const spool_task *t,
+    size_t n, int64_t *ids)
+{
+	struct spool__enq_req	 r;
+	spool			*q = s->q;
+	int			 rc;
+
+	if (s->rc != SPOOL_OK)
+		return (spool__error(q, s->rc, "enqueue: the stream has "
+		    "failed"));
+	spool__clear_error(q);
+	if (n == 0)
+		return (SPOOL_OK);
+	if (t == NULL)
+		return (s->rc = spool__error(q, SPOOL_EINVAL, "tasks is NULL"));
+	memset(&r, 0, sizeof r);
+	r.tasks = t;
+	r.n = n;
+	r.base = s->n;
+	r.ids = ids;
+	if ((rc = request_check(q, &r)) != SPOOL_OK ||
+	    (rc = request_run(q, &r, s->now_ms, &s->c)) != SPOOL_OK)
+		return (s->rc = rc);
+	s->n += n;
+	return (SPOOL_OK);
+}
+
+/* End s: commit its transaction if commit is set and every part went in,
+ * else roll it back (then SPOOL_OK for a roll-back asked for, else the
+ * stream's failure).  Frees s. */
+int
+spool__enqueue_stream_end(struct spool__enq_stream *s, int commit)
+{
+	spool	*q;
+	int	 rc;
+
+	if (s == NULL)
+		return (SPOOL_OK);
+	q = s->q;
+	rc = s->rc;
+	if (commit && rc == SPOOL_OK)
+		rc = spool__commit(q);
+	else
+		spool__rollback(q);
+	unlead(q);
+	free(s);
+	return (commit ? rc : SPOOL_OK);
 }

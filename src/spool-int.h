@@ -267,6 +267,7 @@ void		 spool__counters_restore(spool *q, struct spool__ctr *copy,
 int64_t		 spool__now_ms(spool *q);
 void		 spool__set_clock(spool *q, spool__clock_fn fn, void *arg);
 sqlite3_stmt	*spool__stmt(spool *q, enum spool_sql which);
+sqlite3_stmt	*spool__stmt_lazy(spool *q, enum spool_sql which);
 int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
 int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,
@@ -302,6 +303,13 @@ int		 spool__enqueue_hook_locked(int64_t *id, spool *q,
 int		 spool__enqueue_check(spool *q, const spool_task *t);
 int		 spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
 		     int64_t *ids, int *rcs);
+struct spool__enq_stream;
+int		 spool__enqueue_stream_begin(struct spool__enq_stream **s,
+		     spool *q);
+int		 spool__enqueue_stream_add(struct spool__enq_stream *s,
+		     const spool_task *tasks, size_t n, int64_t *ids);
+int		 spool__enqueue_stream_end(struct spool__enq_stream *s,
+		     int commit);
 
 /* producer.c */
 spool		*spool__producer_handle(spool_producer *p);

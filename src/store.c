@@ -100,6 +100,29 @@ spool__stmt(spool *q, enum spool_sql which)
 	return (st);
 }
 
+/* A statement prepared at its first use (store_lazy), reset with its
+ * bindings cleared; NULL if it cannot be prepared (recorded on q). */
+sqlite3_stmt *
+spool__stmt_lazy(spool *q, enum spool_sql which)
+{
+	char	 what[96];
+	int	 rc;
+
+	if (q->stmt[which] == NULL) {
+		rc = sqlite3_prepare_v3(q->db, spool__sql_text[which], -1,
+		    SQLITE_PREPARE_PERSISTENT, &q->stmt[which], NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(q->stmt[which]);
+			q->stmt[which] = NULL;
+			snprintf(what, sizeof what, "prepare %s",
+			    spool__sql_name[which]);
+			spool__store_error(q, rc, what);
+			return (NULL);
+		}
+	}
+	return (spool__stmt(q, which));
+}
+
 /* Step a statement that returns no rows (or whose rows are ignored) to
  * its end and reset it. */
 int
@@ -207,14 +230,22 @@ spool__begin(spool *q)
  * items and batches the transaction changed are settled first
  * (pipeline.c, batch.c), so whatever wrote a stage's success also handed
  * its item on, and whatever wrote a batch member's last outcome also
- * enqueued the batch's hook. */
+ * enqueued the batch's hook.  One probe (settle_any) tells whether
+ * there is anything to settle at all: usually there is not. */
 int
 spool__commit(spool *q)
 {
-	int	 rc;
+	sqlite3_stmt	*st;
+	int		 rc, any;
 
-	rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
-	if (rc == SPOOL_OK)
+	st = spool__stmt(q, SPOOL_SQL_SETTLE_ANY);
+	rc = sqlite3_step(st);
+	any = rc != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	rc = SPOOL_OK;
+	if (any)	/* or the probe failed: settling will say why */
+		rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
+	if (rc == SPOOL_OK && any)
 		rc = spool__batch_settle_locked(q, spool__now_ms(q));
 	if (rc == SPOOL_OK)
 		rc = spool__counters_write_locked(q);
@@ -609,7 +640,17 @@ store_wal_has_content(const char *path)
 	return (rc);
 }
 
-/* Prepare every named query once, for the life of the handle. */
+/* The large multi-row inserts of bulk enqueues: preparing them costs
+ * about 1 ms, which a handle that never makes one should not pay. */
+static int
+store_lazy(int which)
+{
+	return (which == SPOOL_SQL_TASK_INSERT_ROWS ||
+	    which == SPOOL_SQL_TASK_INSERT_SAME);
+}
+
+/* Prepare every named query once, for the life of the handle (the lazy
+ * ones at their first use: spool__stmt_lazy). */
 static int
 store_prepare_all(spool *q)
 {
@@ -617,6 +658,8 @@ store_prepare_all(spool *q)
 	int	 i, rc;
 
 	for (i = 0; i < SPOOL_SQL__COUNT; i++) {
+		if (store_lazy(i))
+			continue;
 		rc = sqlite3_prepare_v3(q->db, spool__sql_text[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &q->stmt[i], NULL);
 		if (rc != SQLITE_OK) {

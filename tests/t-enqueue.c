@@ -588,6 +588,72 @@ test_many_long(void)
 	    "state = 'ready' AND created_ms = run_at_ms"), LONG_N - 2);
 }
 
+/* Runs of tasks that share their options struct (task_insert_same, 256
+ * rows a statement) and runs that do not: every row gets its own payload
+ * and its options' fields, ids in order; a depth limit inside such a run
+ * names the first task over it. */
+static void
+test_many_same(void)
+{
+	static spool_task	 t[1000];
+	static int64_t		 ids[1000];
+	static char		 pay[1000][16];
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
+	char			 sql[320];
+	int64_t			 batch;
+	int			 i, bad = 0;
+
+	TU_RC(spool_batch_create(&batch, tu_q, NULL), SPOOL_OK);
+	o.priority = 4;
+	o.delay_ms = 500;
+	o.deadline_ms = tu_now + 60000;
+	o.max_attempts = 2;
+	o.batch_id = batch;
+	for (i = 0; i < 1000; i++) {
+		snprintf(pay[i], sizeof pay[i], "s%d", i);
+		t[i] = (spool_task){ "q", pay[i], strlen(pay[i]),
+		    i < 600 ? &o : NULL };
+	}
+	TU_RC(spool_enqueue_many(ids, NULL, tu_q, t, 1000), SPOOL_OK);
+	for (i = 0; i < 1000; i++) {
+		bad += i > 0 && ids[i] != ids[i - 1] + 1;
+		if (i < 600)
+			snprintf(sql, sizeof sql, "SELECT count(*) FROM tasks "
+			    "WHERE id = %lld AND payload = '%.15s' AND priority = 4 "
+			    "AND run_at_ms = %lld AND deadline_ms = %lld AND "
+			    "max_attempts = 2 AND batch_id = %lld",
+			    (long long)ids[i], pay[i], (long long)tu_now + 500,
+			    (long long)tu_now + 60000, (long long)batch);
+		else
+			snprintf(sql, sizeof sql, "SELECT count(*) FROM tasks "
+			    "WHERE id = %lld AND payload = '%.15s' AND priority = 0 "
+			    "AND run_at_ms = %lld AND deadline_ms IS NULL AND "
+			    "max_attempts = 5 AND batch_id IS NULL",
+			    (long long)ids[i], pay[i], (long long)tu_now);
+		bad += tu_sql_int(sql) != 1;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(count_tasks(), 1000);
+	snprintf(sql, sizeof sql, "SELECT total * 10000 + pending FROM batches "
+	    "WHERE id = %lld", (long long)batch);
+	CU_ASSERT_EQUAL(tu_sql_int(sql), 6000600);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	    "WHERE queue = 'q'"), 1000);
+
+	qo.set = SPOOL_QUEUE_MAX_DEPTH;
+	qo.max_depth = 300;
+	queue_create("d", &qo);
+	for (i = 0; i < 600; i++)
+		t[i] = (spool_task){ "d", "x", 1, NULL };
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, 600), SPOOL_EFULL);
+	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 301: queue d is full",
+	    25) == 0);
+	CU_ASSERT_EQUAL(count_tasks(), 1000);
+	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, 300), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), 1300);
+}
+
 /* A long bulk enqueue that would pass a depth limit adds nothing, and
  * names the first task over the limit, also when the limit falls inside a
  * run that would have been one multi-row insert; one that fits exactly is
@@ -632,6 +698,74 @@ test_many_long_closed_batch(void)
 	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, LONG_N), SPOOL_ESTATE);
 	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 1: batch", 13) == 0);
 	CU_ASSERT_EQUAL(count_tasks(), 0);
+}
+
+/* A stream (the CLI's --lines) inserts its parts in one transaction:
+ * ids run on across parts, counters and a depth limit span them, task
+ * numbers in messages count from the stream's first task, and a refusal
+ * in a later part, or an end without commit, leaves nothing. */
+static void
+test_stream(void)
+{
+	static spool_task		 t[200];
+	struct spool__enq_stream	*s;
+	spool_queue_opts		 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool_enqueue_opts		 bad = SPOOL_ENQUEUE_OPTS_INIT;
+	int64_t				 ids[200];
+	int				 i;
+
+	for (i = 0; i < 200; i++)
+		t[i] = (spool_task){ "q", "x", 1, NULL };
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 200, ids), SPOOL_OK);
+	CU_ASSERT_EQUAL(ids[199] - ids[0], 199);
+	TU_RC(spool__enqueue_stream_add(s, t, 1, &ids[0]), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, &ids[1]), SPOOL_OK);
+	CU_ASSERT_EQUAL(ids[1] - ids[0], 1);
+	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), 301);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	    "WHERE queue = 'q'"), 301);
+
+	/* A bad task in the second part: task 203 of the stream. */
+	bad.max_attempts = -1;
+	t[2].opts = &bad;
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t + 100, 100, NULL), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_EINVAL);
+	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 103: max attempts", 22) ==
+	    0);
+	TU_RC(spool__enqueue_stream_add(s, t + 100, 1, NULL), SPOOL_EINVAL);
+	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_EINVAL);
+	CU_ASSERT_EQUAL(count_tasks(), 301);
+	t[2].opts = NULL;
+
+	/* Not committed: nothing. */
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_end(s, 0), SPOOL_OK);
+	CU_ASSERT_EQUAL(count_tasks(), 301);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	    "WHERE queue = 'q'"), 301);
+
+	/* A depth limit counts across parts: 150 fit, the 151st does not. */
+	qo.set = SPOOL_QUEUE_MAX_DEPTH;
+	qo.max_depth = 150;
+	queue_create("d", &qo);
+	for (i = 0; i < 200; i++)
+		t[i].queue = "d";
+	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
+	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_EFULL);
+	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 151: queue d is full",
+	    25) == 0);
+	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_EFULL);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
+	    "WHERE queue = 'd'"), 0);
+	/* Another enqueue on the handle works after a stream. */
+	tu_enqueue("d", "after");
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
+	    "WHERE queue = 'd'"), 1);
 }
 
 /* Bad queue names are refused: NULL, empty, control characters, invalid
@@ -794,7 +928,9 @@ static CU_TestInfo enqueue_tests[] = {
 	{ "depth limit", test_depth_limit },
 	{ "long enqueue_many: ids, fields, runs broken", test_many_long },
 	{ "long enqueue_many: depth limit", test_many_long_depth },
+	{ "long enqueue_many: runs that share options", test_many_same },
 	{ "long enqueue_many: closed batch", test_many_long_closed_batch },
+	{ "stream: parts in one transaction", test_stream },
 	{ "bad queue names", test_bad_names },
 	{ "bad payloads and options", test_bad_input },
 	{ "odd names round-trip and match exactly", test_odd_names },

@@ -71,6 +71,11 @@
  *   naive-enqueue  the hand-written queue (naive/naive_queue.c,
  *                  enqueue_one): N tasks (at most 20,000), one INSERT in
  *                  autocommit each, synced as --sync asks; tasks/s
+ *   enqref         naive-enqueue and spool's enqueue call by call in
+ *                  turn, N tasks (at most 20,000) each, so both see the
+ *                  disk as it is at that moment; both rates and their
+ *                  ratio (the fair comparison on a disk whose sync rate
+ *                  swings)
  *   ratios         R rounds (--rounds, default 3) in one process run,
  *                  each running in turn: limit-drain and drain (30,000
  *                  tasks each, or -n N; 100-byte payloads for both),
@@ -1159,18 +1164,19 @@ limit_bulk(int64_t n)
  * one INSERT in autocommit per task: with FULL, a synced commit each.
  * The payload is the enqueue mode's.  Returns tasks/s.
  */
+static const char naive_schema[] =
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " payload TEXT NOT NULL,"
+    /* status: 0 pending, 1 running, 2 done */
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " worker INTEGER, claimed_at INTEGER,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS jobs_status_id ON jobs (status, id);";
+
 static double
 naive_enqueue(int64_t n)
 {
-	static const char	 schema[] =
-	    "CREATE TABLE IF NOT EXISTS jobs ("
-	    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	    " payload TEXT NOT NULL,"
-	    /* status: 0 pending, 1 running, 2 done */
-	    " status INTEGER NOT NULL DEFAULT 0,"
-	    " worker INTEGER, claimed_at INTEGER,"
-	    " created_at INTEGER NOT NULL);"
-	    "CREATE INDEX IF NOT EXISTS jobs_status_id ON jobs (status, id);";
 	sqlite3_stmt	*add;
 	sqlite3		*db;
 	char		 path[600];
@@ -1179,7 +1185,7 @@ naive_enqueue(int64_t n)
 
 	db = raw_open(path, sizeof path);
 	sqlite3_busy_timeout(db, 30000);
-	raw_exec(db, schema);
+	raw_exec(db, naive_schema);
 	add = raw_prepare(db, "INSERT INTO jobs (payload, created_at) "
 	    "VALUES (?1, ?2)");
 	t0 = mono();
@@ -1223,6 +1229,49 @@ bench_naive_enqueue(void)
 	printf("naive-enqueue %4lld tasks one at a time %10.0f tasks/s  "
 	    "(hand-written SQLite, a transaction each, sync %s)\n",
 	    (long long)n, naive_enqueue(n), sync_normal ? "normal" : "full");
+}
+
+/*
+ * enqref: one-at-a-time durable enqueue against naive-enqueue, call by
+ * call in turn, so both see the disk as it is at that moment (run one
+ * after the other, the two swung from 65% to 216% of each other here).
+ */
+static void
+bench_enqref(void)
+{
+	sqlite3_stmt	*add;
+	sqlite3		*db;
+	spool		*q;
+	char		 path[600], rpath[600];
+	int64_t		 i, n = n_tasks < 20000 ? n_tasks : 20000;
+	double		 t0, ts = 0, tr = 0;
+
+	q = fresh(path, sizeof path);
+	db = raw_open(rpath, sizeof rpath);
+	sqlite3_busy_timeout(db, 30000);
+	raw_exec(db, naive_schema);
+	add = raw_prepare(db, "INSERT INTO jobs (payload, created_at) "
+	    "VALUES (?1, ?2)");
+	for (i = 0; i < n; i++) {
+		t0 = mono();
+		if (spool_enqueue(NULL, q, "b", "{\"n\":1}", 7, NULL) != 0)
+			die("enqref", spool_errmsg(q));
+		ts += mono() - t0;
+		t0 = mono();
+		sqlite3_bind_text(add, 1, "{\"n\":1}", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(add, 2, (sqlite3_int64)time(NULL));
+		raw_step(db, add);
+		tr += mono() - t0;
+	}
+	sqlite3_finalize(add);
+	sqlite3_close(db);
+	spool_close(q);
+	scrap(path);
+	scrap(rpath);
+	printf("enqref    %8lld tasks one at a time   naive loop %6.0f/s, "
+	    "spool %6.0f/s: %.1f%% (sync %s, call by call in turn)\n",
+	    (long long)n, n / tr, n / ts, 100.0 * tr / ts,
+	    sync_normal ? "normal" : "full");
 }
 
 /*
@@ -1449,7 +1498,8 @@ usage(void)
 	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
 	    "xlatency|rss|all|\n"
-	    "    limit-drain|limit-bulk|naive-enqueue|ratios|unstarted...\n");
+	    "    limit-drain|limit-bulk|naive-enqueue|enqref|ratios|"
+	    "unstarted...\n");
 	exit(64);
 }
 
@@ -1513,6 +1563,8 @@ main(int argc, char **argv)
 			bench_threads(), ran = 1;
 		if (all || strcmp(argv[i], "bulk") == 0)
 			bench_bulk(), ran = 1;
+		if (strcmp(argv[i], "enqref") == 0)
+			bench_enqref(), ran = 1;
 		if (all || strcmp(argv[i], "drain") == 0)
 			bench_drain(), ran = 1;
 		if (all || strcmp(argv[i], "pipeline") == 0)

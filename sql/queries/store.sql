@@ -18,6 +18,19 @@ COMMIT;
 -- name: rollback
 ROLLBACK;
 
+-- name: settle_any
+-- 1 if a commit may have anything to settle (store.c): an item to hand
+-- on, a run or a batch to finish.  The conditions are those of
+-- item_settle_next, run_settle_next and batch_settle_next, without their
+-- joins, so 0 means each of them would find nothing; one statement costs
+-- less than those three, and most commits have nothing to settle.
+SELECT EXISTS (SELECT 1 FROM pipeline_items INDEXED BY pipeline_items_settle
+		WHERE settle = 1) OR
+    EXISTS (SELECT 1 FROM pipeline_runs INDEXED BY pipeline_runs_settle
+		WHERE finished_ms IS NULL AND running = 0) OR
+    EXISTS (SELECT 1 FROM batches INDEXED BY batches_settle
+		WHERE state = 'closed' AND pending = 0 AND running = 0);
+
 -- name: savepoint
 -- One request of a group commit (enqueue.c), undone alone if refused.
 SAVEPOINT request;
