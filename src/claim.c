@@ -484,21 +484,15 @@ spool_claim_many(spool_job **jobs, size_t *n_out, spool *q,
 }
 
 /* spool_claim_many; with started 0 (a pool's claims ahead of its
- * threads) the tasks' starts are left for spool__record_starts. */
+ * threads) the tasks' starts are left for spool__started_locked. */
 int
 spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
     const char *const *queues, size_t nqueues, size_t max,
     const spool_claim_opts *opts, int started)
 {
-	spool_queue_opts	 conf;
-	struct candidate	*cand = NULL;
-	const char		*active[CLAIM_QUEUES_MAX];
-	int64_t			 lease[CLAIM_QUEUES_MAX];
-	const char		*owner;
-	spool_job		*job;
-	int64_t			 now, reaped;
-	size_t			 nactive = 0, ncand, claimed = 0, i, k, want;
-	int			 rc, expired;
+	int64_t		 reaped;
+	size_t		 i;
+	int		 rc;
 
 	if (n_out != NULL)
 		*n_out = 0;
@@ -508,17 +502,57 @@ spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 	spool__clear_error(q);
 	if ((rc = claim_check(q, queues, nqueues, max, opts)) != SPOOL_OK)
 		return (rc);
-	owner = (opts != NULL && opts->owner != NULL) ? opts->owner : q->owner;
 
 	/* Any process that claims also reaps, so cron-only use recovers. */
 	if (spool__now_ms(q) >= q->next_reap_ms &&
 	    (rc = spool_reap(&reaped, q)) != SPOOL_OK)
 		return (rc);
 
+	if ((rc = spool__begin(q)) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__claim_locked(jobs, n_out, q, queues, nqueues, max,
+	    opts, started)) != SPOOL_OK) {
+		spool__rollback(q);
+		return (rc);
+	}
+	if ((rc = spool__commit(q)) != SPOOL_OK) {
+		for (i = 0; i < *n_out; i++) {
+			spool_job_free(jobs[i]);
+			jobs[i] = NULL;
+		}
+		*n_out = 0;
+		return (rc);
+	}
+	if (*n_out == 0)
+		return (spool__error(q, SPOOL_EEMPTY, "nothing to claim"));
+	return (SPOOL_OK);
+}
+
+/* The claim itself, inside the caller's transaction (a pool's flush
+ * claims in the transaction that commits its outcomes).  Nothing due is
+ * SPOOL_OK with *n_out 0.  On an error the jobs made are freed and the
+ * caller rolls back. */
+int
+spool__claim_locked(spool_job **jobs, size_t *n_out, spool *q,
+    const char *const *queues, size_t nqueues, size_t max,
+    const spool_claim_opts *opts, int started)
+{
+	spool_queue_opts	 conf;
+	struct candidate	*cand = NULL;
+	const char		*active[CLAIM_QUEUES_MAX];
+	int64_t			 lease[CLAIM_QUEUES_MAX];
+	const char		*owner;
+	spool_job		*job;
+	int64_t			 now;
+	size_t			 nactive = 0, ncand, claimed = 0, i, k, want;
+	int			 rc = SPOOL_OK, expired;
+
+	*n_out = 0;
+	if ((rc = claim_check(q, queues, nqueues, max, opts)) != SPOOL_OK)
+		return (rc);
+	owner = (opts != NULL && opts->owner != NULL) ? opts->owner : q->owner;
 	if ((cand = calloc(max * nqueues, sizeof *cand)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		goto out;
 	now = spool__now_ms(q);
 	for (i = 0; i < nqueues; i++) {
 		for (k = 0; k < i; k++)		/* a queue named twice counts once */
@@ -538,6 +572,7 @@ spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 		    opts->lease_ms : conf.lease_ms;
 		nactive++;
 	}
+	rc = SPOOL_OK;
 	spool__clear_error(q);
 
 	/* Merge the best of each queue; candidates past their deadline die
@@ -581,22 +616,15 @@ spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 		if (!expired)
 			break;
 	}
-	if ((rc = spool__commit(q)) != SPOOL_OK)
-		goto release;
 	free(cand);
 	*n_out = claimed;
-	if (claimed == 0)
-		return (spool__error(q, SPOOL_EEMPTY, "nothing to claim"));
 	return (SPOOL_OK);
 
 fail:
-	spool__rollback(q);
-release:
 	for (i = 0; i < claimed; i++) {
 		spool_job_free(jobs[i]);
 		jobs[i] = NULL;
 	}
-out:
 	free(cand);
 	return (rc);
 }

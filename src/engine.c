@@ -316,7 +316,7 @@ engine_queue_index(spool_pool *p, const char *name)
 /* Claim up to want tasks from the queues named, into e->claimed. */
 static int
 engine_claim_from(spool_pool *p, const char *const *queues, size_t nq,
-    size_t want, size_t *got)
+    size_t want, size_t *got, int locked)
 {
 	struct spool__engine	*e = p->engine;
 	spool_claim_opts	 co = SPOOL_CLAIM_OPTS_INIT;
@@ -327,15 +327,17 @@ engine_claim_from(spool_pool *p, const char *const *queues, size_t nq,
 		return (SPOOL_OK);
 	co.owner = p->owner;
 	co.lease_ms = p->o.lease_ms;
-	rc = spool__claim_many(e->claimed + *got, &n, p->q, queues, nq, want,
-	    &co, 0);
+	rc = locked ? spool__claim_locked(e->claimed + *got, &n, p->q, queues,
+	    nq, want, &co, 0) : spool__claim_many(e->claimed + *got, &n, p->q,
+	    queues, nq, want, &co, 0);
 	*got += n;
 	return (rc == SPOOL_EEMPTY ? SPOOL_OK : rc);
 }
 
-/* Claim want tasks following the pool's strategy. */
+/* Claim want tasks following the pool's strategy, in transactions of
+ * their own, or (locked) in the one open. */
 static int
-engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
+engine_claim_strategy(spool_pool *p, size_t want, size_t *got, int locked)
 {
 	struct spool__engine	*e = p->engine;
 	const char *const	*qs = p->o.queues;
@@ -356,14 +358,15 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 			if (room[i] > 0)
 				rc = engine_claim_from(p, &qs[i], 1,
 				    (size_t)room[i] < want - *got ?
-				    (size_t)room[i] : want - *got, got);
+				    (size_t)room[i] : want - *got, got, locked);
 		return (rc);
 	}
 	if (nq == 1 || p->o.strategy == SPOOL_STRATEGY_MERGE)
-		return (engine_claim_from(p, qs, nq, want, got));
+		return (engine_claim_from(p, qs, nq, want, got, locked));
 	if (p->o.strategy == SPOOL_STRATEGY_PRIORITY) {
 		for (i = 0; i < nq && *got < want && rc == SPOOL_OK; i++)
-			rc = engine_claim_from(p, &qs[i], 1, want - *got, got);
+			rc = engine_claim_from(p, &qs[i], 1, want - *got, got,
+			    locked);
 		return (rc);
 	}
 	/* Weighted and round-robin: deal the wanted tasks out one at a time
@@ -388,9 +391,10 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got)
 	}
 	for (i = 0; i < nq && *got < want && rc == SPOOL_OK; i++)
 		if (share[i] > 0)
-			rc = engine_claim_from(p, &qs[i], 1, share[i], got);
+			rc = engine_claim_from(p, &qs[i], 1, share[i], got,
+			    locked);
 	if (rc == SPOOL_OK && *got < want)
-		rc = engine_claim_from(p, qs, nq, want - *got, got);
+		rc = engine_claim_from(p, qs, nq, want - *got, got, locked);
 	return (rc);
 }
 
@@ -430,18 +434,16 @@ engine_data_version(spool_pool *p)
 	return (v);
 }
 
-/* Claim for idle threads, and hand the jobs to them. */
-static void
-engine_claim(spool_pool *p)
+/* How many tasks to claim now: for idle threads, and ahead of them once
+ * half of what is held ahead is gone; 0 if none. */
+static int64_t
+engine_claim_want(spool_pool *p)
 {
 	struct spool__engine	*e = p->engine;
-	spool_job		*job;
-	int64_t			 now, want, delay, t0;
-	size_t			 got = 0, i;
-	int			 rc;
+	int64_t			 want;
 
 	if (e->draining || p->st.shedding)
-		return;
+		return (0);
 	engine_size_ahead(p);
 	pthread_mutex_lock(&p->mu);
 	want = (int64_t)(p->nworkers - p->busy) - (int64_t)p->ready.n;
@@ -454,15 +456,17 @@ engine_claim(spool_pool *p)
 		want = p->o.max_tasks - e->claimed_total;
 	if (want > (int64_t)e->nclaimed_max)
 		want = (int64_t)e->nclaimed_max;
-	if (want <= 0)
-		return;
+	return (want > 0 ? want : 0);
+}
 
-	engine_sync(p, 0);
-	t0 = engine_ns();
-	rc = engine_claim_strategy(p, (size_t)want, &got);
-	if (got > 0)
-		engine_avg(&e->claim_ns, (double)(engine_ns() - t0));
-	now = engine_now(p);
+/* Hand the got jobs just claimed (e->claimed) to the threads. */
+static void
+engine_claim_take(spool_pool *p, size_t got)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job;
+	size_t			 i;
+
 	for (i = 0; i < got; i++) {
 		job = e->claimed[i];
 		job->pool = p;
@@ -490,6 +494,39 @@ engine_claim(spool_pool *p)
 		e->empty = 0;
 		e->poll_ms = CLAIM_POLL_MIN_MS;
 	}
+}
+
+/* Free the got jobs just claimed in a transaction that was rolled back. */
+static void
+engine_claim_drop(spool_pool *p, size_t got)
+{
+	struct spool__engine	*e = p->engine;
+	size_t			 i;
+
+	for (i = 0; i < got; i++) {
+		spool_job_free(e->claimed[i]);
+		e->claimed[i] = NULL;
+	}
+}
+
+/* Claim for idle threads (and ahead of them), and hand the jobs over. */
+static void
+engine_claim(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	int64_t			 now, want, delay, t0;
+	size_t			 got = 0;
+	int			 rc;
+
+	if ((want = engine_claim_want(p)) == 0)
+		return;
+	engine_sync(p, 0);
+	t0 = engine_ns();
+	rc = engine_claim_strategy(p, (size_t)want, &got, 0);
+	if (got > 0)
+		engine_avg(&e->claim_ns, (double)(engine_ns() - t0));
+	now = engine_now(p);
+	engine_claim_take(p, got);
 	if (rc != SPOOL_OK) {
 		/* Busy or failing: say so once, and try again later. */
 		if (!e->claim_failed)
@@ -758,7 +795,8 @@ engine_flush(spool_pool *p)
 	struct spool__engine	*e = p->engine;
 	struct spool__jobq	 list = { NULL, NULL, 0 };
 	spool_job		*job, *nx;
-	int64_t			 now, t0;
+	int64_t			 now, t0, t1, want;
+	size_t			 got = 0;
 	int			 rc;
 
 	evtimer_del(e->ev_flush);
@@ -781,13 +819,29 @@ engine_flush(spool_pool *p)
 			goto retry;
 		}
 	}
-	/* The starts of the jobs still running ride along. */
+	/* The starts of the jobs still running ride along, and so does the
+	 * next claim: one transaction, one sync, and each page the claim
+	 * and the outcomes share written to the WAL once. */
 	if ((rc = engine_write_starts(p)) != SPOOL_OK) {
 		spool__rollback(p->q);
 		goto retry;
 	}
-	if ((rc = spool__commit(p->q)) != SPOOL_OK)
+	if ((want = engine_claim_want(p)) > 0) {
+		t1 = engine_ns();
+		if ((rc = engine_claim_strategy(p, (size_t)want, &got, 1)) !=
+		    SPOOL_OK) {
+			spool__rollback(p->q);
+			engine_claim_drop(p, got);
+			goto retry;
+		}
+		if (got > 0)
+			engine_avg(&e->claim_ns, (double)(engine_ns() - t1));
+	}
+	if ((rc = spool__commit(p->q)) != SPOOL_OK) {
+		engine_claim_drop(p, got);
 		goto retry;
+	}
+	engine_claim_take(p, got);
 	engine_avg(&e->flush_ns, (double)(engine_ns() - t0));
 	e->flush_retry_ms = 0;
 	/* Our own commit may have asked for cancels (a pipeline's fail_fast

@@ -354,6 +354,9 @@ int		 spool__started_locked(spool *q, int64_t id, int64_t token,
 int		 spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 		     const char *const *queues, size_t nqueues, size_t max,
 		     const spool_claim_opts *opts, int started);
+int		 spool__claim_locked(spool_job **jobs, size_t *n_out, spool *q,
+		     const char *const *queues, size_t nqueues, size_t max,
+		     const spool_claim_opts *opts, int started);
 
 /* workers.c */
 int		 spool__worker_upsert(spool *q, const char *id, const char *host,
