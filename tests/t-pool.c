@@ -2103,7 +2103,7 @@ test_claimed_visible(void)
 	spool_pool		*p;
 	spool			*q;
 	size_t			 n = 0, i;
-	int64_t			 t0;
+	int64_t			 t0, first;
 
 	rec_reset();
 	store(&gate_open, 0);
@@ -2163,8 +2163,11 @@ test_claimed_visible(void)
 	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM spool_leases WHERE "
 	    "lease_state = 'claimed' AND started IS NULL"), 3);
 	/* The handler's start, as written. */
+	pthread_mutex_lock(&rec_mu);
+	first = R.start_id[0];
+	pthread_mutex_unlock(&rec_mu);
 	CU_ASSERT(q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld AND "
-	    "started_ms IS NOT NULL", (long long)R.start_id[0]) == 1);
+	    "started_ms IS NOT NULL", (long long)first) == 1);
 
 	/* Drain first (the claimed ones go back), then let the one run. */
 	spool_pool_stop(p, 0);
