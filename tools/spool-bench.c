@@ -63,6 +63,11 @@
  *                  one transaction, synced as --sync asks, of each task's
  *                  UPDATE to succeeded, result row and attempt row;
  *                  tasks/s of the drain
+ *   floor-drain    limit-drain's loop on spool's own schema (indexes,
+ *                  CHECKs, triggers, foreign keys, the queue's counters),
+ *                  through a spool handle: what no engine on this schema
+ *                  beats; drain / floor-drain is the engine's share of
+ *                  the gap, floor-drain / limit-drain the schema's
  *   limit-bulk     the bulk insert of a perfect engine
  *                  (limits/bulk_limit.c): 200,000 rows (or -n N) of
  *                  100-byte payloads, 32 rows per INSERT, one transaction,
@@ -77,7 +82,8 @@
  *                  ratio (the fair comparison on a disk whose sync rate
  *                  swings)
  *   ratios         R rounds (--rounds, default 3) in one process run,
- *                  each running in turn: limit-drain and drain (30,000
+ *                  each running in turn: limit-drain, floor-drain and
+ *                  drain (30,000
  *                  tasks each, or -n N; 100-byte payloads for both),
  *                  limit-bulk and bulk (200,000), naive-enqueue and
  *                  enqueue (3,000, no sync rates), a posix_spawn +
@@ -1201,6 +1207,119 @@ naive_enqueue(int64_t n)
 	return (n / el);
 }
 
+/*
+ * floor-drain: the loop of limit-drain on spool's own schema (its
+ * indexes, CHECKs, triggers and foreign keys), through a spool handle's
+ * connection: claims of 256 by one UPDATE ... RETURNING through
+ * tasks_ready, unsynced; per claim one synced transaction of each task's
+ * fenced UPDATE to succeeded, result row and attempt row, and the
+ * queue's counters.  No engine, threads or handler: what no engine on
+ * this schema beats, so drain / floor-drain is the engine's share of
+ * the gap to limit-drain, and floor-drain / limit-drain the schema's.
+ * Returns tasks/s.
+ */
+static double
+floor_drain(int64_t n)
+{
+	sqlite3_stmt	*claim, *ack, *result, *attempt, *count;
+	sqlite3		*db;
+	spool		*q;
+	char		 path[600], payload[LIMIT_PAYLOAD];
+	int64_t		 ids[LIMIT_CLAIM], token, done = 0, ms;
+	int		 tries[LIMIT_CLAIM], got, k, rc;
+	double		 t0, el;
+
+	memset(payload, 'x', sizeof payload);
+	q = fresh(path, sizeof path);
+	fill(q, n, LIMIT_PAYLOAD);
+	db = q->db;
+	ms = (int64_t)time(NULL) * 1000 + 1000;
+	claim = raw_prepare(db, "UPDATE OR FAIL tasks SET state = 'running', "
+	    "attempts = attempts + 1, lease_owner = 'w', lease_token = ?1, "
+	    "lease_until_ms = ?2, started_ms = ?3 WHERE id IN (SELECT id "
+	    "FROM tasks INDEXED BY tasks_ready WHERE queue = 'b' AND state = "
+	    "'ready' AND priority = 0 AND run_at_ms <= ?3 ORDER BY run_at_ms, "
+	    "id LIMIT ?4) RETURNING id, payload, attempts");
+	ack = raw_prepare(db, "UPDATE OR FAIL tasks SET state = 'succeeded', "
+	    "finished_ms = ?3, lease_owner = NULL, lease_token = NULL, "
+	    "lease_until_ms = NULL WHERE id = ?1 AND lease_token = ?2 AND "
+	    "state = 'running'");
+	result = raw_prepare(db, "INSERT OR REPLACE INTO results (task_id, "
+	    "output, duration_ms, created_ms, truncated) "
+	    "VALUES (?1, ?2, 0, ?3, 0)");
+	attempt = raw_prepare(db, "INSERT INTO attempts (task_id, attempt, "
+	    "worker, started_ms, finished_ms, outcome) "
+	    "VALUES (?1, ?2, 'w', ?3, ?3, 'succeeded')");
+	count = raw_prepare(db, "INSERT INTO queue_counters (queue, claimed, "
+	    "succeeded) VALUES ('b', ?1, ?1) ON CONFLICT (queue) DO UPDATE "
+	    "SET claimed = claimed + excluded.claimed, "
+	    "succeeded = succeeded + excluded.succeeded");
+
+	t0 = mono();
+	for (token = 1;; token++) {
+		raw_exec(db, "PRAGMA synchronous = NORMAL");
+		raw_exec(db, "BEGIN IMMEDIATE");
+		sqlite3_bind_int64(claim, 1, token);
+		sqlite3_bind_int64(claim, 2, ms + 30000);
+		sqlite3_bind_int64(claim, 3, ms);
+		sqlite3_bind_int(claim, 4, LIMIT_CLAIM);
+		for (got = 0; (rc = sqlite3_step(claim)) == SQLITE_ROW; got++) {
+			ids[got] = sqlite3_column_int64(claim, 0);
+			tries[got] = sqlite3_column_int(claim, 2);
+		}
+		if (rc != SQLITE_DONE)
+			die("floor-drain: claim", sqlite3_errmsg(db));
+		sqlite3_reset(claim);
+		raw_exec(db, "COMMIT");
+		if (got == 0)
+			break;
+		raw_exec(db, raw_sync());
+		raw_exec(db, "BEGIN IMMEDIATE");
+		for (k = 0; k < got; k++) {
+			sqlite3_bind_int64(ack, 1, ids[k]);
+			sqlite3_bind_int64(ack, 2, token);
+			sqlite3_bind_int64(ack, 3, ms);
+			raw_step(db, ack);
+			if (sqlite3_changes(db) != 1)
+				die("floor-drain", "the lease fence refused "
+				    "an outcome");
+			sqlite3_bind_int64(result, 1, ids[k]);
+			sqlite3_bind_blob(result, 2, payload, 10,
+			    SQLITE_STATIC);
+			sqlite3_bind_int64(result, 3, ms);
+			raw_step(db, result);
+			sqlite3_bind_int64(attempt, 1, ids[k]);
+			sqlite3_bind_int(attempt, 2, tries[k]);
+			sqlite3_bind_int64(attempt, 3, ms);
+			raw_step(db, attempt);
+		}
+		sqlite3_bind_int(count, 1, got);
+		raw_step(db, count);
+		raw_exec(db, "COMMIT");
+		done += got;
+	}
+	el = mono() - t0;
+	sqlite3_finalize(claim);
+	sqlite3_finalize(ack);
+	sqlite3_finalize(result);
+	sqlite3_finalize(attempt);
+	sqlite3_finalize(count);
+	spool_close(q);
+	scrap(path);
+	if (done != n)
+		die("floor-drain", "not every task was drained");
+	return (done / el);
+}
+
+static void
+bench_floor_drain(void)
+{
+	printf("floor-drain %6lld tasks, claims of %d %7.0f tasks/s  "
+	    "(raw SQLite on spool's schema, 100 B payloads, outcomes sync "
+	    "%s)\n", (long long)n_tasks, LIMIT_CLAIM, floor_drain(n_tasks),
+	    sync_normal ? "normal" : "full");
+}
+
 static void
 bench_limit_drain(void)
 {
@@ -1283,6 +1402,7 @@ bench_enqref(void)
  */
 enum {
 	R_LIMIT_DRAIN,		/* limit-drain */
+	R_FLOOR_DRAIN,		/* floor-drain */
 	R_DRAIN,		/* drain, 100-byte payloads as limit-drain's */
 	R_LIMIT_BULK,		/* limit-bulk */
 	R_BULK,			/* bulk */
@@ -1304,6 +1424,8 @@ ratio_figure(int f, int64_t n)
 	switch (f) {
 	case R_LIMIT_DRAIN:
 		return (limit_drain(n));
+	case R_FLOOR_DRAIN:
+		return (floor_drain(n));
 	case R_DRAIN:
 		return (drain_rate(n, LIMIT_PAYLOAD));
 	case R_LIMIT_BULK:
@@ -1325,9 +1447,11 @@ static void
 bench_ratios(void)
 {
 	static const char *const	 name[R_FIGURES] = { "limit-drain",
+	    "floor-drain",
 	    "drain", "limit-bulk", "bulk", "naive-enqueue", "enqueue",
 	    "spawn", "exec" };
 	static const char *const	 unit[R_FIGURES] = { "tasks", "tasks",
+	    "tasks",
 	    "rows", "tasks", "tasks", "tasks", "runs", "tasks" };
 	/* Each spool figure, its yardstick, and whether it runs a pool. */
 	static const struct {
@@ -1335,6 +1459,8 @@ bench_ratios(void)
 		const char	*ref_name;
 	} ratio[] = {
 		{ R_DRAIN, R_LIMIT_DRAIN, 1, "limit-drain" },
+		{ R_DRAIN, R_FLOOR_DRAIN, 1, "floor-drain" },
+		{ R_FLOOR_DRAIN, R_LIMIT_DRAIN, 0, "limit-drain" },
 		{ R_BULK, R_LIMIT_BULK, 0, "limit-bulk" },
 		{ R_ENQUEUE, R_NAIVE, 0, "naive-enqueue" },
 		{ R_EXEC, R_SPAWN, 1, "posix_spawn loop" },
@@ -1346,7 +1472,8 @@ bench_ratios(void)
 	size_t		 k;
 	int		 r, f;
 
-	n[R_LIMIT_DRAIN] = n[R_DRAIN] = n_given ? n_tasks : RATIO_DRAIN;
+	n[R_LIMIT_DRAIN] = n[R_FLOOR_DRAIN] = n[R_DRAIN] = n_given ? n_tasks :
+	    RATIO_DRAIN;
 	n[R_LIMIT_BULK] = n[R_BULK] = RATIO_BULK;
 	n[R_NAIVE] = n[R_ENQUEUE] = RATIO_ONE;
 	n[R_SPAWN] = n[R_EXEC] = RATIO_EXEC;
@@ -1498,7 +1625,7 @@ usage(void)
 	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
 	    "xlatency|rss|all|\n"
-	    "    limit-drain|limit-bulk|naive-enqueue|enqref|ratios|"
+	    "    limit-drain|floor-drain|limit-bulk|naive-enqueue|enqref|ratios|"
 	    "unstarted...\n");
 	exit(64);
 }
@@ -1563,6 +1690,8 @@ main(int argc, char **argv)
 			bench_threads(), ran = 1;
 		if (all || strcmp(argv[i], "bulk") == 0)
 			bench_bulk(), ran = 1;
+		if (strcmp(argv[i], "floor-drain") == 0)
+			bench_floor_drain(), ran = 1;
 		if (strcmp(argv[i], "enqref") == 0)
 			bench_enqref(), ran = 1;
 		if (all || strcmp(argv[i], "drain") == 0)
