@@ -20,7 +20,7 @@
 #include "spool-int.h"
 
 #define CLAIM_QUEUES_MAX	64
-#define CLAIM_MAX		10000
+#define CLAIM_MAX		SPOOL__CLAIM_MAX
 #define LEASE_MAX_MS		(365LL * 24 * 3600 * 1000)
 
 /* A due task that may be claimed, with what the merge needs. */
@@ -908,7 +908,7 @@ spool__started_locked(spool *q, int64_t id, int64_t token,
 /* Hand job's task back unstarted inside the caller's transaction: ready
  * again (cancelled if that was asked for), its attempt not charged. */
 int
-spool__release_locked(spool_job *job, int64_t now_ms)
+spool__release_locked(spool_job *job, int64_t now_ms, int *cancelled)
 {
 	spool		*q = job->q;
 	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_RELEASE);
@@ -918,10 +918,15 @@ spool__release_locked(spool_job *job, int64_t now_ms)
 	sqlite3_bind_int64(st, 2, job->token);
 	sqlite3_bind_int64(st, 3, now_ms);
 	rc = sqlite3_step(st);
+	if (cancelled != NULL)
+		*cancelled = 0;
 	if (rc == SQLITE_ROW) {
 		if (strcmp((const char *)sqlite3_column_text(st, 0),
-		    "cancelled") == 0)
+		    "cancelled") == 0) {
 			spool__count(q, job->queue, SPOOL__C_CANCELLED, 1);
+			if (cancelled != NULL)
+				*cancelled = 1;
+		}
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		return (rc == SQLITE_DONE ? SPOOL_OK :
@@ -1019,7 +1024,7 @@ static int
 release_fn(spool_job *job, void *arg, int64_t now_ms)
 {
 	(void)arg;
-	return (spool__release_locked(job, now_ms));
+	return (spool__release_locked(job, now_ms, NULL));
 }
 
 /* Hand the task of job back unstarted. */

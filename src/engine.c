@@ -44,6 +44,7 @@
 #endif
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,10 @@ struct spool__engine {
 	double			 run_ns;	/* handler time, moving average */
 	double			 claim_ns;	/* a claim's time, the same */
 	double			 flush_ns;	/* a flush's time, the same */
-	struct engine_start	*starts;	/* scratch: starts to write */
+	struct engine_start	*starts;	/* the starts written last */
+	size_t			 nstarts;
+	int			 flush_noclaim;	/* the last flush's claim failed */
+	int			 nsig;		/* SIGINT/SIGTERM received */
 	int			 claim_failed;	/* last claim error, to log once */
 
 	unsigned long long	 cpu_busy, cpu_total;
@@ -132,6 +136,7 @@ static void	 engine_claim(spool_pool *);
 static void	 engine_flush(spool_pool *);
 static void	 engine_drain(spool_pool *);
 static void	 engine_check_finished(spool_pool *);
+static void	 engine_starts_undo(spool_pool *);
 
 /* Let libevent be used from several threads (once per process). */
 static void
@@ -180,12 +185,13 @@ engine_size_ahead(spool_pool *p)
 	struct spool__engine	*e = p->engine;
 	int64_t			 ns, n;
 	double			 land, ahead;
-	int			 cap;
+	int			 cap, threads;
 
 	pthread_mutex_lock(&p->mu);
 	ns = p->run_ns;
 	n = p->run_n;
 	p->run_ns = p->run_n = 0;
+	threads = p->nworkers;
 	pthread_mutex_unlock(&p->mu);
 	if (n > 0)
 		engine_avg(&e->run_ns, (double)ns / (double)n);
@@ -197,7 +203,7 @@ engine_size_ahead(spool_pool *p)
 	} else {
 		land = (e->claim_ns > 0 ? e->claim_ns : 0) +
 		    (e->flush_ns > 0 ? e->flush_ns : 0) + 200000.0;
-		ahead = 2.0 * p->nworkers * land / (e->run_ns + 1000.0);
+		ahead = 2.0 * threads * land / (e->run_ns + 1000.0);
 		e->ahead = ahead >= cap ? cap : (int)(ahead + 0.5);
 	}
 	pthread_mutex_lock(&p->mu);
@@ -456,6 +462,8 @@ engine_claim_want(spool_pool *p)
 		want = p->o.max_tasks - e->claimed_total;
 	if (want > (int64_t)e->nclaimed_max)
 		want = (int64_t)e->nclaimed_max;
+	if (want > SPOOL__CLAIM_MAX)
+		want = SPOOL__CLAIM_MAX;
 	return (want > 0 ? want : 0);
 }
 
@@ -550,6 +558,7 @@ engine_claim(spool_pool *p)
 	engine_check_finished(p);
 }
 
+#ifdef HAVE_SYS_INOTIFY_H
 /* The WAL was written: another process may have committed.  The write
  * comes just before its commit is visible, so poll data_version from 1
  * ms again instead of trusting this one look. */
@@ -558,16 +567,29 @@ engine_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	spool_pool		*p = arg;
 	struct spool__engine	*e = p->engine;
-	char			 buf[4096];
+	char			 buf[4096]
+			    __attribute__((aligned(__alignof__(uint32_t))));
+	ssize_t			 n, off;
+	uint32_t		 mask;
 
 	(void)what;
-	while (read(fd, buf, sizeof buf) > 0)
-		continue;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		for (off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;
+		    off += (ssize_t)offsetof(struct inotify_event, name) +
+		    ((struct inotify_event *)(buf + off))->len) {
+			mask = ((struct inotify_event *)(buf + off))->mask;
+			/* The WAL was removed or replaced: the watch is
+			 * gone, so poll as if there had been none. */
+			if (mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+				e->poll_max_ms = CLAIM_POLL_MAX_MS;
+		}
 	if (!e->empty || e->draining)
 		return;		/* busy claiming anyway */
 	e->poll_ms = CLAIM_POLL_MIN_MS;
 	engine_arm(e->ev_claim, 0);
 }
+
+#endif
 
 /* Watch the WAL for writes, if the system can; else poll faster. */
 static void
@@ -586,7 +608,8 @@ engine_watch(spool_pool *p)
 		    (int)sizeof wal ||
 		    (fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 			return;
-		if (inotify_add_watch(fd, wal, IN_MODIFY) == -1 ||
+		if (inotify_add_watch(fd, wal, IN_MODIFY | IN_DELETE_SELF |
+		    IN_MOVE_SELF) == -1 ||
 		    (e->ev_notify = event_new(e->base, fd, EV_READ | EV_PERSIST,
 		    engine_notify_cb, p)) == NULL ||
 		    event_add(e->ev_notify, NULL) != 0) {
@@ -637,8 +660,12 @@ engine_record(spool_pool *p, spool_job *job, int64_t now, int *kind)
 	timed_out = job->verdict == SPOOL__V_TIMEOUT ||
 	    spool_job_should_stop(job) == SPOOL_STOP_TIMEOUT;
 	if (job->verdict == SPOOL__V_RELEASE) {
-		rc = spool__release_locked(job, now);
-		*kind = SPOOL_OUTCOME_RELEASED;
+		int	 cancelled = 0;
+
+		/* A cancel asked for meanwhile ends it cancelled. */
+		rc = spool__release_locked(job, now, &cancelled);
+		*kind = cancelled ? SPOOL_OUTCOME_CANCELLED :
+		    SPOOL_OUTCOME_RELEASED;
 	} else if (job->verdict == SPOOL__V_HANDLER &&
 	    job->handler_rc == SPOOL_DONE) {
 		rc = spool__complete_locked(job, job->result, job->result_len,
@@ -728,6 +755,7 @@ engine_write_starts(spool_pool *p)
 	size_t			 i, n = 0, k;
 	int			 rc = SPOOL_OK;
 
+	e->nstarts = 0;
 	pthread_mutex_lock(&p->mu);
 	if (p->starts_pending == 0) {
 		pthread_mutex_unlock(&p->mu);
@@ -744,19 +772,33 @@ engine_write_starts(spool_pool *p)
 				e->starts[n++].ms = job->run_start_ms;
 			}
 	pthread_mutex_unlock(&p->mu);
+	e->nstarts = n;
 	for (k = 0; k < n && rc == SPOOL_OK; k++)
 		rc = spool__started_locked(p->q, e->starts[k].id,
 		    e->starts[k].token, e->starts[k].ms);
-	if (rc != SPOOL_OK) {
-		/* Not written: the next transaction tries again. */
-		for (k = 0; k < n; k++)
-			if ((job = reg_find(e, e->starts[k].id)) != NULL)
-				job->start_rec = 0;
-		pthread_mutex_lock(&p->mu);
-		p->starts_pending++;
-		pthread_mutex_unlock(&p->mu);
-	}
+	if (rc != SPOOL_OK)
+		engine_starts_undo(p);
 	return (rc);
+}
+
+/* The transaction that wrote the last starts was rolled back: write them
+ * again in the next one. */
+static void
+engine_starts_undo(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	spool_job		*job;
+	size_t			 k;
+
+	if (e->nstarts == 0)
+		return;
+	pthread_mutex_lock(&p->mu);
+	for (k = 0; k < e->nstarts; k++)
+		if ((job = reg_find(e, e->starts[k].id)) != NULL)
+			job->start_rec = 0;
+	p->starts_pending++;
+	pthread_mutex_unlock(&p->mu);
+	e->nstarts = 0;
 }
 
 /* The start timer: write the starts in a transaction of their own (not
@@ -776,9 +818,10 @@ engine_start_cb(evutil_socket_t fd, short what, void *arg)
 		return;		/* a flush wrote them */
 	engine_sync(p, 0);
 	if ((rc = spool__begin(p->q)) == SPOOL_OK) {
-		if ((rc = engine_write_starts(p)) == SPOOL_OK)
-			rc = spool__commit(p->q);
-		else
+		if ((rc = engine_write_starts(p)) == SPOOL_OK) {
+			if ((rc = spool__commit(p->q)) != SPOOL_OK)
+				engine_starts_undo(p);
+		} else
 			spool__rollback(p->q);
 	}
 	if (rc != SPOOL_OK) {
@@ -826,12 +869,16 @@ engine_flush(spool_pool *p)
 		spool__rollback(p->q);
 		goto retry;
 	}
-	if ((want = engine_claim_want(p)) > 0) {
+	/* A claim that fails here must not keep the outcomes from being
+	 * committed: the retry commits them without one. */
+	if (!e->flush_noclaim && (want = engine_claim_want(p)) > 0) {
 		t1 = engine_ns();
 		if ((rc = engine_claim_strategy(p, (size_t)want, &got, 1)) !=
 		    SPOOL_OK) {
 			spool__rollback(p->q);
 			engine_claim_drop(p, got);
+			engine_starts_undo(p);
+			e->flush_noclaim = 1;
 			goto retry;
 		}
 		if (got > 0)
@@ -839,8 +886,10 @@ engine_flush(spool_pool *p)
 	}
 	if ((rc = spool__commit(p->q)) != SPOOL_OK) {
 		engine_claim_drop(p, got);
+		engine_starts_undo(p);
 		goto retry;
 	}
+	e->flush_noclaim = 0;
 	engine_claim_take(p, got);
 	engine_avg(&e->flush_ns, (double)(engine_ns() - t0));
 	e->flush_retry_ms = 0;
@@ -1356,6 +1405,10 @@ engine_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 			spool__job_stop_set(job, SPOOL_STOP_SHUTDOWN);
 			engine_abandon(p, job, SPOOL__V_RELEASE, "stopped: the "
 			    "shutdown timeout passed while it ran");
+			/* Ready again at once: an exec'd command gets
+			 * SIGKILL within EXEC_POLL_MS; a handler of the
+			 * library's that ignores spool_job_should_stop is
+			 * in the position of one whose lease was lost. */
 		}
 	pthread_mutex_unlock(&p->mu);
 	engine_flush(p);
@@ -1425,7 +1478,9 @@ engine_signal_cb(evutil_socket_t sig, short what, void *arg)
 	spool_pool	*p = arg;
 
 	(void)what;
-	if (!p->engine->draining) {
+	/* The first signal drains (or, if a drain is under way already, only
+	 * says so); the second quits. */
+	if (++p->engine->nsig == 1) {
 		char	 line[160];
 		int	 busy;
 

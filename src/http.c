@@ -27,10 +27,12 @@
 #include <event2/util.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -49,8 +51,15 @@ struct cmd_http {
 	struct evhttp			*http;
 	struct event			*sig[2];
 	struct event			*ev_stop;	/* cmd_http_stop */
-	struct event			*ev_reap;	/* CMD_HTTP_REAP */
-	int				 reap_failed;	/* logged once */
+	/* CMD_HTTP_REAP: a thread of its own with a handle of its own, so
+	 * a write lock held elsewhere stalls the reaping, not the pages. */
+	pthread_t			 reaper;
+	int				 reaping;	/* the thread runs */
+	int				 reap_init;	/* mutex and cv made */
+	int				 reap_stop;	/* under reap_mu */
+	pthread_mutex_t			 reap_mu;
+	pthread_cond_t			 reap_cv;
+	char				*db_path;
 	spool				*q;
 	spool_pool			*pool;	/* spool work's, or NULL */
 	int				 flags;	/* CMD_HTTP_* */
@@ -735,28 +744,51 @@ http_stop_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(h->base);
 }
 
-/* Reap expired leases, so a queue watched by spool serve alone recovers
- * from its dead workers (and its pages show the truth soon after). */
-static void
-http_reap_cb(evutil_socket_t fd, short what, void *arg)
+/* Every second, reap expired leases, so a queue watched by spool serve
+ * alone recovers from its dead workers (and its pages show the truth
+ * soon after).  Its own thread and handle; signals stay with the loop. */
+static void *
+http_reaper(void *arg)
 {
 	struct cmd_http	*h = arg;
+	struct timespec	 until;
+	sigset_t	 all;
+	spool		*q = NULL;
 	int64_t		 n;
-	int		 rc;
+	int		 rc, failed = 0, stop = 0;
 
-	(void)fd;
-	(void)what;
-	if ((rc = spool_reap(&n, h->q)) != SPOOL_OK) {
-		if (!h->reap_failed)
-			cmd_log("serve", LOG_WARNING, "reap: %s",
-			    spool_errmsg(h->q));
-		h->reap_failed = 1;
-	} else {
-		if (n > 0)
-			cmd_log("serve", LOG_INFO, "reaped %lld expired "
-			    "lease%s", (long long)n, n == 1 ? "" : "s");
-		h->reap_failed = 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (spool_open(&q, h->db_path, 0) != SPOOL_OK) {
+		cmd_log("serve", LOG_WARNING, "reap: %s", spool_errmsg(q));
+		spool_close(q);
+		return (NULL);
 	}
+	while (!stop) {
+		pthread_mutex_lock(&h->reap_mu);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		while (!h->reap_stop && pthread_cond_timedwait(&h->reap_cv,
+		    &h->reap_mu, &until) == 0)
+			continue;
+		stop = h->reap_stop;
+		pthread_mutex_unlock(&h->reap_mu);
+		if (stop)
+			break;
+		if ((rc = spool_reap(&n, q)) != SPOOL_OK) {
+			if (!failed)
+				cmd_log("serve", LOG_WARNING, "reap: %s",
+				    spool_errmsg(q));
+			failed = 1;
+		} else {
+			if (n > 0)
+				cmd_log("serve", LOG_INFO, "reaped %lld expired "
+				    "lease%s", (long long)n, n == 1 ? "" : "s");
+			failed = 0;
+		}
+	}
+	spool_close(q);
+	return (NULL);
 }
 
 static void
@@ -832,13 +864,15 @@ cmd_http_new(struct cmd_http **out, const char *db_path, const char *addr,
 	else
 		snprintf(h->where, sizeof h->where, "%s:%d", host, port);
 	if (flags & CMD_HTTP_REAP) {
-		struct timeval	 tv = { 1, 0 };
-
-		if ((h->ev_reap = event_new(h->base, -1, EV_PERSIST,
-		    http_reap_cb, h)) == NULL || event_add(h->ev_reap, &tv) != 0) {
-			snprintf(err, errlen, "out of memory");
+		pthread_mutex_init(&h->reap_mu, NULL);
+		pthread_cond_init(&h->reap_cv, NULL);
+		h->reap_init = 1;
+		if ((h->db_path = strdup(db_path)) == NULL ||
+		    pthread_create(&h->reaper, NULL, http_reaper, h) != 0) {
+			snprintf(err, errlen, "cannot start the reaper");
 			return (EXIT_SOFTWARE);
 		}
+		h->reaping = 1;
 	}
 	if (flags & CMD_HTTP_SIGNALS) {
 		h->sig[0] = evsignal_new(h->base, SIGINT, http_signal_cb, h);
@@ -883,8 +917,18 @@ cmd_http_free(struct cmd_http *h)
 		event_free(h->sig[1]);
 	if (h->ev_stop != NULL)
 		event_free(h->ev_stop);
-	if (h->ev_reap != NULL)
-		event_free(h->ev_reap);
+	if (h->reaping) {
+		pthread_mutex_lock(&h->reap_mu);
+		h->reap_stop = 1;
+		pthread_cond_signal(&h->reap_cv);
+		pthread_mutex_unlock(&h->reap_mu);
+		pthread_join(h->reaper, NULL);
+	}
+	if (h->reap_init) {
+		pthread_mutex_destroy(&h->reap_mu);
+		pthread_cond_destroy(&h->reap_cv);
+	}
+	free(h->db_path);
 	if (h->http != NULL)
 		evhttp_free(h->http);
 	if (h->base != NULL)

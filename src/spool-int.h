@@ -348,9 +348,11 @@ int		 spool__complete_locked(spool_job *job, const void *result,
 		     size_t len, int truncated, int64_t now_ms);
 int		 spool__fail_locked(spool_job *job, const char *error, int flags,
 		     const char *outcome, int64_t now_ms, int *state_out);
-int		 spool__release_locked(spool_job *job, int64_t now_ms);
+int		 spool__release_locked(spool_job *job, int64_t now_ms,
+		     int *cancelled);
 int		 spool__started_locked(spool *q, int64_t id, int64_t token,
 		     int64_t started_ms);
+#define SPOOL__CLAIM_MAX	10000	/* tasks one claim takes at most */
 int		 spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 		     const char *const *queues, size_t nqueues, size_t max,
 		     const spool_claim_opts *opts, int started);

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2338,6 +2339,133 @@ out:
 	spool_close(q);
 }
 
+
+/* A cancel of a task claimed ahead and not started hands it back, which
+ * ends it cancelled: reported as cancelled, not as handed back. */
+static void
+test_cancel_claimed(void)
+{
+	const char		*qs[] = { "cc" };
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	struct runner		 r;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 ids[4], t0;
+	int			 running = 0;
+
+	rec_reset();
+	store(&gate_open, 0);
+	q = real_open();
+	enqueue_n(q, "cc", "c", 4, ids);
+	opts_init(&o, qs, 1);
+	o.min_workers = o.max_workers = 1;
+	if ((p = pool_make(h_gate, &o)) == NULL)
+		goto out;
+	p->ahead_fixed = 3;
+	runner_start(&r, p);
+	t0 = mono_ms();
+	while (q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld AND "
+	    "state = 'running' AND started_ms IS NULL", (long long)ids[3]) != 1
+	    && mono_ms() - t0 < 5000)
+		sleep_ms(2);
+	TU_RC(spool_cancel(&running, q, ids[3]), SPOOL_OK);
+	CU_ASSERT_EQUAL(running, 1);	/* leased: flagged for its worker */
+	t0 = mono_ms();
+	while (count_kind(SPOOL_OUTCOME_CANCELLED) == 0 &&
+	    mono_ms() - t0 < 5000)
+		sleep_ms(2);
+	CU_ASSERT(mono_ms() - t0 < 2000);	/* the cancel poll, not renewals */
+	store(&gate_open, 1);
+	spool_pool_stop(p, 0);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.cancelled, 1);
+	CU_ASSERT_EQUAL(count_kind(SPOOL_OUTCOME_CANCELLED), 1);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld "
+	    "AND state = 'cancelled'", (long long)ids[3]), 1);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM attempts WHERE task_id "
+	    "= %lld", (long long)ids[3]), 0);
+out:
+	spool_close(q);
+}
+
+/* The largest prefetch a pool takes: its claims stay within what one
+ * claim may take, so outcomes keep being committed. */
+static void
+test_prefetch_max(void)
+{
+	const char		*qs[] = { "pm" };
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	spool_pool		*p;
+	spool			*q;
+
+	rec_reset();
+	q = real_open();
+	enqueue_n(q, "pm", "p", 25000, NULL);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 2;
+	o.prefetch = 10000;
+	if ((p = pool_make(h_nothing, &o)) == NULL)
+		goto out;
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.succeeded, 25000);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
+	    "'succeeded'"), 25000);
+out:
+	spool_close(q);
+}
+
+/* A signal during a drain that max_time began is the first signal: it
+ * does not quit at once; the running task finishes. */
+static void
+test_signal_during_drain(void)
+{
+	const char		*qs[] = { "sd" };
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	struct runner		 r;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 t0;
+	int			 stopping = 0;
+
+	rec_reset();
+	store(&slow_ms, 800);
+	q = real_open();
+	enqueue1(q, "sd", "slow");
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_SIGNALS;
+	o.min_workers = o.max_workers = 1;
+	o.max_time_ms = 100;
+	if ((p = pool_make(h_slow, &o)) == NULL)
+		goto out;
+	runner_start(&r, p);
+	/* Wait for the drain max_time begins, then signal. */
+	t0 = mono_ms();
+	do {
+		sleep_ms(2);
+		pthread_mutex_lock(&p->mu);
+		stopping = p->stopping;
+		pthread_mutex_unlock(&p->mu);
+	} while (stopping == 0 && mono_ms() - t0 < 5000);
+	CU_ASSERT_EQUAL(stopping, 1);
+	kill(getpid(), SIGTERM);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.quit, 0);
+	CU_ASSERT_EQUAL(st.left, 0);
+	CU_ASSERT_EQUAL(st.succeeded, 1);
+out:
+	spool_close(q);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "drain 2000 tasks until empty", test_drain },
 	{ "result bytes and error text", test_results },
@@ -2365,6 +2493,9 @@ static CU_TestInfo pool_tests[] = {
 	{ "claimed ahead reads as claimed, not running", test_claimed_visible },
 	{ "claims sized by handler time", test_ahead_sized },
 	{ "shutdown timeout hands the task back", test_shutdown_handback },
+	{ "cancel of a task claimed ahead", test_cancel_claimed },
+	{ "the largest prefetch still commits", test_prefetch_max },
+	{ "a signal during a max_time drain drains", test_signal_during_drain },
 	CU_TEST_INFO_NULL
 };
 
