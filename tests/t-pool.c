@@ -2088,6 +2088,27 @@ h_gate(spool_job *job, void *arg)
 	return (SPOOL_DONE);
 }
 
+/* n tasks on queue, one thread held at the gate and three tasks claimed
+ * ahead of it: the pool, running in r; NULL on failure. */
+static spool_pool *
+gated_pool(spool *q, const char *const *qs, size_t n, int64_t *ids,
+    struct runner *r)
+{
+	spool_pool_opts	 o;
+	spool_pool	*p;
+
+	rec_reset();
+	store(&gate_open, 0);
+	enqueue_n(q, qs[0], "c", n, ids);
+	opts_init(&o, qs, 1);
+	o.min_workers = o.max_workers = 1;
+	if ((p = pool_make(h_gate, &o)) == NULL)
+		return (NULL);
+	p->ahead_fixed = 3;
+	runner_start(r, p);
+	return (p);
+}
+
 /* A task claimed ahead of a busy thread reads as claimed, not running,
  * in spool_stats, spool_list, spool_get and the views; the running one
  * has its start written within a few ms of the handler's start. */
@@ -2099,23 +2120,15 @@ test_claimed_visible(void)
 	spool_queue_stats	*s = NULL;
 	spool_task_info		*t = NULL;
 	spool_pool_stats	 st;
-	spool_pool_opts		 o;
 	struct runner		 r;
 	spool_pool		*p;
 	spool			*q;
 	size_t			 n = 0, i;
 	int64_t			 t0, first;
 
-	rec_reset();
-	store(&gate_open, 0);
 	q = real_open();
-	enqueue_n(q, "cv", "c", 6, NULL);
-	opts_init(&o, qs, 1);
-	o.min_workers = o.max_workers = 1;
-	if ((p = pool_make(h_gate, &o)) == NULL)
+	if ((p = gated_pool(q, qs, 6, NULL, &r)) == NULL)
 		goto out;
-	p->ahead_fixed = 3;
-	runner_start(&r, p);
 	/* Wait for the state itself: one start written, three claimed. */
 	t0 = mono_ms();
 	while (q_int(q, "SELECT count(*) FROM tasks WHERE state = 'running' "
@@ -2347,23 +2360,15 @@ test_cancel_claimed(void)
 {
 	const char		*qs[] = { "cc" };
 	spool_pool_stats	 st;
-	spool_pool_opts		 o;
 	struct runner		 r;
 	spool_pool		*p;
 	spool			*q;
 	int64_t			 ids[4], t0;
 	int			 running = 0;
 
-	rec_reset();
-	store(&gate_open, 0);
 	q = real_open();
-	enqueue_n(q, "cc", "c", 4, ids);
-	opts_init(&o, qs, 1);
-	o.min_workers = o.max_workers = 1;
-	if ((p = pool_make(h_gate, &o)) == NULL)
+	if ((p = gated_pool(q, qs, 4, ids, &r)) == NULL)
 		goto out;
-	p->ahead_fixed = 3;
-	runner_start(&r, p);
 	t0 = mono_ms();
 	while (q_int(q, "SELECT count(*) FROM tasks WHERE id = %lld AND "
 	    "state = 'running' AND started_ms IS NULL", (long long)ids[3]) != 1

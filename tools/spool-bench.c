@@ -959,6 +959,74 @@ raw_open(char *path, size_t len)
 #define LIMIT_PAYLOAD	100	/* bytes of every limit task's payload */
 
 /*
+ * The loop of limit-drain and floor-drain, with their statements: until a
+ * claim finds nothing, claim up to LIMIT_CLAIM tasks (?1 token, ?2 lease
+ * until, ?3 now, ?4 how many) in an unsynced transaction, then commit
+ * their outcomes (ack: ?1 id, ?2 token, ?3 now; result: ?1 id, ?2 data,
+ * ?3 now or a duration; attempt: ?1 id, ?2 attempt, ?3 now) and, if
+ * given, the queue's counters (?1 the claim's size) in one transaction
+ * synced as --sync asks.  Returns the tasks drained.
+ */
+static int64_t
+raw_drain(sqlite3 *db, sqlite3_stmt *claim, sqlite3_stmt *ack,
+    sqlite3_stmt *result, sqlite3_stmt *attempt, sqlite3_stmt *count,
+    int64_t until, int64_t now, int64_t stamp, const char *payload)
+{
+	int64_t		 ids[LIMIT_CLAIM], token, done = 0;
+	int		 tries[LIMIT_CLAIM], got, k, rc;
+
+	for (token = 1;; token++) {
+		/* The claim: lost with the machine, it only delays tasks
+		 * until their leases expire, so it need not be synced. */
+		raw_exec(db, "PRAGMA synchronous = NORMAL");
+		raw_exec(db, "BEGIN IMMEDIATE");
+		sqlite3_bind_int64(claim, 1, token);
+		sqlite3_bind_int64(claim, 2, until);
+		sqlite3_bind_int64(claim, 3, now);
+		sqlite3_bind_int(claim, 4, LIMIT_CLAIM);
+		for (got = 0; (rc = sqlite3_step(claim)) == SQLITE_ROW; got++) {
+			ids[got] = sqlite3_column_int64(claim, 0);
+			tries[got] = sqlite3_column_int(claim, 2);
+		}
+		if (rc != SQLITE_DONE)
+			die("drain loop: claim", sqlite3_errmsg(db));
+		sqlite3_reset(claim);
+		raw_exec(db, "COMMIT");
+		if (got == 0)
+			break;
+
+		/* The outcomes: one synced commit for the whole claim. */
+		raw_exec(db, raw_sync());
+		raw_exec(db, "BEGIN IMMEDIATE");
+		for (k = 0; k < got; k++) {
+			sqlite3_bind_int64(ack, 1, ids[k]);
+			sqlite3_bind_int64(ack, 2, token);
+			sqlite3_bind_int64(ack, 3, stamp);
+			raw_step(db, ack);
+			if (sqlite3_changes(db) != 1)
+				die("drain loop", "the lease fence refused "
+				    "an outcome");
+			sqlite3_bind_int64(result, 1, ids[k]);
+			sqlite3_bind_blob(result, 2, payload, 10,
+			    SQLITE_STATIC);
+			sqlite3_bind_int64(result, 3, count != NULL ? stamp : 1);
+			raw_step(db, result);
+			sqlite3_bind_int64(attempt, 1, ids[k]);
+			sqlite3_bind_int(attempt, 2, tries[k]);
+			sqlite3_bind_int64(attempt, 3, stamp);
+			raw_step(db, attempt);
+		}
+		if (count != NULL) {
+			sqlite3_bind_int(count, 1, got);
+			raw_step(db, count);
+		}
+		raw_exec(db, "COMMIT");
+		done += got;
+	}
+	return (done);
+}
+
+/*
  * limit-drain (limits/drain_limit.c): the drain of a perfect engine.  The
  * tasks table has the row shape of the engine's (a queue, a state, a due
  * time, a lease, a partial index of the ready ones), with tables of
@@ -989,8 +1057,7 @@ limit_drain(int64_t n)
 	sqlite3_stmt	*add, *claim, *ack, *result, *attempt;
 	sqlite3		*db;
 	char		 path[600], payload[LIMIT_PAYLOAD];
-	int64_t		 ids[LIMIT_CLAIM], token, done = 0, i;
-	int		 tries[LIMIT_CLAIM], got, k, rc;
+	int64_t		 done, i;
 	double		 t0, el;
 
 	memset(payload, 'x', sizeof payload);
@@ -1022,50 +1089,8 @@ limit_drain(int64_t n)
 	    "VALUES (?1, ?2, 'w', ?3, ?3, 'succeeded')");
 
 	t0 = mono();
-	for (token = 1;; token++) {
-		/* The claim: lost with the machine, it only delays tasks
-		 * until their leases expire, so it need not be synced. */
-		raw_exec(db, "PRAGMA synchronous = NORMAL");
-		raw_exec(db, "BEGIN IMMEDIATE");
-		sqlite3_bind_int64(claim, 1, token);
-		sqlite3_bind_int64(claim, 2, 999999);
-		sqlite3_bind_int64(claim, 3, 1);
-		sqlite3_bind_int(claim, 4, LIMIT_CLAIM);
-		for (got = 0; (rc = sqlite3_step(claim)) == SQLITE_ROW; got++) {
-			ids[got] = sqlite3_column_int64(claim, 0);
-			tries[got] = sqlite3_column_int(claim, 2);
-		}
-		if (rc != SQLITE_DONE)
-			die("limit-drain: claim", sqlite3_errmsg(db));
-		sqlite3_reset(claim);
-		raw_exec(db, "COMMIT");
-		if (got == 0)
-			break;
-
-		/* The outcomes: one synced commit for the whole claim. */
-		raw_exec(db, raw_sync());
-		raw_exec(db, "BEGIN IMMEDIATE");
-		for (k = 0; k < got; k++) {
-			sqlite3_bind_int64(ack, 1, ids[k]);
-			sqlite3_bind_int64(ack, 2, token);
-			sqlite3_bind_int64(ack, 3, 5);
-			raw_step(db, ack);
-			if (sqlite3_changes(db) != 1)
-				die("limit-drain", "the lease fence refused "
-				    "an outcome");
-			sqlite3_bind_int64(result, 1, ids[k]);
-			sqlite3_bind_blob(result, 2, payload, 10,
-			    SQLITE_STATIC);
-			sqlite3_bind_int(result, 3, 1);
-			raw_step(db, result);
-			sqlite3_bind_int64(attempt, 1, ids[k]);
-			sqlite3_bind_int(attempt, 2, tries[k]);
-			sqlite3_bind_int64(attempt, 3, 5);
-			raw_step(db, attempt);
-		}
-		raw_exec(db, "COMMIT");
-		done += got;
-	}
+	done = raw_drain(db, claim, ack, result, attempt, NULL, 999999, 1, 5,
+	    payload);
 	el = mono() - t0;
 	sqlite3_finalize(add);
 	sqlite3_finalize(claim);
@@ -1225,8 +1250,7 @@ floor_drain(int64_t n)
 	sqlite3		*db;
 	spool		*q;
 	char		 path[600], payload[LIMIT_PAYLOAD];
-	int64_t		 ids[LIMIT_CLAIM], token, done = 0, ms;
-	int		 tries[LIMIT_CLAIM], got, k, rc;
+	int64_t		 done, ms;
 	double		 t0, el;
 
 	memset(payload, 'x', sizeof payload);
@@ -1256,48 +1280,8 @@ floor_drain(int64_t n)
 	    "succeeded = succeeded + excluded.succeeded");
 
 	t0 = mono();
-	for (token = 1;; token++) {
-		raw_exec(db, "PRAGMA synchronous = NORMAL");
-		raw_exec(db, "BEGIN IMMEDIATE");
-		sqlite3_bind_int64(claim, 1, token);
-		sqlite3_bind_int64(claim, 2, ms + 30000);
-		sqlite3_bind_int64(claim, 3, ms);
-		sqlite3_bind_int(claim, 4, LIMIT_CLAIM);
-		for (got = 0; (rc = sqlite3_step(claim)) == SQLITE_ROW; got++) {
-			ids[got] = sqlite3_column_int64(claim, 0);
-			tries[got] = sqlite3_column_int(claim, 2);
-		}
-		if (rc != SQLITE_DONE)
-			die("floor-drain: claim", sqlite3_errmsg(db));
-		sqlite3_reset(claim);
-		raw_exec(db, "COMMIT");
-		if (got == 0)
-			break;
-		raw_exec(db, raw_sync());
-		raw_exec(db, "BEGIN IMMEDIATE");
-		for (k = 0; k < got; k++) {
-			sqlite3_bind_int64(ack, 1, ids[k]);
-			sqlite3_bind_int64(ack, 2, token);
-			sqlite3_bind_int64(ack, 3, ms);
-			raw_step(db, ack);
-			if (sqlite3_changes(db) != 1)
-				die("floor-drain", "the lease fence refused "
-				    "an outcome");
-			sqlite3_bind_int64(result, 1, ids[k]);
-			sqlite3_bind_blob(result, 2, payload, 10,
-			    SQLITE_STATIC);
-			sqlite3_bind_int64(result, 3, ms);
-			raw_step(db, result);
-			sqlite3_bind_int64(attempt, 1, ids[k]);
-			sqlite3_bind_int(attempt, 2, tries[k]);
-			sqlite3_bind_int64(attempt, 3, ms);
-			raw_step(db, attempt);
-		}
-		sqlite3_bind_int(count, 1, got);
-		raw_step(db, count);
-		raw_exec(db, "COMMIT");
-		done += got;
-	}
+	done = raw_drain(db, claim, ack, result, attempt, count, ms + 30000, ms,
+	    ms, payload);
 	el = mono() - t0;
 	sqlite3_finalize(claim);
 	sqlite3_finalize(ack);
