@@ -65,7 +65,10 @@ is() {
 }
 
 sql() {
-	sqlite3 -batch "${DB:-$SPOOL_DB}" "$1"
+	# A busy timeout: after a kill -9 the next process to open the file
+	# recovers the WAL under an exclusive lock, and a read meanwhile
+	# would fail with "database is locked" instead of waiting.
+	sqlite3 -batch -cmd '.timeout 10000' "${DB:-$SPOOL_DB}" "$1"
 }
 
 jq_py() {
