@@ -753,7 +753,7 @@ engine_write_starts(spool_pool *p)
 	struct spool__engine	*e = p->engine;
 	spool_job		*job;
 	size_t			 i, n = 0, k;
-	int			 rc = SPOOL_OK;
+	int			 rc = SPOOL_OK, running;
 
 	e->nstarts = 0;
 	pthread_mutex_lock(&p->mu);
@@ -762,15 +762,23 @@ engine_write_starts(spool_pool *p)
 		return (SPOOL_OK);
 	}
 	p->starts_pending = 0;
-	for (i = 0; i < ENGINE_BUCKETS && n < (size_t)p->o.max_workers; i++)
-		for (job = e->bucket[i]; job != NULL &&
-		    n < (size_t)p->o.max_workers; job = job->hnext)
-			if (job->phase == SPOOL__RUNNING && !job->start_rec) {
-				job->start_rec = 1;
-				e->starts[n].id = job->id;
-				e->starts[n].token = job->token;
-				e->starts[n++].ms = job->run_start_ms;
-			}
+	/* The registry's running jobs are the busy threads' (less those
+	 * abandoned, which left it): the walk stops once it has seen them
+	 * all, so a flush with idle threads does not walk every bucket. */
+	running = p->busy - p->stuck;
+	for (i = 0; i < ENGINE_BUCKETS && running > 0; i++)
+		for (job = e->bucket[i]; job != NULL && running > 0;
+		    job = job->hnext) {
+			if (job->phase != SPOOL__RUNNING)
+				continue;
+			running--;
+			if (job->start_rec || n >= (size_t)p->o.max_workers)
+				continue;
+			job->start_rec = 1;
+			e->starts[n].id = job->id;
+			e->starts[n].token = job->token;
+			e->starts[n++].ms = job->run_start_ms;
+		}
 	pthread_mutex_unlock(&p->mu);
 	e->nstarts = n;
 	for (k = 0; k < n && rc == SPOOL_OK; k++)
