@@ -881,8 +881,10 @@ engine_flush(spool_pool *p)
 	 * committed: the retry commits them without one. */
 	if (!e->flush_noclaim && (want = engine_claim_want(p)) > 0) {
 		t1 = engine_ns();
-		if ((rc = engine_claim_strategy(p, (size_t)want, &got, 1)) !=
-		    SPOOL_OK) {
+		rc = p->fail_flush_claims ? spool__error(p->q, SPOOL_EIO,
+		    "claim: I/O error (test)") :
+		    engine_claim_strategy(p, (size_t)want, &got, 1);
+		if (rc != SPOOL_OK) {
 			spool__rollback(p->q);
 			engine_claim_drop(p, got);
 			engine_starts_undo(p);

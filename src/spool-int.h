@@ -197,6 +197,8 @@ struct spool_pool {
 	double			(*cpu_probe)(spool_pool *);	/* test seam */
 	int			 ahead_fixed;	/* test seam: claim this many ahead
 						 * of the threads (-1: sized) */
+	int			 fail_flush_claims;	/* test seam: a flush's
+						 * claim fails */
 	int			*limits;	/* per queue: jobs claimed and not
 						 * finished at most (pipelines) */
 	int			*active;	/* per queue: those now (under mu) */

@@ -2471,6 +2471,41 @@ out:
 	spool_close(q);
 }
 
+
+/* A flush whose claim fails still commits its outcomes: the retry
+ * commits them without a claim (the loop's own claims go on). */
+static void
+test_flush_claim_fails(void)
+{
+	const char		*qs[] = { "fc" };
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	spool_pool		*p;
+	spool			*q;
+
+	rec_reset();
+	store(&slow_ms, 2);
+	q = real_open();
+	enqueue_n(q, "fc", "f", 40, NULL);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 1;
+	if ((p = pool_make(h_slow, &o)) == NULL)
+		goto out;
+	p->ahead_fixed = 4;
+	p->fail_flush_claims = 1;
+	TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	CU_ASSERT(strstr(spool_pool_errmsg(p), "claim: I/O error") != NULL);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.succeeded, 40);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
+	    "'succeeded'"), 40);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM attempts"), 40);
+out:
+	spool_close(q);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "drain 2000 tasks until empty", test_drain },
 	{ "result bytes and error text", test_results },
@@ -2501,6 +2536,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "cancel of a task claimed ahead", test_cancel_claimed },
 	{ "the largest prefetch still commits", test_prefetch_max },
 	{ "a signal during a max_time drain drains", test_signal_during_drain },
+	{ "a flush whose claim fails commits its outcomes", test_flush_claim_fails },
 	CU_TEST_INFO_NULL
 };
 
