@@ -671,6 +671,23 @@ store_prepare_all(spool *q)
 	return (SPOOL_OK);
 }
 
+/*
+ * SQLite's memory statistics (SQLITE_CONFIG_MEMSTATUS, on by default) take
+ * a process-wide mutex around every allocation and free the library makes:
+ * a tenth of a drain's CPU went to locking it.  spool reads none of those
+ * statistics, so the first open turns them off, if SQLite is not yet
+ * initialized in the process (sqlite3_config refuses otherwise, changing
+ * nothing).  A program that wants them calls sqlite3_initialize() before
+ * spool_open (libspool(3) says so).
+ */
+static pthread_once_t	 store_config_once = PTHREAD_ONCE_INIT;
+
+static void
+store_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* Open (and create, migrate) the spool database at path. */
 int
 spool_open(spool **out, const char *path, int flags)
@@ -711,6 +728,7 @@ spool_open(spool **out, const char *path, int flags)
 	if ((rc = store_check_path(q, path, flags & SPOOL_OPEN_CREATE)) != 0)
 		return (rc);
 
+	pthread_once(&store_config_once, store_config);
 	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (q->db == NULL)
