@@ -897,6 +897,53 @@ test_stats(void)
 	spool_job_free(run);
 }
 
+/* Stats over ready tasks of several priorities: due ones counted across
+ * every level (they are found level by level through tasks_ready), the
+ * oldest due task found in the lowest level, scheduled ones of a higher
+ * level not taken for due. */
+static void
+test_stats_levels(void)
+{
+	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_queue_stats	*v = NULL;
+	size_t			 n = 0;
+	int			 pr[] = { 7, 0, -4 }, i, k;
+
+	TU_RC(spool_queue_create(tu_q, "lv", NULL), SPOOL_OK);
+	/* The lowest level's task is the oldest: 5 s before the rest. */
+	o.priority = -4;
+	TU_RC(spool_enqueue(NULL, tu_q, "lv", "oldest", 6, &o), SPOOL_OK);
+	tu_advance(5000);
+	for (i = 0; i < 3; i++) {
+		o.priority = pr[i];
+		for (k = 0; k < 3; k++) {
+			o.delay_ms = 0;
+			TU_RC(spool_enqueue(NULL, tu_q, "lv", "due", 3, &o),
+			    SPOOL_OK);
+			o.delay_ms = 60000 * (k + 1);
+			TU_RC(spool_enqueue(NULL, tu_q, "lv", "later", 5, &o),
+			    SPOOL_OK);
+		}
+	}
+	o.delay_ms = 0;
+	tu_advance(100);
+	TU_RC(spool_stats(&v, &n, tu_q, "lv"), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(v->ready, 10);
+	CU_ASSERT_EQUAL(v->scheduled, 9);
+	CU_ASSERT_EQUAL(v->oldest_ready_age_ms, 5100);
+	spool_queue_stats_free(v, n);
+
+	/* A minute on, the first scheduled task of each level is due. */
+	tu_advance(60000);
+	TU_RC(spool_stats(&v, &n, tu_q, "lv"), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(v->ready, 13);
+	CU_ASSERT_EQUAL(v->scheduled, 6);
+	CU_ASSERT_EQUAL(v->oldest_ready_age_ms, 65100);
+	spool_queue_stats_free(v, n);
+}
+
 /* oldest_ready_age_ms is -1 with no due task (none at all, or only
  * scheduled ones) and 0 for a task due this instant. */
 static void
@@ -1147,6 +1194,7 @@ static CU_TestInfo admin_tests[] = {
 	{ "prune by retention", test_prune_retention },
 	{ "prune over batches", test_prune_many },
 	{ "stats counts", test_stats },
+	{ "stats over priority levels", test_stats_levels },
 	{ "stats oldest age", test_stats_age },
 	{ "stats of all queues", test_stats_all },
 	{ "queue create/set/get/list", test_queue_config },

@@ -113,9 +113,19 @@ DELETE FROM tasks WHERE id IN
 	AND finished_ms < ?3 LIMIT ?4);
 
 -- name: stats_due
--- Due ready tasks of queue ?1 at ?2 now_ms, and the earliest run_at_ms.
-SELECT count(*), min(run_at_ms) FROM tasks
- WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2;
+-- Due ready tasks of queue ?1 at ?2 now_ms, and the earliest run_at_ms:
+-- per priority level (see next_due in claim.sql), the range of its due
+-- tasks in tasks_ready, so scheduled tasks are not walked.
+WITH RECURSIVE levels (p) AS (
+	SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+	 WHERE queue = ?1 AND state = 'ready'
+	UNION ALL
+	SELECT (SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+		 WHERE queue = ?1 AND state = 'ready' AND priority < levels.p)
+	  FROM levels WHERE levels.p IS NOT NULL)
+SELECT count(*), min(tasks.run_at_ms) FROM levels, tasks INDEXED BY tasks_ready
+ WHERE levels.p IS NOT NULL AND tasks.queue = ?1 AND tasks.state = 'ready'
+   AND tasks.priority = levels.p AND tasks.run_at_ms <= ?2;
 
 -- name: stats_running
 -- Leased tasks of queue ?1 at ?2 now_ms: running (started, lease live),

@@ -13,7 +13,7 @@ SELECT max(priority) FROM tasks INDEXED BY tasks_ready
 -- claim order.  One priority level at a time, so scheduled tasks of a
 -- higher priority are skipped with one seek instead of walked through
 -- (the index orders by priority, then run_at_ms).  INDEXED BY: the
--- planner may otherwise prefer tasks_due and sort every due row.
+-- planner may otherwise prefer another index and sort every due row.
 SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
  WHERE queue = ?1 AND state = 'ready' AND priority = ?2 AND run_at_ms <= ?3
  ORDER BY run_at_ms, id LIMIT ?4;
@@ -171,12 +171,34 @@ SELECT id, lease_token FROM tasks INDEXED BY tasks_running
 
 -- name: next_due
 -- When the next scheduled task of queue ?1 (after ?2 now_ms) is due, or
--- NULL; walks tasks_due.
-SELECT min(run_at_ms) FROM tasks
- WHERE queue = ?1 AND state = 'ready' AND run_at_ms > ?2;
+-- NULL.  tasks_ready orders a queue's ready tasks by priority, then
+-- run_at_ms: levels walks the distinct priorities (one seek each, from
+-- the highest down) and each level gives its first run_at_ms after now
+-- with one more seek.
+WITH RECURSIVE levels (p) AS (
+	SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+	 WHERE queue = ?1 AND state = 'ready'
+	UNION ALL
+	SELECT (SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+		 WHERE queue = ?1 AND state = 'ready' AND priority < levels.p)
+	  FROM levels WHERE levels.p IS NOT NULL)
+SELECT min((SELECT min(run_at_ms) FROM tasks INDEXED BY tasks_ready
+	     WHERE queue = ?1 AND state = 'ready' AND priority = levels.p
+	       AND run_at_ms > ?2))
+  FROM levels WHERE levels.p IS NOT NULL;
 
 -- name: backlog
 -- Due tasks of queue ?1 at ?2 now_ms, counted up to ?3 at most, so the
--- cost stays bounded however deep the queue.
-SELECT count(*) FROM (SELECT 1 FROM tasks
- WHERE queue = ?1 AND state = 'ready' AND run_at_ms <= ?2 LIMIT ?3);
+-- cost stays bounded however deep the queue: per priority level (as in
+-- next_due) the range of its due tasks in tasks_ready.
+WITH RECURSIVE levels (p) AS (
+	SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+	 WHERE queue = ?1 AND state = 'ready'
+	UNION ALL
+	SELECT (SELECT max(priority) FROM tasks INDEXED BY tasks_ready
+		 WHERE queue = ?1 AND state = 'ready' AND priority < levels.p)
+	  FROM levels WHERE levels.p IS NOT NULL)
+SELECT count(*) FROM (SELECT 1 FROM levels, tasks INDEXED BY tasks_ready
+	 WHERE levels.p IS NOT NULL AND tasks.queue = ?1
+	   AND tasks.state = 'ready' AND tasks.priority = levels.p
+	   AND tasks.run_at_ms <= ?2 LIMIT ?3);
