@@ -328,65 +328,153 @@ spool_job_free(spool_job *job)
 	free(job);
 }
 
-/* Claim candidate c: make it running under a fresh lease and build its
- * job.  *job is NULL (and 0 returned) if the row is no longer ready. */
-static int
-claim_one(spool_job **job, spool *q, const struct candidate *c,
-    const char *owner, int64_t now_ms, int started)
+/* Write the ids of the n candidates c[i] as a JSON array into buf (of
+ * at least n * 21 + 3 bytes), those of lease length lease_ms only if
+ * lease_ms >= 0. */
+static void
+claim_ids_json(char *buf, struct candidate *const *c, size_t n,
+    int64_t lease_ms)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_CLAIM_TASK);
-	spool_job	*j;
-	int64_t		 token = claim_token();
-	int		 rc;
+	char	*w = buf;
+	size_t	 i;
 
-	*job = NULL;
-	sqlite3_bind_int64(st, 1, c->id);
-	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, token);
-	sqlite3_bind_int64(st, 4, now_ms + c->lease_ms);
-	bind_time(st, 5, started ? now_ms : 0);
-	if ((rc = spool__step_done(q, st, "claim")) != SPOOL_OK)
-		return (rc);
-	if (sqlite3_changes(q->db) != 1)
-		return (SPOOL_OK);	/* no longer ready */
-	spool__count(q, c->queue, SPOOL__C_CLAIMED, 1);
-	st = spool__stmt(q, SPOOL_SQL_CLAIM_ROW);
-	sqlite3_bind_int64(st, 1, c->id);
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		rc = spool__store_error(q, rc == SQLITE_DONE ? SQLITE_ERROR : rc,
-		    "claim");
-		sqlite3_reset(st);
-		return (rc);
+	*w++ = '[';
+	for (i = 0; i < n; i++) {
+		if (lease_ms >= 0 && c[i]->lease_ms != lease_ms)
+			continue;
+		w += sprintf(w, "%s%lld", w > buf + 1 ? "," : "",
+		    (long long)c[i]->id);
 	}
+	*w++ = ']';
+	*w = '\0';
+}
+
+/* Build the job of the claimed row under st (claim_rows). */
+static spool_job *
+claim_job(sqlite3_stmt *st, spool *q, const char *owner, int64_t token,
+    int64_t lease_ms, int64_t now_ms, int started)
+{
+	spool_job	*j;
+
 	if ((j = calloc(1, sizeof *j)) == NULL)
-		goto nomem;
+		return (NULL);
 	j->q = q;
-	j->id = c->id;
+	j->id = sqlite3_column_int64(st, 1);
 	j->token = token;
 	j->started_ms = started ? now_ms : 0;
-	j->lease_ms = c->lease_ms;
-	j->lease_until_ms = now_ms + c->lease_ms;
-	j->queue = spool__col_strdup(st, 0);
+	j->lease_ms = lease_ms;
+	j->lease_until_ms = sqlite3_column_int64(st, 11);
+	j->queue = spool__col_strdup(st, 2);
 	/* A NULL payload (a hand edit) is an empty one. */
-	j->payload = sqlite3_column_type(st, 1) == SQLITE_NULL ?
-	    spool__memdup("", 0) : spool__col_blobdup(st, 1, &j->len);
-	j->attempt = sqlite3_column_int(st, 2);
-	j->max_attempts = sqlite3_column_int(st, 3);
-	j->cancel_requested = sqlite3_column_int(st, 4);
-	j->run_at_ms = sqlite3_column_int64(st, 5);
-	j->item_id = sqlite3_column_int64(st, 6);
-	j->stage_id = sqlite3_column_int64(st, 7);
-	j->stage_timeout_ms = sqlite3_column_int64(st, 8);
+	j->payload = sqlite3_column_type(st, 3) == SQLITE_NULL ?
+	    spool__memdup("", 0) : spool__col_blobdup(st, 3, &j->len);
+	j->attempt = sqlite3_column_int(st, 4);
+	j->max_attempts = sqlite3_column_int(st, 5);
+	j->cancel_requested = sqlite3_column_int(st, 6);
+	j->run_at_ms = sqlite3_column_int64(st, 7);
+	j->item_id = sqlite3_column_int64(st, 8);
+	j->stage_id = sqlite3_column_int64(st, 9);
+	j->stage_timeout_ms = sqlite3_column_int64(st, 10);
 	j->owner = spool__strdup(owner);
-	if (j->queue == NULL || j->payload == NULL || j->owner == NULL)
-		goto nomem;
+	if (j->queue == NULL || j->payload == NULL || j->owner == NULL) {
+		spool_job_free(j);
+		return (NULL);
+	}
+	return (j);
+}
+
+/*
+ * Claim the n candidates c[] (in claim order, none past its deadline):
+ * make them running under one fresh token, a lease of each one's length,
+ * and append their jobs to jobs[*claimed], in the same order.  One UPDATE
+ * per distinct lease length (one, unless queues of different leases are
+ * claimed together), then one read of the rows.  A candidate no longer
+ * ready (none, inside the claim's transaction) is left out.
+ */
+static int
+claim_group(spool_job **jobs, size_t *claimed, spool *q,
+    struct candidate *const *c, size_t n, const char *owner, int64_t now_ms,
+    int started)
+{
+	sqlite3_stmt	*st;
+	spool_job	**got = NULL;
+	char		*all = NULL, *some = NULL;
+	int64_t		 token = claim_token();
+	size_t		 i, k, len = n * 21 + 3;
+	int		 rc = SPOOL_OK, one_lease = 1;
+
+	if (n == 0)
+		return (SPOOL_OK);
+	for (i = 1; i < n; i++)
+		if (c[i]->lease_ms != c[0]->lease_ms)
+			one_lease = 0;
+	if ((all = malloc(len)) == NULL ||
+	    (!one_lease && (some = malloc(len)) == NULL) ||
+	    (got = calloc(n, sizeof *got)) == NULL) {
+		rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+		goto out;
+	}
+	claim_ids_json(all, c, n, -1);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < i; k++)		/* this lease length is done */
+			if (c[k]->lease_ms == c[i]->lease_ms)
+				break;
+		if (k < i)
+			continue;
+		if (!one_lease)
+			claim_ids_json(some, c, n, c[i]->lease_ms);
+		st = spool__stmt(q, SPOOL_SQL_CLAIM_TASKS);
+		sqlite3_bind_text(st, 1, one_lease ? all : some, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, token);
+		sqlite3_bind_int64(st, 4, now_ms + c[i]->lease_ms);
+		bind_time(st, 5, started ? now_ms : 0);
+		rc = spool__step_done(q, st, "claim");
+		sqlite3_clear_bindings(st);
+		if (rc != SPOOL_OK)
+			goto out;
+		if (one_lease)
+			break;
+	}
+
+	/* The rows, each to the place of its id in the array. */
+	st = spool__stmt(q, SPOOL_SQL_CLAIM_ROWS);
+	sqlite3_bind_text(st, 1, all, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, token);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		k = (size_t)sqlite3_column_int64(st, 0);
+		if (k >= n || got[k] != NULL)
+			continue;
+		if ((got[k] = claim_job(st, q, owner, token, c[k]->lease_ms,
+		    now_ms, started)) == NULL)
+			break;
+	}
 	sqlite3_reset(st);
-	*job = j;
-	return (SPOOL_OK);
-nomem:
-	sqlite3_reset(st);
-	spool_job_free(j);
-	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW) {
+		rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = spool__store_error(q, rc, "claim");
+		goto out;
+	}
+	rc = SPOOL_OK;
+	for (k = 0; k < n; k++)
+		if (got[k] != NULL) {
+			spool__count(q, c[k]->queue, SPOOL__C_CLAIMED, 1);
+			jobs[(*claimed)++] = got[k];
+			got[k] = NULL;
+		}
+out:
+	if (got != NULL)
+		for (k = 0; k < n; k++)
+			spool_job_free(got[k]);
+	free(got);
+	free(all);
+	free(some);
+	return (rc);
 }
 
 /* Append up to limit due candidates of queue name to cand, walking its
@@ -538,21 +626,24 @@ spool__claim_locked(spool_job **jobs, size_t *n_out, spool *q,
     const spool_claim_opts *opts, int started)
 {
 	spool_queue_opts	 conf;
-	struct candidate	*cand = NULL;
+	struct candidate	*cand = NULL, **ok = NULL;
 	const char		*active[CLAIM_QUEUES_MAX];
 	int64_t			 lease[CLAIM_QUEUES_MAX];
 	const char		*owner;
-	spool_job		*job;
 	int64_t			 now;
 	size_t			 nactive = 0, ncand, claimed = 0, i, k, want;
+	size_t			 nok;
 	int			 rc = SPOOL_OK, expired;
 
 	*n_out = 0;
 	if ((rc = claim_check(q, queues, nqueues, max, opts)) != SPOOL_OK)
 		return (rc);
 	owner = (opts != NULL && opts->owner != NULL) ? opts->owner : q->owner;
-	if ((cand = calloc(max * nqueues, sizeof *cand)) == NULL)
+	if ((cand = calloc(max * nqueues, sizeof *cand)) == NULL ||
+	    (ok = calloc(max, sizeof *ok)) == NULL) {
+		free(cand);
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	}
 	now = spool__now_ms(q);
 	for (i = 0; i < nqueues; i++) {
 		for (k = 0; k < i; k++)		/* a queue named twice counts once */
@@ -588,6 +679,7 @@ spool__claim_locked(spool_job **jobs, size_t *n_out, spool *q,
 			break;
 		qsort(cand, ncand, sizeof *cand, candidate_cmp);
 		expired = 0;
+		nok = 0;
 		for (i = 0; i < ncand && i < want; i++) {
 			if (cand[i].deadline_ms != 0 && cand[i].deadline_ms <= now) {
 				sqlite3_stmt *st = spool__stmt(q,
@@ -607,16 +699,16 @@ spool__claim_locked(spool_job **jobs, size_t *n_out, spool *q,
 				expired = 1;
 				continue;
 			}
-			if ((rc = claim_one(&job, q, &cand[i], owner, now,
-			    started)) != 0)
-				goto fail;
-			if (job != NULL)
-				jobs[claimed++] = job;
+			ok[nok++] = &cand[i];
 		}
+		if ((rc = claim_group(jobs, &claimed, q, ok, nok, owner, now,
+		    started)) != SPOOL_OK)
+			goto fail;
 		if (!expired)
 			break;
 	}
 	free(cand);
+	free(ok);
 	*n_out = claimed;
 	return (SPOOL_OK);
 
@@ -626,6 +718,7 @@ fail:
 		jobs[i] = NULL;
 	}
 	free(cand);
+	free(ok);
 	return (rc);
 }
 

@@ -173,8 +173,9 @@ test_deadline(void)
 	spool_job_free(jobs[0]);
 }
 
-/* A claim of N returns exactly min(N, due) tasks, each on attempt 1 under
- * its own lease token. */
+/* A claim of N returns exactly min(N, due) tasks, each on attempt 1; the
+ * tasks of one claim share its fresh lease token (an outcome names the
+ * task and the token), and each claim draws a new one. */
 static void
 test_claim_many(void)
 {
@@ -210,8 +211,12 @@ test_claim_many(void)
 	}
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
 	    "WHERE state = 'running' AND attempts = 1"), 7);
+	/* Three claims, three tokens: 3 tasks, 2, then 2. */
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(DISTINCT lease_token) "
-	    "FROM tasks WHERE state = 'running'"), 7);
+	    "FROM tasks WHERE state = 'running'"), 3);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT group_concat(n, '') FROM (SELECT "
+	    "count(*) AS n FROM tasks WHERE state = 'running' GROUP BY "
+	    "lease_token ORDER BY min(id))"), 322);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE "
 	    "lease_token IS NULL OR lease_token <= 0"), 0);
 }
@@ -395,6 +400,49 @@ test_lease_length(void)
 	CU_ASSERT_EQUAL(tu_task_int(c, "lease_until_ms"), tu_now + 2500);
 	CU_ASSERT_EQUAL(spool_job_lease_until_ms(job), tu_now + 2500);
 	spool_job_free(job);
+}
+
+/* One claim over queues of different lease lengths gives each task its
+ * own queue's lease (one UPDATE per length), in claim order. */
+static void
+test_lease_mixed(void)
+{
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool_enqueue_opts	 hi = SPOOL_ENQUEUE_OPTS_INIT;
+	const char		*qs[] = { "short", "long" };
+	spool_job		*jobs[4] = { NULL, NULL, NULL, NULL };
+	int64_t			 s1, s2, l1;
+	size_t			 n = 0, i;
+
+	qo.set = SPOOL_QUEUE_LEASE;
+	qo.lease_ms = 1000;
+	TU_RC(spool_queue_create(tu_q, "short", &qo), SPOOL_OK);
+	qo.lease_ms = 90000;
+	TU_RC(spool_queue_create(tu_q, "long", &qo), SPOOL_OK);
+	s1 = tu_enqueue("short", "s1");
+	hi.priority = 5;
+	TU_RC(spool_enqueue(&l1, tu_q, "long", "l1", 2, &hi), SPOOL_OK);
+	s2 = tu_enqueue("short", "s2");
+
+	TU_RC(spool_claim_many(jobs, &n, tu_q, qs, 2, 4, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_EQUAL(spool_job_id(jobs[0]), l1);
+	CU_ASSERT_EQUAL(spool_job_id(jobs[1]), s1);
+	CU_ASSERT_EQUAL(spool_job_id(jobs[2]), s2);
+	CU_ASSERT_EQUAL(spool_job_lease_until_ms(jobs[0]), tu_now + 90000);
+	CU_ASSERT_EQUAL(spool_job_lease_until_ms(jobs[1]), tu_now + 1000);
+	CU_ASSERT_EQUAL(spool_job_lease_until_ms(jobs[2]), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(l1, "lease_until_ms"), tu_now + 90000);
+	CU_ASSERT_EQUAL(tu_task_int(s1, "lease_until_ms"), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(s2, "lease_until_ms"), tu_now + 1000);
+	CU_ASSERT_EQUAL(tu_task_int(l1, "attempts"), 1);
+	/* Each job's outcome is accepted under the token it carries. */
+	for (i = 0; i < n; i++) {
+		TU_RC(spool_job_complete(jobs[i], "ok", 2), SPOOL_OK);
+		spool_job_free(jobs[i]);
+	}
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks WHERE state = "
+	    "'succeeded'"), 3);
 }
 
 /* The lease owner is "host:pid" by default, or opts->owner; the attempt
@@ -835,6 +883,7 @@ static CU_TestInfo claim_tests[] = {
 	{ "scheduled high-priority tasks are skipped", test_claim_skips_scheduled },
 	{ "nothing due, unknown queue: EEMPTY", test_empty },
 	{ "lease length: queue vs opts", test_lease_length },
+	{ "one claim, queues of different leases", test_lease_mixed },
 	{ "lease owner: default vs opts", test_owner },
 	{ "claim query uses tasks_ready", test_query_plan },
 	{ "release", test_release },

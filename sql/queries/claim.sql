@@ -18,13 +18,18 @@ SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
  WHERE queue = ?1 AND state = 'ready' AND priority = ?2 AND run_at_ms <= ?3
  ORDER BY run_at_ms, id LIMIT ?4;
 
--- name: claim_task
--- ?1 id, ?2 owner, ?3 token, ?4 lease_until_ms, ?5 started_ms: now for a
--- caller that runs the task at once, NULL for a pool, whose engine writes
--- the start when a thread starts the handler (task_started), so a task
--- claimed ahead of its thread reads as "claimed", not running.  No RETURNING:
--- SQLite runs RETURNING as a trigger, and a trigger makes every claimed
--- row keep a statement journal; claim_row reads the row instead.
+-- name: claim_tasks
+-- ?1 the ids, a JSON array; ?2 owner, ?3 token, ?4 lease_until_ms, ?5
+-- started_ms: now for a caller that runs the tasks at once, NULL for a
+-- pool, whose engine writes each start when a thread starts the handler
+-- (task_started), so a task claimed ahead of its thread reads as
+-- "claimed", not running.  One statement for a claim's tasks of one lease
+-- length: a statement per task cost a tenth of a drain in statement
+-- set-up.  The tasks of one claim share its fencing token: an outcome
+-- names the task's id and the token, and a later claim of the same task
+-- draws a new one.  No RETURNING: SQLite runs RETURNING as a trigger, and
+-- a trigger makes every claimed row keep a statement journal; claim_rows
+-- reads the rows instead.
 --
 -- Every statement here that changes tasks.state is UPDATE OR FAIL: the
 -- batch counters' trigger (schema 3) would otherwise make SQLite keep a
@@ -33,16 +38,19 @@ SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
 -- so that undo is never needed.
 UPDATE OR FAIL tasks SET state = 'running', attempts = attempts + 1,
     lease_owner = ?2, lease_token = ?3, lease_until_ms = ?4, started_ms = ?5
- WHERE id = ?1 AND state = 'ready';
+ WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ready';
 
--- name: claim_row
--- What a job needs of the task it just claimed: ?1 id.
--- A pipeline stage task's timeout comes from its stage.
-SELECT queue, payload, attempts, max_attempts, cancel_requested, run_at_ms,
-    item_id, stage_id,
-    CASE WHEN stage_id IS NOT NULL THEN
-	(SELECT timeout_ms FROM pipeline_stages WHERE id = stage_id) END
-  FROM tasks WHERE id = ?1;
+-- name: claim_rows
+-- What a job needs of each task claim_tasks just claimed, ?1 (a JSON array
+-- of ids) under token ?2, each with its place in ?1 (first column).  A
+-- pipeline stage task's timeout comes from its stage.
+SELECT j.key, t.id, t.queue, t.payload, t.attempts, t.max_attempts,
+    t.cancel_requested, t.run_at_ms, t.item_id, t.stage_id,
+    CASE WHEN t.stage_id IS NOT NULL THEN
+	(SELECT timeout_ms FROM pipeline_stages WHERE id = t.stage_id) END,
+    t.lease_until_ms
+  FROM json_each(?1) AS j CROSS JOIN tasks AS t ON t.id = j.value
+ WHERE t.state = 'running' AND t.lease_token = ?2;
 
 -- name: expire_task
 -- A candidate whose deadline passed before it could start.  ?1 id, ?2 now_ms.
