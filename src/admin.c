@@ -20,7 +20,7 @@
 /* Check the common arguments of a call on q. */
 #define CHECK_HANDLE(q) do {						\
 	if ((q) == NULL || (q)->db == NULL)				\
-		return (SPOOL_EINVAL);					\
+		return (spool__unusable(q));					\
 	spool__clear_error(q);						\
 } while (0)
 

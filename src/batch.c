@@ -84,7 +84,7 @@ spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
 	if (id_out != NULL)
 		*id_out = 0;
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if (opts == NULL)
 		opts = &none;
@@ -268,7 +268,7 @@ spool_batch_close(spool *q, int64_t id)
 	int		 state = 0, rc;
 
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if (id <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "batch id must be positive"));
@@ -329,7 +329,7 @@ spool_batch_get(spool_batch_info **out, spool *q, int64_t id)
 	int		 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	spool__clear_error(q);
 	if (id <= 0)
@@ -365,7 +365,7 @@ spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
 	int			 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);

@@ -294,7 +294,7 @@ spool_reap(int64_t *n_out, spool *q)
 	if (n_out != NULL)
 		*n_out = 0;
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	do {
 		if ((rc = spool__begin(q)) != SPOOL_OK)
@@ -584,9 +584,10 @@ spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 
 	if (n_out != NULL)
 		*n_out = 0;
-	if (jobs == NULL || n_out == NULL || q == NULL || q->db == NULL)
-		return (q == NULL ? SPOOL_EINVAL :
-		    spool__error(q, SPOOL_EINVAL, "claim: NULL argument"));
+	if (q == NULL || q->db == NULL)
+		return (spool__unusable(q));
+	if (jobs == NULL || n_out == NULL)
+		return (spool__error(q, SPOOL_EINVAL, "claim: NULL argument"));
 	spool__clear_error(q);
 	if ((rc = claim_check(q, queues, nqueues, max, opts)) != SPOOL_OK)
 		return (rc);

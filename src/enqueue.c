@@ -736,7 +736,7 @@ spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
 	struct timespec		 ts;
 
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	/* Only the leader writes to q: this thread's failures go to its own
 	 * slot (spool__error_mine), which spool_errmsg reads. */
 	if (tasks == NULL && n != 0) {

@@ -124,7 +124,7 @@ spool_metrics(spool_queue_metrics **out, size_t *n, spool *q,
 	int			 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	if ((rc = spool_stats(&s, &ns, q, queue)) != SPOOL_OK)
@@ -180,7 +180,7 @@ spool_workers(spool_worker_info **out, size_t *n, spool *q)
 	int			 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);

@@ -159,7 +159,7 @@ spool_pipeline_create(int *version_out, spool *q, const char *name,
 	if (version_out != NULL)
 		*version_out = 0;
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if ((rc = spool__check_pipeline_name(q, "pipeline name", name)) != 0)
 		return (rc);
@@ -285,7 +285,7 @@ spool_pipeline_delete(spool *q, const char *name, int flags)
 	int		 rc;
 
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if ((rc = spool__check_pipeline_name(q, "pipeline name", name)) != 0)
 		return (rc);
@@ -357,7 +357,7 @@ spool_run_cancel(spool *q, int64_t id)
 	int		 rc, finished;
 
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if (id <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "run id must be positive"));
@@ -443,7 +443,7 @@ spool_pipeline_start(int64_t *run_out, int64_t *item_ids, spool *q,
 	if (run_out != NULL)
 		*run_out = 0;
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if (opts == NULL)
 		opts = &none;
@@ -799,7 +799,7 @@ spool_pipeline_get(spool_pipeline_info **out, spool *q, const char *name,
 	int		 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	spool__clear_error(q);
 	if ((rc = spool__check_pipeline_name(q, "pipeline name", name)) != 0)
@@ -853,7 +853,7 @@ spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q)
 	int			 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);

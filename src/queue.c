@@ -170,7 +170,7 @@ queue_change(spool *q, const char *name, const spool_queue_opts *opts,
 	int			 rc;
 
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if (opts == NULL)
 		opts = &none;
@@ -250,7 +250,7 @@ spool_queue_get(spool_queue_info **out, spool *q, const char *name)
 	int		 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	spool__clear_error(q);
 	if ((rc = spool__check_name(q, "queue name", name, SPOOL_NAME_MAX)) != 0)
@@ -284,7 +284,7 @@ spool_queue_list(spool_queue_info **out, size_t *n, spool *q)
 	int			 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);

@@ -182,7 +182,7 @@ spool_run_get(spool_run_info **out, spool *q, int64_t id)
 	int		 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	spool__clear_error(q);
 	if (id <= 0)
@@ -224,7 +224,7 @@ spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
 	int		 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
@@ -316,7 +316,7 @@ spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
 	int		 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
@@ -388,7 +388,7 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 	int			 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);

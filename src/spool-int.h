@@ -63,6 +63,7 @@ struct spool {
 	char		*path;
 	int		 flags;		/* SPOOL_OPEN_* */
 	int		 errcode;	/* last failure, SPOOL_OK if none */
+	int		 open_rc;	/* the failed open's code, or SPOOL_OK */
 	char		 errmsg[512];
 	sqlite3_stmt	*stmt[SPOOL_SQL__COUNT];	/* prepared at open */
 	int64_t		 busy_timeout_ms;
@@ -271,6 +272,7 @@ void		 spool__set_clock(spool *q, spool__clock_fn fn, void *arg);
 sqlite3_stmt	*spool__stmt(spool *q, enum spool_sql which);
 sqlite3_stmt	*spool__stmt_lazy(spool *q, enum spool_sql which);
 int		 spool__store_error(spool *q, int rc, const char *what);
+int		 spool__unusable(const spool *q);
 int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
 int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,
 		     size_t len);

@@ -123,7 +123,9 @@ const char	*spool_state_name(int state);
  * once: one migrates, the others wait for it.
  *
  * As with sqlite3_open, *out is set even on failure (except SPOOL_ENOMEM,
- * where it is NULL) so that spool_errmsg can explain; close it.
+ * where it is NULL) so that spool_errmsg can explain; close it.  Any
+ * other call on such a handle returns the open's code and leaves its
+ * message as it was.
  */
 int		 spool_open(spool **out, const char *path, int flags);
 

@@ -367,7 +367,7 @@ int
 spool_busy_timeout(spool *q, int64_t ms)
 {
 	if (q == NULL || q->db == NULL)
-		return (SPOOL_EINVAL);
+		return (spool__unusable(q));
 	spool__clear_error(q);
 	if (ms < 0 || ms > INT32_MAX)
 		return (spool__error(q, SPOOL_EINVAL,
@@ -688,15 +688,20 @@ store_config(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-/* Open (and create, migrate) the spool database at path. */
+static int	 store_open(spool *, const char *, int);
+
+/*
+ * Open (and create, migrate) the spool database at path.  On a failure
+ * *out is still a handle, so that spool_errmsg can explain; its
+ * connection is closed, and every call on it but spool_errmsg,
+ * spool_errcode and spool_close returns the open's code without touching
+ * the database or the message (spool__unusable).
+ */
 int
 spool_open(spool **out, const char *path, int flags)
 {
-	spool		*q;
-	pthread_condattr_t ca;
-	char		 host[128];
-	int64_t		 app_id, version, objects;
-	int		 rc;
+	spool	*q;
+	int	 rc, i;
 
 	if (out == NULL)
 		return (SPOOL_EINVAL);
@@ -704,6 +709,38 @@ spool_open(spool **out, const char *path, int flags)
 	if ((q = calloc(1, sizeof *q)) == NULL)
 		return (SPOOL_ENOMEM);
 	*out = q;
+	if ((rc = store_open(q, path, flags)) != SPOOL_OK) {
+		for (i = 0; i < SPOOL_SQL__COUNT; i++) {
+			sqlite3_finalize(q->stmt[i]);
+			q->stmt[i] = NULL;
+		}
+		if (q->db != NULL)
+			sqlite3_close_v2(q->db);
+		q->db = NULL;
+		q->open_rc = rc;
+	}
+	return (rc);
+}
+
+/* What a call on q returns when q or its connection is missing: the code
+ * of the open that failed, else SPOOL_EINVAL. */
+int
+spool__unusable(const spool *q)
+{
+	if (q != NULL && q->db == NULL && q->open_rc != SPOOL_OK)
+		return (q->open_rc);
+	return (SPOOL_EINVAL);
+}
+
+/* spool_open's work on the fresh handle q. */
+static int
+store_open(spool *q, const char *path, int flags)
+{
+	pthread_condattr_t ca;
+	char		 host[128];
+	int64_t		 app_id, version, objects;
+	int		 rc;
+
 	q->busy_timeout_ms = SPOOL_BUSY_TIMEOUT_MS;
 	q->reap_interval_ms = SPOOL_REAP_INTERVAL_MS;
 	pthread_mutex_init(&q->gc_mu, NULL);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -605,6 +606,175 @@ test_migrate_v1_concurrent(void)
 	spool_close(q);
 }
 
+/*
+ * A handle whose open failed is safe: every call on it returns the open's
+ * code (SPOOL_ENOTDB for a text file), leaves spool_errmsg as the open
+ * left it, and crashes nothing (the run under ASan in CI sees any bad
+ * read).  The calls are listed by name, and every function of spool.h
+ * that takes a "spool *q" must be among them: a new one cannot be
+ * forgotten here.
+ */
+static const char *const dead_calls[] = {
+	"spool_busy_timeout", "spool_queue_create", "spool_queue_set",
+	"spool_queue_get", "spool_queue_list", "spool_enqueue",
+	"spool_enqueue_many", "spool_batch_create", "spool_batch_close",
+	"spool_batch_get", "spool_batch_list", "spool_claim_many",
+	"spool_claim", "spool_reap", "spool_get", "spool_list",
+	"spool_attempts", "spool_stats", "spool_metrics", "spool_workers",
+	"spool_cancel", "spool_retry", "spool_retry_all", "spool_purge",
+	"spool_prune", "spool_pipeline_create", "spool_pipeline_delete",
+	"spool_pipeline_get", "spool_pipeline_list", "spool_pipeline_start",
+	"spool_run_get", "spool_run_list", "spool_run_cancel",
+	"spool_item_list", "spool_item_history", NULL
+};
+
+/* Every function of spool.h whose parameters include "spool *q" (but
+ * spool_close, spool_errmsg and spool_errcode) is in dead_calls. */
+static void
+dead_calls_cover_header(void)
+{
+	const char	*dir = getenv("TESTS_SRCDIR");
+	char		 path[800], *text, *p, *open, *name, *end;
+	FILE		*f;
+	long		 len;
+	size_t		 i, seen = 0;
+
+	snprintf(path, sizeof path, "%s/../src/spool.h",
+	    dir != NULL ? dir : "tests");
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	CU_ASSERT_FATAL(text != NULL && fread(text, 1, (size_t)len, f) ==
+	    (size_t)len);
+	fclose(f);
+	/* Each "spool *q" inside a prototype: the name is the word before
+	 * the nearest "(" to its left. */
+	for (p = text; (p = strstr(p, "spool *q")) != NULL; p += 8) {
+		if (p[8] != ',' && p[8] != ')')
+			continue;
+		for (open = p; open > text && *open != '('; open--)
+			continue;
+		for (end = open; end > text && (end[-1] == ' ' ||
+		    end[-1] == '\t'); end--)
+			continue;
+		for (name = end; name > text && (isalnum((unsigned char)
+		    name[-1]) || name[-1] == '_'); name--)
+			continue;
+		if (end - name >= 64)
+			continue;
+		char	 fn[64];
+
+		memcpy(fn, name, (size_t)(end - name));
+		fn[end - name] = '\0';
+		if (strcmp(fn, "spool_close") == 0 ||
+		    strcmp(fn, "spool_errmsg") == 0 ||
+		    strcmp(fn, "spool_errcode") == 0)
+			continue;
+		for (i = 0; dead_calls[i] != NULL; i++)
+			if (strcmp(dead_calls[i], fn) == 0)
+				break;
+		if (dead_calls[i] == NULL)
+			fprintf(stderr, "\n%s takes a handle and is not tried "
+			    "on a failed one\n", fn);
+		CU_ASSERT_PTR_NOT_NULL(dead_calls[i]);
+		seen++;
+	}
+	free(text);
+	CU_ASSERT(seen >= 30);
+}
+
+static void
+test_failed_handle(void)
+{
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool_queue_info	*qi = NULL;
+	spool_batch_info	*bi = NULL;
+	spool_job		*job = NULL, *jobs[2] = { NULL, NULL };
+	spool_task_info		*ti = NULL;
+	spool_attempt_info	*ai = NULL;
+	spool_queue_stats	*st = NULL;
+	spool_queue_metrics	*mi = NULL;
+	spool_worker_info	*wi = NULL;
+	spool_pipeline_info	*pi = NULL;
+	spool_run_info		*ri = NULL;
+	spool_item_info		*ii = NULL;
+	spool_stage_attempt	*sa = NULL;
+	spool_stage		 stage = { "s", 1, 0, 0, 0, 0, NULL };
+	spool_item		 item;
+	spool_task		 task = { "q", "x", 1, NULL };
+	const char		*qs[] = { "q" };
+	spool			*q = NULL;
+	char			 path[800], msg[512];
+	int64_t			 id = -1, ids[1] = { -1 }, n64 = -1;
+	size_t			 n = 99;
+	int			 existed[1] = { -1 }, running = -1, ver = -1;
+	int			 calls = 0;
+
+	snprintf(path, sizeof path, "%s/notes.txt", tu_dir);
+	spit(path, "not a database\n", 15);
+	TU_RC(spool_open(&q, path, 0), SPOOL_ENOTDB);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	snprintf(msg, sizeof msg, "%s", spool_errmsg(q));
+	CU_ASSERT(strstr(msg, "notes.txt") != NULL);
+	memset(&item, 0, sizeof item);
+
+#define DEAD(call) do {							\
+	TU_RC((call), SPOOL_ENOTDB);					\
+	CU_ASSERT_EQUAL(spool_errcode(q), SPOOL_ENOTDB);		\
+	CU_ASSERT_STRING_EQUAL(spool_errmsg(q), msg);			\
+	calls++;							\
+} while (0)
+	DEAD(spool_busy_timeout(q, 100));
+	DEAD(spool_queue_create(q, "q", &qo));
+	DEAD(spool_queue_set(q, "q", &qo));
+	DEAD(spool_queue_get(&qi, q, "q"));
+	DEAD(spool_queue_list(&qi, &n, q));
+	DEAD(spool_enqueue(&id, q, "q", "x", 1, NULL));
+	DEAD(spool_enqueue_many(ids, existed, q, &task, 1));
+	DEAD(spool_batch_create(&id, q, NULL));
+	DEAD(spool_batch_close(q, 1));
+	DEAD(spool_batch_get(&bi, q, 1));
+	DEAD(spool_batch_list(&bi, &n, q, 0, 0, 0, 0));
+	DEAD(spool_claim_many(jobs, &n, q, qs, 1, 2, NULL));
+	DEAD(spool_claim(&job, q, "q", NULL));
+	DEAD(spool_reap(&n64, q));
+	DEAD(spool_get(&ti, q, 1));
+	DEAD(spool_list(&ti, &n, q, NULL));
+	DEAD(spool_attempts(&ai, &n, q, 1));
+	DEAD(spool_stats(&st, &n, q, NULL));
+	DEAD(spool_metrics(&mi, &n, q, NULL));
+	DEAD(spool_workers(&wi, &n, q));
+	DEAD(spool_cancel(&running, q, 1));
+	DEAD(spool_retry(q, 1));
+	DEAD(spool_retry_all(&n64, q, "q", SPOOL_DEAD));
+	DEAD(spool_purge(&n64, q, "q", 0));
+	DEAD(spool_prune(&n64, q, NULL, 0));
+	DEAD(spool_pipeline_create(&ver, q, "p", &stage, 1, 0));
+	DEAD(spool_pipeline_delete(q, "p", 0));
+	DEAD(spool_pipeline_get(&pi, q, "p", 0));
+	DEAD(spool_pipeline_list(&pi, &n, q));
+	DEAD(spool_pipeline_start(&id, ids, q, "p", &item, 1, NULL));
+	DEAD(spool_run_get(&ri, q, 1));
+	DEAD(spool_run_list(&ri, &n, q, NULL, 0, 0, 0));
+	DEAD(spool_run_cancel(q, 1));
+	DEAD(spool_item_list(&ii, &n, q, 1, 0, 0));
+	DEAD(spool_item_history(&sa, &n, q, 1));
+#undef DEAD
+	CU_ASSERT_EQUAL(calls, (int)(sizeof dead_calls / sizeof *dead_calls) -
+	    1);
+	/* Outputs say "nothing": no pointer a caller would free. */
+	CU_ASSERT(qi == NULL && bi == NULL && ti == NULL && ai == NULL &&
+	    st == NULL && mi == NULL && wi == NULL && pi == NULL &&
+	    ri == NULL && ii == NULL && sa == NULL && job == NULL &&
+	    jobs[0] == NULL);
+	CU_ASSERT_EQUAL(n, 0);
+	spool_close(q);
+	dead_calls_cover_header();
+}
+
 static CU_TestInfo store_tests[] = {
 	{ "pragmas of a new database", test_pragmas },
 	{ "synchronous NORMAL and busy timeout", test_sync_normal_and_timeout },
@@ -617,6 +787,7 @@ static CU_TestInfo store_tests[] = {
 	{ "newer schema", test_newer_schema },
 	{ "empty file", test_empty_file },
 	{ "bad arguments", test_bad_args },
+	{ "every call on a handle whose open failed", test_failed_handle },
 	{ "8 processes create one file", test_concurrent_create },
 	{ "reopen does not migrate", test_reopen },
 	{ "all statements prepared", test_all_prepared },
