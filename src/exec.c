@@ -205,6 +205,7 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
 	sigaddset(&dfl, SIGHUP);
 	sigaddset(&dfl, SIGQUIT);
 	sigaddset(&dfl, SIGCHLD);
+	sigaddset(&dfl, SIGXFSZ);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &dfl);
 	posix_spawnattr_setpgroup(&at, 0);

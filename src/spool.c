@@ -67,6 +67,10 @@ main(int argc, char **argv)
 {
 	/* A closed pipe (spool list | head) is an I/O error, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	/* A write past the file-size limit (ulimit -f) then fails with EFBIG,
+	 * which SQLite reports as an I/O error (exit 74), instead of killing
+	 * the process between a commit and its report. */
+	signal(SIGXFSZ, SIG_IGN);
 	(void)setlocale(LC_CTYPE, "C");
 	return (cmd_main(argc, argv));
 }

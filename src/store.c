@@ -57,6 +57,7 @@ spool__set_clock(spool *q, spool__clock_fn fn, void *arg)
 int
 spool__store_error(spool *q, int rc, const char *what)
 {
+	int		 sys = errno, e;
 	const char	*detail = sqlite3_errmsg(q->db);
 
 	switch (rc & 0xff) {
@@ -73,8 +74,27 @@ spool__store_error(spool *q, int rc, const char *what)
 	case SQLITE_IOERR:
 	case SQLITE_CANTOPEN:
 	case SQLITE_PROTOCOL:
-		return (spool__error(q, SPOOL_EIO, "%s: I/O error: %s", what,
-		    detail));
+		/* The system call's own errno says more than "disk I/O
+		 * error": a full disk seen at a sync, a file-size limit. */
+		/* SQLite keeps it for some failures only (not a commit's);
+		 * errno, read on entry, still holds these three. */
+		if ((e = sqlite3_system_errno(q->db)) == 0 &&
+		    (sys == ENOSPC || sys == EDQUOT || sys == EFBIG))
+			e = sys;
+		switch (e) {
+		case ENOSPC:
+		case EDQUOT:
+			return (spool__error(q, SPOOL_EIO, "%s: disk full (the "
+			    "change may not have been applied)", what));
+		case EFBIG:
+			return (spool__error(q, SPOOL_EIO, "%s: I/O error: file "
+			    "too large (a file-size limit, ulimit -f?)", what));
+		case 0:
+			return (spool__error(q, SPOOL_EIO, "%s: I/O error: %s",
+			    what, detail));
+		}
+		return (spool__error(q, SPOOL_EIO, "%s: I/O error: %s (%s)",
+		    what, detail, strerror(e)));
 	case SQLITE_READONLY:
 	case SQLITE_PERM:
 	case SQLITE_AUTH:
