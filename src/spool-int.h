@@ -68,6 +68,8 @@ struct spool {
 	sqlite3_stmt	*stmt[SPOOL_SQL__COUNT];	/* prepared at open */
 	int64_t		 busy_timeout_ms;
 	int64_t		 busy_start_us;	/* monotonic start of the current wait */
+	int64_t		 busy_delay_us;	/* its delay after 100 ms */
+	int64_t		 busy_wal_sig;	/* the WAL at its last try (store_busy) */
 	int		 in_txn;	/* inside spool__begin .. commit/rollback */
 	int64_t		 next_reap_ms;	/* claims reap when now passes this */
 	int64_t		 reap_interval_ms;	/* between reaps by claims */

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,37 +334,70 @@ spool__rollback(spool *q)
 	q->in_txn = 0;
 }
 
-/* SQLite's busy handler: wait for another connection's lock until the
- * busy timeout has passed, retrying after 0.1 ms, doubling to at most
- * 10 ms, each delay randomized by +-50%.  sqlite3_busy_timeout() backs
- * off to one try per 100 ms: under steady load, when other workers'
- * transactions follow each other with only microseconds between them,
- * such a waiter rarely finds the lock free and fails with SQLITE_BUSY
- * after the timeout although no transaction held the lock for long. */
+/* A signature of the WAL file (size and modification time), or 0 if it
+ * cannot be read: it changes when another connection commits. */
+static int64_t
+store_wal_sig(const spool *q)
+{
+	char		 wal[PATH_MAX];
+	struct stat	 sb;
+
+	if (q->path == NULL || snprintf(wal, sizeof wal, "%s-wal", q->path) >=
+	    (int)sizeof wal || stat(wal, &sb) == -1)
+		return (0);
+	return ((int64_t)sb.st_size * 1000003 + (int64_t)sb.st_mtim.tv_sec *
+	    1000000000 + sb.st_mtim.tv_nsec);
+}
+
+/*
+ * SQLite's busy handler: wait for another connection's lock until the
+ * busy timeout has passed, retrying after 0.1 ms, doubling to 1 ms, each
+ * delay randomized by +-50%.  sqlite3_busy_timeout() backs off to one
+ * try per 100 ms: under steady load, when other workers' transactions
+ * follow each other with only microseconds between them, such a waiter
+ * rarely finds the lock free and fails with SQLITE_BUSY after the timeout
+ * although no transaction held the lock for long.
+ *
+ * After 100 ms of waiting, the WAL file tells the two cases apart.  If it
+ * changed since the last try, others are committing: a starved waiter
+ * polls every 0.1 ms so that one of its tries lands in a gap between
+ * their transactions.  If it did not, one holder sits on the lock (a
+ * sqlite3 shell in BEGIN IMMEDIATE, a stalled process): the waiter backs
+ * off, doubling to 25 ms, and so sleeps instead of burning a tenth of a
+ * core polling.
+ */
 static int
 store_busy(void *arg, int count)
 {
 	spool		*q = arg;
 	struct timespec	 ts;
-	int64_t		 now_us, delay_us;
+	int64_t		 now_us, delay_us, sig;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-	if (count == 0)
+	if (count == 0) {
 		q->busy_start_us = now_us;
+		q->busy_delay_us = 100;
+		q->busy_wal_sig = 0;
+	}
 	if (now_us - q->busy_start_us >= q->busy_timeout_ms * 1000)
 		return (0);
-	delay_us = (int64_t)100 << (count < 7 ? count : 7);
-	if (delay_us > 1000)
-		delay_us = 1000;
-	/* A waiter that has waited long is being starved by processes that
-	 * commit and begin again within microseconds: poll fast, so one of
-	 * its tries lands in such a gap.  Only starving waiters pay for it. */
-	if (now_us - q->busy_start_us >= 100000)
-		delay_us = 100;
+	if (now_us - q->busy_start_us < 100000) {
+		delay_us = (int64_t)100 << (count < 4 ? count : 4);
+		if (delay_us > 1000)
+			delay_us = 1000;
+	} else {
+		sig = store_wal_sig(q);
+		if (sig != q->busy_wal_sig)
+			q->busy_delay_us = 100;		/* others commit */
+		else if ((q->busy_delay_us *= 2) > 25000)
+			q->busy_delay_us = 25000;	/* one holder */
+		q->busy_wal_sig = sig;
+		delay_us = q->busy_delay_us;
+	}
 	delay_us = (int64_t)(delay_us * (0.5 + spool__random_unit()));
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)delay_us * 1000;
+	ts.tv_sec = (time_t)(delay_us / 1000000);
+	ts.tv_nsec = (long)(delay_us % 1000000) * 1000;
 	nanosleep(&ts, NULL);
 	return (1);
 }

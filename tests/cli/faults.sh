@@ -4,6 +4,8 @@
 #    74 and one line naming the limit, never a signal (SIGXFSZ); every id
 #    printed is in the file, nothing else is, the file checks whole, and
 #    once the limit is gone a worker runs every task exactly once;
+#  - a lock held by another connection for less than the busy timeout:
+#    a writer waits, sleeping, and succeeds; a reader answers at once;
 #  - a command run by the worker gets the default dispositions back for
 #    the signals spool ignores (SIGPIPE, SIGXFSZ), so "head" and "ulimit
 #    -f" behave in it as they do in a shell.
@@ -53,6 +55,42 @@ is "every task succeeded" \
     "$(sql "SELECT count(*) FROM tasks WHERE state = 'succeeded'")" "$before"
 is "one attempt each" \
     "$(sql "SELECT count(*) FROM attempts")" "$before"
+
+# ---- A lock held by another process --------------------------------------
+# A connection holds the write lock (BEGIN IMMEDIATE) for 3 s, shorter
+# than the 10 s busy timeout: an enqueue meanwhile waits, then succeeds;
+# a reader answers at once (WAL); the waiting process sleeps rather than
+# polls (its CPU time, from getrusage, is a small part of its wait).
+cat > "$T/hold.py" <<'PY'
+import os, sqlite3, subprocess, sys, time
+db, spool, errf = sys.argv[1], sys.argv[2], sys.argv[3]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+t0 = time.monotonic()
+with open(errf, "w") as e:
+    w = subprocess.Popen([spool, "enqueue", "locked", "x"],
+                         stdout=subprocess.DEVNULL, stderr=e)
+r = subprocess.run([spool, "stats", "--json"], capture_output=True,
+                   timeout=5)
+read_s = time.monotonic() - t0
+time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))
+c.execute("COMMIT")
+_, status, ru = os.wait4(w.pid, 0)	# that process's own CPU time
+wall = time.monotonic() - t0
+print(os.waitstatus_to_exitcode(status), r.returncode, "%.2f" % read_s,
+      "%.2f" % wall, "%.3f" % (ru.ru_utime + ru.ru_stime))
+PY
+res=$(python3 "$T/hold.py" "$SPOOL_DB" "$SPOOL_BIN" "$T/hold.err")
+read -r wrc rrc read_s wall cpu <<<"$res"
+is "an enqueue waiting out a 3 s lock succeeds ($(cat "$T/hold.err"))" \
+    "${wrc:-none}" 0
+is "a reader answers while the lock is held" "$rrc" 0
+check "... at once ($read_s s)" python3 -c "import sys; sys.exit(not $read_s < 2)"
+check "the enqueue waited for the lock ($wall s)" python3 -c "import sys; sys.exit(not $wall >= 2.9)"
+# Polling every 0.1 ms cost 0.25 to 0.35 s of CPU over such a wait.
+check "the waiter slept: $cpu s of CPU in a $wall s wait" \
+    python3 -c "import sys; sys.exit(not $cpu < 0.15)"
+is "the task is in" "$(sql "SELECT count(*) FROM tasks WHERE queue = 'locked'")" 1
 
 # ---- Signals a command gets back -------------------------------------------
 # SigIgn in /proc/PID/status is the mask of ignored signals: bit 13 is
