@@ -53,6 +53,119 @@ spool__set_clock(spool *q, spool__clock_fn fn, void *arg)
 	q->clock_arg = arg;
 }
 
+#define RECHECK_MS	1000	/* how long store_recheck may read */
+
+/* sqlite3_progress_handler callback: stop once the deadline has passed. */
+static int
+store_recheck_late(void *arg)
+{
+	const int64_t	*deadline = arg;
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > *deadline);
+}
+
+/*
+ * One reading of q's file on a fresh read-only connection, with PRAGMA
+ * quick_check (for at most RECHECK_MS): SQLITE_OK if it checks whole,
+ * SQLITE_CORRUPT with the first finding in found, SQLITE_INTERRUPT if the
+ * time ran out, or the error that stopped it.  quick_check reports a page
+ * it could not read as a finding ("... error code=266"): that is an I/O
+ * error, not damage.
+ */
+static int
+store_reread(const spool *q, char *found, size_t len)
+{
+	sqlite3		*db = NULL;
+	sqlite3_stmt	*st = NULL;
+	struct timespec	 ts;
+	const char	*row, *ec;
+	int64_t		 deadline;
+	int		 rc;
+
+	*found = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	    RECHECK_MS;
+	rc = sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(db, 1);
+		sqlite3_busy_timeout(db, RECHECK_MS);
+		sqlite3_progress_handler(db, 1000, store_recheck_late,
+		    &deadline);
+		rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st,
+		    NULL);
+	}
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row = (const char *)sqlite3_column_text(st, 0);
+		snprintf(found, len, "%s", row != NULL ? row : "");
+		for (char *c = found; *c != '\0'; c++)	/* one line */
+			if ((unsigned char)*c < ' ')
+				*c = ' ';
+		if (strcmp(found, "ok") == 0)
+			rc = SQLITE_OK;
+		else if ((ec = strstr(found, "error code=")) != NULL &&
+		    (atoi(ec + 11) & 0xff) == SQLITE_IOERR)
+			rc = SQLITE_IOERR;
+		else
+			rc = SQLITE_CORRUPT;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close_v2(db);
+	return (rc & 0xff);
+}
+
+/*
+ * SQLite answered "corrupt" or "not a database" on q.  A failed or short
+ * read gives the same answer while the file is whole, and an operator
+ * told "corrupt" restores a backup for nothing: so read the file again
+ * (store_reread) and say what that found.  Damage is SPOOL_ENOTDB (exit
+ * 65) only when two readings find the same first fault; a file that
+ * checks whole, a reading that fails or runs out of time is SPOOL_EIO
+ * (74).
+ */
+static int
+store_recheck(spool *q, const char *what)
+{
+	char	 found[200], again[200];
+	int	 rc;
+
+	if (q->path == NULL)
+		return (spool__error(q, SPOOL_ENOTDB,
+		    "%s: database file is corrupt or not a database", what));
+	rc = store_reread(q, found, sizeof found);
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+		rc = store_reread(q, again, sizeof again);
+		if ((rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) &&
+		    strcmp(found, again) != 0)
+			rc = SQLITE_IOERR;	/* two readings disagree */
+	}
+	switch (rc) {
+	case SQLITE_OK:
+		return (spool__error(q, SPOOL_EIO, "%s: I/O error: SQLite read "
+		    "damaged data, but the file checks whole when read again "
+		    "(PRAGMA quick_check): a failed read, not a corrupt file",
+		    what));
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		if (found[0] != '\0')
+			return (spool__error(q, SPOOL_ENOTDB, "%s: database "
+			    "file is corrupt (PRAGMA quick_check: %s)", what,
+			    found));
+		return (spool__error(q, SPOOL_ENOTDB,
+		    "%s: database file is corrupt or not a database", what));
+	case SQLITE_INTERRUPT:
+		return (spool__error(q, SPOOL_EIO, "%s: I/O error: SQLite read "
+		    "damaged data; a second reading found nothing in %.1f s "
+		    "(run PRAGMA integrity_check to be sure)", what,
+		    RECHECK_MS / 1000.0));
+	}
+	return (spool__error(q, SPOOL_EIO, "%s: I/O error: SQLite read "
+	    "damaged data, and reading the file again failed too", what));
+}
+
 /* Map a SQLite result code to a spool code, record "what: detail" on q and
  * return the spool code. */
 int
@@ -102,8 +215,7 @@ spool__store_error(spool *q, int rc, const char *what)
 		return (spool__error(q, SPOOL_EPERM, "%s: %s", what, detail));
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT:
-		return (spool__error(q, SPOOL_ENOTDB,
-		    "%s: database file is corrupt or not a database", what));
+		return (store_recheck(q, what));
 	case SQLITE_TOOBIG:
 		return (spool__error(q, SPOOL_EINVAL, "%s: value too big", what));
 	}
@@ -151,6 +263,13 @@ spool__step_done(spool *q, sqlite3_stmt *st, const char *what)
 {
 	int	 rc;
 
+	/* SQLite rolls a transaction back by itself after an I/O error, a
+	 * full disk or running out of memory; a statement run after that
+	 * would run, and commit, on its own.  The error that ended it was
+	 * reported to its caller; this one says why nothing more runs. */
+	if (q->in_txn && sqlite3_get_autocommit(q->db))
+		return (spool__error(q, SPOOL_EIO, "%s: I/O error: the "
+		    "transaction was rolled back after an error", what));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		continue;
 	if (rc != SQLITE_DONE) {
@@ -261,10 +380,13 @@ spool__commit(spool *q)
 
 	st = spool__stmt(q, SPOOL_SQL_SETTLE_ANY);
 	rc = sqlite3_step(st);
-	any = rc != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+	any = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+	/* A failed read here (an I/O error) may have ended the transaction
+	 * already: say so, rather than settle outside it. */
+	rc = rc == SQLITE_ROW ? SPOOL_OK : spool__store_error(q, rc,
+	    "commit");
 	sqlite3_reset(st);
-	rc = SPOOL_OK;
-	if (any)	/* or the probe failed: settling will say why */
+	if (rc == SPOOL_OK && any)
 		rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
 	if (rc == SPOOL_OK && any)
 		rc = spool__batch_settle_locked(q, spool__now_ms(q));

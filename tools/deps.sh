@@ -27,6 +27,7 @@ need python3 command -v python3
 need util-linux command -v setpriv
 need mandoc command -v mandoc		# tests/cli/man.sh lints the man pages
 need groff-base command -v groff	# and renders them with groff -w all
+need fiu-utils command -v fiu-run	# tests/cli/faults.sh: random I/O errors
 # A new machine may lack pkg-config itself: then the library checks above
 # all failed and their packages are listed, which is what is wanted.
 
