@@ -208,6 +208,12 @@ cmd_prometheus_pool(FILE *f, const spool_pool_metrics *m)
 	    "spool_pool_threads{status=\"idle\"} %d\n", m->stats.busy,
 	    m->stats.workers > m->stats.busy ? m->stats.workers -
 	    m->stats.busy : 0);
+	prom_value(f, "spool_pool_commit_blocked", "gauge", "1 while this "
+	    "process cannot commit outcomes (disk full, I/O errors, a lock "
+	    "held) and so starts no task.", m->stats.holding);
+	prom_value(f, "spool_pool_outcomes_held", "gauge", "Attempts this "
+	    "process finished whose outcomes are not committed yet.",
+	    m->stats.held);
 	prom_seconds(f, "process_cpu_seconds_total", "counter", "User and "
 	    "system CPU time spent.", m->cpu_user_s + m->cpu_system_s);
 	prom_value(f, "process_resident_memory_bytes", "gauge", "Resident "

@@ -137,6 +137,7 @@ work_tick(const spool_pool_stats *st, void *arg)
 	    "retried %lld  dead %lld  lease lost %lld%s   ", st->busy,
 	    st->workers, (long long)st->succeeded, (long long)st->retried,
 	    (long long)st->dead, (long long)st->lease_lost,
+	    st->holding ? "  (paused: cannot commit)" :
 	    st->shedding ? "  (paused: CPU)" : "");
 	fflush(stderr);
 }

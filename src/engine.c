@@ -100,6 +100,7 @@ struct spool__engine {
 	int64_t			 claimed_total;
 	int64_t			*credit;	/* per queue: weighted shares owed */
 	int64_t			 flush_retry_ms;
+	int64_t			 hold_since_ms;	/* when commits began to fail */
 	int			 ahead;		/* claim this many ahead of threads */
 	double			 run_ns;	/* handler time, moving average */
 	double			 claim_ns;	/* a claim's time, the same */
@@ -229,6 +230,65 @@ static void
 engine_error(spool_pool *p, int rc)
 {
 	spool__pool_error(p, rc, spool_errmsg(p->q));
+}
+
+/* Whether the pool holds its threads because outcomes cannot be
+ * committed. */
+static int
+engine_holding(spool_pool *p)
+{
+	int	 h;
+
+	pthread_mutex_lock(&p->mu);
+	h = p->holding;
+	pthread_mutex_unlock(&p->mu);
+	return (h);
+}
+
+/* Outcomes could not be committed (why: q's message): start no task
+ * until a flush commits them, and say so once. */
+static void
+engine_hold(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	char			 line[700];
+	size_t			 held;
+	int			 was;
+
+	pthread_mutex_lock(&p->mu);
+	was = p->holding;
+	p->holding = 1;
+	held = p->done.n;
+	pthread_mutex_unlock(&p->mu);
+	if (was)
+		return;
+	e->hold_since_ms = engine_now(p);
+	snprintf(line, sizeof line, "cannot commit: %s; holding %zu "
+	    "outcome%s, not starting tasks", spool_errmsg(p->q), held,
+	    held == 1 ? "" : "s");
+	spool__pool_say(p, line);
+}
+
+/* A flush committed: start tasks again if they were held back. */
+static void
+engine_unhold(spool_pool *p, size_t committed)
+{
+	struct spool__engine	*e = p->engine;
+	char			 line[200];
+	int			 was;
+
+	pthread_mutex_lock(&p->mu);
+	was = p->holding;
+	p->holding = 0;
+	if (was)
+		pthread_cond_broadcast(&p->work_cv);
+	pthread_mutex_unlock(&p->mu);
+	if (!was)
+		return;
+	snprintf(line, sizeof line, "committed again after %.1f s (%zu "
+	    "outcome%s); starting tasks", (double)(engine_now(p) -
+	    e->hold_since_ms) / 1000.0, committed, committed == 1 ? "" : "s");
+	spool__pool_say(p, line);
 }
 
 /* Choose whether commits are synced: claims and renewals need not be,
@@ -448,7 +508,7 @@ engine_claim_want(spool_pool *p)
 	struct spool__engine	*e = p->engine;
 	int64_t			 want;
 
-	if (e->draining || p->st.shedding)
+	if (e->draining || p->st.shedding || engine_holding(p))
 		return (0);
 	engine_size_ahead(p);
 	pthread_mutex_lock(&p->mu);
@@ -848,7 +908,7 @@ engine_flush(spool_pool *p)
 	spool_job		*job, *nx;
 	int64_t			 now, t0, t1, want;
 	size_t			 got = 0;
-	int			 rc;
+	int			 rc, hold = 1;
 
 	evtimer_del(e->ev_flush);
 	pthread_mutex_lock(&p->mu);
@@ -864,6 +924,11 @@ engine_flush(spool_pool *p)
 	now = engine_now(p);
 	if ((rc = spool__begin(p->q)) != SPOOL_OK)
 		goto retry;
+	if (__atomic_load_n(&p->fail_flushes, __ATOMIC_ACQUIRE)) {
+		rc = spool__error(p->q, SPOOL_EIO, "commit: I/O error (test)");
+		spool__rollback(p->q);
+		goto retry;
+	}
 	for (job = list.head; job != NULL; job = job->next) {
 		if ((rc = engine_record(p, job, now, &job->kind)) != 0) {
 			spool__rollback(p->q);
@@ -889,6 +954,7 @@ engine_flush(spool_pool *p)
 			engine_claim_drop(p, got);
 			engine_starts_undo(p);
 			e->flush_noclaim = 1;
+			hold = 0;
 			goto retry;
 		}
 		if (got > 0)
@@ -900,6 +966,7 @@ engine_flush(spool_pool *p)
 		goto retry;
 	}
 	e->flush_noclaim = 0;
+	engine_unhold(p, list.n);
 	engine_claim_take(p, got);
 	engine_avg(&e->flush_ns, (double)(engine_ns() - t0));
 	e->flush_retry_ms = 0;
@@ -930,6 +997,8 @@ retry:
 		p->done.n += list.n;
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (hold)	/* not a claim's failure, retried at once without it */
+		engine_hold(p);
 	e->flush_retry_ms = e->flush_retry_ms ? e->flush_retry_ms * 2 : 10;
 	if (e->flush_retry_ms > FLUSH_RETRY_MAX_MS)
 		e->flush_retry_ms = FLUSH_RETRY_MAX_MS;

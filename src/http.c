@@ -285,6 +285,8 @@ get_queues(struct evhttp_request *req, struct cmd_http *h)
 		json_kv_int(&r.j, "pid", (int64_t)getpid());
 		json_kv_int(&r.j, "threads", pm.stats.workers);
 		json_kv_int(&r.j, "busy", pm.stats.busy);
+		json_kv_int(&r.j, "commit_blocked", pm.stats.holding);
+		json_kv_int(&r.j, "outcomes_held", pm.stats.held);
 		json_kv_int(&r.j, "succeeded", pm.stats.succeeded);
 		json_kv_int(&r.j, "retried", pm.stats.retried);
 		json_kv_int(&r.j, "dead", pm.stats.dead);

@@ -185,7 +185,10 @@ pool_worker(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (p->ready.n == 0 && p->stopping == 0) {
+		/* While outcomes cannot be committed, start nothing: each
+		 * task run then would be a side effect done and unrecorded,
+		 * done again if the process dies. */
+		while ((p->ready.n == 0 || p->holding) && p->stopping == 0) {
 			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += p->o.idle_timeout_ms / 1000;
 			until.tv_nsec += (p->o.idle_timeout_ms % 1000) * 1000000L;
@@ -200,7 +203,8 @@ pool_worker(void *arg)
 				break;
 			}
 		}
-		if (retire || p->stopping == 2 || p->ready.n == 0)
+		if (retire || p->stopping == 2 || p->ready.n == 0 ||
+		    p->holding)
 			break;
 		job = spool__jobq_pop(&p->ready);
 		job->phase = SPOOL__RUNNING;
@@ -496,6 +500,8 @@ spool_pool_stats_get(spool_pool *p, spool_pool_stats *out)
 	out->workers = p->nworkers;
 	out->busy = p->busy;
 	out->prefetched = (int)p->ready.n;
+	out->holding = p->holding;
+	out->held = (int64_t)p->done.n;
 	pthread_mutex_unlock(&p->mu);
 }
 

@@ -202,6 +202,8 @@ struct spool_pool {
 						 * of the threads (-1: sized) */
 	int			 fail_flush_claims;	/* test seam: a flush's
 						 * claim fails */
+	int			 fail_flushes;	/* test seam (atomic): every flush
+						 * fails while set */
 	int			*limits;	/* per queue: jobs claimed and not
 						 * finished at most (pipelines) */
 	int			*active;	/* per queue: those now (under mu) */
@@ -218,6 +220,8 @@ struct spool_pool {
 	int			 busy;
 	int			 stuck;		/* running an abandoned job */
 	int			 stopping;	/* 1: drain, 2: quit */
+	int			 holding;	/* outcomes cannot be committed:
+						 * start no task (under mu) */
 	int			 wake_pending;
 	int			 starts_pending;	/* handlers started, not yet
 						 * written (the engine's) */

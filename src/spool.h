@@ -794,6 +794,11 @@ typedef struct spool_pool_stats {
 	int		 quit;		/* the signal that made the run quit at
 					 * once (a second SIGINT or SIGTERM), -1
 					 * for spool_pool_stop(p, 1), else 0 */
+	int		 holding;	/* 1 while outcomes cannot be committed
+					 * (disk full, I/O errors, a lock held
+					 * past the busy timeout): no task starts */
+	int64_t		 held;		/* finished, their outcomes not yet
+					 * committed */
 } spool_pool_stats;
 
 /* How a pool serving several queues shares its claims among them. */

@@ -2560,6 +2560,100 @@ out:
 	spool_close(q);
 }
 
+/* on_log: count the lines that say commits fail and that they resumed. */
+static int	 log_cannot, log_again;
+
+static void
+log_hold(const char *line, void *arg)
+{
+	(void)arg;
+	if (strncmp(line, "cannot commit: ", 15) == 0 &&
+	    strstr(line, "not starting tasks") != NULL)
+		__atomic_fetch_add(&log_cannot, 1, __ATOMIC_ACQ_REL);
+	else if (strncmp(line, "committed again after ", 22) == 0)
+		__atomic_fetch_add(&log_again, 1, __ATOMIC_ACQ_REL);
+}
+
+/* While no outcome can be committed (every flush fails: a full disk, I/O
+ * errors), the pool starts no task, not even those it claimed ahead and
+ * holds: the threads wait, holding their outcomes, the stats say so, and one log line says why.  Once flushes
+ * commit again it resumes by itself, says so once, and every task
+ * succeeds exactly once. */
+static void
+test_flush_hold(void)
+{
+	const char		*qs[] = { "fh" };
+	spool_pool_stats	 st;
+	spool_pool_opts		 o;
+	struct runner		 r;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 end;
+	size_t			 s1, s2;
+	int			 holding = 0;
+
+	rec_reset();
+	store(&slow_ms, 5);
+	store(&log_cannot, 0);
+	store(&log_again, 0);
+	q = real_open();
+	enqueue_n(q, "fh", "h", 30, NULL);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 2;
+	o.on_log = log_hold;
+	if ((p = pool_make(h_slow, &o)) == NULL)
+		goto out;
+	/* Claims far ahead of the threads: the pool then holds tasks it
+	 * could start, and must not. */
+	p->ahead_fixed = 20;
+	__atomic_store_n(&p->fail_flushes, 1, __ATOMIC_RELEASE);
+	runner_start(&r, p);
+	for (end = mono_ms() + 5000; mono_ms() < end; sleep_ms(2)) {
+		spool_pool_stats_get(p, &st);
+		if ((holding = st.holding) != 0)
+			break;
+	}
+	CU_ASSERT_FATAL(holding);
+	/* What started before the hold finishes; nothing more starts. */
+	sleep_ms(50);
+	pthread_mutex_lock(&rec_mu);
+	s1 = R.nstart;
+	pthread_mutex_unlock(&rec_mu);
+	sleep_ms(300);
+	pthread_mutex_lock(&rec_mu);
+	s2 = R.nstart;
+	pthread_mutex_unlock(&rec_mu);
+	spool_pool_stats_get(p, &st);
+	CU_ASSERT_EQUAL(s2, s1);
+	CU_ASSERT(s1 >= 1 && s1 < 30);
+	CU_ASSERT(st.holding == 1 && st.busy == 0);
+	/* The tasks claimed ahead wait, unstarted (about 20). */
+	CU_ASSERT(st.prefetched >= 10);
+	if (st.prefetched < 10)
+		fprintf(stderr, "\nheld back: %d started, %d waiting\n",
+		    (int)s1, st.prefetched);
+	CU_ASSERT_EQUAL(st.held, (int64_t)s1);
+	CU_ASSERT_EQUAL(st.succeeded, 0);
+	CU_ASSERT_EQUAL(load(&log_cannot), 1);
+	/* The fault clears: the pool goes on alone. */
+	__atomic_store_n(&p->fail_flushes, 0, __ATOMIC_RELEASE);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_stats_get(p, &st);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(st.succeeded, 30);
+	CU_ASSERT_EQUAL(st.holding, 0);
+	CU_ASSERT_EQUAL(st.held, 0);
+	CU_ASSERT_EQUAL(load(&log_cannot), 1);
+	CU_ASSERT_EQUAL(load(&log_again), 1);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE queue = "
+	    "'fh' AND state = 'succeeded'"), 30);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM attempts a JOIN tasks t "
+	    "ON t.id = a.task_id WHERE t.queue = 'fh'"), 30);
+out:
+	spool_close(q);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "drain 2000 tasks until empty", test_drain },
 	{ "result bytes and error text", test_results },
@@ -2592,6 +2686,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "a signal during a max_time drain drains", test_signal_during_drain },
 	{ "a flush whose claim fails commits its outcomes", test_flush_claim_fails },
 	{ "an idle pool wakes for a lower priority's due task", test_scheduled_levels },
+	{ "no task starts while outcomes cannot be committed", test_flush_hold },
 	CU_TEST_INFO_NULL
 };
 

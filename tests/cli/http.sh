@@ -80,6 +80,8 @@ is "pool: run histogram count = attempts run" "$(sed -n 's/^spool_pool_run_secon
 is "pool: +Inf bucket = count" "$(sed -n 's/^spool_pool_run_seconds_bucket{le="+Inf"} //p' "$T/pool.prom")" 12
 is "pool: wait histogram count" "$(sed -n 's/^spool_pool_wait_seconds_count //p' "$T/pool.prom")" 12
 is "pool: succeeded in the last minute" "$(sed -n 's/^spool_pool_succeeded_last_minute //p' "$T/pool.prom")" 12
+is "pool: commits not blocked" "$(sed -n 's/^spool_pool_commit_blocked //p' "$T/pool.prom")" 0
+is "pool: no outcome held" "$(sed -n 's/^spool_pool_outcomes_held //p' "$T/pool.prom")" 0
 check "pool: buckets never decrease" python3 - "$T/pool.prom" <<'EOF'
 import sys
 last = {}
