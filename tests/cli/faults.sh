@@ -9,6 +9,8 @@
 #  - random I/O errors (libfiu's fiu-run, fiu-utils): only exit 0 or 74,
 #    the file whole, nothing acknowledged lost, nothing run twice;
 #  - a file really damaged: exit 65, naming quick_check's finding;
+#  - a full disk (a 3 MB tmpfs; root): a worker starts nothing while it
+#    cannot commit, then finishes every task once;
 #  - a command run by the worker gets the default dispositions back for
 #    the signals spool ignores (SIGPIPE, SIGXFSZ), so "head" and "ulimit
 #    -f" behave in it as they do in a shell.
@@ -175,6 +177,53 @@ check "... the message says corrupt, with quick_check's finding" \
     grep -q "database file is corrupt (PRAGMA quick_check: .*Page" "$T/.err"
 is "... on one line" "$(wc -l < "$T/.err")" 1
 export SPOOL_DB="$T/test.db"
+
+# ---- A full disk ---------------------------------------------------------
+# The database on a 3 MB tmpfs, its WAL truncated; a worker starts, then
+# the rest of the space is taken: its commits fail.  Its commands append to a file outside
+# (their side effects): while nothing can be committed the worker starts
+# none, says so once, and once there is room again it finishes every
+# task exactly once.  (Here its claims fail too, so no new command could
+# start anyway; t-pool's "no task starts while outcomes cannot be
+# committed" proves that tasks already claimed are held back.)
+# Mounting needs root: elsewhere the section says it did not run.
+if [ "$(id -u)" -eq 0 ] && mkdir "$T/small" &&
+    mount -t tmpfs -o size=3m tmpfs "$T/small"; then
+	trap 'umount "$T/small" 2>/dev/null; kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+	export SPOOL_DB="$T/small/q.db"
+	run init
+	seq 1 30 | "$SPOOL_BIN" enqueue full --lines >/dev/null
+	sql "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+	: > "$T/side"
+	"$SPOOL_BIN" work full --until-empty --concurrency 2 --exec /bin/sh \
+	    -c "echo \$SPOOL_TASK_ID >> $T/side; sleep 0.05" \
+	    >/dev/null 2>"$T/full.err" &
+	wpid=$!
+	# The disk fills while the worker runs.
+	check "the worker runs commands" \
+	    wait_for "[ \$(wc -l < '$T/side') -ge 2 ]" 200
+	dd if=/dev/zero of="$T/small/fill" bs=4096 2>/dev/null
+	check "the worker says it cannot commit" \
+	    wait_for "grep -q 'cannot commit: .*not starting tasks' '$T/full.err'" 200
+	sleep 0.3
+	s1=$(wc -l < "$T/side")
+	sleep 0.5
+	s2=$(wc -l < "$T/side")
+	is "no command starts while nothing can be committed" "$s2" "$s1"
+	check "not every command ran ($s1)" [ "$s1" -lt 30 ]
+	check "the worker is alive" alive "$wpid"
+	rm -f "$T/small/fill"
+	wait "$wpid"
+	is "room again: the worker finishes" "$?" 0
+	check "... and says it committed again" grep -q "committed again after" "$T/full.err"
+	is "each command ran once" "$(sort "$T/side" | uniq | wc -l) $(wc -l < "$T/side")" "30 30"
+	is "every task succeeded" "$(sql "SELECT count(*) FROM tasks WHERE state = 'succeeded'")" 30
+	is "one attempt each" "$(sql "SELECT count(*) FROM attempts")" 30
+	umount "$T/small"
+	export SPOOL_DB="$T/test.db"
+else
+	echo "faults.sh: the full-disk section needs root (to mount a tmpfs): not run"
+fi
 
 # ---- Signals a command gets back -------------------------------------------
 # SigIgn in /proc/PID/status is the mask of ignored signals: bit 13 is
