@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -601,6 +602,69 @@ task_path(const char *rest, const char **action)
 	return (id);
 }
 
+/*
+ * Whether host ("NAME:PORT", from a Host header or an Origin) names this
+ * server: its port, and a name no other site can point here, so that a
+ * page of another site that got its name resolved to this machine (DNS
+ * rebinding) cannot write.  Such names: the address it listens on,
+ * "localhost" and the loopback addresses, an address literal (a numeric
+ * IPv4 or a bracketed IPv6: no domain to rebind), this machine's
+ * hostname.
+ */
+static int
+host_is_ours(const struct cmd_http *h, const char *host)
+{
+	const char	*port = strrchr(h->where, ':'), *hp;
+	char		 name[256], me[256];
+	size_t		 len;
+
+	if (port == NULL || (hp = strrchr(host, ':')) == NULL ||
+	    strcmp(hp, port) != 0 || (size_t)(hp - host) >= sizeof name)
+		return (0);
+	len = (size_t)(hp - host);
+	memcpy(name, host, len);
+	name[len] = '\0';
+	if (strncasecmp(host, h->where, (size_t)(port - h->where)) == 0 &&
+	    (size_t)(port - h->where) == len)
+		return (1);
+	if (strcasecmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0)
+		return (1);
+	if (len > 0 && strspn(name, "0123456789.") == len)
+		return (1);		/* an IPv4 literal */
+	if (len > 2 && name[0] == '[' && name[len - 1] == ']' &&
+	    strspn(name + 1, "0123456789abcdefABCDEF:.") == len - 2)
+		return (1);		/* an IPv6 literal */
+	if (gethostname(me, sizeof me) == 0) {
+		me[sizeof me - 1] = '\0';
+		if (strcasecmp(name, me) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/* Why a write request is refused, or NULL: it needs the header
+ * "X-Spool-Write: 1" (which a page of another site cannot send without
+ * this server's consent to a CORS preflight, never given), a Host that
+ * names this server, and no Origin but this server's. */
+static const char *
+write_refused(struct evhttp_request *req, const struct cmd_http *h)
+{
+	struct evkeyvalq	*in = evhttp_request_get_input_headers(req);
+	const char		*w, *host, *origin;
+
+	w = evhttp_find_header(in, "X-Spool-Write");
+	if (w == NULL || strcmp(w, "1") != 0)
+		return ("a write needs the header 'X-Spool-Write: 1'");
+	host = evhttp_find_header(in, "Host");
+	if (host == NULL || !host_is_ours(h, host))
+		return ("a write must name this server in its Host header");
+	origin = evhttp_find_header(in, "Origin");
+	if (origin != NULL && (strncasecmp(origin, "http://", 7) != 0 ||
+	    !host_is_ours(h, origin + 7)))
+		return ("a write from a page of another origin is refused");
+	return (NULL);
+}
+
 static void
 http_route(struct evhttp_request *req, void *arg)
 {
@@ -651,9 +715,8 @@ http_route(struct evhttp_request *req, void *arg)
 			goto not_allowed;
 		else if (!(h->flags & CMD_HTTP_WRITE))
 			goto read_only;
-		else if ((w = evhttp_find_header(evhttp_request_get_input_headers(
-		    req), "X-Spool-Write")) == NULL || strcmp(w, "1") != 0)
-			goto no_header;
+		else if ((w = write_refused(req, h)) != NULL)
+			goto refused;
 		else
 			post_task(req, h, id, action);
 	} else if (strncmp(path, "/api/queues/", 12) == 0 &&
@@ -664,9 +727,8 @@ http_route(struct evhttp_request *req, void *arg)
 			goto not_allowed;
 		if (!(h->flags & CMD_HTTP_WRITE))
 			goto read_only;
-		if ((w = evhttp_find_header(evhttp_request_get_input_headers(
-		    req), "X-Spool-Write")) == NULL || strcmp(w, "1") != 0)
-			goto no_header;
+		if ((w = write_refused(req, h)) != NULL)
+			goto refused;
 		if ((size_t)(slash - (path + 12)) >= sizeof name) {
 			reply_error(req, 404, "no such queue");
 			goto out;
@@ -700,8 +762,8 @@ read_only:
 	    "to allow retry, cancel, pause and resume");
 	evhttp_clear_headers(&kv);
 	return;
-no_header:
-	reply_error(req, 403, "a write needs the header 'X-Spool-Write: 1'");
+refused:
+	reply_error(req, 403, w);
 	evhttp_clear_headers(&kv);
 }
 

@@ -274,6 +274,20 @@ check "serve: said it stopped" grep -q 'info: stopped' "$T/serve.log"
 start_server "$T/serve2.log" serve --http 127.0.0.1:0 --http-write
 http POST "/api/tasks/$dead/retry"
 is "write: without the header, 403" "$code" 403
+# A page of another site cannot write: not through a name it made point
+# here (DNS rebinding: its Host), nor from its origin.
+http POST "/api/tasks/$dead/retry" X-Spool-Write:1 "Host:evil.example:$port"
+is "write: a Host of another site, 403" "$code" 403
+check "... says why" grep -q "Host header" <<<"$body"
+http POST "/api/tasks/$dead/retry" X-Spool-Write:1 "Host:127.0.0.1:1"
+is "write: another port in Host, 403" "$code" 403
+http POST "/api/tasks/$dead/retry" X-Spool-Write:1 "Origin:http://evil.example"
+is "write: an Origin of another site, 403" "$code" 403
+check "... says why" grep -q "another origin" <<<"$body"
+is "... nothing changed" "$(sql "SELECT state FROM tasks WHERE id = $dead")" dead
+http POST "/api/tasks/$dead/retry" X-Spool-Write:1 "Host:localhost:$port" "Origin:http://127.0.0.1:$port"
+is "write: Host localhost and this server's Origin, 200" "$code" 200
+http POST "/api/tasks/$dead/cancel" X-Spool-Write:1
 http POST "/api/tasks/$dead/retry" X-Spool-Write:1
 is "write: retry 200" "$code" 200
 is "write: the task is ready again" "$(sql "SELECT state FROM tasks WHERE id = $dead")" ready
