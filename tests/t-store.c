@@ -447,29 +447,39 @@ test_views(void)
 	spool_job_free(job);
 }
 
+/* The whole of file name (relative to tests/ in the source tree), as a
+ * NUL-terminated string to free. */
+static char *
+source_file(const char *name)
+{
+	const char	*dir = getenv("TESTS_SRCDIR");
+	char		 path[800], *text;
+	FILE		*f;
+	long		 len;
+
+	snprintf(path, sizeof path, "%s/%s", dir != NULL ? dir : "tests",
+	    name);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	CU_ASSERT_FATAL(text != NULL && fread(text, 1, (size_t)len, f) ==
+	    (size_t)len);
+	fclose(f);
+	return (text);
+}
+
 /* Rebuild the schema-v1 fixture (a dump made by the version 1 code) as
  * a database file at path. */
 static void
 load_fixture(const char *path)
 {
-	const char	*dir = getenv("TESTS_SRCDIR");
-	char		 fix[800], *sql;
-	FILE		*f;
-	long		 len;
 	sqlite3		*db;
-	char		*err = NULL;
+	char		*sql, *err = NULL;
 
-	snprintf(fix, sizeof fix, "%s/fixtures/schema-v1.sql",
-	    dir != NULL ? dir : "tests");
-	f = fopen(fix, "r");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	sql = calloc(1, (size_t)len + 1);
-	CU_ASSERT_FATAL(sql != NULL && fread(sql, 1, (size_t)len, f) ==
-	    (size_t)len);
-	fclose(f);
+	sql = source_file("fixtures/schema-v1.sql");
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
 		fprintf(stderr, "fixture: %s\n", err);
@@ -633,23 +643,10 @@ static const char *const dead_calls[] = {
 static void
 dead_calls_cover_header(void)
 {
-	const char	*dir = getenv("TESTS_SRCDIR");
-	char		 path[800], *text, *p, *open, *name, *end;
-	FILE		*f;
-	long		 len;
+	char		*text, *p, *open, *name, *end;
 	size_t		 i, seen = 0;
 
-	snprintf(path, sizeof path, "%s/../src/spool.h",
-	    dir != NULL ? dir : "tests");
-	f = fopen(path, "r");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	text = calloc(1, (size_t)len + 1);
-	CU_ASSERT_FATAL(text != NULL && fread(text, 1, (size_t)len, f) ==
-	    (size_t)len);
-	fclose(f);
+	text = source_file("../src/spool.h");
 	/* Each "spool *q" inside a prototype: the name is the word before
 	 * the nearest "(" to its left. */
 	for (p = text; (p = strstr(p, "spool *q")) != NULL; p += 8) {

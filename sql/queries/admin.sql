@@ -114,15 +114,9 @@ DELETE FROM tasks WHERE id IN
 
 -- name: stats_due
 -- Due ready tasks of queue ?1 at ?2 now_ms, and the earliest run_at_ms:
--- per priority level (see next_due in claim.sql), the range of its due
+-- per priority level (ready_levels in claim.sql), the range of its due
 -- tasks in tasks_ready, so scheduled tasks are not walked.
-WITH RECURSIVE levels (p) AS (
-	SELECT max(priority) FROM tasks INDEXED BY tasks_ready
-	 WHERE queue = ?1 AND state = 'ready'
-	UNION ALL
-	SELECT (SELECT max(priority) FROM tasks INDEXED BY tasks_ready
-		 WHERE queue = ?1 AND state = 'ready' AND priority < levels.p)
-	  FROM levels WHERE levels.p IS NOT NULL)
+-- use: ready_levels
 SELECT count(*), min(tasks.run_at_ms) FROM levels, tasks INDEXED BY tasks_ready
  WHERE levels.p IS NOT NULL AND tasks.queue = ?1 AND tasks.state = 'ready'
    AND tasks.priority = levels.p AND tasks.run_at_ms <= ?2;

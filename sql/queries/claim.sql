@@ -177,12 +177,12 @@ RETURNING id, lease_token, cancel_requested;
 SELECT id, lease_token FROM tasks INDEXED BY tasks_running
  WHERE state = 'running' AND lease_owner = ?1 AND cancel_requested = 1;
 
--- name: next_due
--- When the next scheduled task of queue ?1 (after ?2 now_ms) is due, or
--- NULL.  tasks_ready orders a queue's ready tasks by priority, then
--- run_at_ms: levels walks the distinct priorities (one seek each, from
--- the highest down) and each level gives its first run_at_ms after now
--- with one more seek.
+-- fragment: ready_levels
+-- The distinct priorities of queue ?1's ready tasks, as the table levels
+-- (p), from the highest down: one seek into tasks_ready each, which
+-- orders a queue's ready tasks by priority, then run_at_ms.  The queries
+-- below then find, per level, a range of run_at_ms with one more seek,
+-- instead of walking the tasks scheduled for later.
 WITH RECURSIVE levels (p) AS (
 	SELECT max(priority) FROM tasks INDEXED BY tasks_ready
 	 WHERE queue = ?1 AND state = 'ready'
@@ -190,6 +190,11 @@ WITH RECURSIVE levels (p) AS (
 	SELECT (SELECT max(priority) FROM tasks INDEXED BY tasks_ready
 		 WHERE queue = ?1 AND state = 'ready' AND priority < levels.p)
 	  FROM levels WHERE levels.p IS NOT NULL)
+
+-- name: next_due
+-- When the next scheduled task of queue ?1 (after ?2 now_ms) is due, or
+-- NULL: per priority level, its first run_at_ms after now.
+-- use: ready_levels
 SELECT min((SELECT min(run_at_ms) FROM tasks INDEXED BY tasks_ready
 	     WHERE queue = ?1 AND state = 'ready' AND priority = levels.p
 	       AND run_at_ms > ?2))
@@ -197,15 +202,9 @@ SELECT min((SELECT min(run_at_ms) FROM tasks INDEXED BY tasks_ready
 
 -- name: backlog
 -- Due tasks of queue ?1 at ?2 now_ms, counted up to ?3 at most, so the
--- cost stays bounded however deep the queue: per priority level (as in
--- next_due) the range of its due tasks in tasks_ready.
-WITH RECURSIVE levels (p) AS (
-	SELECT max(priority) FROM tasks INDEXED BY tasks_ready
-	 WHERE queue = ?1 AND state = 'ready'
-	UNION ALL
-	SELECT (SELECT max(priority) FROM tasks INDEXED BY tasks_ready
-		 WHERE queue = ?1 AND state = 'ready' AND priority < levels.p)
-	  FROM levels WHERE levels.p IS NOT NULL)
+-- cost stays bounded however deep the queue: per priority level, the
+-- range of its due tasks in tasks_ready.
+-- use: ready_levels
 SELECT count(*) FROM (SELECT 1 FROM levels, tasks INDEXED BY tasks_ready
 	 WHERE levels.p IS NOT NULL AND tasks.queue = ?1
 	   AND tasks.state = 'ready' AND tasks.priority = levels.p
