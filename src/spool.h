@@ -117,8 +117,10 @@ const char	*spool_state_name(int state);
  * transactions acknowledged before it; the file stays consistent.
  *
  * Refused, leaving the file untouched: a missing file without CREATE
- * (SPOOL_ENOENT), a directory, symbolic link, non-SQLite file or another
- * application's SQLite file (SPOOL_ENOTDB), a schema newer than this
+ * (SPOOL_ENOENT), a directory, symbolic link, non-SQLite file, another
+ * application's SQLite file or a schema that is not spool's own (objects
+ * it did not make, but the user's local_* tables, views and indexes; its
+ * own changed) (SPOOL_ENOTDB), a schema newer than this
  * library (SPOOL_ESCHEMA).  Several processes may open an old file at
  * once: one migrates, the others wait for it.
  *

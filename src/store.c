@@ -908,6 +908,155 @@ spool__unusable(const spool *q)
 	return (SPOOL_EINVAL);
 }
 
+/*
+ * The schema is spool's own.  A trigger planted in the file runs inside
+ * spool's transactions (one that copies every payload into a table of its
+ * own, say), and a view or index changed by hand misleads; so at open the
+ * file's objects are compared with those the migrations and views make on
+ * an empty database in memory (built once per process): the same names,
+ * of the same types, with the same SQL.  Objects named local_* (tables,
+ * views and indexes, never triggers) are the user's own, and SQLite's
+ * (sqlite_*, e.g. the statistics ANALYZE writes) are SQLite's.
+ */
+struct schema_obj {
+	char	*type, *name, *sql;	/* sql "" for an automatic index */
+};
+
+static struct schema_obj	*schema_want;
+static size_t			 schema_nwant;
+static pthread_once_t		 schema_once = PTHREAD_ONCE_INIT;
+
+#define SCHEMA_LIST	"SELECT type, name, coalesce(sql, '') FROM sqlite_schema " \
+	"WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name"
+
+/* Read the objects of db (SCHEMA_LIST) into *out; -1 on failure. */
+static int
+schema_read(sqlite3 *db, struct schema_obj **out, size_t *n)
+{
+	sqlite3_stmt		*st;
+	struct schema_obj	*v = NULL, *nv;
+	size_t			 len = 0, cap = 0;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(db, SCHEMA_LIST, -1, &st, NULL) != SQLITE_OK)
+		return (-1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL)
+			break;
+		v = nv;
+		v[len].type = spool__strdup((const char *)
+		    sqlite3_column_text(st, 0));
+		v[len].name = spool__strdup((const char *)
+		    sqlite3_column_text(st, 1));
+		v[len].sql = spool__strdup((const char *)
+		    sqlite3_column_text(st, 2));
+		len++;
+		if (v[len - 1].type == NULL || v[len - 1].name == NULL ||
+		    v[len - 1].sql == NULL)
+			break;
+	}
+	sqlite3_finalize(st);
+	*out = v;
+	*n = len;
+	return (rc == SQLITE_DONE ? 0 : -1);
+}
+
+static void
+schema_free(struct schema_obj *v, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].type);
+		free(v[i].name);
+		free(v[i].sql);
+	}
+	free(v);
+}
+
+/* Build schema_want: every migration, then the views, in memory. */
+static void
+schema_build(void)
+{
+	sqlite3	*db = NULL;
+	int	 i, ok;
+
+	ok = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE, NULL) == SQLITE_OK;
+	for (i = 0; ok && i < SPOOL_SCHEMA_VERSION; i++)
+		ok = sqlite3_exec(db, spool__migrations[i], NULL, NULL,
+		    NULL) == SQLITE_OK;
+	if (ok)
+		ok = sqlite3_exec(db, spool__sql_views, NULL, NULL, NULL) ==
+		    SQLITE_OK;
+	if (ok && schema_read(db, &schema_want, &schema_nwant) != 0) {
+		schema_free(schema_want, schema_nwant);
+		schema_want = NULL;
+		schema_nwant = 0;
+	}
+	sqlite3_close(db);
+}
+
+/* Whether the file's object v may be there though spool did not make it. */
+static int
+schema_users(const struct schema_obj *v)
+{
+	return (strncmp(v->name, "local_", 6) == 0 &&
+	    strcmp(v->type, "trigger") != 0);
+}
+
+/* Refuse (SPOOL_ENOTDB) a file whose schema is not spool's, naming the
+ * first object that differs. */
+static int
+store_check_schema(spool *q)
+{
+	struct schema_obj	*have = NULL;
+	size_t			 nhave = 0, i = 0, k = 0;
+	int			 c, rc = SPOOL_OK;
+
+	pthread_once(&schema_once, schema_build);
+	if (schema_want == NULL)
+		return (spool__error(q, SPOOL_ENOMEM,
+		    "open: cannot build the expected schema"));
+	if (schema_read(q->db, &have, &nhave) != 0) {
+		rc = spool__store_error(q, sqlite3_errcode(q->db), "open");
+		goto out;
+	}
+	while (rc == SPOOL_OK && (i < nhave || k < schema_nwant)) {
+		if (i == nhave)
+			c = 1;
+		else if (k == schema_nwant)
+			c = -1;
+		else if ((c = strcmp(have[i].type, schema_want[k].type)) == 0)
+			c = strcmp(have[i].name, schema_want[k].name);
+		if (c < 0) {		/* in the file only */
+			if (!schema_users(&have[i]))
+				rc = spool__error(q, SPOOL_ENOTDB, "%s: the %s "
+				    "'%s' is not spool's (drop it, or name your "
+				    "own tables, views and indexes local_*)",
+				    q->path, have[i].type, have[i].name);
+			i++;
+		} else if (c > 0) {	/* spool's, missing */
+			rc = spool__error(q, SPOOL_ENOTDB, "%s: spool's %s "
+			    "'%s' is missing", q->path, schema_want[k].type,
+			    schema_want[k].name);
+			k++;
+		} else {
+			if (strcmp(have[i].sql, schema_want[k].sql) != 0)
+				rc = spool__error(q, SPOOL_ENOTDB, "%s: spool's "
+				    "%s '%s' was changed", q->path,
+				    have[i].type, have[i].name);
+			i++;
+			k++;
+		}
+	}
+out:
+	schema_free(have, nhave);
+	return (rc);
+}
+
 /* spool_open's work on the fresh handle q. */
 static int
 store_open(spool *q, const char *path, int flags)
@@ -1002,6 +1151,8 @@ store_open(spool *q, const char *path, int flags)
 		return (rc);
 	if (version < SPOOL_SCHEMA_VERSION &&
 	    (rc = store_migrate(q)) != SPOOL_OK)
+		return (rc);
+	if ((rc = store_check_schema(q)) != SPOOL_OK)
 		return (rc);
 	if ((rc = store_prepare_all(q)) != SPOOL_OK)
 		return (rc);

@@ -11,6 +11,8 @@
 #  - a file really damaged: exit 65, naming quick_check's finding;
 #  - a full disk (a 3 MB tmpfs; root): a worker starts nothing while it
 #    cannot commit, then finishes every task once;
+#  - objects spool did not create (a planted trigger): refused (65),
+#    but for the user's own local_* tables, views and indexes;
 #  - a command run by the worker gets the default dispositions back for
 #    the signals spool ignores (SIGPIPE, SIGXFSZ), so "head" and "ulimit
 #    -f" behave in it as they do in a shell.
@@ -224,6 +226,35 @@ if [ "$(id -u)" -eq 0 ] && mkdir "$T/small" &&
 else
 	echo "faults.sh: the full-disk section needs root (to mount a tmpfs): not run"
 fi
+
+# ---- A schema that is not spool's -----------------------------------------
+# A trigger planted in the file would run inside spool's transactions:
+# here one that copies every payload out.  spool refuses the file (65,
+# naming the object) and writes nothing; the user's own objects named
+# local_* are let be; a view of spool's changed by hand is refused; the
+# statistics of ANALYZE are SQLite's.
+export SPOOL_DB="$T/planted.db"
+run init
+sql "CREATE TABLE stolen (p); CREATE TRIGGER evil AFTER INSERT ON tasks
+    BEGIN INSERT INTO stolen VALUES (NEW.payload); END;"
+run enqueue q secret
+is "a planted trigger: exit" "$rc" 65
+check "... names an object that is not spool's" grep -q "is not spool's" <<<"$err"
+is "... nothing was copied out" "$(sql "SELECT count(*) FROM stolen")" 0
+is "... nothing was enqueued" "$(sql "SELECT count(*) FROM tasks")" 0
+sql "DROP TABLE stolen" >/dev/null
+run enqueue q secret
+is "a lone planted trigger: exit" "$rc" 65
+check "... names it" grep -q "trigger 'evil' is not spool's" <<<"$err"
+sql "DROP TRIGGER evil; CREATE VIEW local_mine AS SELECT id FROM tasks;
+    CREATE INDEX local_by_created ON tasks (created_ms); ANALYZE;"
+run enqueue q fine
+is "the user's local_* view and index, and ANALYZE: accepted" "$rc" 0
+sql "DROP VIEW spool_dead; CREATE VIEW spool_dead AS SELECT 1 AS id"
+run stats
+is "a view of spool's changed: exit" "$rc" 65
+check "... says which" grep -q "view 'spool_dead' was changed" <<<"$err"
+export SPOOL_DB="$T/test.db"
 
 # ---- Signals a command gets back -------------------------------------------
 # SigIgn in /proc/PID/status is the mask of ignored signals: bit 13 is
