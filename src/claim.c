@@ -213,7 +213,7 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 		*more = 1;
 
 	st = spool__stmt(q, SPOOL_SQL_REAP_EXPIRED);
-	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 1, spool__stall_cutoff(q, now_ms));
 	sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct expired	*e = &ex[nex];
@@ -308,6 +308,9 @@ spool_reap(int64_t *n_out, spool *q)
 			return (rc);
 		total += n;
 	} while (more);
+	/* The owners had their chance to renew since the database became
+	 * writable again: the next reap is an ordinary one. */
+	q->unwritable_from_ms = 0;
 	q->next_reap_ms = spool__now_ms(q) + q->reap_interval_ms;
 	if (n_out != NULL)
 		*n_out = total;

@@ -70,6 +70,9 @@ struct spool {
 	int64_t		 busy_start_us;	/* monotonic start of the current wait */
 	int64_t		 busy_delay_us;	/* its delay after 100 ms */
 	int64_t		 busy_wal_sig;	/* the WAL at its last try (store_busy) */
+	int64_t		 unwritable_from_ms;	/* since when this handle could
+					 * not get the write lock, 0 if it could
+					 * (spool__stall_cutoff) */
 	int		 in_txn;	/* inside spool__begin .. commit/rollback */
 	int64_t		 next_reap_ms;	/* claims reap when now passes this */
 	int64_t		 reap_interval_ms;	/* between reaps by claims */
@@ -279,6 +282,7 @@ sqlite3_stmt	*spool__stmt(spool *q, enum spool_sql which);
 sqlite3_stmt	*spool__stmt_lazy(spool *q, enum spool_sql which);
 int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__unusable(const spool *q);
+int64_t		 spool__stall_cutoff(const spool *q, int64_t now_ms);
 int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
 int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,
 		     size_t len);

@@ -54,6 +54,8 @@ spool__set_clock(spool *q, spool__clock_fn fn, void *arg)
 }
 
 #define RECHECK_MS	1000	/* how long store_recheck may read */
+#define STALL_MS	100	/* a wait for the write lock this long means
+				 * the database was unwritable */
 
 /* sqlite3_progress_handler callback: stop once the deadline has passed. */
 static int
@@ -355,15 +357,40 @@ spool__col_blobdup(sqlite3_stmt *st, int col, size_t *len)
 int
 spool__begin(spool *q)
 {
+	int64_t	 t0;
 	int	 rc;
 
 	if (q->in_txn)
 		return (spool__error(q, SPOOL_ERROR, "nested transaction"));
 	spool__counters_reset(q);
+	t0 = spool__now_ms(q);
 	rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_BEGIN), "begin");
 	if (rc == SPOOL_OK)
 		q->in_txn = 1;
+	/* A long wait for the write lock, or none that got it: the database
+	 * was unwritable from t0, for every process (see spool__stall_cutoff). */
+	if ((rc == SPOOL_EBUSY || (rc == SPOOL_OK &&
+	    spool__now_ms(q) - t0 >= STALL_MS)) &&
+	    (q->unwritable_from_ms == 0 || t0 < q->unwritable_from_ms))
+		q->unwritable_from_ms = t0;
 	return (rc);
+}
+
+/*
+ * The reaper's horizon: leases that ended before it are expired.  While
+ * one process stalls inside a write transaction (stopped, or on a stalled
+ * disk), no other can renew its leases: a lease that ended while q itself
+ * waited for the write lock may belong to a healthy worker that could not
+ * write either.  So those leases are spared until the next reap, when
+ * their owners have had the lock free to renew; leases that ended before
+ * the stall began are reaped as ever.
+ */
+int64_t
+spool__stall_cutoff(const spool *q, int64_t now_ms)
+{
+	if (q->unwritable_from_ms != 0 && q->unwritable_from_ms < now_ms)
+		return (q->unwritable_from_ms);
+	return (now_ms);
 }
 
 /* Commit the write transaction; on failure it is rolled back.  Pipeline

@@ -88,6 +88,51 @@ test_expired_retried(void)
 	spool_job_free(job);
 }
 
+/* A stall is not an expiry: while another connection holds the write
+ * lock, no worker can renew; a lease that ended while the reaper itself
+ * could not get the lock is spared by the next reap, and reaped by the
+ * one after if still not renewed.  One that ended before is reaped. */
+static void
+test_stall_not_expiry(void)
+{
+	sqlite3		*db;
+	spool_job	*before, *during;
+	int64_t		 a, b, n = -1;
+
+	tu_fixed_backoff("q", 4000);
+	a = tu_enqueue("q", "a");
+	b = tu_enqueue("q", "b");
+	if ((before = claim(tu_q, "q", 500, "w1")) == NULL ||
+	    (during = claim(tu_q, "q", 2000, "w2")) == NULL)
+		return;
+	tu_advance(1000);		/* a's lease ended 500 ms ago */
+
+	/* Another process sits on the write lock: this reap gives up. */
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(tu_db, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	TU_RC(spool_busy_timeout(tu_q, 50), SPOOL_OK);
+	TU_RC(spool_reap(&n, tu_q), SPOOL_EBUSY);
+	tu_advance(3000);		/* b's lease ends during the stall */
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	/* The lock is free: a, expired before the stall, is reaped; b, whose
+	 * owner could not renew, is not yet. */
+	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(tu_task_int(a, "state = 'ready'"), 1);
+	CU_ASSERT_EQUAL(tu_task_int(b, "state = 'running'"), 1);
+	/* Its owner could renew now; it did not: the next reap takes it. */
+	TU_RC(spool_reap(&n, tu_q), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(tu_task_int(b, "state = 'ready'"), 1);
+	TU_RC(spool_busy_timeout(tu_q, 10000), SPOOL_OK);
+	spool_job_free(before);
+	spool_job_free(during);
+}
+
 /* The backoff of a reaped task grows with its attempts (linear here). */
 static void
 test_expired_backoff_grows(void)
@@ -401,6 +446,7 @@ static CU_TestInfo reap_tests[] = {
 	{ "more than a batch of deadlines, by index", test_many_deadlines },
 	{ "claim reaps on first use of a handle", test_claim_reaps },
 	{ "nothing to reap", test_nothing },
+	{ "a stall is not an expiry", test_stall_not_expiry },
 	CU_TEST_INFO_NULL
 };
 
