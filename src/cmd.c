@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 static const struct cmd_opt common_opts[] = {
 	{ "db", "PATH", "database file (default $SPOOL_DB, else ./spool.db)" },
 	{ "json", NULL, "print machine-readable JSON" },
+	{ "strict", NULL, "refuse a database others can write (not just warn)" },
 	{ "help", NULL, "show this help" },
 	{ NULL, NULL, NULL }
 };
@@ -159,6 +161,48 @@ cmd_fail(struct cmd_ctx *c, int rc)
 	    spool_errmsg(c->q) : spool_strerror(rc)));
 }
 
+/*
+ * Anyone who can write the database, or replace it or its -wal beside it
+ * in its directory, can enqueue work, change tasks, or plant objects: a
+ * file writable by group or others, or a directory writable by others,
+ * gets a warning, or with --strict a refusal (exit 77).  0, or the exit
+ * code of the refusal.
+ */
+static int
+cmd_check_perms(struct cmd_ctx *c)
+{
+	struct stat	 sb;
+	char		 dir[PATH_MAX], *slash;
+
+	if (stat(c->db_path, &sb) == 0 && (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		if (c->strict)
+			return (cmd_error(c, EXIT_NOPERM, "%s: others can write "
+			    "this database (mode %04o); refused (--strict)",
+			    c->db_path, (unsigned)(sb.st_mode & 07777)));
+		cmd_log(c->cmd->name, LOG_WARNING, "%s: others can write this "
+		    "database (mode %04o): chmod 600 it", c->db_path,
+		    (unsigned)(sb.st_mode & 07777));
+	}
+	snprintf(dir, sizeof dir, "%s", c->db_path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &sb) == 0 && (sb.st_mode & S_IWOTH)) {
+		if (c->strict)
+			return (cmd_error(c, EXIT_NOPERM, "%s: others can write "
+			    "its directory %s (mode %04o); refused (--strict)",
+			    c->db_path, dir, (unsigned)(sb.st_mode & 07777)));
+		cmd_log(c->cmd->name, LOG_WARNING, "%s: others can write its "
+		    "directory %s (mode %04o): they can replace the database "
+		    "or its -wal", c->db_path, dir,
+		    (unsigned)(sb.st_mode & 07777));
+	}
+	return (0);
+}
+
 /* Open the database for the command; create it when create is set. */
 int
 cmd_open(struct cmd_ctx *c, int create)
@@ -172,8 +216,13 @@ cmd_open(struct cmd_ctx *c, int create)
 		    c->db_path, S_ISDIR(sb.st_mode) ? "is a directory" :
 		    "is not a regular file"));
 	rc = spool_open(&c->q, c->db_path, create ? SPOOL_OPEN_CREATE : 0);
-	if (rc == SPOOL_OK)
-		return (EXIT_OK);
+	if (rc == SPOOL_OK) {
+		if ((rc = cmd_check_perms(c)) == 0)
+			return (EXIT_OK);
+		spool_close(c->q);
+		c->q = NULL;
+		return (rc);
+	}
 	if (rc == SPOOL_ENOENT && !create)
 		rc = cmd_error(c, EXIT_NOINPUT,
 		    "%s: no such database (create it with 'spool init')",
@@ -554,6 +603,8 @@ take_opt(struct cmd_ctx *c, int argc, char **argv, int *i, int *help)
 		c->db_given = 1;
 	} else if (strcmp(name, "json") == 0)
 		c->json = 1;
+	else if (strcmp(name, "strict") == 0)
+		c->strict = 1;
 	else if (strcmp(name, "help") == 0)
 		*help = 1;
 	return (EXIT_OK);

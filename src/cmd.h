@@ -67,6 +67,7 @@ struct cmd_ctx {
 	const char		*db_path;
 	int			 db_given;	/* --db was on the command line */
 	int			 json;
+	int			 strict;	/* --strict */
 	spool			*q;
 	const char		*val[CMD_OPTS_MAX];	/* by index in cmd->opts */
 	char			**tail;		/* after --exec (CMD_EXEC_TAIL) */

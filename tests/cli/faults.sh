@@ -13,6 +13,8 @@
 #    cannot commit, then finishes every task once;
 #  - objects spool did not create (a planted trigger): refused (65),
 #    but for the user's own local_* tables, views and indexes;
+#  - a database or directory others can write: a warning, or a refusal
+#    (77) under --strict;
 #  - a command run by the worker gets the default dispositions back for
 #    the signals spool ignores (SIGPIPE, SIGXFSZ), so "head" and "ulimit
 #    -f" behave in it as they do in a shell.
@@ -254,6 +256,32 @@ sql "DROP VIEW spool_dead; CREATE VIEW spool_dead AS SELECT 1 AS id"
 run stats
 is "a view of spool's changed: exit" "$rc" 65
 check "... says which" grep -q "view 'spool_dead' was changed" <<<"$err"
+export SPOOL_DB="$T/test.db"
+
+# ---- A database others can write -------------------------------------------
+# A file writable by others, or one in a directory others can write, is
+# opened with a warning; with --strict it is refused (77) untouched.
+mkdir -m 0700 "$T/perm"
+export SPOOL_DB="$T/perm/q.db"
+run init
+run stats
+is "a 0600 file in a private directory: no warning" "$err" ""
+chmod 0666 "$SPOOL_DB"
+run stats
+is "a 0666 file: still served" "$rc" 0
+check "... with a warning" grep -q "warning: .*others can write this database (mode 0666)" <<<"$err"
+run --strict enqueue q x
+is "... refused under --strict" "$rc" 77
+is "... nothing added" "$(sql "SELECT count(*) FROM tasks")" 0
+chmod 0600 "$SPOOL_DB"
+chmod 1777 "$T/perm"
+run stats
+check "a directory others can write: a warning" grep -q "others can write its directory" <<<"$err"
+run --strict stats
+is "... refused under --strict" "$rc" 77
+chmod 0700 "$T/perm"
+run --strict stats
+is "private again: --strict serves" "$rc" 0
 export SPOOL_DB="$T/test.db"
 
 # ---- Signals a command gets back -------------------------------------------

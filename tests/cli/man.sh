@@ -121,7 +121,7 @@ for c in "${cmds[@]}"; do
 		o=${o#--}
 		has[$o]=1
 		case $o in
-		db|json|help) continue ;;	# common: checked below
+		db|json|strict|help) continue ;;	# common: checked below
 		esac
 		check "spool.1: '$c' describes --$o" test -n "${idx[F:$c:$o]:-}"
 	done
@@ -136,7 +136,7 @@ has_line() {	# has_line TEXT LINE: TEXT has a line that is LINE, or
 	# starts with LINE and a space
 	[[ $'\n'$1$'\n' == *$'\n'"$2"[$' \n']* ]]
 }
-for o in db json help version; do
+for o in db json strict help version; do
 	check "spool.1 describes --$o" has_line "$page" ".It Fl -$o"
 done
 for v in SPOOL_DB SPOOL_TASK_ID SPOOL_QUEUE SPOOL_ATTEMPT SPOOL_ITEM_ID \
