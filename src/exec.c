@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -22,7 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,19 +145,146 @@ run_kill(struct run *r, int sig)
 		(void)kill(r->pid, sig);
 }
 
+/* The signals the worker may ignore or handle, given back to commands
+ * at their default. */
+static const int	 exec_default_sigs[] = { SIGPIPE, SIGINT, SIGTERM,
+	SIGHUP, SIGQUIT, SIGCHLD, SIGXFSZ, SIGUSR1, SIGUSR2, SIGALRM };
+
+static void
+exec_paths_free(char **v)
+{
+	size_t	 i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Where to look for the program cmd, as posix_spawnp would: cmd itself if
+ * it names a path, else each directory of the worker's PATH (or
+ * /bin:/usr/bin).  NULL-terminated; NULL if out of memory.  Built before
+ * the fork, as the child may not allocate. */
+static char **
+exec_paths(const char *cmd)
+{
+	const char	*path = getenv("PATH"), *p, *e;
+	char		**v;
+	size_t		 n = 2, k = 0, dl;
+
+	if (strchr(cmd, '/') != NULL || *cmd == '\0') {
+		if ((v = calloc(2, sizeof *v)) == NULL ||
+		    (v[0] = strdup(cmd)) == NULL) {
+			free(v);
+			return (NULL);
+		}
+		return (v);
+	}
+	if (path == NULL || *path == '\0')
+		path = "/bin:/usr/bin";
+	for (p = path; *p != '\0'; p++)
+		n += *p == ':';
+	if ((v = calloc(n, sizeof *v)) == NULL)
+		return (NULL);
+	for (p = path;; p = e + 1) {
+		e = strchr(p, ':');
+		dl = e != NULL ? (size_t)(e - p) : strlen(p);
+		/* An empty entry is the current directory. */
+		if ((v[k] = malloc(dl + strlen(cmd) + 3)) == NULL) {
+			exec_paths_free(v);
+			return (NULL);
+		}
+		if (dl == 0)
+			sprintf(v[k], "./%s", cmd);
+		else
+			sprintf(v[k], "%.*s/%s", (int)dl, p, cmd);
+		k++;
+		if (e == NULL)
+			break;
+	}
+	return (v);
+}
+
+/*
+ * Start argv[0] (tried at each of paths) with envp and fds[0..2] as its
+ * standard input, output and error, in a process group of its own, with
+ * the signals of exec_default_sigs at their default and none blocked:
+ * posix_spawnp's work, plus PR_SET_PDEATHSIG, which posix_spawn cannot
+ * set, so that a worker killed with SIGKILL takes its commands with it
+ * (the kernel sends it when the thread that started the command ends,
+ * and a worker thread waits for its command).  vfork shares the parent's
+ * memory until the exec: the child calls only system calls and writes
+ * only *err.  Returns 0, or the errno of the failed start.
+ */
+static int
+exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
+    char *const *envp, const int fds[3])
+{
+	volatile int	 err = 0;
+	pid_t		 parent = getpid(), pid;
+	sigset_t	 all, old;
+
+	/* No signal handler may run in the child, on the parent's memory:
+	 * block them all across the vfork (the child unblocks them once
+	 * their dispositions are the defaults). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = vfork();
+	if (pid == 0) {
+		struct sigaction	 sa;
+		sigset_t		 none;
+		size_t			 i;
+		int			 e = ENOENT;
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent) {
+			err = errno != 0 ? errno : ESRCH;
+			_exit(127);
+		}
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = SIG_DFL;
+		for (i = 0; i < sizeof exec_default_sigs /
+		    sizeof exec_default_sigs[0]; i++)
+			(void)sigaction(exec_default_sigs[i], &sa, NULL);
+		if (setpgid(0, 0) == -1 || dup2(fds[0], 0) == -1 ||
+		    dup2(fds[1], 1) == -1 || dup2(fds[2], 2) == -1) {
+			err = errno;
+			_exit(127);
+		}
+		(void)close_range(3, ~0U, 0);
+		sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		for (i = 0; paths[i] != NULL; i++) {
+			execve(paths[i], argv, envp);
+			/* As execvp: a program found but not runnable says
+			 * so, rather than a later "not found". */
+			if (errno != ENOENT && errno != ENOTDIR)
+				e = errno;
+		}
+		err = e;
+		_exit(127);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1)
+		return (errno);
+	if (err != 0) {
+		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+			continue;
+		return (err);
+	}
+	*pid_out = pid;
+	return (0);
+}
+
 /* Start the command with the job's payload on stdin. */
 static int
 run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
     char *const *argv)
 {
-	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 at;
-	sigset_t			 none, dfl;
 	char				 id[64], queue[SPOOL_NAME_MAX + 16];
 	char				 attempt[48], item[64];
 	char				 stage[SPOOL_PIPELINE_NAME_MAX + 16];
-	char				**envp;
-	int				 pin[2], pout[2], perr[2], rc;
+	char				**envp, **paths;
+	int				 pin[2], pout[2], perr[2], fds[3], rc;
 	size_t				 i;
 
 	pin[0] = pin[1] = pout[0] = pout[1] = perr[0] = perr[1] = -1;
@@ -191,29 +319,16 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
 	}
 	envp[i] = NULL;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGQUIT);
-	sigaddset(&dfl, SIGCHLD);
-	sigaddset(&dfl, SIGXFSZ);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &dfl);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawnp(&r->pid, argv[0], &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	if ((paths = exec_paths(argv[0])) == NULL) {
+		rc = ENOMEM;
+		free(envp);
+		goto fail;
+	}
+	fds[0] = pin[0];
+	fds[1] = pout[1];
+	fds[2] = perr[1];
+	rc = exec_spawn(&r->pid, paths, argv, envp, fds);
+	exec_paths_free(paths);
 	free(envp);
 	if (rc != 0)
 		goto fail;

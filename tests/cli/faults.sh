@@ -15,6 +15,7 @@
 #    but for the user's own local_* tables, views and indexes;
 #  - a database or directory others can write: a warning, or a refusal
 #    (77) under --strict;
+#  - a worker killed with SIGKILL: its command dies too;
 #  - a command run by the worker gets the default dispositions back for
 #    the signals spool ignores (SIGPIPE, SIGXFSZ), so "head" and "ulimit
 #    -f" behave in it as they do in a shell.
@@ -282,6 +283,25 @@ is "... refused under --strict" "$rc" 77
 chmod 0700 "$T/perm"
 run --strict stats
 is "private again: --strict serves" "$rc" 0
+export SPOOL_DB="$T/test.db"
+
+# ---- A worker killed with SIGKILL ------------------------------------------
+# Its command dies with it (PR_SET_PDEATHSIG), instead of running on and
+# doing side effects whose outcome would be refused.
+export SPOOL_DB="$T/killed.db"
+run init
+run enqueue k x
+"$SPOOL_BIN" work k --exec /bin/sh -c "echo \$\$ > $T/cmd.pid; exec sleep 30" \
+    >/dev/null 2>&1 &
+wpid=$!
+check "the command started" wait_for "[ -s '$T/cmd.pid' ]" 200
+cpid=$(cat "$T/cmd.pid" 2>/dev/null)
+check "it runs ($cpid)" alive "${cpid:-0}"
+kill -9 "$wpid"
+wait "$wpid" 2>/dev/null
+check "the worker's SIGKILL ends its command within 2 s" \
+    wait_for "! alive ${cpid:-0}" 40
+[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null	# if it failed: stop it
 export SPOOL_DB="$T/test.db"
 
 # ---- Signals a command gets back -------------------------------------------
