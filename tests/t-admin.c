@@ -844,6 +844,22 @@ stats_of(const spool_queue_stats *v, size_t n, const char *queue)
 	return (NULL);
 }
 
+/* The stats of queue say ready (due), scheduled and the oldest due
+ * task's age. */
+static void
+expect_due(const char *queue, int64_t ready, int64_t scheduled, int64_t age)
+{
+	spool_queue_stats	*v = NULL;
+	size_t			 n = 0;
+
+	TU_RC(spool_stats(&v, &n, tu_q, queue), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(v->ready, ready);
+	CU_ASSERT_EQUAL(v->scheduled, scheduled);
+	CU_ASSERT_EQUAL(v->oldest_ready_age_ms, age);
+	spool_queue_stats_free(v, n);
+}
+
 /* Stats count each state, split ready into due and scheduled, and give
  * the age of the longest-due task on the fake clock (-1 if none). */
 static void
@@ -888,12 +904,7 @@ test_stats(void)
 
 	/* Once the scheduled task is due it counts as ready. */
 	tu_advance(10000);
-	TU_RC(spool_stats(&v, &n, tu_q, "q"), SPOOL_OK);
-	CU_ASSERT_EQUAL_FATAL(n, 1);
-	CU_ASSERT_EQUAL(v->ready, 3);
-	CU_ASSERT_EQUAL(v->scheduled, 0);
-	CU_ASSERT_EQUAL(v->oldest_ready_age_ms, 13250);
-	spool_queue_stats_free(v, n);
+	expect_due("q", 3, 0, 13250);
 	spool_job_free(run);
 }
 
@@ -905,8 +916,6 @@ static void
 test_stats_levels(void)
 {
 	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
-	spool_queue_stats	*v = NULL;
-	size_t			 n = 0;
 	int			 pr[] = { 7, 0, -4 }, i, k;
 
 	TU_RC(spool_queue_create(tu_q, "lv", NULL), SPOOL_OK);
@@ -927,21 +936,10 @@ test_stats_levels(void)
 	}
 	o.delay_ms = 0;
 	tu_advance(100);
-	TU_RC(spool_stats(&v, &n, tu_q, "lv"), SPOOL_OK);
-	CU_ASSERT_EQUAL_FATAL(n, 1);
-	CU_ASSERT_EQUAL(v->ready, 10);
-	CU_ASSERT_EQUAL(v->scheduled, 9);
-	CU_ASSERT_EQUAL(v->oldest_ready_age_ms, 5100);
-	spool_queue_stats_free(v, n);
-
+	expect_due("lv", 10, 9, 5100);
 	/* A minute on, the first scheduled task of each level is due. */
 	tu_advance(60000);
-	TU_RC(spool_stats(&v, &n, tu_q, "lv"), SPOOL_OK);
-	CU_ASSERT_EQUAL_FATAL(n, 1);
-	CU_ASSERT_EQUAL(v->ready, 13);
-	CU_ASSERT_EQUAL(v->scheduled, 6);
-	CU_ASSERT_EQUAL(v->oldest_ready_age_ms, 65100);
-	spool_queue_stats_free(v, n);
+	expect_due("lv", 13, 6, 65100);
 }
 
 /* oldest_ready_age_ms is -1 with no due task (none at all, or only
