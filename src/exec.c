@@ -212,17 +212,23 @@ exec_paths(const char *cmd)
  * set, so that a worker killed with SIGKILL takes its commands with it
  * (the kernel sends it when the thread that started the command ends,
  * and a worker thread waits for its command).  vfork shares the parent's
- * memory until the exec: the child calls only system calls and writes
- * only *err.  Returns 0, or the errno of the failed start.
+ * memory until the exec: the child makes only system calls and writes
+ * nothing of the parent's.  Returns 0, or the errno of the failed start.
  */
 static int
 exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
     char *const *envp, const int fds[3])
 {
-	volatile int	 err = 0;
 	pid_t		 parent = getpid(), pid;
 	sigset_t	 all, old;
+	ssize_t		 n;
+	int		 ep[2], err = 0;
 
+	/* The child's errno comes back through a pipe that the exec closes
+	 * (O_CLOEXEC): nothing read means it ran.  (Not a variable shared by
+	 * vfork: a sanitizer may turn vfork into fork.) */
+	if (pipe2(ep, O_CLOEXEC) == -1)
+		return (errno);
 	/* No signal handler may run in the child, on the parent's memory:
 	 * block them all across the vfork (the child unblocks them once
 	 * their dispositions are the defaults). */
@@ -237,8 +243,8 @@ exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
 
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent) {
-			err = errno != 0 ? errno : ESRCH;
-			_exit(127);
+			e = errno != 0 ? errno : ESRCH;
+			goto fail;
 		}
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = SIG_DFL;
@@ -247,10 +253,14 @@ exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
 			(void)sigaction(exec_default_sigs[i], &sa, NULL);
 		if (setpgid(0, 0) == -1 || dup2(fds[0], 0) == -1 ||
 		    dup2(fds[1], 1) == -1 || dup2(fds[2], 2) == -1) {
-			err = errno;
-			_exit(127);
+			e = errno;
+			goto fail;
 		}
-		(void)close_range(3, ~0U, 0);
+		/* Every other descriptor goes, but the error pipe, which
+		 * the exec closes. */
+		if (ep[1] > 3)
+			(void)close_range(3, (unsigned)ep[1] - 1, 0);
+		(void)close_range((unsigned)ep[1] + 1, ~0U, 0);
 		sigemptyset(&none);
 		(void)sigprocmask(SIG_SETMASK, &none, NULL);
 		for (i = 0; paths[i] != NULL; i++) {
@@ -260,13 +270,21 @@ exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
 			if (errno != ENOENT && errno != ENOTDIR)
 				e = errno;
 		}
-		err = e;
+fail:
+		(void)write(ep[1], &e, sizeof e);
 		_exit(127);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid == -1)
-		return (errno);
-	if (err != 0) {
+	close(ep[1]);
+	if (pid == -1) {
+		err = errno;
+		close(ep[0]);
+		return (err);
+	}
+	while ((n = read(ep[0], &err, sizeof err)) == -1 && errno == EINTR)
+		continue;
+	close(ep[0]);
+	if (n == (ssize_t)sizeof err && err != 0) {
 		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
 			continue;
 		return (err);
