@@ -512,6 +512,7 @@ engine_claim_want(spool_pool *p)
 		return (0);
 	engine_size_ahead(p);
 	pthread_mutex_lock(&p->mu);
+	p->room_freed = 0;	/* this claim sees the room */
 	want = (int64_t)(p->nworkers - p->busy) - (int64_t)p->ready.n;
 	/* Ahead of the threads only once half of what is held is gone:
 	 * fewer, larger claims. */
@@ -1527,9 +1528,10 @@ engine_check_finished(spool_pool *p)
 {
 	struct spool__engine	*e = p->engine;
 	size_t			 i;
-	int			 idle;
+	int			 idle, freed;
 
 	pthread_mutex_lock(&p->mu);
+	freed = p->room_freed;
 	/* A thread stuck in an abandoned handler holds nothing: its task's
 	 * timeout is committed, and spool_pool_free waits for the thread.
 	 * But under per-queue limits it holds its queue's slot, so a claim
@@ -1545,6 +1547,13 @@ engine_check_finished(spool_pool *p)
 		event_base_loopexit(e->base, NULL);
 		return;
 	}
+	/* A slot freed (an abandoned handler returned) after the claim that
+	 * found nothing: that claim may have found no room, not no work;
+	 * the claim the freeing thread woke decides.  (Seen under ASan: a
+	 * tick between the two ended an until-empty pipeline pool with one
+	 * item never run.) */
+	if (freed)
+		return;
 	if (((p->o.flags & SPOOL_POOL_UNTIL_EMPTY) && e->empty) ||
 	    (p->o.max_tasks > 0 && e->claimed_total >= p->o.max_tasks))
 		engine_drain(p);

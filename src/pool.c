@@ -232,6 +232,7 @@ pool_worker(void *arg)
 			p->stuck--;
 			if (p->active != NULL && p->active[job->qidx] > 0) {
 				p->active[job->qidx]--;
+				p->room_freed = 1;	/* see engine_check_finished */
 				pool_wake_locked(p);	/* room to claim */
 			}
 			spool_job_free(job);

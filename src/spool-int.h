@@ -225,6 +225,8 @@ struct spool_pool {
 	int			 stopping;	/* 1: drain, 2: quit */
 	int			 holding;	/* outcomes cannot be committed:
 						 * start no task (under mu) */
+	int			 room_freed;	/* a queue's slot freed since the
+						 * last claim (under mu) */
 	int			 wake_pending;
 	int			 starts_pending;	/* handlers started, not yet
 						 * written (the engine's) */
