@@ -232,19 +232,6 @@ engine_error(spool_pool *p, int rc)
 	spool__pool_error(p, rc, spool_errmsg(p->q));
 }
 
-/* Whether the pool holds its threads because outcomes cannot be
- * committed. */
-static int
-engine_holding(spool_pool *p)
-{
-	int	 h;
-
-	pthread_mutex_lock(&p->mu);
-	h = p->holding;
-	pthread_mutex_unlock(&p->mu);
-	return (h);
-}
-
 /* Outcomes could not be committed (why: q's message): start no task
  * until a flush commits them, and say so once. */
 static void
@@ -508,10 +495,14 @@ engine_claim_want(spool_pool *p)
 	struct spool__engine	*e = p->engine;
 	int64_t			 want;
 
-	if (e->draining || p->st.shedding || engine_holding(p))
+	if (e->draining || p->st.shedding)
 		return (0);
 	engine_size_ahead(p);
 	pthread_mutex_lock(&p->mu);
+	if (p->holding) {	/* nothing can be committed: claim nothing */
+		pthread_mutex_unlock(&p->mu);
+		return (0);
+	}
 	p->room_freed = 0;	/* this claim sees the room */
 	want = (int64_t)(p->nworkers - p->busy) - (int64_t)p->ready.n;
 	/* Ahead of the threads only once half of what is held is gone:
