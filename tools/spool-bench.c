@@ -63,6 +63,10 @@
  *                  one transaction, synced as --sync asks, of each task's
  *                  UPDATE to succeeded, result row and attempt row;
  *                  tasks/s of the drain
+ *   limit-warm     limit-drain with malloc's trim and mmap thresholds
+ *                  raised first (keep_heap() below): a stricter yardstick
+ *                  than the reference program, which runs as a fresh
+ *                  process; not part of all
  *   floor-drain    limit-drain's loop on spool's own schema (indexes,
  *                  CHECKs, triggers, foreign keys, the queue's counters),
  *                  through a spool handle: what no engine on this schema
@@ -81,8 +85,9 @@
  *                  disk as it is at that moment; both rates and their
  *                  ratio (the fair comparison on a disk whose sync rate
  *                  swings)
- *   ratios         R rounds (--rounds, default 3) in one process run,
- *                  each running in turn: limit-drain, floor-drain and
+ *   ratios         R rounds (--rounds, default 3) in one run, each
+ *                  running in turn, every figure in a process of its own
+ *                  forked for it: limit-drain, limit-warm, floor-drain and
  *                  drain (30,000
  *                  tasks each, or -n N; 100-byte payloads for both),
  *                  limit-bulk and bulk (200,000), naive-enqueue and
@@ -115,6 +120,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -1027,6 +1033,25 @@ raw_drain(sqlite3 *db, sqlite3_stmt *claim, sqlite3_stmt *ack,
 }
 
 /*
+ * The heap kept: glibc's malloc gives back the top of its heap when more
+ * than M_TRIM_THRESHOLD (128 KiB at first) is free there and maps blocks
+ * above M_MMAP_THRESHOLD afresh, until a process has freed a large block
+ * and the thresholds adapt.  limit-drain, run as its own process, frees
+ * and grows its heap around each claim (550 brk calls for 30,000 tasks)
+ * and so touches fresh pages all the time; with both thresholds raised
+ * it runs 1.5x faster.  limit-warm is that faster loop: a stricter
+ * yardstick than the reference program itself.  spool's drain is not
+ * moved by the setting (measured on 2026-12-04: 105,000 to 108,000
+ * tasks/s with and without it), so it is not applied there.
+ */
+static void
+keep_heap(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+}
+
+/*
  * limit-drain (limits/drain_limit.c): the drain of a perfect engine.  The
  * tasks table has the row shape of the engine's (a queue, a state, a due
  * time, a lease, a partial index of the ready ones), with tables of
@@ -1314,6 +1339,15 @@ bench_limit_drain(void)
 }
 
 static void
+bench_limit_warm(void)
+{
+	keep_heap();
+	printf("limit-warm %7lld tasks, claims of %d %7.0f tasks/s  "
+	    "(limit-drain, the heap kept: thresholds of malloc raised)\n",
+	    (long long)n_tasks, LIMIT_CLAIM, limit_drain(n_tasks));
+}
+
+static void
 bench_limit_bulk(void)
 {
 	int64_t	 n = n_given ? n_tasks : 200000;
@@ -1386,6 +1420,7 @@ bench_enqref(void)
  */
 enum {
 	R_LIMIT_DRAIN,		/* limit-drain */
+	R_LIMIT_WARM,		/* limit-drain, the heap kept (see below) */
 	R_FLOOR_DRAIN,		/* floor-drain */
 	R_DRAIN,		/* drain, 100-byte payloads as limit-drain's */
 	R_LIMIT_BULK,		/* limit-bulk */
@@ -1408,6 +1443,9 @@ ratio_figure(int f, int64_t n)
 	switch (f) {
 	case R_LIMIT_DRAIN:
 		return (limit_drain(n));
+	case R_LIMIT_WARM:
+		keep_heap();
+		return (limit_drain(n));
 	case R_FLOOR_DRAIN:
 		return (floor_drain(n));
 	case R_DRAIN:
@@ -1427,15 +1465,56 @@ ratio_figure(int f, int64_t n)
 	}
 }
 
+/*
+ * Run figure f in a process of its own, forked from this one before it
+ * has done any work, and return its rate: each figure starts as the
+ * reference programs of ../shared/bench do, as a fresh process, and none
+ * inherits the heap, the page cache of SQLite or the threads of the
+ * figures before it (glibc's malloc adapts its trim and mmap thresholds
+ * to what a process freed before, which alone moves limit-drain by half).
+ */
+static double
+ratio_child(int f, int64_t n)
+{
+	double		 rate;
+	ssize_t		 got;
+	pid_t		 pid;
+	int		 fd[2], status;
+
+	if (pipe(fd) == -1)
+		die("pipe", strerror(errno));
+	if ((pid = fork()) == -1)
+		die("fork", strerror(errno));
+	if (pid == 0) {
+		close(fd[0]);
+		rate = ratio_figure(f, n);
+		if (write(fd[1], &rate, sizeof rate) != sizeof rate)
+			_exit(1);
+		fflush(stdout);
+		_exit(0);
+	}
+	close(fd[1]);
+	while ((got = read(fd[0], &rate, sizeof rate)) == -1 && errno == EINTR)
+		continue;
+	close(fd[0]);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			die("waitpid", strerror(errno));
+	if (got != sizeof rate || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		die("ratios", "a figure's process failed");
+	return (rate);
+}
+
 static void
 bench_ratios(void)
 {
 	static const char *const	 name[R_FIGURES] = { "limit-drain",
-	    "floor-drain",
+	    "limit-warm", "floor-drain",
 	    "drain", "limit-bulk", "bulk", "naive-enqueue", "enqueue",
 	    "spawn", "exec" };
 	static const char *const	 unit[R_FIGURES] = { "tasks", "tasks",
-	    "tasks",
+	    "tasks", "tasks",
 	    "rows", "tasks", "tasks", "tasks", "runs", "tasks" };
 	/* Each spool figure, its yardstick, and whether it runs a pool. */
 	static const struct {
@@ -1443,6 +1522,7 @@ bench_ratios(void)
 		const char	*ref_name;
 	} ratio[] = {
 		{ R_DRAIN, R_LIMIT_DRAIN, 1, "limit-drain" },
+		{ R_DRAIN, R_LIMIT_WARM, 1, "limit-warm" },
 		{ R_DRAIN, R_FLOOR_DRAIN, 1, "floor-drain" },
 		{ R_FLOOR_DRAIN, R_LIMIT_DRAIN, 0, "limit-drain" },
 		{ R_BULK, R_LIMIT_BULK, 0, "limit-bulk" },
@@ -1456,8 +1536,8 @@ bench_ratios(void)
 	size_t		 k;
 	int		 r, f;
 
-	n[R_LIMIT_DRAIN] = n[R_FLOOR_DRAIN] = n[R_DRAIN] = n_given ? n_tasks :
-	    RATIO_DRAIN;
+	n[R_LIMIT_DRAIN] = n[R_LIMIT_WARM] = n[R_FLOOR_DRAIN] = n[R_DRAIN] =
+	    n_given ? n_tasks : RATIO_DRAIN;
 	n[R_LIMIT_BULK] = n[R_BULK] = RATIO_BULK;
 	n[R_NAIVE] = n[R_ENQUEUE] = RATIO_ONE;
 	n[R_SPAWN] = n[R_EXEC] = RATIO_EXEC;
@@ -1472,7 +1552,7 @@ bench_ratios(void)
 			 * way to the disk: let them land first, so that no
 			 * figure pays for the writes of the one before. */
 			sync();
-			rate = ratio_figure(f, n[f]);
+			rate = ratio_child(f, n[f]);
 			if (r == 1 || rate > best[f])
 				best[f] = rate;
 			printf("round %d/%d %-14s %8s %-5s %10s %s/s\n", r,
@@ -1613,7 +1693,7 @@ usage(void)
 	    "    [--sync full|normal] [--dir DIR]\n"
 	    "    sync|enqueue|threads|bulk|drain|pipeline|exec|latency|"
 	    "xlatency|rss|all|\n"
-	    "    limit-drain|floor-drain|limit-bulk|naive-enqueue|enqref|ratios|"
+	    "    limit-drain|limit-warm|floor-drain|limit-bulk|naive-enqueue|enqref|ratios|"
 	    "unstarted...\n");
 	exit(64);
 }
@@ -1700,6 +1780,8 @@ main(int argc, char **argv)
 			bench_rss(), ran = 1;
 		if (strcmp(argv[i], "limit-drain") == 0)
 			bench_limit_drain(), ran = 1;
+		if (strcmp(argv[i], "limit-warm") == 0)
+			bench_limit_warm(), ran = 1;
 		if (strcmp(argv[i], "limit-bulk") == 0)
 			bench_limit_bulk(), ran = 1;
 		if (strcmp(argv[i], "naive-enqueue") == 0)
