@@ -149,3 +149,22 @@ SELECT i.run_id AS run, i.id AS item, s.idx AS stage_index, s.name AS stage,
   FROM attempts a JOIN tasks t ON t.id = a.task_id
   JOIN pipeline_items i ON i.id = t.item_id
   JOIN pipeline_stages s ON s.id = t.stage_id;
+
+-- The per-queue counters (table queue_counters), with the tasks enqueued
+-- but not yet counted there (those above counters_mark, schema 8) added:
+-- read the counters here rather than from the table.
+DROP VIEW IF EXISTS spool_counters;
+CREATE VIEW spool_counters AS
+SELECT q.name AS queue,
+       coalesce(c.enqueued, 0) + (SELECT count(*) FROM tasks t
+	    WHERE t.id > (SELECT task_id FROM counters_mark)
+	      AND t.queue = q.name) AS enqueued,
+       coalesce(c.claimed, 0) AS claimed,
+       coalesce(c.succeeded, 0) AS succeeded,
+       coalesce(c.failed, 0) AS failed,
+       coalesce(c.retried, 0) AS retried,
+       coalesce(c.dead, 0) AS dead,
+       coalesce(c.expired, 0) AS expired,
+       coalesce(c.lease_lost, 0) AS lease_lost,
+       coalesce(c.cancelled, 0) AS cancelled
+  FROM queues q LEFT JOIN queue_counters c ON c.queue = q.name;

@@ -51,6 +51,75 @@ spool__counters_reset(spool *q)
 	q->ctr_failed = 0;
 }
 
+/*
+ * Tasks are counted as enqueued in bulk, from their ids (schema 8): those
+ * up to counters_mark are in queue_counters.enqueued, those above it not
+ * yet.  A commit counts them and moves the mark when it writes counters
+ * anyway, or once the ids above the mark span FOLD_SPAN; otherwise (an
+ * enqueue of a few tasks, alone) it leaves its own tasks above the mark
+ * and writes no counter row at all, which is what makes a durable
+ * enqueue at a time cost the pages of the task and nothing else.
+ */
+#define FOLD_SPAN	1024
+
+/* Does the transaction add to any counter but enqueued? */
+static int
+counters_other(const spool *q)
+{
+	size_t	 i;
+	int	 k;
+
+	for (i = 0; i < q->nctr; i++)
+		for (k = 0; k < SPOOL__C_COUNT; k++)
+			if (k != SPOOL__C_ENQUEUED && q->ctr[i].n[k] != 0)
+				return (1);
+	return (0);
+}
+
+/*
+ * Count the tasks above the mark, unless the commit may leave them there:
+ * the transaction's own enqueues are the last ids (AUTOINCREMENT, under
+ * the write lock), so only those before them, (mark, top - own], are
+ * counted from the table; the transaction's own are in its sums.  Returns
+ * 1 when the sums are to be written, 0 when the enqueued ones are to be
+ * dropped (their tasks stay above the mark).
+ */
+static int
+counters_fold(spool *q, int *rc)
+{
+	sqlite3_stmt	*st;
+	int64_t		 mark, top, own = 0, before;
+	size_t		 i;
+
+	st = spool__stmt(q, SPOOL_SQL_COUNTERS_TAIL);
+	if ((*rc = sqlite3_step(st)) != SQLITE_ROW) {
+		*rc = spool__store_error(q, *rc, "counters");
+		sqlite3_reset(st);
+		return (0);
+	}
+	mark = sqlite3_column_int64(st, 0);
+	top = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	*rc = SPOOL_OK;
+	if (top <= mark)
+		return (1);
+	if (!counters_other(q) && top - mark < FOLD_SPAN)
+		return (0);
+	for (i = 0; i < q->nctr; i++)
+		own += q->ctr[i].n[SPOOL__C_ENQUEUED];
+	if ((before = top - own) > mark) {
+		st = spool__stmt(q, SPOOL_SQL_COUNTERS_FOLD);
+		sqlite3_bind_int64(st, 1, mark);
+		sqlite3_bind_int64(st, 2, before);
+		if ((*rc = spool__step_done(q, st, "counters")) != SPOOL_OK)
+			return (0);
+	}
+	st = spool__stmt(q, SPOOL_SQL_COUNTERS_MARK_SET);
+	sqlite3_bind_int64(st, 1, top);
+	*rc = spool__step_done(q, st, "counters");
+	return (1);
+}
+
 /* Write the sums into the open transaction. */
 int
 spool__counters_write_locked(spool *q)
@@ -61,6 +130,14 @@ spool__counters_write_locked(spool *q)
 
 	if (q->ctr_failed)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory (counters)"));
+	if (!counters_fold(q, &rc)) {
+		if (rc != SPOOL_OK)
+			return (rc);
+		spool__counters_reset(q);
+		return (SPOOL_OK);
+	}
+	if (rc != SPOOL_OK)
+		return (rc);
 	for (i = 0; i < q->nctr; i++) {
 		st = spool__stmt(q, SPOOL_SQL_COUNTERS_ADD);
 		sqlite3_bind_text(st, 1, q->ctr[i].queue, -1, SQLITE_STATIC);

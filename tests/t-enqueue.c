@@ -638,7 +638,7 @@ test_many_same(void)
 	snprintf(sql, sizeof sql, "SELECT total * 10000 + pending FROM batches "
 	    "WHERE id = %lld", (long long)batch);
 	CU_ASSERT_EQUAL(tu_sql_int(sql), 6000600);
-	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM spool_counters "
 	    "WHERE queue = 'q'"), 1000);
 
 	qo.set = SPOOL_QUEUE_MAX_DEPTH;
@@ -724,7 +724,7 @@ test_stream(void)
 	CU_ASSERT_EQUAL(ids[1] - ids[0], 1);
 	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_OK);
 	CU_ASSERT_EQUAL(count_tasks(), 301);
-	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM spool_counters "
 	    "WHERE queue = 'q'"), 301);
 
 	/* A bad task in the second part: task 203 of the stream. */
@@ -745,7 +745,7 @@ test_stream(void)
 	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
 	TU_RC(spool__enqueue_stream_end(s, 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(count_tasks(), 301);
-	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM queue_counters "
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM spool_counters "
 	    "WHERE queue = 'q'"), 301);
 
 	/* A depth limit counts across parts: 150 fit, the 151st does not. */

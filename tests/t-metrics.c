@@ -120,6 +120,79 @@ test_paths(void)
 	COUNTERS_ARE("q", "6 6 1 2 2 2 1 1 2");
 }
 
+/* The enqueued count of the table, the mark, and of the view. */
+#define TABLE_ENQUEUED(queue) tu_sql_int("SELECT coalesce((SELECT " \
+	"enqueued FROM queue_counters WHERE queue = '" queue "'), -1)")
+#define MARK() tu_sql_int("SELECT task_id FROM counters_mark")
+#define VIEW_ENQUEUED(queue) tu_sql_int("SELECT enqueued FROM " \
+	"spool_counters WHERE queue = '" queue "'")
+
+/*
+ * Tasks are counted as enqueued later, from their ids (schema 8): an
+ * enqueue alone writes no counter row, yet every reader sees the count,
+ * a commit that writes counters anyway counts the tasks above the mark,
+ * and deleting tasks above it, by spool or by hand, does not lower it.
+ */
+static void
+test_counted_later(void)
+{
+	spool_task	 t[2000];
+	int64_t		 ids[2000], n, top;
+	spool_job	*job;
+	int		 i;
+
+	for (i = 0; i < 5; i++)
+		tu_enqueue("late", "x");
+	/* Five enqueues wrote no counter row, and moved no mark. */
+	CU_ASSERT_EQUAL(TABLE_ENQUEUED("late"), -1);
+	CU_ASSERT_EQUAL(MARK(), 0);
+	CU_ASSERT_EQUAL(VIEW_ENQUEUED("late"), 5);
+	COUNTERS_ARE("late", "5 0 0 0 0 0 0 0 0");
+	/* A task deleted by hand while above the mark is counted as it goes;
+	 * so are those spool purges. */
+	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, "DELETE FROM tasks WHERE id = "
+	    "(SELECT min(id) FROM tasks WHERE queue = 'late')", NULL, NULL,
+	    NULL), SQLITE_OK);
+	CU_ASSERT_EQUAL(TABLE_ENQUEUED("late"), 1);
+	CU_ASSERT_EQUAL(VIEW_ENQUEUED("late"), 5);
+	tu_enqueue("gone", "x");
+	tu_enqueue("gone", "y");
+	TU_RC(spool_purge(&n, tu_q, "gone", 0), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	COUNTERS_ARE("gone", "2 0 0 0 0 0 0 0 0");
+	/* A claim writes counters: the tasks above the mark are counted in
+	 * its commit, and the mark moves to the last task. */
+	top = tu_sql_int("SELECT max(id) FROM tasks");
+	job = claim("late");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(MARK(), top);
+	CU_ASSERT_EQUAL(TABLE_ENQUEUED("late"), 5);
+	CU_ASSERT_EQUAL(VIEW_ENQUEUED("late"), 5);
+	COUNTERS_ARE("late", "5 1 0 0 0 0 0 0 0");
+	/* Three more, then a bulk of 2,000 in one call: the bulk counts its
+	 * own tasks from its sums and the three before it from the table. */
+	for (i = 0; i < 3; i++)
+		tu_enqueue("late", "y");
+	CU_ASSERT_EQUAL(TABLE_ENQUEUED("late"), 5);
+	for (i = 0; i < 2000; i++) {
+		t[i].queue = "late";
+		t[i].payload = "z";
+		t[i].len = 1;
+		t[i].opts = NULL;
+	}
+	TU_RC(spool_enqueue_many(ids, NULL, tu_q, t, 2000), SPOOL_OK);
+	CU_ASSERT_EQUAL(TABLE_ENQUEUED("late"), 2008);
+	CU_ASSERT_EQUAL(MARK(), ids[1999]);
+	COUNTERS_ARE("late", "2008 1 0 0 0 0 0 0 0");
+	/* Enqueues alone are counted once their ids span 1,024. */
+	for (i = 0; i < 1100 && MARK() == ids[1999]; i++)
+		tu_enqueue("late", "w");
+	CU_ASSERT_EQUAL(i, 1024);
+	CU_ASSERT_EQUAL(TABLE_ENQUEUED("late"), 2008 + 1024);
+	COUNTERS_ARE("late", "3032 1 0 0 0 0 0 0 0");
+}
+
 /* A refused or rolled-back write counts nothing; a bulk counts all. */
 static void
 test_rollback(void)
@@ -137,6 +210,7 @@ test_rollback(void)
 		t[i].queue = "b";
 		t[i].payload = "x";
 		t[i].len = 1;
+		t[i].opts = NULL;
 	}
 	TU_RC(spool_enqueue_many(ids, NULL, tu_q, t, 100), SPOOL_OK);
 	COUNTERS_ARE("b", "100 0 0 0 0 0 0 0 0");
@@ -495,6 +569,7 @@ test_pool_metrics(void)
 static CU_TestInfo tests[] = {
 	{ "paths", test_paths },
 	{ "rollback", test_rollback },
+	{ "counted later", test_counted_later },
 	{ "pipeline", test_pipeline },
 	{ "window", test_window },
 	{ "random", test_random },

@@ -557,6 +557,13 @@ test_migrate_v1(void)
 	    1);
 	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT count(*) FROM sqlite_master "
 	    "WHERE sql LIKE '% IN (%'"), 0);
+	/* Schema 8: every task of the file was counted as enqueued (by
+	 * schema 5), so the mark is the last task, and the view's counts
+	 * are the tasks. */
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT task_id FROM counters_mark"),
+	    tu_sql_int_on(q, "SELECT max(id) FROM tasks"));
+	CU_ASSERT_EQUAL(tu_sql_int_on(q, "SELECT sum(enqueued) FROM "
+	    "spool_counters"), tu_sql_int_on(q, "SELECT count(*) FROM tasks"));
 
 	/* The fake clock is in 2027-01: task 6's lease (to 2027-09) holds,
 	 * task 7's ended in 2026 and the first claim reaps it. */

@@ -18,10 +18,30 @@ ON CONFLICT (queue) DO UPDATE SET
     cancelled = cancelled + excluded.cancelled;
 
 -- name: counters_get
--- Queue ?1's counters (no row: all zero).
-SELECT enqueued, claimed, succeeded, failed, retried, dead, expired,
-    lease_lost, cancelled
-  FROM queue_counters WHERE queue = ?1;
+-- Queue ?1's counters, all zero if it has none yet; enqueued includes the
+-- tasks above the mark (schema 8), as view spool_counters does.
+SELECT coalesce(c.enqueued, 0) + (SELECT count(*) FROM tasks t
+	WHERE t.id > (SELECT task_id FROM counters_mark) AND t.queue = k.queue),
+    coalesce(c.claimed, 0), coalesce(c.succeeded, 0), coalesce(c.failed, 0),
+    coalesce(c.retried, 0), coalesce(c.dead, 0), coalesce(c.expired, 0),
+    coalesce(c.lease_lost, 0), coalesce(c.cancelled, 0)
+  FROM (SELECT ?1 AS queue) k LEFT JOIN queue_counters c ON c.queue = k.queue;
+
+-- name: counters_tail
+-- The mark (tasks up to it are counted as enqueued) and the highest task
+-- id, 0 if there is no task.
+SELECT (SELECT task_id FROM counters_mark),
+    coalesce((SELECT max(id) FROM tasks), 0);
+
+-- name: counters_fold
+-- Count the tasks with ids in (?1, ?2] as enqueued, per queue.
+INSERT INTO queue_counters (queue, enqueued)
+SELECT queue, count(*) FROM tasks WHERE id > ?1 AND id <= ?2 GROUP BY queue
+ON CONFLICT (queue) DO UPDATE SET enqueued = enqueued + excluded.enqueued;
+
+-- name: counters_mark_set
+-- Every task up to id ?1 is counted now.
+UPDATE counters_mark SET task_id = ?1 WHERE task_id < ?1;
 
 -- name: metrics_window
 -- Queue ?1's tasks that succeeded or died after ?2: counts through

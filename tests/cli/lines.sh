@@ -54,7 +54,7 @@ is "100,000 lines: rows, contiguous ids, payloads" \
     "$(sql "SELECT count(*), max(id) - min(id), sum(CAST(payload AS INTEGER)) FROM tasks WHERE queue = 'big' AND state = 'ready'")" \
     "100000|99999|5000050000"
 is "100,000 lines: the enqueued counter" \
-    "$(sql "SELECT enqueued FROM queue_counters WHERE queue = 'big'")" 100000
+    "$(sql "SELECT enqueued FROM spool_counters WHERE queue = 'big'")" 100000
 unset DB
 rm -f "$T/small.db"*
 
@@ -66,7 +66,7 @@ is "$big lines: rows, contiguous ids, payloads" \
     "$(sql "SELECT count(*), max(id) - min(id), sum(CAST(payload AS INTEGER)) FROM tasks WHERE queue = 'big'")" \
     "$big|$((big - 1))|$((big * (big + 1) / 2))"
 is "$big lines: the enqueued counter" \
-    "$(sql "SELECT enqueued FROM queue_counters WHERE queue = 'big'")" "$big"
+    "$(sql "SELECT enqueued FROM spool_counters WHERE queue = 'big'")" "$big"
 unset DB
 rm -f "$T/big.db"*
 # Flat: within 2 MB or 10% of the small run, whichever is more.
@@ -80,7 +80,7 @@ check "peak RSS of $big lines ($rss kB) within $slack kB of 100,000's ($small_rs
 "$SPOOL_BIN" init >/dev/null
 printf 'first\n' | "$SPOOL_BIN" enqueue big --lines >/dev/null
 snap() {
-	sql "SELECT count(*), max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), (SELECT group_concat(queue || ':' || enqueued) FROM queue_counters) FROM tasks"
+	sql "SELECT count(*), max(id), (SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), (SELECT group_concat(queue || ':' || enqueued) FROM spool_counters) FROM tasks"
 }
 before=$(snap)
 read -r rc rss secs < <(piped "seq 1 1000000; head -c 1048577 /dev/zero | tr '\\0' x; echo; seq 1 10" enqueue big --lines)

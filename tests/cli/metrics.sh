@@ -41,7 +41,7 @@ is "stats --json: the counters are the rows'" "${v[0]}" "$(sql "SELECT (SELECT c
     (SELECT count(*) FROM tasks WHERE queue = 'm' AND state = 'dead') || ' 0 0 ' ||
     (SELECT count(*) FROM tasks WHERE queue = 'm' AND state = 'cancelled')")"
 is "stats --json: last minute, percentiles" "${v[1]}" "20 True True"
-is "counters table" "$(sql "SELECT enqueued FROM queue_counters WHERE queue = 'other'")" 1
+is "counters table" "$(sql "SELECT enqueued FROM spool_counters WHERE queue = 'other'")" 1
 
 # Prometheus: every line a comment or NAME{LABELS} VALUE, each name with
 # its HELP and TYPE first; the values are the database's.
