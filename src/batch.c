@@ -245,6 +245,7 @@ spool__settle_hooks_locked(spool *q, enum spool_sql next_sql,
 			sqlite3_bind_int64(st, 3, hook_id);
 		if ((rc = spool__step_done(q, st, finish_what)) != SPOOL_OK)
 			return (rc);
+		spool__crash("settle");
 	}
 }
 

@@ -240,6 +240,8 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 	}
 	if (nex == SPOOL_BATCH_ROWS)
 		*more = 1;
+	if (nex > 0)
+		spool__crash("reap");
 
 	for (i = 0; i < nex; i++) {
 		struct expired	*e = &ex[i];
@@ -617,6 +619,7 @@ spool__claim_many(spool_job **jobs, size_t *n_out, spool *q,
 	}
 	if (*n_out == 0)
 		return (spool__error(q, SPOOL_EEMPTY, "nothing to claim"));
+	spool__crash("claim");
 	return (SPOOL_OK);
 }
 

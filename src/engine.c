@@ -583,8 +583,11 @@ engine_claim(spool_pool *p)
 	engine_sync(p, 0);
 	t0 = engine_ns();
 	rc = engine_claim_strategy(p, (size_t)want, &got, 0);
-	if (got > 0)
+	if (got > 0) {
 		engine_avg(&e->claim_ns, (double)(engine_ns() - t0));
+		if (rc == SPOOL_OK)
+			spool__crash("claim");
+	}
 	now = engine_now(p);
 	engine_claim_take(p, got);
 	if (rc != SPOOL_OK) {
@@ -952,11 +955,13 @@ engine_flush(spool_pool *p)
 		if (got > 0)
 			engine_avg(&e->claim_ns, (double)(engine_ns() - t1));
 	}
+	spool__crash("flush");
 	if ((rc = spool__commit(p->q)) != SPOOL_OK) {
 		engine_claim_drop(p, got);
 		engine_starts_undo(p);
 		goto retry;
 	}
+	spool__crash("flushed");
 	e->flush_noclaim = 0;
 	engine_unhold(p, list.n);
 	engine_claim_take(p, got);

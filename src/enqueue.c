@@ -638,6 +638,7 @@ group_run(spool *q, struct spool__enq_req *head)
 	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		goto fail_all;
+	spool__crash("enqueued");
 	return;
 rollback_all:
 	free(saved);

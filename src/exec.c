@@ -592,6 +592,7 @@ exec_run(spool_job *job, struct spool__exec *x, char *const *argv)
 	run_kill(&r, SIGKILL);
 	while (waitpid(r.pid, &status, 0) == -1 && errno == EINTR)
 		continue;
+	spool__crash("exited");
 	run_drain(&r, x, &r.out, 1);
 	run_drain(&r, x, &r.err, 0);
 	close_fd(&r.in);

@@ -649,7 +649,10 @@ item_handoff(spool *q, const struct settle_item *it, int64_t now_ms)
 	sqlite3_bind_int64(st, 1, it->id);
 	sqlite3_bind_int(st, 2, it->stage + 1);
 	sqlite3_bind_int64(st, 3, task);
-	return (spool__step_done(q, st, "hand off"));
+	if ((rc = spool__step_done(q, st, "hand off")) != SPOOL_OK)
+		return (rc);
+	spool__crash("handoff");
+	return (SPOOL_OK);
 }
 
 /* Settle one item whose task changed. */

@@ -285,6 +285,10 @@ sqlite3_stmt	*spool__stmt_lazy(spool *q, enum spool_sql which);
 int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__unusable(const spool *q);
 int64_t		 spool__stall_cutoff(const spool *q, int64_t now_ms);
+
+/* crash.c: the failure tests' crash points (SPOOL_TEST_CRASH). */
+#define SPOOL__CRASH_EXIT	86
+void		 spool__crash(const char *point);
 int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
 int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,
 		     size_t len);

@@ -699,6 +699,7 @@ store_migrate(spool *q)
 			    "%s did not set user_version", what);
 			goto fail;
 		}
+		spool__crash("migrate");
 	}
 	if ((rc = store_exec(q, spool__sql_views, "views")) != SPOOL_OK)
 		goto fail;

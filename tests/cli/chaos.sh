@@ -6,8 +6,13 @@
 # queue is drained, and chaos_check.py compares the producer's
 # acknowledgements, the command log and the database: nothing lost,
 # nothing stuck, no double completion, every duplicate start explained by
-# a lease lost with a killed worker.  The seed is printed so a failing run
-# can be replayed: CHAOS_SEEDS="SEED" bash tests/cli/chaos.sh
+# a lease lost with a killed worker.  In one run of every three (the third
+# seed, the sixth...) nothing is killed from outside: each worker is
+# started with SPOOL_TEST_CRASH set to a crash point (src/crash.c) and a
+# count drawn from the seed, so it dies at that named point, and the
+# supervisor logs its death as the nemesis would.  The seed is printed so
+# a failing run can be replayed: CHAOS_SEEDS="SEED" bash tests/cli/chaos.sh
+# (CHAOS_MODE=points for a run of the crash points with one seed).
 . "$TESTS_SRCDIR/cli/lib.sh"
 CANARY=${CANARY:-$(pwd)/tests/canary}
 [ -x "$CANARY" ] || { echo "no canary at $CANARY" >&2; exit 99; }
@@ -15,8 +20,11 @@ seeds=${CHAOS_SEEDS:-"11 22 33"}
 ntasks=${CHAOS_TASKS:-3000}
 seconds=${CHAOS_SECONDS:-12}
 
+# The crash points a worker of "spool work --exec" reaches.
+points="claim exited flush flushed reap"
+
 chaos() {
-	local seed=$1 dir="$T/seed-$1" i b first pids="" deadline left ms
+	local seed=$1 mode=$2 dir="$T/seed-$1" i b first pids="" deadline left ms
 	mkdir -p "$dir"
 	RANDOM=$seed
 	export SPOOL_DB="$dir/chaos.db"
@@ -47,23 +55,42 @@ chaos() {
 	) &
 	local producer=$!
 
-	# Three supervised workers, restarted whenever they die.
+	# Three supervised workers, restarted whenever they die; with crash
+	# points, each armed with one (SPOOL_TEST_CRASH=POINT:N).
 	for i in 1 2 3; do
 		(
+			local crash="" pid st
+			set -- $points
+			RANDOM=$((seed * 10 + i))
 			while [ -d "$dir" ] && [ ! -e "$dir/stop" ]; do
-				"$SPOOL_BIN" work chaos --concurrency 3 --quiet \
+				if [ "$mode" = points ]; then
+					shift $((RANDOM % $#))
+					crash=$1:$((RANDOM % 20 + 1))
+					set -- $points
+				fi
+				SPOOL_TEST_CRASH=$crash "$SPOOL_BIN" work chaos \
+				    --concurrency 3 --quiet \
 				    --exec "$CANARY" log "$dir/effects.log" 30 \
 				    >>"$dir/worker.out" 2>>"$dir/worker.err" &
-				echo $! >"$dir/w$i.pid"
-				wait $!
+				pid=$!
+				echo $pid >"$dir/w$i.pid"
+				wait $pid
+				st=$?
+				if [ $st -eq 86 ]; then
+					echo "kill $pid $(date +%s%N) $crash" \
+					    >>"$dir/nemesis.log"
+				fi
 			done
 		) 2>>"$dir/supervisor.err" &
 		pids="$pids $!"
 	done
 
-	# The nemesis.
+	# The nemesis (with crash points, the workers die by themselves).
 	deadline=$(($(date +%s) + seconds))
-	while [ "$(date +%s)" -lt "$deadline" ]; do
+	while [ "$mode" = points ] && [ "$(date +%s)" -lt "$deadline" ]; do
+		sleep 0.2
+	done
+	while [ "$mode" = kill ] && [ "$(date +%s)" -lt "$deadline" ]; do
 		ms=$((300 + RANDOM % 1701))	# 0.3 to 2 s
 		sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
 		i=$((RANDOM % 3 + 1))
@@ -92,9 +119,14 @@ chaos() {
 		sleep 0.3
 	done
 
-	echo "seed $seed: $(python3 "$TESTS_SRCDIR/cli/chaos_check.py" \
+	echo "seed $seed ($mode): $(python3 "$TESTS_SRCDIR/cli/chaos_check.py" \
 	    "$SPOOL_DB" "$dir/producer.log" "$dir/effects.log" \
 	    "$dir/nemesis.log")"
+	if [ "$mode" = points ]; then
+		echo "seed $seed: crash points hit: $(awk '{ sub(/:.*/, "", $4); n[$4]++ }
+		    END { for (p in n) printf "%s %d, ", p, n[p] }' \
+		    "$dir/nemesis.log" | sed 's/, $//')"
+	fi
 	python3 "$TESTS_SRCDIR/cli/chaos_check.py" "$SPOOL_DB" \
 	    "$dir/producer.log" "$dir/effects.log" "$dir/nemesis.log" >/dev/null
 	check "seed $seed: history checks out" test $? -eq 0
@@ -107,7 +139,13 @@ chaos() {
 	fi
 }
 
+n=0
 for seed in $seeds; do
-	chaos "$seed"
+	n=$((n + 1))
+	if [ "${CHAOS_MODE:-}" = points ] || [ $((n % 3)) -eq 0 ]; then
+		chaos "$seed" points
+	else
+		chaos "$seed" kill
+	fi
 done
 finish
