@@ -22,6 +22,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <event2/util.h>
@@ -123,6 +124,7 @@ reply_send(struct evhttp_request *req, struct reply *r, int code,
 	    code == 400 ? "Bad Request" : code == 403 ? "Forbidden" :
 	    code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" :
 	    code == 409 ? "Conflict" : code == 503 ? "Service Unavailable" :
+	    code == 505 ? "HTTP Version Not Supported" :
 	    "Internal Server Error", b);
 	evbuffer_free(b);
 }
@@ -683,6 +685,17 @@ http_route(struct evhttp_request *req, void *arg)
 				    method == EVHTTP_REQ_HEAD;
 
 	TAILQ_INIT(&kv);
+	/* evhttp answers in the request's version, whatever its digits
+	 * ("GET / HTTP/1.11" got "HTTP/1.11 200 OK", which no client can
+	 * read; found by tests/fuzz/fuzz-http.c): 1.0 and 1.1 only, and
+	 * anything else a 505 in 1.1.  The version is only reachable
+	 * through the request's struct (event2/http_struct.h). */
+	if (req->major != 1 || (req->minor != 0 && req->minor != 1)) {
+		req->major = 1;
+		req->minor = 1;
+		reply_error(req, 505, "HTTP version not supported");
+		return;
+	}
 	if (path == NULL || *path == '\0')
 		path = "/";
 	if (query != NULL && evhttp_parse_query_str(query, &kv) != 0) {

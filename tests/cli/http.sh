@@ -262,6 +262,25 @@ except (ConnectionResetError, socket.timeout):
     pass
 assert not data.startswith(b"HTTP/1.1 200"), data[:100]
 EOF
+# Only HTTP/1.0 and 1.1: evhttp would answer "HTTP/1.11 200 OK" (a
+# major version above 1 it refuses itself, 400).
+for v in 1.11:505 0.9:505 2.0:400 9.9:400; do
+	want=${v#*:}
+	v=${v%:*}
+	is "HTTP/$v: $want, in HTTP/1.1" "$(python3 - "$port" "$v" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /healthz HTTP/" + sys.argv[2].encode() + b"\r\nHost: 127.0.0.1\r\n\r\n")
+s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    data += chunk
+print(data.split(b"\r\n")[0].decode()[:12])
+EOF
+)" "HTTP/1.1 $want"
+done
 http POST "/api/tasks/$dead/retry" X-Spool-Write:1 "Body:$(head -c 5000 /dev/zero | tr '\0' a)"
 check "oversized body is refused (413)" test "$code" = 413
 http GET /healthz

@@ -49,9 +49,11 @@ check() {
 		pass=$((pass + 1))
 	else
 		fail=$((fail + 1))
+		# A check may come before any run: out and err may be unset.
+		local o=${out-} e=${err-}
 		echo "FAIL: $desc" >&2
-		echo "  rc=${rc:-} out=${out:0:300}" >&2
-		echo "  err=${err:0:300}" >&2
+		echo "  rc=${rc:-} out=${o:0:300}" >&2
+		echo "  err=${e:0:300}" >&2
 	fi
 }
 
