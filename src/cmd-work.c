@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -335,6 +336,14 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;
 	/* With the progress line, only what needs attention, unless asked. */
 	cmd_log_init(level >= 0 ? level : w.progress ? LOG_WARNING : LOG_INFO);
+	/* The worker becomes a child subreaper: what a command leaves behind
+	 * (a daemon after setsid, a double fork) comes back to it, not to
+	 * init, and is ended (exec.c). */
+	if ((rc = spool__exec_subreaper(x)) != 0)
+		cmd_log("work", LOG_WARNING, "processes that commands leave "
+		    "behind will not be ended: %s", rc == ENOENT ? "the kernel "
+		    "does not list a thread's children in /proc" :
+		    strerror(rc));
 	o.log_interval_ms = log_interval;
 	o.on_log = work_log;
 	o.on_tick = work_tick;

@@ -11,6 +11,21 @@
  * forced shutdown SIGKILL at once; and when the leader exits, whatever it
  * left in its group is killed before the leader is reaped (so its pid,
  * and so the group id, cannot have been reused).
+ *
+ * With reap set (spool__exec_subreaper: spool work, not the library on
+ * its own), no process of the command's tree outlives it either, even one
+ * that left the group (setsid, a double fork).  The worker process and
+ * each command's leader are child subreapers (the leader's set between
+ * vfork and execve, which keeps it), so a process whose parent dies goes
+ * to the nearest living subreaper above it: the leader while the command
+ * runs, the worker once the leader has exited.  A child of the worker
+ * that is not a command's leader was therefore left by a command that has
+ * ended, whichever one it was: it is an orphan, and the handler that sees
+ * it after its own command ends sends it SIGTERM, then SIGKILL after the
+ * grace period (at once at a forced shutdown), and reaps it, pass after
+ * pass until none is left.  Only that sweep reaps orphans, by pid: nothing
+ * in the process may wait for any child (a waitpid(-1) could take a
+ * leader's status from the thread waiting for it).
  */
 #include "config.h"
 
@@ -19,6 +34,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,6 +49,8 @@
 #include "spool-int.h"
 
 #define EXEC_POLL_MS	100	/* how often a running child's job is checked */
+#define EXEC_SWEEP_MS	10	/* between passes over orphans still alive */
+#define EXEC_GIVEUP_MS	2000	/* after its SIGKILL, an orphan not waited for */
 
 /* Environment variables a command gets from the worker, unless the
  * configuration names more. */
@@ -126,7 +144,27 @@ struct run {
 	int64_t		 term_at_ms;
 	int		 exited;
 	int		 why;		/* SPOOL_STOP_* that made us kill it */
+	pid_t		 spawn_tid;	/* the thread starting it, until pid is set */
+	struct run	*next;		/* in exec_runs, while registered */
 };
+
+/*
+ * The registry of orphans (see the top of the file), process-wide as
+ * children are, under exec_mu: the runs whose leader is not reaped yet,
+ * and those being started (spawn_tid set: that thread may have a child
+ * not registered yet); the orphans signalled and not reaped yet.
+ */
+struct orphan {
+	pid_t		 pid;
+	int		 sig;		/* the last signal sent it, or 0 */
+	int64_t		 sig_ms;	/* when */
+	int		 hopeless;	/* cannot be signalled (EPERM) */
+	int		 seen;		/* listed in this pass */
+};
+static pthread_mutex_t	 exec_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct run	*exec_runs;
+static struct orphan	*exec_orphans;
+static size_t		 exec_norphans, exec_orphans_cap;
 
 static void
 close_fd(int *fd)
@@ -143,6 +181,241 @@ run_kill(struct run *r, int sig)
 {
 	if (kill(-r->pid, sig) == -1 && errno == ESRCH)
 		(void)kill(r->pid, sig);
+}
+
+/* Put r on the registry before its command starts (from the thread that
+ * starts it, which may have an unregistered child until run_started). */
+static void
+run_register(struct run *r)
+{
+	pthread_mutex_lock(&exec_mu);
+	r->pid = 0;
+	r->spawn_tid = gettid();
+	r->next = exec_runs;
+	exec_runs = r;
+	pthread_mutex_unlock(&exec_mu);
+}
+
+/* r's command runs as pid. */
+static void
+run_started(struct run *r, pid_t pid)
+{
+	pthread_mutex_lock(&exec_mu);
+	r->pid = pid;
+	r->spawn_tid = 0;
+	pthread_mutex_unlock(&exec_mu);
+}
+
+/* Take r off the registry: its command did not start, or its leader has
+ * been reaped. */
+static void
+run_unregister(struct run *r)
+{
+	struct run	**rp;
+
+	pthread_mutex_lock(&exec_mu);
+	for (rp = &exec_runs; *rp != NULL; rp = &(*rp)->next)
+		if (*rp == r) {
+			*rp = r->next;
+			break;
+		}
+	r->next = NULL;
+	pthread_mutex_unlock(&exec_mu);
+}
+
+/* Under exec_mu: whether pid leads a registered run's command. */
+static int
+sweep_is_leader(pid_t pid)
+{
+	struct run	*r;
+
+	for (r = exec_runs; r != NULL; r = r->next)
+		if (r->pid == pid)
+			return (1);
+	return (0);
+}
+
+/* Under exec_mu: whether thread tid is starting a command. */
+static int
+sweep_is_spawning(pid_t tid)
+{
+	struct run	*r;
+
+	for (r = exec_runs; r != NULL; r = r->next)
+		if (r->pid == 0 && r->spawn_tid == tid)
+			return (1);
+	return (0);
+}
+
+/* Under exec_mu: a new entry for orphan pid (NULL if out of memory). */
+static struct orphan *
+sweep_orphan_add(pid_t pid)
+{
+	struct orphan	*o;
+
+	if (exec_norphans == exec_orphans_cap) {
+		size_t	 cap = exec_orphans_cap > 0 ? 2 * exec_orphans_cap : 16;
+
+		if ((o = realloc(exec_orphans, cap * sizeof *o)) == NULL)
+			return (NULL);
+		exec_orphans = o;
+		exec_orphans_cap = cap;
+	}
+	o = &exec_orphans[exec_norphans++];
+	memset(o, 0, sizeof *o);
+	o->pid = pid;
+	return (o);
+}
+
+/* Under exec_mu: deal with pid, a child of a thread of the process
+ * (spawning: that thread is starting a command).  Returns 1 if it is an
+ * orphan to wait for. */
+static int
+sweep_child(pid_t pid, int spawning, int64_t grace_ms, int kill_now,
+    int64_t now)
+{
+	struct orphan	*o;
+	size_t		 i;
+	int		 sig;
+
+	if (sweep_is_leader(pid))
+		return (0);
+	for (i = 0; i < exec_norphans; i++)
+		if (exec_orphans[i].pid == pid)
+			break;
+	/* An unknown child of a thread starting a command may be that
+	 * command, not registered yet: it is let be, and not waited for
+	 * (the next pass, after any command, looks again).  The kernel
+	 * gives orphans to the process's first living thread, in spool work
+	 * the main thread, which starts no command: so in practice only
+	 * commands are let be.  A child known as an orphan is one:
+	 * unreaped, its pid cannot have been reused. */
+	if (i == exec_norphans && spawning)
+		return (0);
+	if (i < exec_norphans)
+		o = &exec_orphans[i];
+	else if ((o = sweep_orphan_add(pid)) == NULL) {
+		/* No memory to keep its grace period: SIGKILL now. */
+		(void)kill(pid, SIGKILL);
+		return (waitpid(pid, NULL, WNOHANG) == pid ? 0 : 1);
+	}
+	o->seen = 1;
+	if (waitpid(pid, NULL, WNOHANG) == pid) {
+		o->pid = 0;	/* dropped at the end of the pass */
+		return (0);
+	}
+	if (o->sig == 0 || (o->sig == SIGTERM && (kill_now ||
+	    now - o->sig_ms >= grace_ms))) {
+		sig = o->sig == 0 && !kill_now ? SIGTERM : SIGKILL;
+		/* Its group too, if it leads one (a daemon after setsid):
+		 * unreaped, it holds that id, so the group is its own or
+		 * that of processes of the same command. */
+		(void)kill(-pid, sig);
+		if (kill(pid, sig) == -1 && errno == EPERM)
+			o->hopeless = 1;	/* a set-user-ID program */
+		o->sig = sig;
+		o->sig_ms = now;
+	}
+	/* One we cannot signal, or that SIGKILL has not ended after
+	 * EXEC_GIVEUP_MS (stuck in the kernel), is reaped by a later pass
+	 * but not waited for. */
+	if (o->hopeless || (o->sig == SIGKILL && now - o->sig_ms >=
+	    EXEC_GIVEUP_MS))
+		return (0);
+	return (1);
+}
+
+/* One pass over the children of every thread of the process: signal the
+ * orphans, reap those that have exited.  Returns how many are still to
+ * wait for. */
+static int
+sweep_pass(int64_t grace_ms, int kill_now)
+{
+	struct dirent	*d;
+	DIR		*dir;
+	char		 path[64], buf[4096];
+	int64_t		 now = exec_now_ms();
+	size_t		 i, k;
+	ssize_t		 n;
+	pid_t		 tid, pid;
+	int		 fd, left = 0, spawning;
+
+	pthread_mutex_lock(&exec_mu);
+	for (i = 0; i < exec_norphans; i++)
+		exec_orphans[i].seen = 0;
+	if ((dir = opendir("/proc/self/task")) == NULL) {
+		pthread_mutex_unlock(&exec_mu);
+		return (0);
+	}
+	while ((d = readdir(dir)) != NULL) {
+		if ((tid = (pid_t)atol(d->d_name)) <= 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%ld/children",
+		    (long)tid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;	/* the thread has exited */
+		spawning = sweep_is_spawning(tid);
+		pid = 0;
+		/* Pids separated by spaces, a number possibly cut across
+		 * two reads. */
+		while ((n = read(fd, buf, sizeof buf)) > 0 ||
+		    (n == -1 && errno == EINTR))
+			for (k = 0; n > 0 && k < (size_t)n; k++) {
+				if (buf[k] >= '0' && buf[k] <= '9')
+					pid = pid * 10 + (buf[k] - '0');
+				else if (pid > 0) {
+					left += sweep_child(pid, spawning,
+					    grace_ms, kill_now, now);
+					pid = 0;
+				}
+			}
+		if (pid > 0)
+			left += sweep_child(pid, spawning, grace_ms, kill_now,
+			    now);
+		close(fd);
+	}
+	closedir(dir);
+	/* Forget the reaped, and any no longer our child. */
+	for (i = k = 0; i < exec_norphans; i++)
+		if (exec_orphans[i].pid != 0 && exec_orphans[i].seen)
+			exec_orphans[k++] = exec_orphans[i];
+	exec_norphans = k;
+	pthread_mutex_unlock(&exec_mu);
+	return (left);
+}
+
+/* End what the commands that have ended left behind: pass after pass
+ * until no orphan is left to wait for.  At a forced shutdown (job's, or
+ * ordered while this waits), SIGKILL without a grace period. */
+static void
+exec_sweep(struct spool__exec *x, spool_job *job)
+{
+	struct timespec	 ts = { 0, EXEC_SWEEP_MS * 1000000L };
+
+	while (sweep_pass(x->grace_ms,
+	    spool_job_should_stop(job) == SPOOL_STOP_SHUTDOWN) > 0)
+		(void)nanosleep(&ts, NULL);
+}
+
+/* Make the calling process a child subreaper and have x's handlers end
+ * what commands leave behind (see the top of the file).  A change to the
+ * whole process, made only when asked: spool work asks.  Returns 0 or an
+ * errno: ENOENT if the kernel does not list a thread's children
+ * (/proc/PID/task/TID/children, CONFIG_PROC_CHILDREN), without which no
+ * orphan can be found. */
+int
+spool__exec_subreaper(struct spool__exec *x)
+{
+	char	 path[64];
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children",
+	    (long)gettid());
+	if (access(path, R_OK) == -1)
+		return (errno);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		return (errno);
+	x->reap = 1;
+	return (0);
 }
 
 /* The signals the worker may ignore or handle, given back to commands
@@ -211,13 +484,14 @@ exec_paths(const char *cmd)
  * posix_spawnp's work, plus PR_SET_PDEATHSIG, which posix_spawn cannot
  * set, so that a worker killed with SIGKILL takes its commands with it
  * (the kernel sends it when the thread that started the command ends,
- * and a worker thread waits for its command).  vfork shares the parent's
+ * and a worker thread waits for its command), and, if subreaper, makes
+ * it a child subreaper (see the top of the file).  vfork shares the parent's
  * memory until the exec: the child makes only system calls and writes
  * nothing of the parent's.  Returns 0, or the errno of the failed start.
  */
 static int
 exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
-    char *const *envp, const int fds[3])
+    char *const *envp, const int fds[3], int subreaper)
 {
 	pid_t		 parent = getpid(), pid;
 	sigset_t	 all, old;
@@ -244,6 +518,10 @@ exec_spawn(pid_t *pid_out, char *const *paths, char *const *argv,
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent) {
 			e = errno != 0 ? errno : ESRCH;
+			goto fail;
+		}
+		if (subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1) {
+			e = errno;
 			goto fail;
 		}
 		memset(&sa, 0, sizeof sa);
@@ -304,6 +582,7 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
 	char				**envp, **paths;
 	int				 pin[2], pout[2], perr[2], fds[3], rc;
 	size_t				 i;
+	pid_t				 pid;
 
 	pin[0] = pin[1] = pout[0] = pout[1] = perr[0] = perr[1] = -1;
 	if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(pout, O_CLOEXEC) == -1 ||
@@ -345,11 +624,20 @@ run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
 	fds[0] = pin[0];
 	fds[1] = pout[1];
 	fds[2] = perr[1];
-	rc = exec_spawn(&r->pid, paths, argv, envp, fds);
+	if (x->reap)
+		run_register(r);
+	rc = exec_spawn(&pid, paths, argv, envp, fds, x->reap);
 	exec_paths_free(paths);
 	free(envp);
-	if (rc != 0)
+	if (rc != 0) {
+		if (x->reap)
+			run_unregister(r);
 		goto fail;
+	}
+	if (x->reap)
+		run_started(r, pid);
+	else
+		r->pid = pid;
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
@@ -592,12 +880,19 @@ exec_run(spool_job *job, struct spool__exec *x, char *const *argv)
 	run_kill(&r, SIGKILL);
 	while (waitpid(r.pid, &status, 0) == -1 && errno == EINTR)
 		continue;
+	if (x->reap)
+		run_unregister(&r);
 	spool__crash("exited");
 	run_drain(&r, x, &r.out, 1);
 	run_drain(&r, x, &r.err, 0);
 	close_fd(&r.in);
 	close_fd(&r.out);
 	close_fd(&r.pidfd);
+	/* What left the group is the worker's now (if the command started
+	 * any such process, or another command that has ended did): end it
+	 * before the outcome is given. */
+	if (x->reap)
+		exec_sweep(x, job);
 
 	if (r.why == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		free(job->result);

@@ -409,11 +409,14 @@ struct spool__exec {
 	int64_t		 grace_ms;	/* SIGTERM to SIGKILL */
 	size_t		 out_max;	/* stdout kept as the result */
 	size_t		 err_max;	/* stderr tail kept as the error */
+	int		 reap;		/* the process is a child subreaper:
+					 * end what commands leave behind */
 };
 int		 spool__exec_new(struct spool__exec **out, char *const *argv,
 		     size_t argc, const char *const *env_names, size_t nenv,
 		     int64_t grace_ms);
 void		 spool__exec_free(struct spool__exec *x);
+int		 spool__exec_subreaper(struct spool__exec *x);
 int		 spool__exec_handler(spool_job *job, void *arg);
 int		 spool__exec_stage_handler(spool_job *job, void *arg);
 

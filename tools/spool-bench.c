@@ -635,6 +635,9 @@ exec_rate(int64_t n)
 	spool_close(q);
 	if (spool__exec_new(&x, argv, 1, NULL, 0, 0) != SPOOL_OK)
 		die("exec", "out of memory");
+	/* As spool work runs commands: ending what they leave behind
+	 * (where the kernel lets it). */
+	(void)spool__exec_subreaper(x);
 	el = drain(path, spool__exec_handler, x, 0, &st);
 	spool__exec_free(x);
 	scrap(path);
