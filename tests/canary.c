@@ -12,6 +12,15 @@
  *   canary family MS PIDFILE  fork a child into its group that writes its
  *                             pid to PIDFILE and sleeps MS; sleep MS too
  *   canary stubborn MS        ignore SIGTERM, sleep MS
+ *   canary daemon PIDFILE MS [stubborn]
+ *                             daemonize a sleep as daemon(3) does (fork,
+ *                             setsid, fork, the middle one exits, fds
+ *                             0-2 on /dev/null), which forks a sleep of
+ *                             its own in a session of its own too; write
+ *                             "DAEMON ITSCHILD" to PIDFILE (at once, by a
+ *                             rename); wait for the file, sleep MS, print
+ *                             "slept".  With stubborn both sleeps ignore
+ *                             SIGTERM.
  *   canary spam BYTES         write BYTES bytes of 'x' to stdout
  *   canary log FILE MAXMS     append "start ID ATTEMPT PID" to FILE, sleep
  *                             up to MAXMS ms (from the task id), append
@@ -20,6 +29,8 @@
  * Lines go to FILE with one write() each, O_APPEND, so several canaries
  * can share it.
  */
+#include <sys/wait.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -38,6 +49,44 @@ sleep_ms(long ms)
 	ts.tv_nsec = (ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) == -1)
 		continue;
+}
+
+/* The daemon of "canary daemon": in a session of its own, not a session
+ * leader, with a child in another session; both run sleep 1000. */
+static void
+daemon_start(const char *pidfile, int stubborn)
+{
+	char	 tmp[4096], line[64];
+	pid_t	 child;
+	int	 fd, n;
+
+	if (fork() != 0)
+		_exit(0);	/* the middle process: the daemon is orphaned */
+	if (stubborn)
+		signal(SIGTERM, SIG_IGN);	/* kept across exec */
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/") == -1)
+		_exit(70);
+	if ((child = fork()) == 0) {
+		setsid();
+		execlp("sleep", "sleep", "1000", (char *)NULL);
+		_exit(127);
+	}
+	n = snprintf(line, sizeof line, "%ld %ld\n", (long)getpid(),
+	    (long)child);
+	snprintf(tmp, sizeof tmp, "%s.tmp", pidfile);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) == -1 ||
+	    write(fd, line, (size_t)n) != n || close(fd) == -1 ||
+	    rename(tmp, pidfile) == -1)
+		_exit(70);
+	execlp("sleep", "sleep", "1000", (char *)NULL);
+	_exit(127);
 }
 
 static void
@@ -119,6 +168,25 @@ main(int argc, char **argv)
 			_exit(0);
 		}
 		sleep_ms(atol(argv[2]));
+		return (0);
+	}
+	if (strcmp(argv[1], "daemon") == 0 && (argc == 4 || (argc == 5 &&
+	    strcmp(argv[4], "stubborn") == 0))) {
+		if ((pid = fork()) == -1)
+			return (71);
+		if (pid == 0) {
+			if (setsid() == -1)
+				_exit(71);
+			daemon_start(argv[2], argc == 5);
+		}
+		waitpid(pid, NULL, 0);
+		for (i = 0; access(argv[2], F_OK) == -1; i++) {
+			if (i == 1000)
+				return (70);	/* no daemon within 10 s */
+			sleep_ms(10);
+		}
+		sleep_ms(atol(argv[3]));
+		printf("slept\n");
 		return (0);
 	}
 	if (strcmp(argv[1], "stubborn") == 0 && argc == 3) {
