@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,15 +472,16 @@ source_file(const char *name)
 	return (text);
 }
 
-/* Rebuild the schema-v1 fixture (a dump made by the version 1 code) as
- * a database file at path. */
+/* Rebuild the fixture of schema version v (a dump made by the code of
+ * that version: tests/fixtures/) as a database file at path. */
 static void
-load_fixture(const char *path)
+load_fixture_v(const char *path, int v)
 {
 	sqlite3		*db;
-	char		*sql, *err = NULL;
+	char		*sql, *err = NULL, name[64];
 
-	sql = source_file("fixtures/schema-v1.sql");
+	snprintf(name, sizeof name, "fixtures/schema-v%d.sql", v);
+	sql = source_file(name);
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
 		fprintf(stderr, "fixture: %s\n", err);
@@ -487,6 +489,13 @@ load_fixture(const char *path)
 	sqlite3_free(err);
 	sqlite3_close(db);
 	free(sql);
+}
+
+/* Rebuild the schema-v1 fixture (made by the version 1 code) at path. */
+static void
+load_fixture(const char *path)
+{
+	load_fixture_v(path, 1);
 }
 
 /* Everything a migration must keep: every task's columns, results and
@@ -622,6 +631,347 @@ test_migrate_v1_concurrent(void)
 	    "WHERE name = 'workers'"), 1);
 	spool_close(q);
 }
+
+/* The first column of the first row of the query fmt (sqlite3_mprintf's
+ * format) on db, as an integer; -1 if there is no row. */
+static int64_t
+db_int(sqlite3 *db, const char *fmt, ...)
+{
+	sqlite3_stmt	*st;
+	va_list		 ap;
+	char		*sql;
+	int64_t		 v = -1;
+
+	va_start(ap, fmt);
+	sql = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "\n%s: %s\n", sql, sqlite3_errmsg(db));
+		CU_FAIL("db_int: bad SQL");
+		sqlite3_free(sql);
+		return (-1);
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return (v);
+}
+
+/* Every row sql returns on db, each row's columns as text joined by '|',
+ * rows joined by newlines, as a string to free. */
+static char *
+db_rows(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	char		*out = NULL;
+	size_t		 len = 0, cap = 0, n;
+	int		 i, ncol;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "\n%s: %s\n", sql, sqlite3_errmsg(db));
+		CU_FAIL("db_rows: bad SQL");
+		return (strdup(""));
+	}
+	ncol = sqlite3_column_count(st);
+	for (;;) {
+		int	 rc = sqlite3_step(st);
+
+		if (rc != SQLITE_ROW) {
+			CU_ASSERT_EQUAL(rc, SQLITE_DONE);
+			break;
+		}
+		for (i = 0; i < ncol; i++) {
+			const char	*v = (const char *)
+			    sqlite3_column_text(st, i);
+
+			n = v != NULL ? strlen(v) : 0;
+			if (len + n + 2 >= cap) {
+				cap = (len + n + 2) * 2;
+				CU_ASSERT_FATAL((out = realloc(out, cap)) !=
+				    NULL);
+			}
+			memcpy(out + len, v != NULL ? v : "", n);
+			len += n;
+			out[len++] = i + 1 < ncol ? '|' : '\n';
+		}
+	}
+	sqlite3_finalize(st);
+	if (out == NULL)
+		return (strdup(""));
+	out[len] = '\0';
+	return (out);
+}
+
+/*
+ * What a migration must keep, whatever the version it starts from: for
+ * each table of the old file (spool's and sqlite_sequence), a query that
+ * reads every row of it, each of the columns it has there, quoted (so a
+ * blob, a text and a number differ).  The same queries, run on the
+ * migrated file, must give the same rows: later migrations add tables
+ * and columns, never change a row of the old ones.
+ */
+struct old_table {
+	char	*name;		/* sqlite3_mprintf'd */
+	char	*sql;		/* sqlite3_mprintf'd */
+	char	*rows;		/* what the old file has */
+};
+
+/* The tables of db, their queries and rows; *n of them, to free with
+ * old_tables_free. */
+static struct old_table *
+old_tables(sqlite3 *db, size_t *n)
+{
+	struct old_table	*t;
+	sqlite3_stmt		*st, *cs;
+	char			*cols;
+	size_t			 i = 0;
+
+	*n = (size_t)db_int(db, "SELECT count(*) FROM sqlite_schema "
+	    "WHERE type = 'table'");
+	CU_ASSERT_FATAL((t = calloc(*n + 1, sizeof *t)) != NULL);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(db, "SELECT name FROM "
+	    "sqlite_schema WHERE type = 'table' ORDER BY name", -1, &st,
+	    NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(db, "SELECT name FROM "
+	    "pragma_table_info(?1) ORDER BY cid", -1, &cs, NULL) == SQLITE_OK);
+	while (i < *n && sqlite3_step(st) == SQLITE_ROW) {
+		t[i].name = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+		cols = NULL;
+		sqlite3_bind_text(cs, 1, t[i].name, -1, SQLITE_STATIC);
+		while (sqlite3_step(cs) == SQLITE_ROW) {
+			char	*c = sqlite3_mprintf("%s%squote(\"%w\")",
+			    cols != NULL ? cols : "", cols != NULL ?
+			    ", " : "", sqlite3_column_text(cs, 0));
+
+			sqlite3_free(cols);
+			cols = c;
+		}
+		sqlite3_reset(cs);
+		t[i].sql = sqlite3_mprintf("SELECT %s FROM \"%w\" ORDER BY 1",
+		    cols, t[i].name);
+		sqlite3_free(cols);
+		t[i].rows = db_rows(db, t[i].sql);
+		i++;
+	}
+	sqlite3_finalize(cs);
+	sqlite3_finalize(st);
+	CU_ASSERT_EQUAL(i, *n);
+	*n = i;
+	return (t);
+}
+
+static void
+old_tables_free(struct old_table *t, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		sqlite3_free(t[i].name);
+		sqlite3_free(t[i].sql);
+		free(t[i].rows);
+	}
+	free(t);
+}
+
+/* Whether every old table reads on db as it did in the old file (naming
+ * the first that does not, with what); 1 if so. */
+static int
+old_tables_same(sqlite3 *db, const struct old_table *t, size_t n,
+    const char *what)
+{
+	size_t	 i;
+	char	*rows;
+	int	 same = 1;
+
+	for (i = 0; i < n && same; i++) {
+		rows = db_rows(db, t[i].sql);
+		if (strcmp(rows, t[i].rows) != 0) {
+			fprintf(stderr, "\n%s: table %s changed:\n--- before\n"
+			    "%s--- after\n%s", what, t[i].name, t[i].rows,
+			    rows);
+			same = 0;
+		}
+		free(rows);
+	}
+	return (same);
+}
+
+/*
+ * A database made by the CLI of schema version v (tests/fixtures/
+ * schema-vN.sql, from make-fixture.sh) is migrated: the current version,
+ * a whole file without foreign key faults, every row of every old table
+ * as it was, the enqueued counts as the old file had them; then the
+ * library works on it: it claims and completes a ready task, leaves the
+ * live leases alone and reaps the expired one, finishes a batch
+ * (version 3 on) and hands a pipeline item to its next stage (4 on).
+ */
+static void
+migrate_old(int v)
+{
+	struct old_table	*t;
+	sqlite3			*db;
+	spool_job		*job;
+	spool			*q;
+	size_t			 n;
+	char			 path[800], *live, *live_before, *live_after;
+	int64_t			 enqueued, mail_id, expired_id, id;
+	int64_t			 bq3_id = -1;
+
+	snprintf(path, sizeof path, "%s/v%d.db", tu_dir, v);
+	load_fixture_v(path, v);
+
+	/* The old file, as its version's code left it: it holds each case
+	 * (a fixture made again cannot lose one unnoticed). */
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(db_int(db, "PRAGMA user_version"), v);
+	CU_ASSERT_EQUAL(db_int(db, "SELECT count(DISTINCT state) FROM tasks"),
+	    5);
+	CU_ASSERT_EQUAL(db_int(db, "SELECT count(DISTINCT dead_reason) "
+	    "FROM tasks"), 3);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM tasks WHERE "
+	    "typeof(payload) = 'blob'") >= 2);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM results WHERE "
+	    "typeof(output) = 'blob'") >= 1);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM tasks WHERE "
+	    "idem_key IS NOT NULL") >= 2);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM tasks WHERE state = 'ready' "
+	    "AND run_at_ms > %lld", (long long)tu_now) >= 1);
+	CU_ASSERT(db_int(db, "SELECT count(DISTINCT outcome) FROM attempts") >=
+	    3);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM workers") >= 1);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM locks") >= 1);
+	if (v >= 3) {
+		CU_ASSERT_EQUAL(db_int(db, "SELECT count(DISTINCT state) "
+		    "FROM batches"), 3);
+		CU_ASSERT(db_int(db, "SELECT count(*) FROM batches WHERE "
+		    "hook_task_id IS NOT NULL") >= 1);
+		bq3_id = db_int(db, "SELECT id FROM tasks WHERE queue = 'bq3' "
+		    "AND state = 'ready'");
+		CU_ASSERT(bq3_id > 0);
+	}
+	if (v >= 4) {
+		CU_ASSERT(db_int(db, "SELECT count(*) FROM pipelines WHERE "
+		    "retired_ms IS NOT NULL") >= 2);
+		CU_ASSERT_EQUAL(db_int(db, "SELECT count(DISTINCT state) "
+		    "FROM pipeline_runs"), 2);
+		CU_ASSERT_EQUAL(db_int(db, "SELECT count(DISTINCT state) "
+		    "FROM pipeline_items"), 5);
+	}
+	/* The enqueued total: the counters from version 5 on (more than
+	 * the tasks left: some were pruned or purged); before, the tasks,
+	 * which is all migration 5 can count. */
+	if (v >= 5) {
+		enqueued = db_int(db, "SELECT sum(enqueued) FROM "
+		    "queue_counters");
+		CU_ASSERT(enqueued > db_int(db, "SELECT count(*) FROM tasks"));
+	} else
+		enqueued = db_int(db, "SELECT count(*) FROM tasks");
+	/* The task the first claim on 'mail' must get, the leases that
+	 * still hold at the fake clock's time (365 days long) and the one
+	 * that has ended (10 minutes long). */
+	mail_id = db_int(db, "SELECT id FROM tasks WHERE queue = 'mail' AND "
+	    "state = 'ready' AND run_at_ms <= %lld ORDER BY priority DESC, "
+	    "run_at_ms, id LIMIT 1", (long long)tu_now);
+	CU_ASSERT(mail_id > 0);
+	live = sqlite3_mprintf("SELECT id, lease_token, lease_until_ms, "
+	    "lease_owner, cancel_requested FROM tasks WHERE state = 'running' "
+	    "AND lease_until_ms > %lld ORDER BY id", (long long)tu_now);
+	CU_ASSERT(db_int(db, "SELECT count(*) FROM (%s)", live) >= 2);
+	live_before = db_rows(db, live);
+	CU_ASSERT_EQUAL(db_int(db, "SELECT count(*) FROM tasks WHERE state = "
+	    "'running' AND lease_until_ms <= %lld", (long long)tu_now), 1);
+	expired_id = db_int(db, "SELECT id FROM tasks WHERE state = 'running' "
+	    "AND lease_until_ms <= %lld", (long long)tu_now);
+	t = old_tables(db, &n);
+	/* queues, tasks, results, attempts, workers, locks, sqlite_sequence,
+	 * batches (3), four of pipelines (4), queue_counters (5) */
+	CU_ASSERT_EQUAL(n, 7 + (v >= 3) + 4 * (v >= 4) + (v >= 5));
+	sqlite3_close(db);
+
+	/* Opened by this library: migrated, rows and counts as they were. */
+	q = tu_open(path, 0);
+	CU_ASSERT_EQUAL(db_int(q->db, "PRAGMA user_version"),
+	    SPOOL_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(db_int(q->db, "PRAGMA application_id"),
+	    SPOOL_APPLICATION_ID);
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM "
+	    "pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM "
+	    "pragma_foreign_key_check"), 0);
+	CU_ASSERT(old_tables_same(q->db, t, n, path));
+	old_tables_free(t, n);
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT task_id FROM counters_mark"),
+	    db_int(q->db, "SELECT max(id) FROM tasks"));
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT sum(enqueued) FROM "
+	    "spool_counters"), enqueued);
+
+	/* The library works on it: a claim gets the task it should and
+	 * completes it; that claim reaped the ended lease (its task ready
+	 * again, the attempt lease_lost) and left those that hold alone. */
+	TU_RC(spool_claim(&job, q, "mail", NULL), SPOOL_OK);
+	CU_ASSERT_FATAL(job != NULL);
+	CU_ASSERT_EQUAL(spool_job_id(job), mail_id);
+	TU_RC(spool_job_complete(job, "sent", 4), SPOOL_OK);
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM tasks JOIN results "
+	    "ON task_id = id WHERE id = %lld AND state = 'succeeded' AND "
+	    "output = 'sent'", (long long)mail_id), 1);
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM tasks WHERE "
+	    "id = %lld AND state = 'ready' AND lease_token IS NULL",
+	    (long long)expired_id), 1);
+	CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM attempts WHERE "
+	    "task_id = %lld AND outcome = 'lease_lost'", (long long)expired_id),
+	    1);
+	live_after = db_rows(q->db, live);
+	CU_ASSERT_STRING_EQUAL(live_after, live_before);
+	free(live_after);
+	free(live_before);
+	sqlite3_free(live);
+
+	/* A closed batch's last waiting member succeeds: the batch is
+	 * finished, without its hook (on success only; a member failed). */
+	if (v >= 3) {
+		TU_RC(spool_claim(&job, q, "bq3", NULL), SPOOL_OK);
+		CU_ASSERT_FATAL(job != NULL);
+		CU_ASSERT_EQUAL(spool_job_id(job), bq3_id);
+		TU_RC(spool_job_complete(job, "done", 4), SPOOL_OK);
+		spool_job_free(job);
+		CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM batches "
+		    "WHERE description = 'half done' AND state = 'finished' AND "
+		    "succeeded = 1 AND failed = 1 AND cancelled = 1 AND "
+		    "pending = 0 AND hook_task_id IS NULL"), 1);
+	}
+	/* A pipeline item of a run left between stages moves on: its
+	 * stage's output is the next stage's task, in that commit. */
+	if (v >= 4) {
+		TU_RC(spool_claim(&job, q, "etl/check", NULL), SPOOL_OK);
+		CU_ASSERT_FATAL(job != NULL);
+		id = db_int(q->db, "SELECT item_id FROM tasks WHERE id = %lld",
+		    (long long)spool_job_id(job));
+		TU_RC(spool_job_complete(job, "TWO-checked", 11), SPOOL_OK);
+		spool_job_free(job);
+		CU_ASSERT_EQUAL(db_int(q->db, "SELECT count(*) FROM "
+		    "pipeline_items i JOIN tasks t ON t.id = i.task_id WHERE "
+		    "i.id = %lld AND i.stage = 3 AND i.state = 'running' AND "
+		    "t.queue = 'etl/load' AND t.state = 'ready' AND "
+		    "t.payload = 'TWO-checked'", (long long)id), 1);
+	}
+	spool_close(q);
+}
+
+#define MIGRATE_OLD(v)							\
+static void								\
+test_migrate_v##v(void)							\
+{									\
+	migrate_old(v);							\
+}
+MIGRATE_OLD(2)
+MIGRATE_OLD(3)
+MIGRATE_OLD(4)
+MIGRATE_OLD(5)
+MIGRATE_OLD(6)
+MIGRATE_OLD(7)
 
 /*
  * A handle whose open failed is safe: every call on it returns the open's
@@ -799,6 +1149,12 @@ static CU_TestInfo store_tests[] = {
 	{ "views", test_views },
 	{ "migrate a schema 1 database", test_migrate_v1 },
 	{ "8 processes migrate one schema 1 file", test_migrate_v1_concurrent },
+	{ "migrate a schema 2 database made by its CLI", test_migrate_v2 },
+	{ "migrate a schema 3 database made by its CLI", test_migrate_v3 },
+	{ "migrate a schema 4 database made by its CLI", test_migrate_v4 },
+	{ "migrate a schema 5 database made by its CLI", test_migrate_v5 },
+	{ "migrate a schema 6 database made by its CLI", test_migrate_v6 },
+	{ "migrate a schema 7 database made by its CLI", test_migrate_v7 },
 	CU_TEST_INFO_NULL
 };
 
