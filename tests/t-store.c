@@ -1,7 +1,9 @@
 /*
  * t-store.c -- opening a database (store.c): pragmas, file mode, the
  * refusal of files that are not spool databases (leaving them untouched),
- * migrations when several processes open a new file at once, the busy
+ * migrations when several processes open a new file at once, migrations
+ * of files made by every earlier schema version's code (tests/fixtures/),
+ * a process killed before each change a migration makes, the busy
  * timeout, and the views.
  */
 #include "config.h"
@@ -12,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -974,6 +977,345 @@ MIGRATE_OLD(6)
 MIGRATE_OLD(7)
 
 /*
+ * A VFS for one forked child: it counts the changes the process makes to
+ * its files (writes, truncates, syncs, of the database, its -wal and any
+ * journal) and, just before the kill_at-th, kills the process with
+ * SIGKILL.  A SIGKILL leaves on disk exactly the changes made before it,
+ * so killing before each change in turn reaches, one by one, every state
+ * a kill at any moment can leave.  (The -wal's index in the -shm file,
+ * changed in memory, is not counted: SQLite rebuilds it after a crash.)
+ * Everything else is the real VFS's.
+ */
+static sqlite3_vfs	*kill_real;
+static sqlite3_vfs	 kill_vfs;
+static long		 kill_changes, kill_at;
+
+struct kill_file {
+	sqlite3_file	 base;
+	sqlite3_file	*real;		/* right after this struct */
+};
+
+/* One more change: the kill_at-th is never made. */
+static void
+kill_change(void)
+{
+	if (++kill_changes == kill_at)
+		kill(getpid(), SIGKILL);
+}
+
+#define KF(f)	(((struct kill_file *)(f))->real)
+
+/* The methods of a kill_file: each calls the real file's, and the three
+ * that change the file (write, truncate, sync) count the change first. */
+static int
+kill_close(sqlite3_file *f)
+{
+	return (KF(f)->pMethods->xClose(KF(f)));
+}
+
+static int
+kill_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+	return (KF(f)->pMethods->xRead(KF(f), p, n, off));
+}
+
+static int
+kill_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+	kill_change();
+	return (KF(f)->pMethods->xWrite(KF(f), p, n, off));
+}
+
+static int
+kill_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	kill_change();
+	return (KF(f)->pMethods->xTruncate(KF(f), size));
+}
+
+static int
+kill_sync(sqlite3_file *f, int flags)
+{
+	kill_change();
+	return (KF(f)->pMethods->xSync(KF(f), flags));
+}
+
+static int
+kill_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return (KF(f)->pMethods->xFileSize(KF(f), size));
+}
+
+static int
+kill_lock(sqlite3_file *f, int lock)
+{
+	return (KF(f)->pMethods->xLock(KF(f), lock));
+}
+
+static int
+kill_unlock(sqlite3_file *f, int lock)
+{
+	return (KF(f)->pMethods->xUnlock(KF(f), lock));
+}
+
+static int
+kill_reserved(sqlite3_file *f, int *out)
+{
+	return (KF(f)->pMethods->xCheckReservedLock(KF(f), out));
+}
+
+static int
+kill_control(sqlite3_file *f, int op, void *arg)
+{
+	return (KF(f)->pMethods->xFileControl(KF(f), op, arg));
+}
+
+static int
+kill_sector(sqlite3_file *f)
+{
+	return (KF(f)->pMethods->xSectorSize(KF(f)));
+}
+
+static int
+kill_device(sqlite3_file *f)
+{
+	return (KF(f)->pMethods->xDeviceCharacteristics(KF(f)));
+}
+
+static int
+kill_shm_map(sqlite3_file *f, int pg, int pgsz, int extend,
+    void volatile **p)
+{
+	return (KF(f)->pMethods->xShmMap(KF(f), pg, pgsz, extend, p));
+}
+
+static int
+kill_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+	return (KF(f)->pMethods->xShmLock(KF(f), off, n, flags));
+}
+
+static void
+kill_shm_barrier(sqlite3_file *f)
+{
+	KF(f)->pMethods->xShmBarrier(KF(f));
+}
+
+static int
+kill_shm_unmap(sqlite3_file *f, int delete)
+{
+	return (KF(f)->pMethods->xShmUnmap(KF(f), delete));
+}
+
+static int
+kill_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p)
+{
+	return (KF(f)->pMethods->xFetch(KF(f), off, n, p));
+}
+
+static int
+kill_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+	return (KF(f)->pMethods->xUnfetch(KF(f), off, p));
+}
+
+static const sqlite3_io_methods kill_methods = {
+	3, kill_close, kill_read, kill_write, kill_truncate, kill_sync,
+	kill_size, kill_lock, kill_unlock, kill_reserved, kill_control,
+	kill_sector, kill_device, kill_shm_map, kill_shm_lock,
+	kill_shm_barrier, kill_shm_unmap, kill_fetch, kill_unfetch
+};
+
+/* Open a file of the real VFS behind a kill_file. */
+static int
+kill_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
+    int flags, int *out_flags)
+{
+	struct kill_file	*kf = (struct kill_file *)f;
+	int			 rc;
+
+	(void)vfs;
+	kf->real = (sqlite3_file *)(kf + 1);
+	rc = kill_real->xOpen(kill_real, name, kf->real, flags, out_flags);
+	/* The real file's methods are version 3 (the unix VFS's), which
+	 * ours forward in full. */
+	if (rc == SQLITE_OK && kf->real->pMethods != NULL &&
+	    kf->real->pMethods->iVersion < 3) {
+		kf->real->pMethods->xClose(kf->real);
+		rc = SQLITE_CANTOPEN;
+	}
+	kf->base.pMethods = rc == SQLITE_OK && kf->real->pMethods != NULL ?
+	    &kill_methods : NULL;
+	return (rc);
+}
+
+/* Install the killing VFS as the default one, in a child. */
+static void
+kill_install(long at)
+{
+	kill_real = sqlite3_vfs_find(NULL);
+	kill_vfs = *kill_real;
+	kill_vfs.zName = "spool-test-kill";
+	kill_vfs.szOsFile = (int)sizeof(struct kill_file) + kill_real->szOsFile;
+	kill_vfs.xOpen = kill_open;
+	kill_at = at;
+	kill_changes = 0;
+	sqlite3_vfs_register(&kill_vfs, 1);
+}
+
+/* Copy the file at from to to, replacing it (and leaving no -wal, -shm
+ * or -journal of to behind). */
+static void
+copy_file(const char *from, const char *to)
+{
+	static const char *const sides[] = { "-wal", "-shm", "-journal" };
+	char		 side[900], buf[65536];
+	ssize_t		 n;
+	size_t		 i;
+	int		 in, out;
+
+	for (i = 0; i < sizeof sides / sizeof *sides; i++) {
+		snprintf(side, sizeof side, "%s%s", to, sides[i]);
+		(void)unlink(side);
+	}
+	CU_ASSERT_FATAL((in = open(from, O_RDONLY)) != -1);
+	CU_ASSERT_FATAL((out = open(to, O_WRONLY | O_CREAT | O_TRUNC,
+	    0600)) != -1);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		CU_ASSERT_FATAL(write(out, buf, (size_t)n) == n);
+	close(in);
+	close(out);
+}
+
+/* Fork a child that opens (so migrates) and closes path with the killing
+ * VFS set to kill it before its at-th change (never, with 0).  Returns
+ * the number of changes it made when it was not killed, -1 when it was,
+ * -2 when it failed otherwise. */
+static long
+kill_round(const char *path, long at)
+{
+	spool	*q;
+	pid_t	 pid;
+	long	 changes = -2;
+	int	 fds[2], status;
+
+	CU_ASSERT_FATAL(pipe(fds) == 0);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		kill_install(at);
+		if (spool_open(&q, path, 0) != SPOOL_OK) {
+			fprintf(stderr, "\nkill point %ld: %s\n", at,
+			    spool_errmsg(q));
+			_exit(1);
+		}
+		spool_close(q);
+		(void)write(fds[1], &kill_changes, sizeof kill_changes);
+		_exit(0);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	close(fds[1]);
+	if (read(fds[0], &changes, sizeof changes) != sizeof changes)
+		changes = -2;
+	close(fds[0]);
+	CU_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return (-1);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return (-2);
+	return (changes);
+}
+
+/*
+ * A process killed at any moment of a migration leaves the file whole and
+ * either all old or all new: the child opening a copy of a fixture is
+ * killed just before its first change to the files, then before its
+ * second, and so on to the last (the checkpoint of its close among them;
+ * kill_round).  After each kill the file, opened plainly, checks whole
+ * and is at the old version or the current one, with every row of every
+ * old table as it was; then the library opens it (migrating what is
+ * left) and finds the rows so again.
+ */
+static void
+kill_migration(int v)
+{
+	struct old_table	*t;
+	sqlite3			*db;
+	spool			*q;
+	char			 pristine[800], path[800], what[900];
+	size_t			 n;
+	long			 total, at, r, old = 0, new = 0;
+	int64_t			 ver;
+	unsigned int		 fails = CU_get_number_of_failures();
+
+	snprintf(pristine, sizeof pristine, "%s/pristine-v%d.db", tu_dir, v);
+	snprintf(path, sizeof path, "%s/killed-v%d.db", tu_dir, v);
+	load_fixture_v(pristine, v);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(pristine, &db), SQLITE_OK);
+	t = old_tables(db, &n);
+	sqlite3_close(db);
+
+	/* How many changes a whole migration and close make. */
+	copy_file(pristine, path);
+	total = kill_round(path, 0);
+	CU_ASSERT_FATAL(total > 10);
+	for (at = 1; at <= total; at++) {
+		snprintf(what, sizeof what, "schema %d, killed before change "
+		    "%ld of %ld", v, at, total);
+		copy_file(pristine, path);
+		r = kill_round(path, at);
+		if (r != -1)
+			fprintf(stderr, "\n%s: not killed (%ld)\n", what, r);
+		CU_ASSERT_EQUAL(r, -1);
+
+		CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+		ver = db_int(db, "PRAGMA user_version");
+		if (ver == v)
+			old++;
+		else if (ver == SPOOL_SCHEMA_VERSION)
+			new++;
+		else
+			fprintf(stderr, "\n%s: user_version %lld\n", what,
+			    (long long)ver);
+		CU_ASSERT(ver == v || ver == SPOOL_SCHEMA_VERSION);
+		CU_ASSERT_EQUAL(db_int(db, "SELECT count(*) FROM "
+		    "pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
+		CU_ASSERT_EQUAL(db_int(db, "SELECT count(*) FROM "
+		    "pragma_foreign_key_check"), 0);
+		CU_ASSERT_EQUAL(db_int(db, "PRAGMA application_id"),
+		    SPOOL_APPLICATION_ID);
+		CU_ASSERT(old_tables_same(db, t, n, what));
+		sqlite3_close(db);
+
+		if ((q = tu_open(path, 0)) == NULL)
+			break;
+		CU_ASSERT_EQUAL(db_int(q->db, "PRAGMA user_version"),
+		    SPOOL_SCHEMA_VERSION);
+		CU_ASSERT(old_tables_same(q->db, t, n, what));
+		spool_close(q);
+		if (CU_get_number_of_failures() > fails)
+			break;		/* the first failure says enough */
+	}
+	/* Both sides of the commit were reached. */
+	CU_ASSERT(at <= total || old > 0);
+	CU_ASSERT(at <= total || new > 0);
+	old_tables_free(t, n);
+}
+
+#define KILL_MIGRATION(v)						\
+static void								\
+test_kill_migration_v##v(void)						\
+{									\
+	kill_migration(v);						\
+}
+KILL_MIGRATION(1)
+KILL_MIGRATION(2)
+KILL_MIGRATION(3)
+KILL_MIGRATION(4)
+KILL_MIGRATION(5)
+KILL_MIGRATION(6)
+KILL_MIGRATION(7)
+
+/*
  * A handle whose open failed is safe: every call on it returns the open's
  * code (SPOOL_ENOTDB for a text file), leaves spool_errmsg as the open
  * left it, and crashes nothing (the run under ASan in CI sees any bad
@@ -1155,6 +1497,20 @@ static CU_TestInfo store_tests[] = {
 	{ "migrate a schema 5 database made by its CLI", test_migrate_v5 },
 	{ "migrate a schema 6 database made by its CLI", test_migrate_v6 },
 	{ "migrate a schema 7 database made by its CLI", test_migrate_v7 },
+	{ "killed before each change of a migration from 1",
+	    test_kill_migration_v1 },
+	{ "killed before each change of a migration from 2",
+	    test_kill_migration_v2 },
+	{ "killed before each change of a migration from 3",
+	    test_kill_migration_v3 },
+	{ "killed before each change of a migration from 4",
+	    test_kill_migration_v4 },
+	{ "killed before each change of a migration from 5",
+	    test_kill_migration_v5 },
+	{ "killed before each change of a migration from 6",
+	    test_kill_migration_v6 },
+	{ "killed before each change of a migration from 7",
+	    test_kill_migration_v7 },
 	CU_TEST_INFO_NULL
 };
 
