@@ -126,6 +126,9 @@ bad 66 --db "$T/no/such/dir.db" init
 bad 65 --db "$T/notes.txt" list
 bad 65 --db "$T/other-app.db" stats
 bad 65 --db "$T/newer.db" list
+bad 65 --db "$T/newer.db" init
+bad 65 --db "$T/newer.db" enqueue jobs x
+bad 65 --db "$T/newer.db" work jobs --until-empty --exec /bin/true
 bad 65 --db "$T/link.db" list
 # Negative answers.
 bad 1 show 999999
@@ -151,9 +154,12 @@ bad 64 work jobs --timeout 5x --exec /bin/true
 bad 65 work '' --exec /bin/true
 bad 66 --db "$T/missing.db" work jobs --exec /bin/true
 
-# The newer-schema refusal names both versions.
+# The newer-schema refusal names both versions and says what to do.
 run --db "$T/newer.db" list
 check "newer schema message names 99" grep -q '99' <<<"$err"
+want="version 99 is newer than this library's ([1-9][0-9]*); upgrade spool"
+check "newer schema message: newer than this library's, upgrade" \
+    grep -q "$want" <<<"$err"
 
 # A read-only database is a permission error (77).  Root ignores file
 # modes, so as root the case runs as the unprivileged user nobody.
