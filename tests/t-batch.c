@@ -15,25 +15,6 @@
 
 #include "testutil.h"
 
-/* Batches whose counters differ from the counts of their members. */
-#define COUNTERS_WRONG							\
-	"SELECT count(*) FROM batches b WHERE "				\
-	" total != (SELECT count(*) FROM tasks WHERE batch_id = b.id)"	\
-	" OR pending != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'ready')"					\
-	" OR running != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'running')"					\
-	" OR succeeded != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'succeeded')"					\
-	" OR failed != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'dead' AND dead_reason = 'failed')"		\
-	" OR dead != (SELECT count(*) FROM tasks WHERE batch_id = b.id"	\
-	"   AND state = 'dead' AND dead_reason != 'failed')"		\
-	" OR cancelled != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'cancelled')"					\
-	" OR (state = 'finished') != (state != 'open' AND pending = 0"	\
-	"   AND running = 0)"
-
 static int64_t
 batch_new(const char *hook_queue, const char *payload, int hook_on)
 {
@@ -263,7 +244,7 @@ test_join_refused(void)
 	TU_RC(spool_enqueue_many(NULL, NULL, tu_q, t, 3), SPOOL_ESTATE);
 	CU_ASSERT(strstr(spool_errmsg(tu_q), "task 2") != NULL);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 1);
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 }
 
 static void
@@ -381,7 +362,7 @@ test_hook_on_success(void)
 	work_one("w", 0);
 	CU_ASSERT_EQUAL(state_of(none), SPOOL_BATCH_FINISHED);
 	CU_ASSERT_EQUAL(hooks_of(none), 1);
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 }
 
 /* The hook's queue is full: the hook is enqueued anyway. */
@@ -416,14 +397,14 @@ test_sql_edits(void)
 	    "finished_ms = 1 WHERE id = %lld", (long long)t);
 	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, sql, NULL, NULL, NULL),
 	    SQLITE_OK);
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 	snprintf(sql, sizeof sql, "UPDATE tasks SET batch_id = NULL WHERE "
 	    "id = %lld", (long long)t);
 	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, sql, NULL, NULL, NULL) & 0xff,
 	    SQLITE_CONSTRAINT);
 	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, "DELETE FROM tasks WHERE "
 	    "state = 'ready'", NULL, NULL, NULL), SQLITE_OK);
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT total FROM batches"), 1);
 	/* Settling picks up a batch an edit finished at the next write. */
 	TU_RC(spool_batch_close(tu_q, id), SPOOL_OK);
@@ -516,7 +497,7 @@ test_random_outcomes(void)
 			TU_RC(spool_batch_close(tu_q,
 			    batches[rand() % nb]), SPOOL_OK);
 		}
-		if (tu_sql_int(COUNTERS_WRONG) != 0) {
+		if (tu_sql_int(TU_BATCHES_WRONG) != 0) {
 			CU_FAIL("batch counters differ from the counts");
 			fprintf(stderr, "step %d kind %d\n", step, k);
 			return;
@@ -530,7 +511,7 @@ test_random_outcomes(void)
 			TU_RC(spool_job_release(jobs[i]), SPOOL_OK);
 			spool_job_free(jobs[i]);
 		}
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 	for (i = 0; i < nb; i++)
 		TU_RC(spool_batch_close(tu_q, batches[i]), SPOOL_OK);
 	for (k = 0; k < 200 && tu_sql_int("SELECT count(*) FROM tasks WHERE "
@@ -542,7 +523,7 @@ test_random_outcomes(void)
 			;
 	}
 	TU_RC(spool_purge(&n64, tu_q, "w", 0), SPOOL_OK);
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM batches WHERE "
 	    "state != 'finished'"), 0);
 	/* Exactly one hook per batch that was due one. */
@@ -565,7 +546,7 @@ test_random_outcomes(void)
 	tu_advance(1);
 	TU_RC(spool_prune(&n64, tu_q, "w", 0), SPOOL_OK);
 	CU_ASSERT(n64 > 0);
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT sum(total) FROM batches"), 0);
 }
 
@@ -615,7 +596,7 @@ test_pool_settles(void)
 		CU_ASSERT_EQUAL(hooks_of(bid[k]), k == 2 ? 0 : 1);
 		spool_batch_info_free(b, 1);
 	}
-	CU_ASSERT_EQUAL(tu_sql_int(COUNTERS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
 }
 
 /* ---- Group commit: threads sharing one handle ------------------------- */

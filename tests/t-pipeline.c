@@ -19,34 +19,11 @@
 
 #include "testutil.h"
 
-/* Runs whose counters differ from their items' states. */
-#define RUNS_WRONG							\
-	"SELECT count(*) FROM pipeline_runs r WHERE "			\
-	" total != (SELECT count(*) FROM pipeline_items WHERE run_id = r.id)" \
-	" OR running != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'running')"			\
-	" OR succeeded != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'succeeded')"		\
-	" OR failed != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'failed')"			\
-	" OR skipped != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'skipped')"			\
-	" OR cancelled != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'cancelled')"		\
-	" OR (finished_ms IS NULL) != (running > 0)"
-
-/* Items with more than one unfinished task, or none while running. */
-#define ITEMS_WRONG							\
-	"SELECT count(*) FROM pipeline_items i WHERE "			\
-	" (SELECT count(*) FROM tasks WHERE item_id = i.id"		\
-	"   AND finished_ms IS NULL) != (i.state = 'running')"		\
-	" OR i.settle != 0"
-
 static void
 check_invariants(void)
 {
-	CU_ASSERT_EQUAL(tu_sql_int(RUNS_WRONG), 0);
-	CU_ASSERT_EQUAL(tu_sql_int(ITEMS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_RUNS_WRONG), 0);
+	CU_ASSERT_EQUAL(tu_sql_int(TU_ITEMS_WRONG), 0);
 }
 
 static spool_stage

@@ -53,49 +53,6 @@
 #define PC_ITEMS	4	/* items of the pipeline run */
 #define PC_AUTOCKPT	"PRAGMA wal_autocheckpoint = 8"
 
-/* Batches whose counters differ from the counts of their members (as in
- * t-batch). */
-#define COUNTERS_WRONG							\
-	"SELECT count(*) FROM batches b WHERE "				\
-	" total != (SELECT count(*) FROM tasks WHERE batch_id = b.id)"	\
-	" OR pending != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'ready')"					\
-	" OR running != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'running')"					\
-	" OR succeeded != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'succeeded')"					\
-	" OR failed != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'dead' AND dead_reason = 'failed')"		\
-	" OR dead != (SELECT count(*) FROM tasks WHERE batch_id = b.id"	\
-	"   AND state = 'dead' AND dead_reason != 'failed')"		\
-	" OR cancelled != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
-	"   AND state = 'cancelled')"					\
-	" OR (state = 'finished') != (state != 'open' AND pending = 0"	\
-	"   AND running = 0)"
-
-/* Runs whose counters differ from their items' states, and items with
- * more than one unfinished task or none while running (as in
- * t-pipeline). */
-#define RUNS_WRONG							\
-	"SELECT count(*) FROM pipeline_runs r WHERE "			\
-	" total != (SELECT count(*) FROM pipeline_items WHERE run_id = r.id)" \
-	" OR running != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'running')"			\
-	" OR succeeded != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'succeeded')"		\
-	" OR failed != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'failed')"			\
-	" OR skipped != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'skipped')"			\
-	" OR cancelled != (SELECT count(*) FROM pipeline_items"		\
-	"   WHERE run_id = r.id AND state = 'cancelled')"		\
-	" OR (finished_ms IS NULL) != (running > 0)"
-#define ITEMS_WRONG							\
-	"SELECT count(*) FROM pipeline_items i WHERE "			\
-	" (SELECT count(*) FROM tasks WHERE item_id = i.id"		\
-	"   AND finished_ms IS NULL) != (i.state = 'running')"		\
-	" OR i.settle != 0"
-
 /* What a child reported: 'E' enqueued (n: its number), 'S' succeeded. */
 struct ack {
 	char		 kind;
@@ -1168,7 +1125,7 @@ check_batch(spool *q, const struct acks *a)
 
 	PC_CHECK(pc_check_prefix(q, "bm", payload_b) == PC_MEMBERS,
 	    "members lost");
-	PC_CHECK(tu_sql_int_on(q, COUNTERS_WRONG) == 0,
+	PC_CHECK(tu_sql_int_on(q, TU_BATCHES_WRONG) == 0,
 	    "batch counters differ from its members");
 	done = tu_sql_int_on(q, "SELECT count(*) FROM tasks WHERE queue = 'bm' "
 	    "AND state = 'succeeded'");
@@ -1189,7 +1146,7 @@ final_batch(spool *q)
 	PC_CHECK(tu_sql_int_on(q, "SELECT count(*) FROM batches b JOIN tasks t "
 	    "ON t.id = b.hook_task_id WHERE b.id = 1 AND b.state = 'finished' "
 	    "AND t.queue = 'hooks'") == 1, "batch not finished with its hook");
-	PC_CHECK(tu_sql_int_on(q, COUNTERS_WRONG) == 0,
+	PC_CHECK(tu_sql_int_on(q, TU_BATCHES_WRONG) == 0,
 	    "batch counters differ from its members");
 }
 
@@ -1247,9 +1204,9 @@ check_pipeline(spool *q, const struct acks *a)
 	int64_t	 n;
 	size_t	 i;
 
-	PC_CHECK(tu_sql_int_on(q, RUNS_WRONG) == 0,
+	PC_CHECK(tu_sql_int_on(q, TU_RUNS_WRONG) == 0,
 	    "run counters differ from its items");
-	PC_CHECK(tu_sql_int_on(q, ITEMS_WRONG) == 0,
+	PC_CHECK(tu_sql_int_on(q, TU_ITEMS_WRONG) == 0,
 	    "an item has no task, or two, or waits to be settled");
 	PC_CHECK(tu_sql_int_on(q, "SELECT count(*) FROM pipeline_items") ==
 	    PC_ITEMS, "items lost");
@@ -1279,8 +1236,8 @@ final_pipeline(spool *q)
 	PC_CHECK(tu_sql_int_on(q, "SELECT count(*) FROM pipeline_runs WHERE "
 	    "state = 'finished' AND succeeded = total") == 1,
 	    "the run did not finish well");
-	PC_CHECK(tu_sql_int_on(q, RUNS_WRONG) == 0 &&
-	    tu_sql_int_on(q, ITEMS_WRONG) == 0, "run or items inconsistent");
+	PC_CHECK(tu_sql_int_on(q, TU_RUNS_WRONG) == 0 &&
+	    tu_sql_int_on(q, TU_ITEMS_WRONG) == 0, "run or items inconsistent");
 	/* One task per item and stage: no stage ran twice for an item. */
 	PC_CHECK(tu_sql_int_on(q, "SELECT count(*) FROM (SELECT item_id, queue "
 	    "FROM tasks GROUP BY item_id, queue HAVING count(*) != 1)") == 0,

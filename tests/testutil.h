@@ -62,4 +62,45 @@ void		 tu_fixed_backoff(const char *queue, int64_t base_ms);
 	CU_ASSERT_EQUAL(tu_got_, tu_want_);				\
 } while (0)
 
+/* Invariants, each a count of the rows that break it (0 when all hold):
+ * batches whose counters differ from their members' states; runs whose
+ * counters differ from their items' states; items with more than one
+ * unfinished task, or none while running, or left to settle. */
+#define TU_BATCHES_WRONG						\
+	"SELECT count(*) FROM batches b WHERE "				\
+	" total != (SELECT count(*) FROM tasks WHERE batch_id = b.id)"	\
+	" OR pending != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
+	"   AND state = 'ready')"					\
+	" OR running != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
+	"   AND state = 'running')"					\
+	" OR succeeded != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
+	"   AND state = 'succeeded')"					\
+	" OR failed != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
+	"   AND state = 'dead' AND dead_reason = 'failed')"		\
+	" OR dead != (SELECT count(*) FROM tasks WHERE batch_id = b.id"	\
+	"   AND state = 'dead' AND dead_reason != 'failed')"		\
+	" OR cancelled != (SELECT count(*) FROM tasks WHERE batch_id = b.id" \
+	"   AND state = 'cancelled')"					\
+	" OR (state = 'finished') != (state != 'open' AND pending = 0"	\
+	"   AND running = 0)"
+#define TU_RUNS_WRONG							\
+	"SELECT count(*) FROM pipeline_runs r WHERE "			\
+	" total != (SELECT count(*) FROM pipeline_items WHERE run_id = r.id)" \
+	" OR running != (SELECT count(*) FROM pipeline_items"		\
+	"   WHERE run_id = r.id AND state = 'running')"			\
+	" OR succeeded != (SELECT count(*) FROM pipeline_items"		\
+	"   WHERE run_id = r.id AND state = 'succeeded')"		\
+	" OR failed != (SELECT count(*) FROM pipeline_items"		\
+	"   WHERE run_id = r.id AND state = 'failed')"			\
+	" OR skipped != (SELECT count(*) FROM pipeline_items"		\
+	"   WHERE run_id = r.id AND state = 'skipped')"			\
+	" OR cancelled != (SELECT count(*) FROM pipeline_items"		\
+	"   WHERE run_id = r.id AND state = 'cancelled')"		\
+	" OR (finished_ms IS NULL) != (running > 0)"
+#define TU_ITEMS_WRONG							\
+	"SELECT count(*) FROM pipeline_items i WHERE "			\
+	" (SELECT count(*) FROM tasks WHERE item_id = i.id"		\
+	"   AND finished_ms IS NULL) != (i.state = 'running')"		\
+	" OR i.settle != 0"
+
 #endif
