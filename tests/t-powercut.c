@@ -152,25 +152,6 @@ pc_fail(int line, const char *fmt, ...)
 		pc_fail(__LINE__, __VA_ARGS__);				\
 } while (0)
 
-/* The first column of the first row of sql as text ("" if none). */
-static const char *
-pc_sql_text(spool *q, char *buf, size_t len, const char *sql)
-{
-	sqlite3_stmt		*st;
-	const unsigned char	*s;
-
-	buf[0] = '\0';
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(buf, len, "bad SQL: %s", sqlite3_errmsg(q->db));
-		return (buf);
-	}
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    (s = sqlite3_column_text(st, 0)) != NULL)
-		snprintf(buf, len, "%s", (const char *)s);
-	sqlite3_finalize(st);
-	return (buf);
-}
-
 /* The result a worker, child or parent, gives a task: a stage appends
  * its name, as the pipeline handlers of t-pipeline do; anything else
  * answers "done:" and its payload. */
@@ -760,7 +741,7 @@ pc_case(const struct workload *w, const char *tpl, int64_t k, int mode,
 	/* The parent's own writes are not under test: no need to wait for
 	 * the disk (hundreds of cases would). */
 	(void)sqlite3_exec(q->db, "PRAGMA synchronous = OFF", NULL, NULL, NULL);
-	PC_CHECK(strcmp(pc_sql_text(q, buf, sizeof buf,
+	PC_CHECK(strcmp(tu_sql_text_on(q, buf, sizeof buf,
 	    "PRAGMA integrity_check"), "ok") == 0, "integrity_check: %s", buf);
 	PC_CHECK(tu_sql_int_on(q, "SELECT count(*) FROM "
 	    "pragma_foreign_key_check") == 0, "foreign_key_check fails");
@@ -772,7 +753,7 @@ pc_case(const struct workload *w, const char *tpl, int64_t k, int mode,
 	pc_check_once(q, &a, &done);
 	if (w->final != NULL)
 		w->final(q);
-	PC_CHECK(strcmp(pc_sql_text(q, buf, sizeof buf,
+	PC_CHECK(strcmp(tu_sql_text_on(q, buf, sizeof buf,
 	    "PRAGMA integrity_check"), "ok") == 0,
 	    "integrity_check after the drain: %s", buf);
 out:

@@ -92,12 +92,19 @@ tu_sql_int(const char *sql)
 const char *
 tu_sql_text(char *buf, size_t len, const char *sql)
 {
+	return (tu_sql_text_on(tu_q, buf, len, sql));
+}
+
+/* On bad SQL, buf says so ("bad SQL: ..."): no expected value matches. */
+const char *
+tu_sql_text_on(spool *q, char *buf, size_t len, const char *sql)
+{
 	sqlite3_stmt		*st;
 	const unsigned char	*s;
 
 	buf[0] = '\0';
-	if (sqlite3_prepare_v2(tu_q->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		CU_FAIL("tu_sql_text: bad SQL");
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(buf, len, "bad SQL: %s", sqlite3_errmsg(q->db));
 		return (buf);
 	}
 	if (sqlite3_step(st) == SQLITE_ROW &&

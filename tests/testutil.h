@@ -43,6 +43,8 @@ int64_t		 tu_sql_int_on(spool *q, const char *sql);
 
 /* The first column as text, copied into buf (empty if no row or NULL). */
 const char	*tu_sql_text(char *buf, size_t len, const char *sql);
+const char	*tu_sql_text_on(spool *q, char *buf, size_t len,
+		     const char *sql);
 
 /* Column col (an SQL expression) of task id, as an integer or as text. */
 int64_t		 tu_task_int(int64_t id, const char *col);
