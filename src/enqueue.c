@@ -160,6 +160,41 @@ ctx_join(spool *q, struct enq_ctx *c)
 	return (rc);
 }
 
+/* Tasks up to id were inserted, in batch (0 if none): what a quiet
+ * transaction needs to know (spool__quiet, counters.c).  A batch member
+ * may finish a batch's settling, so its transaction looks. */
+static void
+enqueued(spool *q, int64_t id, int64_t batch)
+{
+	if (id > q->txn_top_id)
+		q->txn_top_id = id;
+	if (batch != 0)
+		q->txn_fast = 0;
+}
+
+/* A queue's settings: as this handle last read them if the transaction
+ * found the file quiet (spool__quiet), else read now. */
+static int
+queue_conf(spool_queue_opts *conf, spool *q, const char *queue)
+{
+	int	 rc;
+
+	if (q->txn_dv_read && q->qc_valid && strcmp(q->qc_name, queue) == 0) {
+		*conf = q->qc_conf;
+		return (SPOOL_OK);
+	}
+	if ((rc = spool__queue_read(conf, q, queue)) != SPOOL_OK ||
+	    !q->txn_dv_read)
+		return (rc);
+	/* A name longer than a queue's may be is refused before this. */
+	if (strlen(queue) <= SPOOL_NAME_MAX) {
+		strcpy(q->qc_name, queue);
+		q->qc_conf = *conf;
+		q->qc_valid = 1;
+	}
+	return (SPOOL_OK);
+}
+
 /* Make ctx c the context of a task of queue and batch: check a new batch
  * open (counting the previous one's joins), create a new queue if needed
  * and read its settings. */
@@ -177,11 +212,11 @@ ctx_enter(spool *q, struct enq_ctx *c, const char *queue, int64_t batch,
 	}
 	if (c->queue == NULL || strcmp(c->queue, queue) != 0) {
 		/* Read it; only a queue not there yet costs an insert. */
-		rc = spool__queue_read(&c->conf, q, queue);
+		rc = queue_conf(&c->conf, q, queue);
 		if (rc == SPOOL_ENOENT) {
 			spool__clear_error(q);
 			if ((rc = spool__queue_ensure(q, queue, now_ms)) == 0)
-				rc = spool__queue_read(&c->conf, q, queue);
+				rc = queue_conf(&c->conf, q, queue);
 		}
 		if (rc != SPOOL_OK)
 			return (rc);
@@ -284,6 +319,7 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 		return (rc);
 	*id = sqlite3_last_insert_rowid(q->db);
 	spool__count(q, t->queue, SPOOL__C_ENQUEUED, 1);
+	enqueued(q, *id, batch);
 	if (c->depth >= 0)
 		c->depth++;
 	if (batch != 0)
@@ -439,6 +475,7 @@ enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
 		    "enqueue: %lld rows inserted, not %zu",
 		    (long long)sqlite3_changes64(q->db), n));
 	last = sqlite3_last_insert_rowid(q->db);
+	enqueued(q, last, batch);
 	for (j = 0; j < n; j++)
 		ids[j] = last - (int64_t)(n - 1 - j);
 	if (c->depth >= 0)
@@ -597,6 +634,8 @@ group_run(spool *q, struct spool__enq_req *head)
 	spool__clear_error(q);
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		goto fail_all;
+	if ((rc = spool__quiet(q, &q->txn_fast)) != SPOOL_OK)
+		goto rollback_all;
 	now = spool__now_ms(q);
 	ctx_reset(&c);
 	for (r = head; r != NULL; r = r->next) {
@@ -627,9 +666,11 @@ group_run(spool *q, struct spool__enq_req *head)
 			return;
 		}
 		if (sp) {
-			/* Undone: so are its counts. */
+			/* Undone: so are its counts, and the queue it may
+			 * have created. */
 			spool__counters_restore(q, saved, nsaved);
 			saved = NULL;
+			q->qc_valid = 0;
 			if ((rc = spool__savepoint(q, -1)) != SPOOL_OK)
 				goto rollback_all;
 			ctx_reset(&c);

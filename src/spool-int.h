@@ -84,6 +84,31 @@ struct spool {
 	size_t		 ctr_cap;
 	int		 ctr_failed;	/* an allocation failed: fail the commit */
 
+	/*
+	 * A lone producer's shortcuts (store.c, spool__quiet): when nothing
+	 * but this handle's own spool transactions wrote the file since its
+	 * last commit, an enqueue need not look for anything to settle nor
+	 * read its queue's settings again, and a small one need not read
+	 * the counters' mark (counters.c).
+	 */
+	int		 quiet_ok;	/* at the last commit: nothing left to
+					 * settle, qc_* true, and the file's
+					 * data_version quiet_dv */
+	int		 quiet_prev;	/* quiet_ok when the transaction began */
+	int		 txn_dv_read;	/* the open transaction ran spool__quiet */
+	int		 txn_fast;	/* ... found the file quiet, and only
+					 * enqueues outside batches run in it */
+	int64_t		 quiet_dv;	/* PRAGMA data_version at that commit */
+	int64_t		 quiet_changes;	/* sqlite3_total_changes64 then */
+	int64_t		 txn_top_id;	/* the highest task id enqueue.c
+					 * inserted in the open transaction */
+	int64_t		 mark_seen;	/* counters_mark.task_id as last read or
+					 * set here: never above the file's but
+					 * after a mark set rolled back */
+	int		 qc_valid;	/* qc_conf is queue qc_name's row */
+	char		 qc_name[SPOOL_NAME_MAX + 1];
+	spool_queue_opts qc_conf;
+
 	/* enqueue.c: group commit of calls from several threads */
 	pthread_mutex_t	 gc_mu;
 	pthread_cond_t	 gc_cv;
@@ -297,6 +322,7 @@ int		 spool__bind_payload_ref(sqlite3_stmt *st, int idx,
 int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
+int		 spool__quiet(spool *q, int *quiet);
 int		 spool__begin_read(spool *q);
 int		 spool__savepoint(spool *q, int op);
 int		 spool__set_sync(spool *q, int full);

@@ -411,6 +411,48 @@ test_sql_edits(void)
 	CU_ASSERT_EQUAL(hooks_of(id), 1);
 }
 
+/* Finish task id by hand: on another connection (elsewhere), or on this
+ * handle's, outside spool's transactions. */
+static void
+cancel_by_hand(int64_t id, int elsewhere)
+{
+	sqlite3	*db = tu_q->db;
+	char	 sql[128];
+
+	snprintf(sql, sizeof sql, "UPDATE tasks SET state = 'cancelled', "
+	    "finished_ms = 1 WHERE id = %lld", (long long)id);
+	if (elsewhere) {
+		CU_ASSERT_EQUAL_FATAL(sqlite3_open(tu_db, &db), SQLITE_OK);
+		sqlite3_busy_timeout(db, 10000);
+	}
+	CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	if (elsewhere)
+		sqlite3_close(db);
+}
+
+/* An edit by hand that finishes a batch is settled by the next spool
+ * write, a lone enqueue too, though the handle's enqueues before it found
+ * the file quiet and did not look (store.c, spool__quiet). */
+static void
+test_edit_settled_by_enqueue(void)
+{
+	int64_t	 id, t;
+	int	 elsewhere;
+
+	for (elsewhere = 1; elsewhere >= 0; elsewhere--) {
+		id = batch_new("hooks", NULL, SPOOL_HOOK_ALWAYS);
+		t = add_ok(id, "w", "a");
+		TU_RC(spool_batch_close(tu_q, id), SPOOL_OK);
+		tu_enqueue("other", "x");
+		tu_enqueue("other", "y");
+		cancel_by_hand(t, elsewhere);
+		CU_ASSERT_EQUAL(hooks_of(id), 0);
+		tu_enqueue("other", "z");
+		CU_ASSERT_EQUAL(hooks_of(id), 1);
+		CU_ASSERT_EQUAL(tu_sql_int(TU_BATCHES_WRONG), 0);
+	}
+}
+
 /*
  * Random outcomes over many batches: succeed, retryable and permanent
  * failures, attempts running out, cancellation of ready and running
@@ -814,6 +856,8 @@ static CU_TestInfo batch_tests[] = {
 	{ "hook on success, and retried members", test_hook_on_success },
 	{ "a hook ignores its queue's depth limit", test_hook_ignores_depth },
 	{ "hand edits in SQL keep the counters", test_sql_edits },
+	{ "an edit by hand is settled by the next enqueue",
+	    test_edit_settled_by_enqueue },
 	{ "counters equal the counts after random outcomes", test_random_outcomes },
 	{ "a pool's flushes settle batches", test_pool_settles },
 	{ "threads share one handle's commits", test_threads_share_handle },

@@ -371,6 +371,75 @@ test_queue_created(void)
 	    tu_now - 5);
 }
 
+/* Run sql on a connection of its own, as the sqlite3 shell would. */
+static void
+sql_elsewhere(const char *sql)
+{
+	sqlite3	*db;
+
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(tu_db, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/*
+ * Enqueues on a handle that found the file as it left it reuse the
+ * queue's settings they read before (store.c, spool__quiet); a change to
+ * the queue is seen by the next enqueue wherever it was made: by another
+ * handle, by another connection, by this handle, or on this handle's
+ * connection outside spool's transactions.
+ */
+static void
+test_queue_changes_seen(void)
+{
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool			*other;
+	int64_t			 id;
+
+	tu_enqueue("qc", "a");
+	id = tu_enqueue("qc", "b");
+	CU_ASSERT_EQUAL(tu_task_int(id, "priority"), 0);
+	CU_ASSERT_EQUAL(tu_task_int(id, "max_attempts"), 5);
+
+	other = tu_open(tu_db, 0);
+	qo.set = SPOOL_QUEUE_PRIORITY | SPOOL_QUEUE_MAX_ATTEMPTS;
+	qo.priority = 7;
+	qo.max_attempts = 8;
+	TU_RC(spool_queue_set(other, "qc", &qo), SPOOL_OK);
+	spool_close(other);
+	id = tu_enqueue("qc", "c");
+	CU_ASSERT_EQUAL(tu_task_int(id, "priority"), 7);
+	CU_ASSERT_EQUAL(tu_task_int(id, "max_attempts"), 8);
+
+	sql_elsewhere("UPDATE queues SET priority = 3, max_attempts = 2 "
+	    "WHERE name = 'qc'");
+	id = tu_enqueue("qc", "d");
+	CU_ASSERT_EQUAL(tu_task_int(id, "priority"), 3);
+	CU_ASSERT_EQUAL(tu_task_int(id, "max_attempts"), 2);
+
+	qo.priority = 5;
+	qo.max_attempts = 6;
+	TU_RC(spool_queue_set(tu_q, "qc", &qo), SPOOL_OK);
+	id = tu_enqueue("qc", "e");
+	CU_ASSERT_EQUAL(tu_task_int(id, "priority"), 5);
+	CU_ASSERT_EQUAL(tu_task_int(id, "max_attempts"), 6);
+
+	CU_ASSERT_EQUAL(sqlite3_exec(tu_q->db, "UPDATE queues SET priority = 4 "
+	    "WHERE name = 'qc'", NULL, NULL, NULL), SQLITE_OK);
+	id = tu_enqueue("qc", "f");
+	CU_ASSERT_EQUAL(tu_task_int(id, "priority"), 4);
+
+	/* A queue deleted elsewhere is created again, with the defaults. */
+	sql_elsewhere("DELETE FROM tasks WHERE queue = 'qc'; "
+	    "DELETE FROM queue_counters WHERE queue = 'qc'; "
+	    "DELETE FROM queues WHERE name = 'qc'");
+	id = tu_enqueue("qc", "g");
+	CU_ASSERT_EQUAL(tu_task_int(id, "priority"), 0);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM queues WHERE "
+	    "name = 'qc'"), 1);
+}
+
 /* A bulk enqueue inserts every task, across queues, and returns their
  * ids in order. */
 static void
@@ -922,6 +991,7 @@ static CU_TestInfo enqueue_tests[] = {
 	{ "key free again after the task finished", test_key_after_finish },
 	{ "keys are per queue", test_key_per_queue },
 	{ "unknown queue is created with defaults", test_queue_created },
+	{ "queue changes are seen by the next enqueue", test_queue_changes_seen },
 	{ "enqueue_many inserts all", test_many_ok },
 	{ "enqueue_many is all-or-nothing", test_many_all_or_nothing },
 	{ "enqueue_many existed flags", test_many_existed },
