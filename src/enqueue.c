@@ -598,8 +598,10 @@ static void
 request_result(spool *q, struct spool__enq_req *r, int rc)
 {
 	r->rc = rc;
-	snprintf(r->errmsg, sizeof r->errmsg, "%s",
-	    rc == SPOOL_OK ? "" : q->errmsg);
+	if (rc == SPOOL_OK)
+		r->errmsg[0] = '\0';
+	else
+		snprintf(r->errmsg, sizeof r->errmsg, "%s", q->errmsg);
 }
 
 /*

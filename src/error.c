@@ -88,7 +88,10 @@ spool__error_mine(const spool *q, int code, const char *msg)
 	}
 	mine.q = q;
 	mine.code = code;
-	snprintf(mine.msg, sizeof mine.msg, "%s", msg);
+	if (*msg == '\0')
+		mine.msg[0] = '\0';	/* each enqueue that succeeds */
+	else
+		snprintf(mine.msg, sizeof mine.msg, "%s", msg);
 }
 
 /* Record a failure on q and return its code, so callers can

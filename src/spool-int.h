@@ -93,13 +93,12 @@ struct spool {
 	 */
 	int		 quiet_ok;	/* at the last commit: nothing left to
 					 * settle, qc_* true, and the file's
-					 * data_version quiet_dv */
+					 * data version quiet_dv */
 	int		 quiet_prev;	/* quiet_ok when the transaction began */
 	int		 txn_dv_read;	/* the open transaction ran spool__quiet */
 	int		 txn_fast;	/* ... found the file quiet, and only
 					 * enqueues outside batches run in it */
-	int64_t		 quiet_dv;	/* PRAGMA data_version at that commit */
-	int64_t		 quiet_changes;	/* sqlite3_total_changes64 then */
+	int64_t		 quiet_dv;	/* the file's data version after it */
 	int64_t		 txn_top_id;	/* the highest task id enqueue.c
 					 * inserted in the open transaction */
 	int64_t		 mark_seen;	/* counters_mark.task_id as last read or

@@ -25,6 +25,7 @@
 #include "spool-int.h"
 
 static int	 store_exec(spool *, const char *, const char *);
+static int	 store_data_version(spool *, int64_t *);
 
 /* The library's version string. */
 const char *
@@ -437,46 +438,52 @@ spool__commit(spool *q)
 		return (rc);
 	}
 	q->in_txn = 0;
-	/* Settled, and holding the write lock since spool__quiet read the
-	 * data version: the file is as this handle left it at that version. */
-	if (q->txn_dv_read) {
-		q->quiet_ok = 1;
-		q->quiet_changes = sqlite3_total_changes64(q->db);
-	}
+	/* Settled: the file is as this handle left it, at the data version
+	 * it has now (its own commit moved it). */
+	if (q->txn_dv_read)
+		q->quiet_ok = store_data_version(q, &q->quiet_dv) == SQLITE_OK;
 	return (SPOOL_OK);
+}
+
+/* The pager's data version of q's file: it moves at every commit, this
+ * connection's (autocommit writes too) or, seen when a transaction
+ * begins, another's. */
+static int
+store_data_version(spool *q, int64_t *dv)
+{
+	unsigned int	 v = 0;
+	int		 rc;
+
+	rc = sqlite3_file_control(q->db, "main", SQLITE_FCNTL_DATA_VERSION, &v);
+	*dv = v;
+	return (rc);
 }
 
 /*
  * In a write transaction just begun (spool__begin): is the file quiet,
  * as this handle's last commit left it?  Quiet means that commit ran
- * spool__quiet too, no other connection has committed since (PRAGMA
- * data_version: the same number), and this connection changed nothing
- * outside spool__begin .. spool__commit (sqlite3_total_changes64).  Then
- * nothing is left to settle (that commit settled everything, and every
- * spool commit settles what it causes) and qc_conf is still its queue's
- * row.  If not quiet, qc_conf is forgotten.  Only enqueue.c calls this:
- * one statement more per transaction, which pays when it spares two.
+ * spool__quiet too and the file's data version has not moved since
+ * (SQLITE_FCNTL_DATA_VERSION, a read of a number in memory: no other
+ * connection committed, and this one changed nothing outside spool__begin
+ * .. spool__commit).  Then nothing is left to settle (that commit
+ * settled everything, and every spool commit settles what it causes)
+ * and qc_conf is still its queue's row.  If not quiet, qc_conf is
+ * forgotten.  Only enqueue.c calls this.
  */
 int
 spool__quiet(spool *q, int *quiet)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_DATA_VERSION);
 	int64_t		 dv;
 	int		 rc;
 
 	*quiet = 0;
-	rc = sqlite3_step(st);
-	dv = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
+	if ((rc = store_data_version(q, &dv)) != SQLITE_OK) {
 		q->qc_valid = 0;
 		return (spool__store_error(q, rc, "data version"));
 	}
-	*quiet = q->quiet_prev && dv == q->quiet_dv &&
-	    sqlite3_total_changes64(q->db) == q->quiet_changes;
+	*quiet = q->quiet_prev && dv == q->quiet_dv;
 	if (!*quiet)
 		q->qc_valid = 0;
-	q->quiet_dv = dv;
 	q->txn_dv_read = 1;
 	return (SPOOL_OK);
 }
