@@ -57,6 +57,15 @@ struct spool__ctr {
 	int64_t		 n[SPOOL__C_COUNT];
 };
 
+/* A typed query's statement being read (query-gen.h): open from
+ * spool__q_NAME until spool__q_NAME_next returns 0 or an error, or until
+ * spool__cur_end. */
+struct spool__cur {
+	spool		*q;
+	void		*st;		/* its sqlite3_stmt */
+	const char	*what;		/* the query's name, for errors */
+};
+
 /* An open database.  One thread at a time (see spool.h). */
 struct spool {
 	sqlite3		*db;
@@ -322,6 +331,11 @@ int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
 int		 spool__quiet(spool *q, int *quiet);
+int64_t		 spool__changes(spool *q);
+void		 spool__cur_open(struct spool__cur *c, spool *q, void *st,
+		    const char *what);
+int		 spool__cur_step(struct spool__cur *c);
+void		 spool__cur_end(struct spool__cur *c);
 int		 spool__begin_read(spool *q);
 int		 spool__savepoint(spool *q, int op);
 int		 spool__set_sync(spool *q, int full);

@@ -284,6 +284,54 @@ spool__step_done(spool *q, sqlite3_stmt *st, const char *what)
 	return (SPOOL_OK);
 }
 
+/* The rows the last statement on q changed. */
+int64_t
+spool__changes(spool *q)
+{
+	return (sqlite3_changes64(q->db));
+}
+
+/* Start reading a typed query's statement st (bound) on cursor c. */
+void
+spool__cur_open(struct spool__cur *c, spool *q, void *st, const char *what)
+{
+	c->q = q;
+	c->st = st;
+	c->what = what;
+}
+
+/* The next row of c: 1 if there is one (its columns readable until the
+ * next call), 0 at the end, or an error recorded on c's handle; after 0
+ * or an error the statement is reset and c is ended. */
+int
+spool__cur_step(struct spool__cur *c)
+{
+	int	 rc;
+
+	if (c->st == NULL)
+		return (0);
+	if (c->q->in_txn && sqlite3_get_autocommit(c->q->db))
+		rc = spool__error(c->q, SPOOL_EIO, "%s: I/O error: the "
+		    "transaction was rolled back after an error", c->what);
+	else if ((rc = sqlite3_step(c->st)) == SQLITE_ROW)
+		return (1);
+	else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = spool__store_error(c->q, rc, c->what);
+	spool__cur_end(c);
+	return (rc);
+}
+
+/* End c: reset its statement (so it holds no read transaction open). */
+void
+spool__cur_end(struct spool__cur *c)
+{
+	if (c->st != NULL)
+		sqlite3_reset(c->st);
+	c->st = NULL;
+}
+
 /* Bind a payload: valid UTF-8 without NUL is stored as TEXT (so JSON can
  * be read with json_extract), anything else as a BLOB.  NULL with len 0
  * is an empty text. */

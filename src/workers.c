@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 /* Insert or refresh the row of worker id. */
 int
@@ -17,21 +18,14 @@ spool__worker_upsert(spool *q, const char *id, const char *host, long pid,
     const char *queues_json, int concurrency, int busy, int64_t started_ms,
     int64_t now_ms)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	 rc;
 
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_WORKER_UPSERT);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, pid);
-	sqlite3_bind_text(st, 4, queues_json, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, concurrency);
-	sqlite3_bind_int(st, 6, busy);
-	sqlite3_bind_int64(st, 7, started_ms);
-	sqlite3_bind_int64(st, 8, now_ms);
-	if ((rc = spool__step_done(q, st, "worker row")) != SPOOL_OK) {
+	if ((rc = spool__q_worker_upsert(q, &(struct spool__q_worker_upsert_in){
+	    .id = id, .host = host, .pid = pid, .queues = queues_json,
+	    .concurrency = concurrency, .busy = busy, .started_ms = started_ms,
+	    .heartbeat_ms = now_ms })) != SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
 	}
@@ -42,18 +36,14 @@ spool__worker_upsert(spool *q, const char *id, const char *host, long pid,
 int
 spool__worker_delete(spool *q, const char *id, int64_t stale_ms)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	 rc;
 
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_WORKER_DELETE);
-	sqlite3_bind_text(st, 1, id != NULL ? id : "", -1, SQLITE_STATIC);
-	if ((rc = spool__step_done(q, st, "worker row")) == SPOOL_OK) {
-		st = spool__stmt(q, SPOOL_SQL_WORKER_PRUNE);
-		sqlite3_bind_int64(st, 1, stale_ms);
-		rc = spool__step_done(q, st, "worker rows");
-	}
+	if ((rc = spool__q_worker_delete(q, &(struct spool__q_worker_delete_in){
+	    .id = id != NULL ? id : "" })) == SPOOL_OK)
+		rc = spool__q_worker_prune(q, &(struct spool__q_worker_prune_in){
+		    .stale_ms = stale_ms });
 	if (rc != SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
@@ -67,33 +57,32 @@ int
 spool__lock_acquire(spool *q, const char *name, const char *owner,
     int64_t now_ms, int64_t until_ms)
 {
-	sqlite3_stmt	*st;
-	char		 holder[200] = "another process";
-	int64_t		 held_until = 0;
-	int		 rc;
+	struct spool__q_lock_holder_row	 r;
+	struct spool__cur		 c;
+	char				 holder[200] = "another process";
+	int64_t				 held_until = 0;
+	int				 rc;
 
 	if ((rc = spool__check_name(q, "lock name", name,
 	    SPOOL_NAME_MAX)) != SPOOL_OK)
 		return (rc);
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_LOCK_ACQUIRE);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now_ms);
-	sqlite3_bind_int64(st, 4, until_ms);
-	if ((rc = spool__step_done(q, st, "lock")) != SPOOL_OK)
+	if ((rc = spool__q_lock_acquire(q, &(struct spool__q_lock_acquire_in){
+	    .name = name, .owner = owner, .now_ms = now_ms,
+	    .until_ms = until_ms })) != SPOOL_OK)
 		goto fail;
-	if (sqlite3_changes(q->db) == 1)
+	if (spool__changes(q) == 1)
 		return (spool__commit(q));
-	st = spool__stmt(q, SPOOL_SQL_LOCK_HOLDER);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(holder, sizeof holder, "%s",
-		    (const char *)sqlite3_column_text(st, 0));
-		held_until = sqlite3_column_int64(st, 1);
+	if ((rc = spool__q_lock_holder(q, &c, &(struct spool__q_lock_holder_in){
+	    .name = name })) != SPOOL_OK)
+		goto fail;
+	if (spool__q_lock_holder_next(&c, &r) == 1) {
+		snprintf(holder, sizeof holder, "%s", r.owner != NULL ?
+		    r.owner : "another process");
+		held_until = r.until_ms;
 	}
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool__rollback(q);
 	return (spool__error(q, SPOOL_EBUSY, "lock %s is held by %s for "
 	    "%.1f s more", name, holder, held_until > now_ms ?
@@ -108,20 +97,17 @@ int
 spool__lock_renew(spool *q, const char *name, const char *owner,
     int64_t until_ms)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	 rc;
 
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_LOCK_RENEW);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, until_ms);
-	if ((rc = spool__step_done(q, st, "lock")) != SPOOL_OK) {
+	if ((rc = spool__q_lock_renew(q, &(struct spool__q_lock_renew_in){
+	    .name = name, .owner = owner, .until_ms = until_ms })) !=
+	    SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
 	}
-	if (sqlite3_changes(q->db) != 1) {
+	if (spool__changes(q) != 1) {
 		spool__rollback(q);
 		return (spool__error(q, SPOOL_ELEASE, "lock %s was lost", name));
 	}
@@ -132,15 +118,12 @@ spool__lock_renew(spool *q, const char *name, const char *owner,
 int
 spool__lock_release(spool *q, const char *name, const char *owner)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	 rc;
 
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_LOCK_RELEASE);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-	if ((rc = spool__step_done(q, st, "lock")) != SPOOL_OK) {
+	if ((rc = spool__q_lock_release(q, &(struct spool__q_lock_release_in){
+	    .name = name, .owner = owner })) != SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
 	}
