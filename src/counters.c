@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 /* Add n to counter which of queue. */
 void
@@ -87,9 +88,10 @@ counters_other(const spool *q)
 static int
 counters_fold(spool *q, int *rc)
 {
-	sqlite3_stmt	*st;
-	int64_t		 mark, top, own = 0, before;
-	size_t		 i;
+	struct spool__q_counters_tail_row	 tail;
+	struct spool__cur			 c;
+	int64_t					 own = 0, before;
+	size_t					 i;
 
 	/* A quiet enqueue knows its tasks are the top ids, and the mark only
 	 * grows: if they are near the mark as last seen, they are near the
@@ -98,34 +100,30 @@ counters_fold(spool *q, int *rc)
 	if (q->txn_fast && q->txn_top_id > 0 && !counters_other(q) &&
 	    q->txn_top_id - q->mark_seen < FOLD_SPAN)
 		return (0);
-	st = spool__stmt(q, SPOOL_SQL_COUNTERS_TAIL);
-	if ((*rc = sqlite3_step(st)) != SQLITE_ROW) {
-		*rc = spool__store_error(q, *rc, "counters");
-		sqlite3_reset(st);
+	if ((*rc = spool__q_counters_tail(q, &c)) != SPOOL_OK)
+		return (0);
+	if ((*rc = spool__q_counters_tail_next(&c, &tail)) != 1) {
+		if (*rc == 0)	/* one row, always */
+			*rc = spool__error(q, SPOOL_ERROR, "counters: no tail");
 		return (0);
 	}
-	mark = sqlite3_column_int64(st, 0);
-	top = sqlite3_column_int64(st, 1);
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	*rc = SPOOL_OK;
-	q->mark_seen = mark;
-	if (top <= mark)
+	q->mark_seen = tail.mark;
+	if (tail.top <= tail.mark)
 		return (1);
-	if (!counters_other(q) && top - mark < FOLD_SPAN)
+	if (!counters_other(q) && tail.top - tail.mark < FOLD_SPAN)
 		return (0);
 	for (i = 0; i < q->nctr; i++)
 		own += q->ctr[i].n[SPOOL__C_ENQUEUED];
-	if ((before = top - own) > mark) {
-		st = spool__stmt(q, SPOOL_SQL_COUNTERS_FOLD);
-		sqlite3_bind_int64(st, 1, mark);
-		sqlite3_bind_int64(st, 2, before);
-		if ((*rc = spool__step_done(q, st, "counters")) != SPOOL_OK)
-			return (0);
-	}
-	st = spool__stmt(q, SPOOL_SQL_COUNTERS_MARK_SET);
-	sqlite3_bind_int64(st, 1, top);
-	if ((*rc = spool__step_done(q, st, "counters")) == SPOOL_OK)
-		q->mark_seen = top;
+	if ((before = tail.top - own) > tail.mark &&
+	    (*rc = spool__q_counters_fold(q, &(struct spool__q_counters_fold_in){
+	    .after = tail.mark, .upto = before })) != SPOOL_OK)
+		return (0);
+	if ((*rc = spool__q_counters_mark_set(q,
+	    &(struct spool__q_counters_mark_set_in){ .task_id = tail.top })) ==
+	    SPOOL_OK)
+		q->mark_seen = tail.top;
 	return (1);
 }
 
@@ -133,9 +131,9 @@ counters_fold(spool *q, int *rc)
 int
 spool__counters_write_locked(spool *q)
 {
-	sqlite3_stmt	*st;
+	const int64_t	*n;
 	size_t		 i;
-	int		 rc, k;
+	int		 rc;
 
 	if (q->ctr_failed)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory (counters)"));
@@ -148,11 +146,19 @@ spool__counters_write_locked(spool *q)
 	if (rc != SPOOL_OK)
 		return (rc);
 	for (i = 0; i < q->nctr; i++) {
-		st = spool__stmt(q, SPOOL_SQL_COUNTERS_ADD);
-		sqlite3_bind_text(st, 1, q->ctr[i].queue, -1, SQLITE_STATIC);
-		for (k = 0; k < SPOOL__C_COUNT; k++)
-			sqlite3_bind_int64(st, 2 + k, q->ctr[i].n[k]);
-		if ((rc = spool__step_done(q, st, "counters")) != SPOOL_OK)
+		n = q->ctr[i].n;
+		if ((rc = spool__q_counters_add(q,
+		    &(struct spool__q_counters_add_in){
+		    .queue = q->ctr[i].queue,
+		    .enqueued = n[SPOOL__C_ENQUEUED],
+		    .claimed = n[SPOOL__C_CLAIMED],
+		    .succeeded = n[SPOOL__C_SUCCEEDED],
+		    .failed = n[SPOOL__C_FAILED],
+		    .retried = n[SPOOL__C_RETRIED],
+		    .dead = n[SPOOL__C_DEAD],
+		    .expired = n[SPOOL__C_EXPIRED],
+		    .lease_lost = n[SPOOL__C_LEASE_LOST],
+		    .cancelled = n[SPOOL__C_CANCELLED] })) != SPOOL_OK)
 			return (rc);
 	}
 	spool__counters_reset(q);

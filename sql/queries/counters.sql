@@ -1,8 +1,9 @@
 -- sql/queries/counters.sql -- the per-queue counters of schema 5.
 
 -- name: counters_add
--- Add to queue ?1's counters: ?2 enqueued, ?3 claimed, ?4 succeeded,
--- ?5 failed, ?6 retried, ?7 dead, ?8 expired, ?9 lease_lost, ?10 cancelled.
+-- Add to the queue's counters.
+-- in: queue text, enqueued int, claimed int, succeeded int, failed int
+-- in: retried int, dead int, expired int, lease_lost int, cancelled int
 INSERT INTO queue_counters (queue, enqueued, claimed, succeeded, failed,
     retried, dead, expired, lease_lost, cancelled)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -30,17 +31,20 @@ SELECT coalesce(c.enqueued, 0) + (SELECT count(*) FROM tasks t
 -- name: counters_tail
 -- The mark (tasks up to it are counted as enqueued) and the highest task
 -- id, 0 if there is no task.
-SELECT (SELECT task_id FROM counters_mark),
-    coalesce((SELECT max(id) FROM tasks), 0);
+-- out: mark int, top int
+SELECT (SELECT task_id FROM counters_mark) AS mark,
+    coalesce((SELECT max(id) FROM tasks), 0) AS top;
 
 -- name: counters_fold
--- Count the tasks with ids in (?1, ?2] as enqueued, per queue.
+-- Count the tasks with ids in (after, upto] as enqueued, per queue.
+-- in: after int, upto int
 INSERT INTO queue_counters (queue, enqueued)
 SELECT queue, count(*) FROM tasks WHERE id > ?1 AND id <= ?2 GROUP BY queue
 ON CONFLICT (queue) DO UPDATE SET enqueued = enqueued + excluded.enqueued;
 
 -- name: counters_mark_set
--- Every task up to id ?1 is counted now.
+-- Every task up to id task_id is counted now.
+-- in: task_id int
 UPDATE counters_mark SET task_id = ?1 WHERE task_id < ?1;
 
 -- name: metrics_window
