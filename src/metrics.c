@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define METRICS_SAMPLE	10000
 
@@ -47,69 +48,71 @@ static int
 metrics_queue(spool *q, spool_queue_metrics *m, int64_t now,
     int64_t *run, int64_t *wait)
 {
-	const char	*name = m->stats.queue;
-	sqlite3_stmt	*st;
-	size_t		 n = 0;
-	int		 rc;
+	const char				*name = m->stats.queue;
+	struct spool__q_counters_get_row	 tot;
+	struct spool__q_metrics_window_row	 win;
+	struct spool__q_metrics_times_row	 t;
+	struct spool__q_metrics_workers_row	 wk;
+	struct spool__cur			 c;
+	size_t					 n = 0;
+	int					 rc;
 
-	st = spool__stmt(q, SPOOL_SQL_COUNTERS_GET);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		m->total.enqueued = sqlite3_column_int64(st, 0);
-		m->total.claimed = sqlite3_column_int64(st, 1);
-		m->total.succeeded = sqlite3_column_int64(st, 2);
-		m->total.failed = sqlite3_column_int64(st, 3);
-		m->total.retried = sqlite3_column_int64(st, 4);
-		m->total.dead = sqlite3_column_int64(st, 5);
-		m->total.expired = sqlite3_column_int64(st, 6);
-		m->total.lease_lost = sqlite3_column_int64(st, 7);
-		m->total.cancelled = sqlite3_column_int64(st, 8);
+	if ((rc = spool__q_counters_get(q, &c, &(struct spool__q_counters_get_in){
+	    .queue = name })) != SPOOL_OK ||
+	    (rc = spool__q_counters_get_next(&c, &tot)) < 0)
+		return (rc);
+	if (rc == 1) {
+		m->total.enqueued = tot.enqueued;
+		m->total.claimed = tot.claimed;
+		m->total.succeeded = tot.succeeded;
+		m->total.failed = tot.failed;
+		m->total.retried = tot.retried;
+		m->total.dead = tot.dead;
+		m->total.expired = tot.expired;
+		m->total.lease_lost = tot.lease_lost;
+		m->total.cancelled = tot.cancelled;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "metrics"));
+	spool__cur_end(&c);
 
-	st = spool__stmt(q, SPOOL_SQL_METRICS_WINDOW);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now - SPOOL_METRICS_WINDOW_MS);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		m->succeeded_1m = sqlite3_column_int64(st, 0);
-		m->dead_1m = sqlite3_column_int64(st, 1);
+	if ((rc = spool__q_metrics_window(q, &c,
+	    &(struct spool__q_metrics_window_in){ .queue = name,
+	    .since_ms = now - SPOOL_METRICS_WINDOW_MS })) != SPOOL_OK ||
+	    (rc = spool__q_metrics_window_next(&c, &win)) < 0)
+		return (rc);
+	if (rc == 1) {
+		m->succeeded_1m = win.succeeded;
+		m->dead_1m = win.dead;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return (spool__store_error(q, rc, "metrics"));
+	spool__cur_end(&c);
 
-	st = spool__stmt(q, SPOOL_SQL_METRICS_TIMES);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now - SPOOL_METRICS_WINDOW_MS);
-	sqlite3_bind_int(st, 3, METRICS_SAMPLE);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < METRICS_SAMPLE) {
-		run[n] = sqlite3_column_int64(st, 0);
-		wait[n] = sqlite3_column_int64(st, 1);
-		if (run[n] < 0)
-			run[n] = 0;
-		if (wait[n] < 0)
-			wait[n] = 0;
+	if ((rc = spool__q_metrics_times(q, &c,
+	    &(struct spool__q_metrics_times_in){ .queue = name,
+	    .since_ms = now - SPOOL_METRICS_WINDOW_MS,
+	    .max = METRICS_SAMPLE })) != SPOOL_OK)
+		return (rc);
+	while (n < METRICS_SAMPLE &&
+	    (rc = spool__q_metrics_times_next(&c, &t)) == 1) {
+		run[n] = t.run_ms < 0 ? 0 : t.run_ms;
+		wait[n] = t.wait_ms < 0 ? 0 : t.wait_ms;
 		n++;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return (spool__store_error(q, rc, "metrics"));
+	spool__cur_end(&c);
+	if (rc < 0)
+		return (rc);
 	percentiles(run, n, m->run_ms);
 	percentiles(wait, n, m->wait_ms);
 
-	st = spool__stmt(q, SPOOL_SQL_METRICS_WORKERS);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now - SPOOL_WORKER_STALE_MS);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		m->workers = sqlite3_column_int(st, 0);
-		m->concurrency = sqlite3_column_int(st, 1);
-		m->busy = sqlite3_column_int(st, 2);
+	if ((rc = spool__q_metrics_workers(q, &c,
+	    &(struct spool__q_metrics_workers_in){ .queue = name,
+	    .since_ms = now - SPOOL_WORKER_STALE_MS })) != SPOOL_OK ||
+	    (rc = spool__q_metrics_workers_next(&c, &wk)) < 0)
+		return (rc);
+	if (rc == 1) {
+		m->workers = (int)wk.workers;
+		m->concurrency = (int)wk.concurrency;
+		m->busy = (int)wk.busy;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return (spool__store_error(q, rc, "metrics"));
+	spool__cur_end(&c);
 	return (SPOOL_OK);
 }
 
@@ -173,11 +176,12 @@ spool_queue_metrics_free(spool_queue_metrics *m, size_t n)
 int
 spool_workers(spool_worker_info **out, size_t *n, spool *q)
 {
-	spool_worker_info	*v = NULL, *nv, *w;
-	size_t			 len = 0, cap = 0;
-	sqlite3_stmt		*st;
-	int64_t			 now;
-	int			 rc;
+	struct spool__q_workers_list_row	 r;
+	struct spool__cur			 c;
+	spool_worker_info			*v = NULL, *nv, *w;
+	size_t					 len = 0, cap = 0;
+	int64_t					 now;
+	int					 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -185,34 +189,34 @@ spool_workers(spool_worker_info **out, size_t *n, spool *q)
 	*n = 0;
 	spool__clear_error(q);
 	now = spool__now_ms(q);
-	st = spool__stmt(q, SPOOL_SQL_WORKERS_LIST);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if ((rc = spool__q_workers_list(q, &c)) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_workers_list_next(&c, &r)) == 1) {
 		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;
 		w = &v[len++];
 		memset(w, 0, sizeof *w);
-		w->pid = (long)sqlite3_column_int64(st, 2);
-		w->concurrency = sqlite3_column_int(st, 4);
-		w->busy = sqlite3_column_int(st, 5);
-		w->started_ms = sqlite3_column_int64(st, 6);
-		w->heartbeat_ms = sqlite3_column_int64(st, 7);
+		w->pid = (long)r.pid;
+		w->concurrency = (int)r.concurrency;
+		w->busy = (int)r.busy;
+		w->started_ms = r.started_ms;
+		w->heartbeat_ms = r.heartbeat_ms;
 		w->stale = now - w->heartbeat_ms > SPOOL_WORKER_STALE_MS;
-		if ((w->id = spool__col_strdup(st, 0)) == NULL ||
-		    (w->host = spool__col_strdup(st, 1)) == NULL ||
-		    (w->queues = spool__col_strdup(st, 3)) == NULL)
+		if ((w->id = spool__strdup(r.id)) == NULL ||
+		    (w->host = spool__strdup(r.host)) == NULL ||
+		    (w->queues = spool__strdup(r.queues)) == NULL)
 			goto nomem;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
+	if (rc < 0) {
 		spool_worker_info_free(v, len);
-		return (spool__store_error(q, rc, "list workers"));
+		return (rc);
 	}
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
 nomem:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool_worker_info_free(v, len);
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 }

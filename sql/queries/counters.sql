@@ -19,13 +19,19 @@ ON CONFLICT (queue) DO UPDATE SET
     cancelled = cancelled + excluded.cancelled;
 
 -- name: counters_get
--- Queue ?1's counters, all zero if it has none yet; enqueued includes the
+-- The queue's counters, all zero if it has none yet; enqueued includes the
 -- tasks above the mark (schema 8), as view spool_counters does.
+-- in: queue text
+-- out: enqueued int, claimed int, succeeded int, failed int, retried int
+-- out: dead int, expired int, lease_lost int, cancelled int
 SELECT coalesce(c.enqueued, 0) + (SELECT count(*) FROM tasks t
-	WHERE t.id > (SELECT task_id FROM counters_mark) AND t.queue = k.queue),
-    coalesce(c.claimed, 0), coalesce(c.succeeded, 0), coalesce(c.failed, 0),
-    coalesce(c.retried, 0), coalesce(c.dead, 0), coalesce(c.expired, 0),
-    coalesce(c.lease_lost, 0), coalesce(c.cancelled, 0)
+	WHERE t.id > (SELECT task_id FROM counters_mark) AND t.queue = k.queue)
+	AS enqueued,
+    coalesce(c.claimed, 0) AS claimed, coalesce(c.succeeded, 0) AS succeeded,
+    coalesce(c.failed, 0) AS failed, coalesce(c.retried, 0) AS retried,
+    coalesce(c.dead, 0) AS dead, coalesce(c.expired, 0) AS expired,
+    coalesce(c.lease_lost, 0) AS lease_lost,
+    coalesce(c.cancelled, 0) AS cancelled
   FROM (SELECT ?1 AS queue) k LEFT JOIN queue_counters c ON c.queue = k.queue;
 
 -- name: counters_tail
@@ -48,28 +54,38 @@ ON CONFLICT (queue) DO UPDATE SET enqueued = enqueued + excluded.enqueued;
 UPDATE counters_mark SET task_id = ?1 WHERE task_id < ?1;
 
 -- name: metrics_window
--- Queue ?1's tasks that succeeded or died after ?2: counts through
+-- The queue's tasks that succeeded or died after since_ms: counts through
 -- tasks_finished.
+-- in: queue text, since_ms int
+-- out: succeeded int, dead int
 SELECT (SELECT count(*) FROM tasks WHERE queue = ?1 AND state = 'succeeded'
-	AND finished_ms > ?2),
+	AND finished_ms > ?2) AS succeeded,
     (SELECT count(*) FROM tasks WHERE queue = ?1 AND state = 'dead'
-	AND finished_ms > ?2);
+	AND finished_ms > ?2) AS dead;
 
 -- name: metrics_times
--- Run time and wait of queue ?1's latest tasks (at most ?3) that
--- succeeded after ?2.
-SELECT finished_ms - started_ms, started_ms - run_at_ms FROM tasks
+-- Run time and wait of the queue's latest tasks (at most max) that
+-- succeeded after since_ms.
+-- in: queue text, since_ms int, max int
+-- out: run_ms int, wait_ms int
+SELECT finished_ms - started_ms AS run_ms, started_ms - run_at_ms AS wait_ms
+  FROM tasks
  WHERE queue = ?1 AND state = 'succeeded' AND finished_ms > ?2
  ORDER BY finished_ms DESC LIMIT ?3;
 
 -- name: metrics_workers
--- Live workers (heartbeat after ?2) serving queue ?1: how many, their
--- threads, busy ones.
-SELECT count(*), coalesce(sum(concurrency), 0), coalesce(sum(busy), 0)
+-- Live workers (heartbeat after since_ms) serving the queue: how many,
+-- their threads, busy ones.
+-- in: queue text, since_ms int
+-- out: workers int, concurrency int, busy int
+SELECT count(*) AS workers, coalesce(sum(concurrency), 0) AS concurrency,
+    coalesce(sum(busy), 0) AS busy
   FROM workers w
  WHERE w.heartbeat_ms > ?2 AND EXISTS (SELECT 1 FROM json_each(w.queues) j
 	WHERE j.value = ?1);
 
 -- name: workers_list
+-- out: id text, host text, pid int, queues text, concurrency int, busy int
+-- out: started_ms int, heartbeat_ms int
 SELECT id, host, pid, queues, concurrency, busy, started_ms, heartbeat_ms
   FROM workers ORDER BY started_ms, id;
