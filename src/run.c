@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define LIST_MAX	10000
 
@@ -36,40 +37,47 @@ spool_item_state_name(int state)
 }
 
 static int
-state_index(const char *const *names, int last, const unsigned char *s)
+state_index(const char *const *names, int last, const char *s)
 {
 	int	 i;
 
 	for (i = 1; s != NULL && i <= last; i++)
-		if (strcmp((const char *)s, names[i]) == 0)
+		if (strcmp(s, names[i]) == 0)
 			return (i);
 	return (0);
 }
 
-/* Fill one run from a run_get / run_list row; *pid gets its definition. */
+/* A copy of s into *out unless s is NULL (*out stays NULL); 0 when
+ * memory runs out. */
 static int
-run_from_row(spool *q, spool_run_info *r, sqlite3_stmt *st, int64_t *pid)
+copy_text(char **out, const char *s)
 {
-	r->id = sqlite3_column_int64(st, 0);
-	r->version = sqlite3_column_int(st, 2);
-	r->state = state_index(run_states, SPOOL_RUN_FINISHED,
-	    sqlite3_column_text(st, 3));
-	r->total = sqlite3_column_int64(st, 4);
-	r->running = sqlite3_column_int64(st, 5);
-	r->succeeded = sqlite3_column_int64(st, 6);
-	r->failed = sqlite3_column_int64(st, 7);
-	r->skipped = sqlite3_column_int64(st, 8);
-	r->cancelled = sqlite3_column_int64(st, 9);
-	r->hook_task_id = sqlite3_column_int64(st, 12);
-	r->created_ms = sqlite3_column_int64(st, 13);
-	r->finished_ms = sqlite3_column_int64(st, 14);
+	return (s == NULL || (*out = spool__strdup(s)) != NULL);
+}
+
+/* Fill one run from a run_get, run_list or run_list_desc row (one row
+ * type: the lists declare run_get's columns); *pid gets its definition. */
+static int
+run_from_row(spool *q, spool_run_info *r,
+    const struct spool__q_run_get_row *row, int64_t *pid)
+{
+	r->id = row->id;
+	r->version = (int)row->version;
+	r->state = state_index(run_states, SPOOL_RUN_FINISHED, row->state);
+	r->total = row->total;
+	r->running = row->running;
+	r->succeeded = row->succeeded;
+	r->failed = row->failed;
+	r->skipped = row->skipped;
+	r->cancelled = row->cancelled;
+	r->hook_task_id = row->hook_task_id;
+	r->created_ms = row->created_ms;
+	r->finished_ms = row->finished_ms;
 	if (pid != NULL)
-		*pid = sqlite3_column_int64(st, 15);
-	if ((r->pipeline = spool__col_strdup(st, 1)) == NULL ||
-	    (sqlite3_column_type(st, 10) != SQLITE_NULL &&
-	    (r->error = spool__col_strdup(st, 10)) == NULL) ||
-	    (sqlite3_column_type(st, 11) != SQLITE_NULL &&
-	    (r->hook_queue = spool__col_strdup(st, 11)) == NULL))
+		*pid = row->pipeline_id;
+	if ((r->pipeline = spool__strdup(row->name)) == NULL ||
+	    !copy_text(&r->error, row->error) ||
+	    !copy_text(&r->hook_queue, row->hook_queue))
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	return (SPOOL_OK);
 }
@@ -81,24 +89,23 @@ static int
 stage_durations(spool *q, int64_t run, int64_t stage_id,
     spool_stage_status *s)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_RUN_STAGE_DURATIONS);
-	int64_t		 n;
-	int		 rc;
+	struct spool__q_run_stage_durations_row	 d;
+	struct spool__cur			 c;
+	int					 rc;
 
-	sqlite3_bind_int64(st, 1, run);
-	sqlite3_bind_int64(st, 2, stage_id);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		s->attempts = sqlite3_column_int64(st, 0);
-		if ((n = sqlite3_column_int64(st, 1)) > 0) {
-			s->avg_ms = (double)sqlite3_column_int64(st, 2) /
-			    (double)n;
-			s->p95_ms = sqlite3_column_int64(st, 3);
+	if ((rc = spool__q_run_stage_durations(q, &c,
+	    &(struct spool__q_run_stage_durations_in){ .run = run,
+	    .stage_id = stage_id })) != SPOOL_OK ||
+	    (rc = spool__q_run_stage_durations_next(&c, &d)) < 0)
+		return (rc);
+	if (rc == 1) {		/* an aggregate: one row, always */
+		s->attempts = d.attempts;
+		if (d.k > 0) {
+			s->avg_ms = (double)d.total / (double)d.k;
+			s->p95_ms = d.p95;
 		}
-		rc = SQLITE_DONE;	/* an aggregate: one row, always */
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "read stage durations"));
+	spool__cur_end(&c);
 	return (SPOOL_OK);
 }
 
@@ -106,68 +113,67 @@ stage_durations(spool *q, int64_t run, int64_t stage_id,
 static int
 run_stages(spool *q, spool_run_info *r, int64_t pid)
 {
-	sqlite3_stmt		*st;
-	spool_stage_status	*v = NULL, *nv;
-	int64_t			 ids[SPOOL_STAGES_MAX];
-	int			 skip[SPOOL_STAGES_MAX];
-	size_t			 n = 0, cap = 0, i;
-	const char		*state;
-	int64_t			 sid, count;
-	int			 rc;
+	struct spool__q_stage_list_row		 sl;
+	struct spool__q_run_stage_counts_row	 sc;
+	struct spool__cur			 c;
+	spool_stage_status			*v = NULL, *nv;
+	int64_t					 ids[SPOOL_STAGES_MAX];
+	int					 skip[SPOOL_STAGES_MAX];
+	size_t					 n = 0, cap = 0, i;
+	int					 rc;
 
-	st = spool__stmt(q, SPOOL_SQL_STAGE_LIST);
-	sqlite3_bind_int64(st, 1, pid);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < SPOOL_STAGES_MAX) {
-		if ((nv = spool__grow(v, &cap, n, sizeof *v)) == NULL)
+	if ((rc = spool__q_stage_list(q, &c, &(struct spool__q_stage_list_in){
+	    .pipeline_id = pid })) != SPOOL_OK)
+		return (rc);
+	while (n < SPOOL_STAGES_MAX &&
+	    (rc = spool__q_stage_list_next(&c, &sl)) == 1) {
+		if ((nv = spool__push(v, &n, &cap, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;
-		memset(&v[n], 0, sizeof v[n]);
-		v[n].index = sqlite3_column_int(st, 0);
-		v[n].concurrency = sqlite3_column_int(st, 3);
-		skip[n] = spool__on_error_parse((const char *)
-		    sqlite3_column_text(st, 5)) == SPOOL_ON_ERROR_SKIP;
-		ids[n] = sqlite3_column_int64(st, 9);
-		if ((v[n++].name = spool__col_strdup(st, 1)) == NULL)
+		v[n - 1].index = (int)sl.idx;
+		v[n - 1].concurrency = (int)sl.concurrency;
+		skip[n - 1] = spool__on_error_parse(sl.on_error) ==
+		    SPOOL_ON_ERROR_SKIP;
+		ids[n - 1] = sl.id;
+		if ((v[n - 1].name = spool__strdup(sl.name)) == NULL)
 			goto nomem;
 	}
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	r->stages = v;
 	r->nstages = n;
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return (spool__store_error(q, rc, "read stages"));
+	if (rc < 0)
+		return (rc);
 
-	st = spool__stmt(q, SPOOL_SQL_RUN_STAGE_COUNTS);
-	sqlite3_bind_int64(st, 1, r->id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sid = sqlite3_column_int64(st, 0);
-		state = (const char *)sqlite3_column_text(st, 1);
-		count = sqlite3_column_int64(st, 2);
-		for (i = 0; i < n && ids[i] != sid; i++)
+	if ((rc = spool__q_run_stage_counts(q, &c,
+	    &(struct spool__q_run_stage_counts_in){ .run = r->id })) !=
+	    SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_run_stage_counts_next(&c, &sc)) == 1) {
+		for (i = 0; i < n && ids[i] != sc.stage_id; i++)
 			;
-		if (i == n || state == NULL)
+		if (i == n || sc.state == NULL)
 			continue;
-		if (strcmp(state, "ready") == 0)
-			v[i].waiting += count;
-		else if (strcmp(state, "running") == 0)
-			v[i].running += count;
-		else if (strcmp(state, "succeeded") == 0)
-			v[i].done += count;
-		else if (strcmp(state, "dead") == 0 && skip[i])
-			v[i].skipped += count;
-		else if (strcmp(state, "dead") == 0)
-			v[i].failed += count;
+		if (strcmp(sc.state, "ready") == 0)
+			v[i].waiting += sc.n;
+		else if (strcmp(sc.state, "running") == 0)
+			v[i].running += sc.n;
+		else if (strcmp(sc.state, "succeeded") == 0)
+			v[i].done += sc.n;
+		else if (strcmp(sc.state, "dead") == 0 && skip[i])
+			v[i].skipped += sc.n;
+		else if (strcmp(sc.state, "dead") == 0)
+			v[i].failed += sc.n;
 		else
-			v[i].cancelled += count;
+			v[i].cancelled += sc.n;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "count stages"));
+	if (rc < 0)
+		return (rc);
 	for (i = 0; i < n; i++)
 		if ((rc = stage_durations(q, r->id, ids[i], &v[i])) != SPOOL_OK)
 			return (rc);
 	return (SPOOL_OK);
 nomem:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	r->stages = v;
 	r->nstages = n;
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
@@ -177,9 +183,10 @@ nomem:
 int
 spool_run_get(spool_run_info **out, spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int64_t		 pid = 0;
-	int		 rc;
+	struct spool__q_run_get_row	 row;
+	struct spool__cur		 c;
+	int64_t				 pid = 0;
+	int				 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -191,17 +198,14 @@ spool_run_get(spool_run_info **out, spool *q, int64_t id)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		goto fail;
-	st = spool__stmt(q, SPOOL_SQL_RUN_GET);
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = run_from_row(q, *out, st, &pid);
-	else if (rc == SQLITE_DONE)
+	if ((rc = spool__q_run_get(q, &c, &(struct spool__q_run_get_in){
+	    .id = id })) == SPOOL_OK &&
+	    (rc = spool__q_run_get_next(&c, &row)) == 1)
+		rc = run_from_row(q, *out, &row, &pid);
+	else if (rc == 0)
 		rc = spool__error(q, SPOOL_ENOENT, "no such run: %lld",
 		    (long long)id);
-	else
-		rc = spool__store_error(q, rc, "read run");
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	if (rc == SPOOL_OK)
 		rc = run_stages(q, *out, pid);
 	spool__end_read(q);
@@ -218,10 +222,11 @@ int
 spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
     int64_t after_id, size_t limit, int descending)
 {
-	spool_run_info	*v = NULL, *nv;
-	size_t		 len = 0, cap = 0;
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__q_run_get_row	 row;
+	struct spool__cur		 c;
+	spool_run_info			*v = NULL, *nv;
+	size_t				 len = 0, cap = 0;
+	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -233,34 +238,34 @@ spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
 		    "%d)", LIST_MAX));
 	if (limit == 0)
 		limit = 100;
-	st = spool__stmt(q, descending ? SPOOL_SQL_RUN_LIST_DESC :
-	    SPOOL_SQL_RUN_LIST);
-	sqlite3_bind_int64(st, 1, descending && after_id == 0 ? INT64_MAX :
-	    after_id);
-	sqlite3_bind_int64(st, 2, (int64_t)limit);
-	if (name != NULL)
-		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
+	if (descending)
+		rc = spool__q_run_list_desc(q, &c,
+		    &(struct spool__q_run_list_desc_in){ .before_id =
+		    after_id == 0 ? INT64_MAX : after_id,
+		    .max = (int64_t)limit, .name = name });
+	else
+		rc = spool__q_run_list(q, &c, &(struct spool__q_run_list_in){
+		    .after_id = after_id, .max = (int64_t)limit, .name = name });
+	if (rc != SPOOL_OK)
+		return (rc);
+	/* run_list and run_list_desc read run_get's columns (-- out: like). */
+	while ((rc = descending ? spool__q_run_list_desc_next(&c, &row) :
+	    spool__q_run_list_next(&c, &row)) == 1) {
+		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
 		}
 		v = nv;
-		memset(&v[len], 0, sizeof v[len]);
-		len++;
-		if ((rc = run_from_row(q, &v[len - 1], st, NULL)) != SPOOL_OK)
+		if ((rc = run_from_row(q, &v[len - 1], &row, NULL)) != SPOOL_OK)
 			goto fail;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "list runs");
+	if (rc < 0)
 		goto fail;
-	}
-	sqlite3_reset(st);
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
 fail:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool_run_info_free(v, len);
 	return (rc);
 }
@@ -285,23 +290,23 @@ spool_run_info_free(spool_run_info *info, size_t n)
 
 /* Fill one item from an item_list row. */
 static int
-item_from_row(spool *q, spool_item_info *it, sqlite3_stmt *st)
+item_from_row(spool *q, spool_item_info *it,
+    const struct spool__q_item_list_row *row)
 {
-	it->id = sqlite3_column_int64(st, 0);
-	it->run_id = sqlite3_column_int64(st, 1);
-	it->state = state_index(item_states, SPOOL_ITEM_CANCELLED,
-	    sqlite3_column_text(st, 2));
-	it->stage = sqlite3_column_int(st, 3);
-	it->task_id = sqlite3_column_int64(st, 5);
-	it->created_ms = sqlite3_column_int64(st, 8);
-	it->finished_ms = sqlite3_column_int64(st, 9);
-	if ((sqlite3_column_type(st, 4) != SQLITE_NULL &&
-	    (it->stage_name = spool__col_strdup(st, 4)) == NULL) ||
-	    (sqlite3_column_type(st, 6) != SQLITE_NULL &&
-	    (it->result = spool__col_blobdup(st, 6, &it->result_len)) == NULL) ||
-	    (sqlite3_column_type(st, 7) != SQLITE_NULL &&
-	    (it->error = spool__col_strdup(st, 7)) == NULL))
+	it->id = row->id;
+	it->run_id = row->run_id;
+	it->state = state_index(item_states, SPOOL_ITEM_CANCELLED, row->state);
+	it->stage = (int)row->stage;
+	it->task_id = row->task_id;
+	it->created_ms = row->created_ms;
+	it->finished_ms = row->finished_ms;
+	if (!copy_text(&it->stage_name, row->stage_name) ||
+	    (row->result != NULL && (it->result = spool__memdup(row->result,
+	    row->result_len)) == NULL) ||
+	    !copy_text(&it->error, row->error))
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	if (row->result != NULL)
+		it->result_len = row->result_len;
 	return (SPOOL_OK);
 }
 
@@ -310,10 +315,12 @@ int
 spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
     int64_t after_id, size_t limit)
 {
-	spool_item_info	*v = NULL, *nv;
-	size_t		 len = 0, cap = 0;
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__q_run_exists_row	 one;
+	struct spool__q_item_list_row	 row;
+	struct spool__cur		 c;
+	spool_item_info			*v = NULL, *nv;
+	size_t				 len = 0, cap = 0;
+	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -325,39 +332,34 @@ spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
 		    "%d)", LIST_MAX));
 	if (limit == 0)
 		limit = 100;
-	st = spool__stmt(q, SPOOL_SQL_RUN_EXISTS);
-	sqlite3_bind_int64(st, 1, run);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return (rc == SQLITE_DONE ? spool__error(q, SPOOL_ENOENT,
-		    "no such run: %lld", (long long)run) :
-		    spool__store_error(q, rc, "list items"));
-	st = spool__stmt(q, SPOOL_SQL_ITEM_LIST);
-	sqlite3_bind_int64(st, 1, run);
-	sqlite3_bind_int64(st, 2, after_id);
-	sqlite3_bind_int64(st, 3, (int64_t)limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
+	if ((rc = spool__q_run_exists(q, &c, &(struct spool__q_run_exists_in){
+	    .id = run })) != SPOOL_OK ||
+	    (rc = spool__q_run_exists_next(&c, &one)) < 0)
+		return (rc);
+	spool__cur_end(&c);
+	if (rc == 0)
+		return (spool__error(q, SPOOL_ENOENT, "no such run: %lld",
+		    (long long)run));
+	if ((rc = spool__q_item_list(q, &c, &(struct spool__q_item_list_in){
+	    .run = run, .after_id = after_id, .max = (int64_t)limit })) !=
+	    SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_item_list_next(&c, &row)) == 1) {
+		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
 		}
 		v = nv;
-		memset(&v[len], 0, sizeof v[len]);
-		len++;
-		if ((rc = item_from_row(q, &v[len - 1], st)) != SPOOL_OK)
+		if ((rc = item_from_row(q, &v[len - 1], &row)) != SPOOL_OK)
 			goto fail;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "list items");
+	if (rc < 0)
 		goto fail;
-	}
-	sqlite3_reset(st);
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
 fail:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool_item_info_free(v, len);
 	return (rc);
 }
@@ -382,10 +384,12 @@ int
 spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
     int64_t item)
 {
-	spool_stage_attempt	*v = NULL, *nv, *a;
-	size_t			 len = 0, cap = 0;
-	sqlite3_stmt		*st;
-	int			 rc;
+	struct spool__q_item_exists_row		 ex;
+	struct spool__q_item_history_row	 h;
+	struct spool__cur			 c;
+	spool_stage_attempt			*v = NULL, *nv, *a;
+	size_t					 len = 0, cap = 0;
+	int					 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -396,48 +400,43 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 		return (spool__error(q, SPOOL_EINVAL, "item id must be positive"));
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_ITEM_EXISTS);
-	sqlite3_bind_int64(st, 1, item);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
-		rc = rc == SQLITE_DONE ? spool__error(q, SPOOL_ENOENT,
-		    "no such item: %lld", (long long)item) :
-		    spool__store_error(q, rc, "read item");
+	if ((rc = spool__q_item_exists(q, &c, &(struct spool__q_item_exists_in){
+	    .id = item })) == SPOOL_OK &&
+	    (rc = spool__q_item_exists_next(&c, &ex)) == 0)
+		rc = spool__error(q, SPOOL_ENOENT, "no such item: %lld",
+		    (long long)item);
+	spool__cur_end(&c);
+	if (rc < 0 || (rc = spool__q_item_history(q, &c,
+	    &(struct spool__q_item_history_in){ .item = item })) != SPOOL_OK) {
 		spool__end_read(q);
 		return (rc);
 	}
-	st = spool__stmt(q, SPOOL_SQL_ITEM_HISTORY);
-	sqlite3_bind_int64(st, 1, item);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL)
+	while ((rc = spool__q_item_history_next(&c, &h)) == 1) {
+		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;
-		a = &v[len++];
-		memset(a, 0, sizeof *a);
-		a->index = sqlite3_column_int(st, 1);
-		a->task_id = sqlite3_column_int64(st, 2);
-		a->attempt = sqlite3_column_int(st, 3);
-		a->started_ms = sqlite3_column_int64(st, 5);
-		a->finished_ms = sqlite3_column_int64(st, 6);
-		if ((a->stage = spool__col_strdup(st, 0)) == NULL ||
-		    (a->worker = spool__col_strdup(st, 4)) == NULL ||
-		    (a->outcome = spool__col_strdup(st, 7)) == NULL ||
-		    (sqlite3_column_type(st, 8) != SQLITE_NULL &&
-		    (a->error = spool__col_strdup(st, 8)) == NULL))
+		a = &v[len - 1];
+		a->index = (int)h.idx;
+		a->task_id = h.task_id;
+		a->attempt = (int)h.attempt;
+		a->started_ms = h.started_ms;
+		a->finished_ms = h.finished_ms;
+		if ((a->stage = spool__strdup(h.stage)) == NULL ||
+		    (a->worker = spool__strdup(h.worker)) == NULL ||
+		    (a->outcome = spool__strdup(h.outcome)) == NULL ||
+		    !copy_text(&a->error, h.error))
 			goto nomem;
 	}
-	sqlite3_reset(st);
 	spool__end_read(q);
-	if (rc != SQLITE_DONE) {
+	if (rc < 0) {
 		spool_stage_attempt_free(v, len);
-		return (spool__store_error(q, rc, "read history"));
+		return (rc);
 	}
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
 nomem:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool__end_read(q);
 	spool_stage_attempt_free(v, len);
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));

@@ -44,6 +44,22 @@ spool__grow(void *v, size_t *cap, size_t len, size_t size)
 	return (nv);
 }
 
+/* The row-collecting step of every list read: array v of *len elements
+ * of size, grown (through *cap) by one zeroed element at its end.
+ * Returns the array (maybe moved; the new element is the (*len)-th), or
+ * NULL when memory runs out (v is then unchanged and still valid). */
+void *
+spool__push(void *v, size_t *len, size_t *cap, size_t size)
+{
+	char	*nv;
+
+	if ((nv = spool__grow(v, cap, *len, size)) == NULL)
+		return (NULL);
+	memset(nv + *len * size, 0, size);
+	(*len)++;
+	return (nv);
+}
+
 /* A malloc'd copy of s, or NULL when s is NULL or memory runs out. */
 char *
 spool__strdup(const char *s)

@@ -19,9 +19,12 @@
 # on lines before its SQL:
 #   -- in: NAME TYPE, NAME TYPE ...    parameter k is ?k, in this order
 #   -- out: NAME TYPE, NAME TYPE ...   result column k, named so in the SQL
+#   -- out: like QUERY                 the columns (and row type) of an
+#                                      earlier typed query
 # (several lines of each add up; "-- in: -" declares none).  Types: int
 # (int64_t), int0 (int64_t; 0 binds NULL), real (double), text (const
-# char *; NULL binds NULL), blob (const void * and NAME_len).  Such a
+# char *; NULL binds NULL, a NULL column reads NULL), blob (const void *
+# and NAME_len; likewise, an empty one reads "").  Such a
 # query is typed: OUTPUT src/query-gen.h and src/query-gen.c get its C
 # face (struct spool__q_NAME_in, struct spool__q_NAME_row, functions
 # spool__q_NAME and spool__q_NAME_next), and tools/sql-check.c, run by
@@ -129,6 +132,20 @@ role == "query" {
 		typed[nq] = 1
 		if (spec == "-")
 			next
+		if (dir == "out" && spec ~ /^like [a-z][a-z0-9_]*$/) {
+			# The columns of an earlier query, and its row type.
+			src = substr(spec, 6)
+			if (!(src in qidx) || !typed[qidx[src]] || nout[qidx[src]] == 0 ||
+			    nout[nq] > 0)
+				fail("query \"" qname[nq] "\": bad \"-- out: " spec "\" in " file)
+			j = qidx[src]
+			nout[nq] = nout[j]
+			for (k = 1; k <= nout[j]; k++) {
+				outname[nq, k] = outname[j, k]; outtype[nq, k] = outtype[j, k]
+			}
+			rowof[nq] = rowof[j] != "" ? rowof[j] : src
+			next
+		}
 		n = split(spec, parts, /,[ \t]*/)
 		for (k = 1; k <= n; k++) {
 			if (parts[k] == "")
@@ -252,7 +269,7 @@ function fn_in(i) {
 	return "struct spool__q_" qname[i] "_in"
 }
 function fn_row(i) {
-	return "struct spool__q_" qname[i] "_row"
+	return "struct spool__q_" (rowof[i] != "" ? rowof[i] : qname[i]) "_row"
 }
 function proto(i) {
 	if (nout[i] > 0)
@@ -292,7 +309,7 @@ function emit_typed(    i, k, t, f, any) {
 				}
 				print "};"
 			}
-			if (nout[i] > 0) {
+			if (nout[i] > 0 && rowof[i] == "") {
 				print fn_row(i) " {"
 				for (k = 1; k <= nout[i]; k++) {
 					t = outtype[i, k]
@@ -326,6 +343,8 @@ function emit_typed(    i, k, t, f, any) {
 		if (nin[i] > 0)
 			print "\tint\t\t rc = SQLITE_OK;"
 		print ""
+		if (nout[i] > 0)	# ended, should its open fail
+			print "\tc->st = NULL;"
 		for (k = 1; k <= nin[i]; k++) {
 			t = intype[i, k]; f = "in->" inname[i, k]
 			if (t == "int")
@@ -363,7 +382,10 @@ function emit_typed(    i, k, t, f, any) {
 				else if (t == "text")
 					printf "\t%s = (const char *)sqlite3_column_text(st, %d);\n", f, k - 1
 				else {
-					printf "\t%s = sqlite3_column_blob(st, %d);\n", f, k - 1
+					# NULL only for NULL: an empty value is "" (for which
+					# sqlite3_column_blob returns NULL).
+					printf "\tif (sqlite3_column_type(st, %d) == SQLITE_NULL)\n\t\t%s = NULL;\n", k - 1, f
+					printf "\telse if ((%s = sqlite3_column_blob(st, %d)) == NULL)\n\t\t%s = \"\";\n", f, k - 1, f
 					printf "\t%s_len = (size_t)sqlite3_column_bytes(st, %d);\n", f, k - 1
 				}
 			}

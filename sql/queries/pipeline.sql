@@ -51,7 +51,10 @@ INSERT INTO pipeline_stages (pipeline_id, idx, name, queue, concurrency,
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10);
 
 -- name: stage_list
--- The stages of definition ?1 in order.
+-- The stages of the definition in order.
+-- in: pipeline_id int
+-- out: idx int, name text, queue text, concurrency int, timeout_ms int
+-- out: on_error text, retries int, retry_delay_ms int, command text, id int
 SELECT idx, name, queue, concurrency, timeout_ms, on_error, retries,
     retry_delay_ms, command, id
   FROM pipeline_stages WHERE pipeline_id = ?1 ORDER BY idx;
@@ -193,7 +196,11 @@ UPDATE pipeline_runs SET state = 'finished', finished_ms = ?2,
  WHERE id = ?1 AND finished_ms IS NULL;
 
 -- name: run_get
--- ?1 id.  Column order is the one pipeline.c decodes.
+-- in: id int
+-- out: id int, name text, version int, state text, total int, running int
+-- out: succeeded int, failed int, skipped int, cancelled int, error text
+-- out: hook_queue text, hook_task_id int, created_ms int, finished_ms int
+-- out: pipeline_id int
 SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
     r.failed, r.skipped, r.cancelled, r.error, r.hook_queue, r.hook_task_id,
     r.created_ms, r.finished_ms, r.pipeline_id
@@ -201,7 +208,10 @@ SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
  WHERE r.id = ?1;
 
 -- name: run_list
--- Up to ?2 runs after id ?1, oldest first, of pipeline name ?3 (NULL: any).
+-- Up to max runs after id after_id, oldest first, of pipeline name (NULL:
+-- any).
+-- in: after_id int, max int, name text
+-- out: like run_get
 SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
     r.failed, r.skipped, r.cancelled, r.error, r.hook_queue, r.hook_task_id,
     r.created_ms, r.finished_ms, r.pipeline_id
@@ -210,7 +220,9 @@ SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
  ORDER BY r.id LIMIT ?2;
 
 -- name: run_list_desc
--- As run_list, newest first: ids below ?1.
+-- As run_list, newest first: ids below before_id.
+-- in: before_id int, max int, name text
+-- out: like run_get
 SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
     r.failed, r.skipped, r.cancelled, r.error, r.hook_queue, r.hook_task_id,
     r.created_ms, r.finished_ms, r.pipeline_id
@@ -219,14 +231,18 @@ SELECT r.id, p.name, p.version, r.state, r.total, r.running, r.succeeded,
  ORDER BY r.id DESC LIMIT ?2;
 
 -- name: run_stage_counts
--- Run ?1's tasks by stage and state.
-SELECT t.stage_id, t.state, count(*)
+-- The run's tasks by stage and state.
+-- in: run int
+-- out: stage_id int, state text, n int
+SELECT t.stage_id, t.state, count(*) AS n
   FROM pipeline_items i JOIN tasks t ON t.item_id = i.id
  WHERE i.run_id = ?1
  GROUP BY t.stage_id, t.state;
 
 -- name: run_stage_durations
--- Stage ?2 of run ?1 in one row: its finished attempts of any outcome,
+-- in: run int, stage_id int
+-- out: attempts int, k int, total int, p95 int
+-- The stage's finished attempts in the run, in one row: of any outcome,
 -- then of the succeeded ones the count, the sum of their durations and
 -- the nearest-rank 95th percentile, the ceil(0.95 n)-th shortest, taken
 -- as the (n - ceil(0.95 n) + 1)-th longest so the sort keeps only the
@@ -243,16 +259,19 @@ n AS (
     FROM d)
 SELECT attempts, k, total,
     (SELECT ms FROM d WHERE ok ORDER BY ms DESC LIMIT 1
-      OFFSET (SELECT k - (k * 95 + 99) / 100 FROM n))
+      OFFSET (SELECT k - (k * 95 + 99) / 100 FROM n)) AS p95
   FROM n;
 
 -- name: item_list
--- Up to ?3 items of run ?1 after item ?2, with their stage, last error and
--- (when succeeded) result.
-SELECT i.id, i.run_id, i.state, i.stage, s.name, i.task_id,
+-- Up to max items of the run after item after_id, with their stage, last
+-- error and (when succeeded) result.
+-- in: run int, after_id int, max int
+-- out: id int, run_id int, state text, stage int, stage_name text
+-- out: task_id int, result blob, error text, created_ms int, finished_ms int
+SELECT i.id, i.run_id, i.state, i.stage, s.name AS stage_name, i.task_id,
     CASE WHEN i.state = 'succeeded' THEN
-	(SELECT output FROM results WHERE task_id = i.task_id) END,
-    t.last_error, i.created_ms, i.finished_ms
+	(SELECT output FROM results WHERE task_id = i.task_id) END AS result,
+    t.last_error AS error, i.created_ms, i.finished_ms
   FROM pipeline_items i
   JOIN pipeline_runs ru ON ru.id = i.run_id
   LEFT JOIN pipeline_stages s ON s.pipeline_id = ru.pipeline_id AND s.idx = i.stage
@@ -261,16 +280,23 @@ SELECT i.id, i.run_id, i.state, i.stage, s.name, i.task_id,
  ORDER BY i.id LIMIT ?3;
 
 -- name: run_exists
-SELECT 1 FROM pipeline_runs WHERE id = ?1;
+-- in: id int
+-- out: one int
+SELECT 1 AS one FROM pipeline_runs WHERE id = ?1;
 
 -- name: item_exists
+-- in: id int
+-- out: run_id int
 SELECT run_id FROM pipeline_items WHERE id = ?1;
 
 -- name: item_history
--- Every attempt of item ?1's stage tasks, finished or under way, in stage
+-- Every attempt of the item's stage tasks, finished or under way, in stage
 -- then attempt order.
-SELECT s.name, s.idx, t.id, a.attempt, a.worker, a.started_ms,
-    a.finished_ms, a.outcome, a.error
+-- in: item int
+-- out: stage text, idx int, task_id int, attempt int, worker text
+-- out: started_ms int, finished_ms int, outcome text, error text
+SELECT s.name AS stage, s.idx, t.id AS task_id, a.attempt, a.worker,
+    a.started_ms, a.finished_ms, a.outcome, a.error
   FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
   JOIN attempts a ON a.task_id = t.id
  WHERE t.item_id = ?1
