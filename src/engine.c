@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define ENGINE_BUCKETS		4096	/* registry hash buckets */
 #define CLAIM_POLL_MIN_MS	1	/* idle polling backoff ... */
@@ -455,21 +456,20 @@ engine_claim_strategy(spool_pool *p, size_t want, size_t *got, int locked)
 static int64_t
 engine_next_due(spool_pool *p, int64_t now)
 {
-	sqlite3_stmt	*st;
-	int64_t		 next = 0, t;
-	size_t		 i;
+	struct spool__q_next_due_row	 r;
+	struct spool__cur		 c;
+	int64_t				 next = 0;
+	size_t				 i;
 
 	for (i = 0; i < p->o.nqueues; i++) {
-		st = spool__stmt(p->q, SPOOL_SQL_NEXT_DUE);
-		sqlite3_bind_text(st, 1, p->queues[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, now);
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_type(st, 0) != SQLITE_NULL) {
-			t = sqlite3_column_int64(st, 0);
-			if (next == 0 || t < next)
-				next = t;
-		}
-		sqlite3_reset(st);
+		/* due_ms is NULL (read 0) when nothing is scheduled; a due
+		 * time is after now, so never 0. */
+		if (spool__q_next_due(p->q, &c, &(struct spool__q_next_due_in){
+		    .queue = p->queues[i], .now_ms = now }) == SPOOL_OK &&
+		    spool__q_next_due_next(&c, &r) == 1 && r.due_ms != 0 &&
+		    (next == 0 || r.due_ms < next))
+			next = r.due_ms;
+		spool__cur_end(&c);
 	}
 	return (next);
 }
@@ -478,12 +478,14 @@ engine_next_due(spool_pool *p, int64_t now)
 static int64_t
 engine_data_version(spool_pool *p)
 {
-	sqlite3_stmt	*st = spool__stmt(p->q, SPOOL_SQL_DATA_VERSION);
-	int64_t		 v = -1;
+	struct spool__q_data_version_row	 r;
+	struct spool__cur			 c;
+	int64_t					 v = -1;
 
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	if (spool__q_data_version(p->q, &c) == SPOOL_OK &&
+	    spool__q_data_version_next(&c, &r) == 1)
+		v = r.data_version;
+	spool__cur_end(&c);
 	return (v);
 }
 
@@ -1055,13 +1057,14 @@ engine_wake_cb(evutil_socket_t fd, short what, void *arg)
 static void
 engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 {
-	spool_pool		*p = arg;
-	struct spool__engine	*e = p->engine;
-	sqlite3_stmt		*st;
-	spool_job		*job, *nx;
-	int64_t			 now;
-	size_t			 i;
-	int			 rc;
+	spool_pool			*p = arg;
+	struct spool__engine		*e = p->engine;
+	struct spool__q_renew_leases_row r;
+	struct spool__cur		 c;
+	spool_job			*job, *nx;
+	int64_t				 now;
+	size_t				 i;
+	int				 rc;
 
 	(void)fd;
 	(void)what;
@@ -1075,25 +1078,23 @@ engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 	e->epoch++;
 	now = engine_now(p);
 	for (i = 0; i < p->o.nqueues; i++) {
-		st = spool__stmt(p->q, SPOOL_SQL_RENEW_LEASES);
-		sqlite3_bind_text(st, 1, p->owner, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, p->queues[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, now + e->conf[i].lease_ms);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			job = reg_find(e, sqlite3_column_int64(st, 0));
-			if (job == NULL || job->token !=
-			    sqlite3_column_int64(st, 1))
-				continue;
-			job->renew_epoch = e->epoch;
-			/* Atomic: the handler may be reading it. */
-			__atomic_store_n(&job->lease_until_ms, now +
-			    e->conf[i].lease_ms, __ATOMIC_RELAXED);
-			if (sqlite3_column_int(st, 2))
-				spool__job_stop_set(job, SPOOL_STOP_CANCELLED);
-		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			rc = spool__store_error(p->q, rc, "renew");
+		if ((rc = spool__q_renew_leases(p->q, &c,
+		    &(struct spool__q_renew_leases_in){ .owner = p->owner,
+		    .queue = p->queues[i],
+		    .until_ms = now + e->conf[i].lease_ms })) == SPOOL_OK)
+			while ((rc = spool__q_renew_leases_next(&c, &r)) == 1) {
+				job = reg_find(e, r.id);
+				if (job == NULL || job->token != r.lease_token)
+					continue;
+				job->renew_epoch = e->epoch;
+				/* Atomic: the handler may be reading it. */
+				__atomic_store_n(&job->lease_until_ms, now +
+				    e->conf[i].lease_ms, __ATOMIC_RELAXED);
+				if (r.cancel_requested)
+					spool__job_stop_set(job,
+					    SPOOL_STOP_CANCELLED);
+			}
+		if (rc < 0) {
 			spool__rollback(p->q);
 			engine_error(p, rc);
 			return;
@@ -1131,23 +1132,28 @@ engine_renew_cb(evutil_socket_t fd, short what, void *arg)
 static void
 engine_cancel_cb(evutil_socket_t fd, short what, void *arg)
 {
-	spool_pool		*p = arg;
-	struct spool__engine	*e = p->engine;
-	sqlite3_stmt		*st;
-	spool_job		*job;
-	int64_t			 v;
-	int			 rc;
+	spool_pool			*p = arg;
+	struct spool__engine		*e = p->engine;
+	struct spool__q_cancel_requests_row r;
+	struct spool__cur		 c;
+	spool_job			*job;
+	int64_t				 v;
+	int				 rc;
 
 	(void)fd;
 	(void)what;
 	if (e->held == 0 || (v = engine_data_version(p)) == e->cancel_version)
 		return;
 	e->cancel_version = v;
-	st = spool__stmt(p->q, SPOOL_SQL_CANCEL_REQUESTS);
-	sqlite3_bind_text(st, 1, p->owner, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		job = reg_find(e, sqlite3_column_int64(st, 0));
-		if (job == NULL || job->token != sqlite3_column_int64(st, 1))
+	if ((rc = spool__q_cancel_requests(p->q, &c,
+	    &(struct spool__q_cancel_requests_in){ .owner = p->owner })) < 0) {
+		e->cancel_version = -1;		/* ask again next time */
+		engine_error(p, rc);
+		return;
+	}
+	while ((rc = spool__q_cancel_requests_next(&c, &r)) == 1) {
+		job = reg_find(e, r.id);
+		if (job == NULL || job->token != r.lease_token)
 			continue;
 		spool__job_stop_set(job, SPOOL_STOP_CANCELLED);
 		pthread_mutex_lock(&p->mu);
@@ -1161,10 +1167,9 @@ engine_cancel_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		pthread_mutex_unlock(&p->mu);
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
+	if (rc < 0) {
 		e->cancel_version = -1;		/* ask again next time */
-		engine_error(p, spool__store_error(p->q, rc, "cancel"));
+		engine_error(p, rc);
 	}
 }
 
@@ -1272,10 +1277,11 @@ engine_timeouts(spool_pool *p, int64_t now)
 static void
 engine_autoscale(spool_pool *p, int64_t now)
 {
-	sqlite3_stmt	*st;
-	int64_t		 backlog = 0;
-	int		 busy, n, add;
-	size_t		 i;
+	struct spool__q_backlog_row	 r;
+	struct spool__cur		 c;
+	int64_t				 backlog = 0;
+	int				 busy, n, add;
+	size_t				 i;
 
 	pthread_mutex_lock(&p->mu);
 	busy = p->busy - p->stuck;
@@ -1284,13 +1290,12 @@ engine_autoscale(spool_pool *p, int64_t now)
 	if (n >= p->o.max_workers || busy < n)
 		return;
 	for (i = 0; i < p->o.nqueues; i++) {
-		st = spool__stmt(p->q, SPOOL_SQL_BACKLOG);
-		sqlite3_bind_text(st, 1, p->queues[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, now);
-		sqlite3_bind_int(st, 3, 2 * p->o.max_workers + 1);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			backlog += sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		if (spool__q_backlog(p->q, &c, &(struct spool__q_backlog_in){
+		    .queue = p->queues[i], .now_ms = now,
+		    .max = 2 * p->o.max_workers + 1 }) == SPOOL_OK &&
+		    spool__q_backlog_next(&c, &r) == 1)
+			backlog += r.n;
+		spool__cur_end(&c);
 	}
 	if (backlog <= 2 * busy)
 		return;

@@ -163,15 +163,19 @@ SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
  ORDER BY t.lease_until_ms LIMIT ?2;
 
 -- name: renew_leases
--- Extend every lease that owner ?1 holds on queue ?2 to ?3; the rows
+-- Extend every lease that owner holds on the queue to until_ms; the rows
 -- returned are the leases the owner still holds (any other it thinks it
 -- holds was lost), with their cancellation flags.
+-- in: owner text, queue text, until_ms int
+-- out: id int, lease_token int, cancel_requested int
 UPDATE tasks SET lease_until_ms = ?3
  WHERE lease_owner = ?1 AND queue = ?2 AND state = 'running'
 RETURNING id, lease_token, cancel_requested;
 
 -- name: cancel_requests
--- The leases owner ?1 holds whose cancellation was asked for (spool
+-- in: owner text
+-- out: id int, lease_token int
+-- The leases the owner holds whose cancellation was asked for (spool
 -- cancel, a pipeline's fail_fast): through the partial index of leased
 -- tasks, which are few, so asking every quarter second costs little.
 SELECT id, lease_token FROM tasks INDEXED BY tasks_running
@@ -192,20 +196,24 @@ WITH RECURSIVE levels (p) AS (
 	  FROM levels WHERE levels.p IS NOT NULL)
 
 -- name: next_due
--- When the next scheduled task of queue ?1 (after ?2 now_ms) is due, or
+-- When the next scheduled task of the queue (after now_ms) is due, or
 -- NULL: per priority level, its first run_at_ms after now.
+-- in: queue text, now_ms int
+-- out: due_ms int
 -- use: ready_levels
 SELECT min((SELECT min(run_at_ms) FROM tasks INDEXED BY tasks_ready
 	     WHERE queue = ?1 AND state = 'ready' AND priority = levels.p
-	       AND run_at_ms > ?2))
+	       AND run_at_ms > ?2)) AS due_ms
   FROM levels WHERE levels.p IS NOT NULL;
 
 -- name: backlog
--- Due tasks of queue ?1 at ?2 now_ms, counted up to ?3 at most, so the
+-- in: queue text, now_ms int, max int
+-- out: n int
+-- Due tasks of the queue at now_ms, counted up to max at most, so the
 -- cost stays bounded however deep the queue: per priority level, the
 -- range of its due tasks in tasks_ready.
 -- use: ready_levels
-SELECT count(*) FROM (SELECT 1 FROM levels, tasks INDEXED BY tasks_ready
+SELECT count(*) AS n FROM (SELECT 1 FROM levels, tasks INDEXED BY tasks_ready
 	 WHERE levels.p IS NOT NULL AND tasks.queue = ?1
 	   AND tasks.state = 'ready' AND tasks.priority = levels.p
 	   AND tasks.run_at_ms <= ?2 LIMIT ?3);

@@ -53,4 +53,6 @@ SELECT (SELECT application_id FROM pragma_application_id),
 -- name: data_version
 -- Changes whenever another connection commits: an idle engine polls this
 -- instead of the tasks.
+-- in: -
+-- out: data_version int
 PRAGMA data_version;
