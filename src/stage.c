@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 struct spool__stages {
 	pthread_mutex_t		 mu;
@@ -91,9 +92,9 @@ stages_add(struct spool__stages *s, int64_t id, const char *name,
 static const struct spool__stage_def *
 stages_find(struct spool__stages *s, int64_t id)
 {
-	struct spool__stage_def	*d;
-	sqlite3_stmt		*st;
-	char			*name = NULL, *command = NULL;
+	struct spool__stage_def		*d;
+	struct spool__q_stage_def_row	 r;
+	struct spool__cur		 c;
 
 	pthread_mutex_lock(&s->mu);
 	for (d = s->head; d != NULL && d->id != id; d = d->next)
@@ -101,17 +102,11 @@ stages_find(struct spool__stages *s, int64_t id)
 	if (d == NULL && id > 0 && (s->rq != NULL ||
 	    spool_open(&s->rq, s->path, s->open_flags & ~SPOOL_OPEN_CREATE) ==
 	    SPOOL_OK)) {
-		st = spool__stmt(s->rq, SPOOL_SQL_STAGE_DEF);
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			name = spool__col_strdup(st, 0);
-			command = spool__col_strdup(st, 1);
-		}
-		sqlite3_reset(st);
-		if (name != NULL)
-			d = stages_add(s, id, name, command);
-		free(name);
-		free(command);
+		if (spool__q_stage_def(s->rq, &c, &(struct spool__q_stage_def_in){
+		    .id = id }) == SPOOL_OK &&
+		    spool__q_stage_def_next(&c, &r) == 1 && r.name != NULL)
+			d = stages_add(s, id, r.name, r.command);
+		spool__cur_end(&c);
 	} else if (d == NULL && s->rq != NULL) {
 		spool_close(s->rq);	/* it failed to open: try again later */
 		s->rq = NULL;
@@ -180,45 +175,44 @@ static int
 plan_read(struct plan *pl, struct spool__stages *s, spool *q,
     const char *name)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_STAGE_DEFS);
-	const char	*sname, *queue;
-	size_t		 i;
-	int		 rc, any = 0;
+	struct spool__q_stage_defs_row	 r;
+	struct spool__cur		 c;
+	size_t				 i;
+	int				 rc, any = 0;
 
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if ((rc = spool__q_stage_defs(q, &c, &(struct spool__q_stage_defs_in){
+	    .name = name })) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_stage_defs_next(&c, &r)) == 1) {
 		any = 1;
-		sname = (const char *)sqlite3_column_text(st, 1);
-		queue = (const char *)sqlite3_column_text(st, 2);
-		if (sname == NULL || queue == NULL)
+		if (r.name == NULL || r.queue == NULL)
 			continue;
-		if (stages_add(s, sqlite3_column_int64(st, 0), sname,
-		    (const char *)sqlite3_column_text(st, 4)) == NULL)
+		if (stages_add(s, r.id, r.name, r.command) == NULL)
 			goto nomem;
-		if (!sqlite3_column_int(st, 5) || stages_handler(s, sname) == NULL)
+		if (!r.live || stages_handler(s, r.name) == NULL)
 			continue;
-		for (i = 0; i < pl->n && strcmp(pl->queues[i], queue) != 0; i++)
+		for (i = 0; i < pl->n && strcmp(pl->queues[i], r.queue) != 0;
+		    i++)
 			;
 		if (i < pl->n)
 			continue;
 		if (pl->n == 64) {
-			sqlite3_reset(st);
+			spool__cur_end(&c);
 			return (spool__error(q, SPOOL_EINVAL, "pipeline %s: more "
 			    "than 64 stage queues to work", name));
 		}
-		if ((pl->queues[pl->n] = spool__strdup(queue)) == NULL)
+		if ((pl->queues[pl->n] = spool__strdup(r.queue)) == NULL)
 			goto nomem;
-		pl->limits[pl->n++] = sqlite3_column_int(st, 3);
+		pl->limits[pl->n++] = (int)r.concurrency;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "read pipeline"));
+	if (rc < 0)
+		return (rc);
 	if (!any)
 		return (spool__error(q, SPOOL_ENOENT, "no such pipeline: %s",
 		    name));
 	return (SPOOL_OK);
 nomem:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 }
 

@@ -60,17 +60,22 @@ SELECT idx, name, queue, concurrency, timeout_ms, on_error, retries,
   FROM pipeline_stages WHERE pipeline_id = ?1 ORDER BY idx;
 
 -- name: stage_defs
--- Every stage of every version of name ?1, newest version first, with
--- whether its version is current or has unfinished runs (what a
--- pipeline pool works).
+-- Every stage of every version of the pipeline, newest version first,
+-- with whether its version is current or has unfinished runs (live: what
+-- a pipeline pool works).
+-- in: name text
+-- out: id int, name text, queue text, concurrency int, command text
+-- out: live int
 SELECT s.id, s.name, s.queue, s.concurrency, s.command,
     p.retired_ms IS NULL OR EXISTS (SELECT 1 FROM pipeline_runs r
-	WHERE r.pipeline_id = p.id AND r.finished_ms IS NULL)
+	WHERE r.pipeline_id = p.id AND r.finished_ms IS NULL) AS live
   FROM pipeline_stages s JOIN pipelines p ON p.id = s.pipeline_id
  WHERE p.name = ?1 ORDER BY p.version DESC, s.idx DESC;
 
 -- name: stage_def
--- Stage ?1's name and command.
+-- The stage's name and command.
+-- in: id int
+-- out: name text, command text
 SELECT name, command FROM pipeline_stages WHERE id = ?1;
 
 -- name: stage_queue
