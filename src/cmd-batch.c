@@ -163,19 +163,23 @@ create_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_batch_create = {
-	"batch create", "", "create an open batch and print its id",
-	"Tasks join the batch with 'spool batch add ID' or 'spool enqueue "
-	"--batch ID';\n'spool batch close ID' says no more will.  Once it is "
-	"closed and every member\nhas finished, the batch is finished and, "
-	"with --hook, one task is enqueued on\nthe hook queue, exactly once, "
-	"with the JSON payload\n"
-	"  {\"batch\":ID,\"description\":...,\"total\":N,\"succeeded\":N,"
-	"\"failed\":N,\n   \"dead\":N,\"cancelled\":N,\"payload\":"
-	"HOOK-PAYLOAD}\n"
-	"With --hook-on success the hook is enqueued only if every member "
-	"succeeded\n(or, once some are retried with 'spool retry', when they "
-	"do).\n",
-	create_opts, 0, 0, 0, create_exec
+	.name = "batch create",
+	.usage = "",
+	.summary = "create an open batch and print its id",
+	.help =
+	    "Tasks join the batch with 'spool batch add ID' or 'spool enqueue "
+	    "--batch ID';\n'spool batch close ID' says no more will.  Once it "
+	    "is closed and every member\nhas finished, the batch is finished "
+	    "and, with --hook, one task is enqueued on\nthe hook queue, "
+	    "exactly once, with the JSON payload\n"
+	    "  {\"batch\":ID,\"description\":...,\"total\":N,\"succeeded\":N,"
+	    "\"failed\":N,\n   \"dead\":N,\"cancelled\":N,\"payload\":"
+	    "HOOK-PAYLOAD}\n"
+	    "With --hook-on success the hook is enqueued only if every member "
+	    "succeeded\n(or, once some are retried with 'spool retry', when "
+	    "they do).\n",
+	.opts = create_opts,
+	.exec = create_exec
 };
 
 /* ---- add ----------------------------------------------------------------- */
@@ -246,15 +250,22 @@ out:
 }
 
 const struct spool_cmd cmd_batch_add = {
-	"batch add", "ID QUEUE [PAYLOAD|-]...", "add tasks to an open batch",
-	"Each PAYLOAD operand is a task ('-': stdin, once); none is one task "
-	"with an empty\npayload; --lines makes one task per non-empty line of "
-	"stdin.  All of them join\nbatch ID in one transaction, or none does: "
-	"exit 1 if the batch is missing or\nclosed, 75 if the queue's depth "
-	"limit has no room for them all (at once, or\nafter --wait DURATION).  "
-	"The options apply to every task.  There is no --key:\nuse 'spool "
-	"enqueue --batch ID --key KEY' for a task that must be added once.\n",
-	add_opts, 2, -1, 0, add_exec
+	.name = "batch add",
+	.usage = "ID QUEUE [PAYLOAD|-]...",
+	.summary = "add tasks to an open batch",
+	.help =
+	    "Each PAYLOAD operand is a task ('-': stdin, once); none is one "
+	    "task with an empty\npayload; --lines makes one task per "
+	    "non-empty line of stdin.  All of them join\nbatch ID in one "
+	    "transaction, or none does: exit 1 if the batch is missing or\n"
+	    "closed, 75 if the queue's depth limit has no room for them all "
+	    "(at once, or\nafter --wait DURATION).  The options apply to "
+	    "every task.  There is no --key:\nuse 'spool enqueue --batch ID "
+	    "--key KEY' for a task that must be added once.\n",
+	.opts = add_opts,
+	.min_args = 2,
+	.max_args = -1,
+	.exec = add_exec
 };
 
 /* ---- close --------------------------------------------------------------- */
@@ -293,11 +304,16 @@ close_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_batch_close = {
-	"batch close", "ID", "close a batch: no more tasks may join it",
-	"If every member has finished already, the batch finishes now and its "
-	"hook is\nenqueued.  Closing a closed or finished batch changes nothing "
-	"(exit 0).\n",
-	NULL, 1, 1, 0, close_exec
+	.name = "batch close",
+	.usage = "ID",
+	.summary = "close a batch: no more tasks may join it",
+	.help =
+	    "If every member has finished already, the batch finishes now and "
+	    "its hook is\nenqueued.  Closing a closed or finished batch "
+	    "changes nothing (exit 0).\n",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = close_exec
 };
 
 /* ---- status -------------------------------------------------------------- */
@@ -374,11 +390,17 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_batch_status = {
-	"batch status", "ID", "show a batch: state, counters, hook, times",
-	"Members are counted by state: pending (ready, due or not), running, "
-	"succeeded,\nfailed (dead by a permanent failure), dead (attempts used "
-	"up, or expired) and\ncancelled; total is their sum.\n",
-	NULL, 1, 1, 0, status_exec
+	.name = "batch status",
+	.usage = "ID",
+	.summary = "show a batch: state, counters, hook, times",
+	.help =
+	    "Members are counted by state: pending (ready, due or not), "
+	    "running, succeeded,\nfailed (dead by a permanent failure), dead "
+	    "(attempts used up, or expired) and\ncancelled; total is their "
+	    "sum.\n",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = status_exec
 };
 
 /* ---- list ---------------------------------------------------------------- */
@@ -447,8 +469,11 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_batch_list = {
-	"batch list", "", "list batches, oldest first",
-	NULL, list_opts, 0, 0, 0, list_exec
+	.name = "batch list",
+	.usage = "",
+	.summary = "list batches, oldest first",
+	.opts = list_opts,
+	.exec = list_exec
 };
 
 /* ---- wait ---------------------------------------------------------------- */
@@ -510,9 +535,15 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_batch_wait = {
-	"batch wait", "ID", "wait for a batch to finish",
-	"A batch finishes once it is closed and none of its tasks is pending "
-	"or running.\nPrints its counters, then exits 0 if every task "
-	"succeeded, 1 if not, 75 if\n--timeout passed first.\n",
-	wait_opts, 1, 1, 0, wait_exec
+	.name = "batch wait",
+	.usage = "ID",
+	.summary = "wait for a batch to finish",
+	.help =
+	    "A batch finishes once it is closed and none of its tasks is "
+	    "pending or running.\nPrints its counters, then exits 0 if every "
+	    "task succeeded, 1 if not, 75 if\n--timeout passed first.\n",
+	.opts = wait_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = wait_exec
 };

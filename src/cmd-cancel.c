@@ -37,10 +37,15 @@ cancel_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_cancel = {
-	"cancel", "ID", "cancel a task (a running one is asked to stop)",
-	"A ready task is cancelled at once.  A running task is flagged: its "
-	"worker sees\nthe flag at its next heartbeat, and if the task then "
-	"fails or its lease\nexpires it ends cancelled instead of being "
-	"retried.\n",
-	NULL, 1, 1, 0, cancel_exec
+	.name = "cancel",
+	.usage = "ID",
+	.summary = "cancel a task (a running one is asked to stop)",
+	.help =
+	    "A ready task is cancelled at once.  A running task is flagged: "
+	    "its worker sees\nthe flag at its next heartbeat, and if the task "
+	    "then fails or its lease\nexpires it ends cancelled instead of "
+	    "being retried.\n",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = cancel_exec
 };

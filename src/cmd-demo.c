@@ -276,8 +276,12 @@ demo_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_demo = {
-	"demo", "", "enqueue and work a few thousand tasks, with retries",
-	"Uses ./spool-demo.db unless --db is given; running it again adds "
-	"another batch.\n",
-	demo_opts, 0, 0, 0, demo_exec
+	.name = "demo",
+	.usage = "",
+	.summary = "enqueue and work a few thousand tasks, with retries",
+	.help =
+	    "Uses ./spool-demo.db unless --db is given; running it again adds "
+	    "another batch.\n",
+	.opts = demo_opts,
+	.exec = demo_exec
 };

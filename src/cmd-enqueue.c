@@ -556,19 +556,26 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_enqueue = {
-	"enqueue", "QUEUE [PAYLOAD|-]", "add a task and print its id",
-	"The payload is the operand, or stdin with '-', or empty.  It may be "
-	"binary (up to\n1 MiB); text that is UTF-8 is stored as TEXT, so "
-	"json_extract() reads JSON.\nThe queue is created with default "
-	"settings if it does not exist.  The id is\nprinted once the task is "
-	"on disk.  With --key, if an unfinished task of the\nqueue holds the "
-	"key, its id is printed and nothing is added (exit 0; with\n--batch, "
-	"exit 1 unless that task is in the batch).  With --batch the task\n"
-	"joins that open batch in the same transaction (exit 1 if the batch "
-	"is missing\nor closed).  A queue at its depth limit refuses the task "
-	"(exit 75), at once\nor, with --wait, once DURATION has passed "
-	"without room.\n"
-	"DURATION is 250ms, 30s, 5m, 2h, 7d or a mix (1h30m); a bare number "
-	"is seconds.\n",
-	enqueue_opts, 1, 2, 0, enqueue_exec
+	.name = "enqueue",
+	.usage = "QUEUE [PAYLOAD|-]",
+	.summary = "add a task and print its id",
+	.help =
+	    "The payload is the operand, or stdin with '-', or empty.  It may "
+	    "be binary (up to\n1 MiB); text that is UTF-8 is stored as TEXT, "
+	    "so json_extract() reads JSON.\nThe queue is created with default "
+	    "settings if it does not exist.  The id is\nprinted once the task "
+	    "is on disk.  With --key, if an unfinished task of the\nqueue "
+	    "holds the key, its id is printed and nothing is added (exit 0; "
+	    "with\n--batch, exit 1 unless that task is in the batch).  With "
+	    "--batch the task\n"
+	    "joins that open batch in the same transaction (exit 1 if the "
+	    "batch is missing\nor closed).  A queue at its depth limit "
+	    "refuses the task (exit 75), at once\nor, with --wait, once "
+	    "DURATION has passed without room.\n"
+	    "DURATION is 250ms, 30s, 5m, 2h, 7d or a mix (1h30m); a bare "
+	    "number is seconds.\n",
+	.opts = enqueue_opts,
+	.min_args = 1,
+	.max_args = 2,
+	.exec = enqueue_exec
 };

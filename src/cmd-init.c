@@ -30,7 +30,9 @@ init_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_init = {
-	"init", "", "create a database (mode 0600) or bring it up to date",
-	"Running it again on a spool database changes nothing.\n",
-	NULL, 0, 0, 0, init_exec
+	.name = "init",
+	.usage = "",
+	.summary = "create a database (mode 0600) or bring it up to date",
+	.help = "Running it again on a spool database changes nothing.\n",
+	.exec = init_exec
 };

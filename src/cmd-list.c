@@ -110,6 +110,9 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_list = {
-	"list", "", "list tasks, filtered by queue and state",
-	NULL, list_opts, 0, 0, 0, list_exec
+	.name = "list",
+	.usage = "",
+	.summary = "list tasks, filtered by queue and state",
+	.opts = list_opts,
+	.exec = list_exec
 };

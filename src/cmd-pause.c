@@ -48,11 +48,19 @@ resume_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pause = {
-	"pause", "QUEUE", "stop claims from a queue (running tasks go on)",
-	NULL, NULL, 1, 1, 0, pause_exec
+	.name = "pause",
+	.usage = "QUEUE",
+	.summary = "stop claims from a queue (running tasks go on)",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = pause_exec
 };
 
 const struct spool_cmd cmd_resume = {
-	"resume", "QUEUE", "let workers claim from a paused queue again",
-	NULL, NULL, 1, 1, 0, resume_exec
+	.name = "resume",
+	.usage = "QUEUE",
+	.summary = "let workers claim from a paused queue again",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = resume_exec
 };

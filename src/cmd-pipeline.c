@@ -254,8 +254,14 @@ out:
 }
 
 const struct spool_cmd cmd_pipeline_create = {
-	"pipeline create", "NAME", "define a pipeline (a new version if it exists)",
-	stage_help, create_opts, 1, 1, 0, create_exec
+	.name = "pipeline create",
+	.usage = "NAME",
+	.summary = "define a pipeline (a new version if it exists)",
+	.help = stage_help,
+	.opts = create_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = create_exec
 };
 
 /* ---- list, show, delete -------------------------------------------------- */
@@ -301,8 +307,10 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_list = {
-	"pipeline list", "", "list pipelines (their current versions)",
-	NULL, NULL, 0, 0, 0, list_exec
+	.name = "pipeline list",
+	.usage = "",
+	.summary = "list pipelines (their current versions)",
+	.exec = list_exec
 };
 
 static const struct cmd_opt show_opts[] = {
@@ -335,10 +343,16 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_show = {
-	"pipeline show", "NAME", "show a pipeline's stages",
-	"Each stage is shown as 'pipeline create' reads it.  Stage S of "
-	"pipeline P is\nworked from the queue 'P/S'.\n",
-	show_opts, 1, 1, 0, show_exec
+	.name = "pipeline show",
+	.usage = "NAME",
+	.summary = "show a pipeline's stages",
+	.help =
+	    "Each stage is shown as 'pipeline create' reads it.  Stage S of "
+	    "pipeline P is\nworked from the queue 'P/S'.\n",
+	.opts = show_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = show_exec
 };
 
 static const struct cmd_opt delete_opts[] = {
@@ -365,10 +379,17 @@ delete_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_delete = {
-	"pipeline delete", "NAME", "delete a pipeline: no new runs",
-	"Refused (exit 1) while runs of it are unfinished, unless --force, "
-	"which cancels\nthem.  Past runs and their history stay.\n",
-	delete_opts, 1, 1, 0, delete_exec
+	.name = "pipeline delete",
+	.usage = "NAME",
+	.summary = "delete a pipeline: no new runs",
+	.help =
+	    "Refused (exit 1) while runs of it are unfinished, unless "
+	    "--force, which cancels\nthem.  Past runs and their history "
+	    "stay.\n",
+	.opts = delete_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = delete_exec
 };
 
 /* ---- run ----------------------------------------------------------------- */
@@ -538,15 +559,22 @@ out:
 }
 
 const struct spool_cmd cmd_pipeline_run = {
-	"pipeline run", "NAME [INPUT|-]...", "start a run: each INPUT is an item",
-	"Every item enters the first stage, all in one transaction; the run's "
-	"id is\nprinted ('--json': the run and its items' ids).  'spool work "
-	"--pipeline NAME'\nworks it.  With --hook, one task is enqueued on "
-	"QUEUE, exactly once, when the\nrun finishes, with the JSON payload\n"
-	"  {\"run\":ID,\"pipeline\":NAME,\"version\":N,\"total\":N,"
-	"\"succeeded\":N,\"failed\":N,\n   \"skipped\":N,\"cancelled\":N,"
-	"\"error\":...,\"payload\":HOOK-PAYLOAD}\n",
-	run_opts, 1, -1, 0, run_exec
+	.name = "pipeline run",
+	.usage = "NAME [INPUT|-]...",
+	.summary = "start a run: each INPUT is an item",
+	.help =
+	    "Every item enters the first stage, all in one transaction; the "
+	    "run's id is\nprinted ('--json': the run and its items' ids).  "
+	    "'spool work --pipeline NAME'\nworks it.  With --hook, one task "
+	    "is enqueued on QUEUE, exactly once, when the\nrun finishes, with "
+	    "the JSON payload\n"
+	    "  {\"run\":ID,\"pipeline\":NAME,\"version\":N,\"total\":N,"
+	    "\"succeeded\":N,\"failed\":N,\n   \"skipped\":N,\"cancelled\":N,"
+	    "\"error\":...,\"payload\":HOOK-PAYLOAD}\n",
+	.opts = run_opts,
+	.min_args = 1,
+	.max_args = -1,
+	.exec = run_exec
 };
 
 /* ---- runs, status -------------------------------------------------------- */
@@ -633,8 +661,12 @@ runs_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_runs = {
-	"pipeline runs", "[NAME]", "list runs, oldest first",
-	NULL, runs_opts, 0, 1, 0, runs_exec
+	.name = "pipeline runs",
+	.usage = "[NAME]",
+	.summary = "list runs, oldest first",
+	.opts = runs_opts,
+	.max_args = 1,
+	.exec = runs_exec
 };
 
 static int
@@ -723,12 +755,17 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_status = {
-	"pipeline status", "RUN", "show a run: items and each stage's progress",
-	"Per stage: tasks waiting (due, or in a retry delay) and running (one "
-	"worker\neach), items done there, failed or skipped there, or "
-	"cancelled; the average\nand 95th percentile (nearest rank) of its "
-	"succeeded attempts' durations.\n",
-	NULL, 1, 1, 0, status_exec
+	.name = "pipeline status",
+	.usage = "RUN",
+	.summary = "show a run: items and each stage's progress",
+	.help =
+	    "Per stage: tasks waiting (due, or in a retry delay) and running "
+	    "(one worker\neach), items done there, failed or skipped there, "
+	    "or cancelled; the average\nand 95th percentile (nearest rank) of "
+	    "its succeeded attempts' durations.\n",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = status_exec
 };
 
 /* ---- items, history ------------------------------------------------------ */
@@ -802,8 +839,13 @@ items_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_items = {
-	"pipeline items", "RUN", "list a run's items: state, stage, result",
-	NULL, items_opts, 1, 1, 0, items_exec
+	.name = "pipeline items",
+	.usage = "RUN",
+	.summary = "list a run's items: state, stage, result",
+	.opts = items_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = items_exec
 };
 
 static int
@@ -870,13 +912,18 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_history = {
-	"pipeline history", "ITEM", "show every stage attempt of an item",
-	"One line per attempt, in stage order: start, duration, outcome "
-	"(succeeded,\nfailed, timed_out, lease_lost, cancelled, or running "
-	"for one under way) and\nits error.  An attempt whose worker died "
-	"shows as lease_lost: only such an\nattempt may have run a stage "
-	"twice.\n",
-	NULL, 1, 1, 0, history_exec
+	.name = "pipeline history",
+	.usage = "ITEM",
+	.summary = "show every stage attempt of an item",
+	.help =
+	    "One line per attempt, in stage order: start, duration, outcome "
+	    "(succeeded,\nfailed, timed_out, lease_lost, cancelled, or "
+	    "running for one under way) and\nits error.  An attempt whose "
+	    "worker died shows as lease_lost: only such an\nattempt may have "
+	    "run a stage twice.\n",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = history_exec
 };
 
 /* ---- wait, cancel -------------------------------------------------------- */
@@ -952,10 +999,16 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_wait = {
-	"pipeline wait", "RUN", "wait for a run to finish",
-	"Prints its counts, then exits 0 if every item succeeded, 1 if not, "
-	"75 if\n--timeout passed first.\n",
-	wait_opts, 1, 1, 0, wait_exec
+	.name = "pipeline wait",
+	.usage = "RUN",
+	.summary = "wait for a run to finish",
+	.help =
+	    "Prints its counts, then exits 0 if every item succeeded, 1 if "
+	    "not, 75 if\n--timeout passed first.\n",
+	.opts = wait_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = wait_exec
 };
 
 static int
@@ -978,8 +1031,14 @@ cancel_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_pipeline_cancel = {
-	"pipeline cancel", "RUN", "cancel what is left of a run",
-	"Waiting items are cancelled at once; running ones are told to stop "
-	"(their\ncommands get SIGTERM) and are cancelled when they end.\n",
-	NULL, 1, 1, 0, cancel_exec
+	.name = "pipeline cancel",
+	.usage = "RUN",
+	.summary = "cancel what is left of a run",
+	.help =
+	    "Waiting items are cancelled at once; running ones are told to "
+	    "stop (their\ncommands get SIGTERM) and are cancelled when they "
+	    "end.\n",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = cancel_exec
 };

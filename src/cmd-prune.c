@@ -39,9 +39,13 @@ prune_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_prune = {
-	"prune", "", "delete finished tasks older than their queue's retention",
-	"Succeeded, dead and cancelled tasks go, with their results and "
-	"history.  A queue\nwith retention 0 keeps them forever unless "
-	"--older-than is given.\n",
-	prune_opts, 0, 0, 0, prune_exec
+	.name = "prune",
+	.usage = "",
+	.summary = "delete finished tasks older than their queue's retention",
+	.help =
+	    "Succeeded, dead and cancelled tasks go, with their results and "
+	    "history.  A queue\nwith retention 0 keeps them forever unless "
+	    "--older-than is given.\n",
+	.opts = prune_opts,
+	.exec = prune_exec
 };

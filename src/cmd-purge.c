@@ -43,8 +43,15 @@ purge_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_purge = {
-	"purge", "QUEUE", "delete the waiting (ready and scheduled) tasks of a queue",
-	"Running tasks and finished ones (see 'spool prune') are kept.  "
-	"Deletes in small\ntransactions, so workers are never blocked for long.\n",
-	purge_opts, 1, 1, 0, purge_exec
+	.name = "purge",
+	.usage = "QUEUE",
+	.summary = "delete the waiting (ready and scheduled) tasks of a queue",
+	.help =
+	    "Running tasks and finished ones (see 'spool prune') are kept.  "
+	    "Deletes in small\ntransactions, so workers are never blocked for "
+	    "long.\n",
+	.opts = purge_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = purge_exec
 };

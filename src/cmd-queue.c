@@ -200,11 +200,17 @@ queue_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_queue = {
-	"queue", "create|set|show|list [NAME]", "create, configure and show queues",
-	"'queue create NAME' makes a queue with the settings given (the rest "
-	"default:\n5 attempts, exponential backoff from 1s capped at 1h with "
-	"0.2 jitter, 30s\nleases, no timeout, no depth limit, finished tasks "
-	"kept 7 days); 'queue set\nNAME' changes only the settings given.  "
-	"Pause and resume with 'spool pause'.\n",
-	queue_opts, 1, 2, 0, queue_exec
+	.name = "queue",
+	.usage = "create|set|show|list [NAME]",
+	.summary = "create, configure and show queues",
+	.help =
+	    "'queue create NAME' makes a queue with the settings given (the "
+	    "rest default:\n5 attempts, exponential backoff from 1s capped at "
+	    "1h with 0.2 jitter, 30s\nleases, no timeout, no depth limit, "
+	    "finished tasks kept 7 days); 'queue set\nNAME' changes only the "
+	    "settings given.  Pause and resume with 'spool pause'.\n",
+	.opts = queue_opts,
+	.min_args = 1,
+	.max_args = 2,
+	.exec = queue_exec
 };

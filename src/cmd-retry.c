@@ -60,10 +60,15 @@ retry_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_retry = {
-	"retry", "[ID]", "make a dead or cancelled task ready again",
-	"The task gets a fresh set of attempts and is due at once.  With "
-	"--queue, every\ndead (or cancelled) task of the queue is retried; "
-	"tasks whose idempotency key\nis now held by another unfinished task "
-	"are skipped.\n",
-	retry_opts, 0, 1, 0, retry_exec
+	.name = "retry",
+	.usage = "[ID]",
+	.summary = "make a dead or cancelled task ready again",
+	.help =
+	    "The task gets a fresh set of attempts and is due at once.  With "
+	    "--queue, every\ndead (or cancelled) task of the queue is "
+	    "retried; tasks whose idempotency key\nis now held by another "
+	    "unfinished task are skipped.\n",
+	.opts = retry_opts,
+	.max_args = 1,
+	.exec = retry_exec
 };

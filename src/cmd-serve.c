@@ -49,25 +49,34 @@ serve_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_serve = {
-	"serve", "", "serve metrics, JSON views and a dashboard over HTTP",
-	"Serves until SIGINT or SIGTERM, on 127.0.0.1:8080 unless --http says "
-	"otherwise\n(':0' picks a free port; the log line on stderr names "
-	"it).  Pages:\n  /                the dashboard (refreshes itself)\n"
-	"  /metrics         Prometheus text format 0.0.4\n"
-	"  /healthz         200 'ok' while the database answers, else 503\n"
-	"  /api/queues      per queue: states, counters, rates, percentiles\n"
-	"  /api/tasks       ?queue=Q&state=S&order=desc&after=ID&limit=N\n"
-	"  /api/tasks/ID    one task with its result\n"
-	"  /api/workers     the workers table\n"
-	"  /api/batches     ?state=S&order=desc&after=ID&limit=N\n"
-	"  /api/runs        pipeline runs: ?pipeline=P&order=desc&after=ID&limit=N\n"
-	"Only GET and HEAD, unless --http-write: then POST /api/tasks/ID/retry,"
-	"\n/api/tasks/ID/cancel, /api/queues/NAME/pause and /resume, each with "
-	"the header\n'X-Spool-Write: 1' (a browser page on another site cannot "
-	"send it).\n'spool work --http ADDR:PORT' serves the same pages from "
-	"the worker process,\nwith its own histograms, CPU and memory added "
-	"to /metrics.\nEvery second it reaps expired leases (a worker that "
-	"died leaves some), so\ntheir tasks are retried without waiting for "
-	"a worker to claim.\n",
-	serve_opts, 0, 0, 0, serve_exec
+	.name = "serve",
+	.usage = "",
+	.summary = "serve metrics, JSON views and a dashboard over HTTP",
+	.help =
+	    "Serves until SIGINT or SIGTERM, on 127.0.0.1:8080 unless --http "
+	    "says otherwise\n(':0' picks a free port; the log line on stderr "
+	    "names it).  Pages:\n  /                the dashboard (refreshes "
+	    "itself)\n"
+	    "  /metrics         Prometheus text format 0.0.4\n"
+	    "  /healthz         200 'ok' while the database answers, else "
+	    "503\n"
+	    "  /api/queues      per queue: states, counters, rates, "
+	    "percentiles\n"
+	    "  /api/tasks       ?queue=Q&state=S&order=desc&after=ID&limit=N\n"
+	    "  /api/tasks/ID    one task with its result\n"
+	    "  /api/workers     the workers table\n"
+	    "  /api/batches     ?state=S&order=desc&after=ID&limit=N\n"
+	    "  /api/runs        pipeline runs: "
+	    "?pipeline=P&order=desc&after=ID&limit=N\n"
+	    "Only GET and HEAD, unless --http-write: then POST "
+	    "/api/tasks/ID/retry,\n/api/tasks/ID/cancel, "
+	    "/api/queues/NAME/pause and /resume, each with the header\n"
+	    "'X-Spool-Write: 1' (a browser page on another site cannot send "
+	    "it).\n'spool work --http ADDR:PORT' serves the same pages from "
+	    "the worker process,\nwith its own histograms, CPU and memory "
+	    "added to /metrics.\nEvery second it reaps expired leases (a "
+	    "worker that died leaves some), so\ntheir tasks are retried "
+	    "without waiting for a worker to claim.\n",
+	.opts = serve_opts,
+	.exec = serve_exec
 };

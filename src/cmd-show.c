@@ -137,6 +137,10 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_show = {
-	"show", "ID", "show one task, its result and its attempt history",
-	NULL, NULL, 1, 1, 0, show_exec
+	.name = "show",
+	.usage = "ID",
+	.summary = "show one task, its result and its attempt history",
+	.min_args = 1,
+	.max_args = 1,
+	.exec = show_exec
 };

@@ -361,20 +361,26 @@ stats_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_stats = {
-	"stats", "[QUEUE]", "tasks per state, counters and rates, per queue",
-	"READY tasks are due now, SCHED(uled) ones later; RUNNING ones have "
-	"started\nunder a live lease (the last column counts those claimed "
-	"by a worker and not\nstarted yet, and those whose lease expired "
-	"with no process to reap it yet).\nOLDEST is how long the "
-	"longest-waiting due task has been due; OK/MIN counts\nthe tasks "
-	"that succeeded in the last minute, and P95 RUN is the 95th "
-	"percentile\nof their run times.\n--json adds the counters kept since "
-	"the queue was first used (enqueued,\nclaimed, succeeded, failed, "
-	"retried, dead, expired, lease_lost, cancelled),\np50/p95/p99 of run "
-	"time and wait, and the live workers.  --prometheus prints\nall of "
-	"it in Prometheus's text format, for node_exporter's textfile "
-	"collector:\n  spool stats --prometheus > /var/lib/node_exporter/"
-	"spool.prom.$$ &&\n    mv /var/lib/node_exporter/spool.prom.$$ "
-	"/var/lib/node_exporter/spool.prom\n",
-	stats_opts, 0, 1, 0, stats_exec
+	.name = "stats",
+	.usage = "[QUEUE]",
+	.summary = "tasks per state, counters and rates, per queue",
+	.help =
+	    "READY tasks are due now, SCHED(uled) ones later; RUNNING ones "
+	    "have started\nunder a live lease (the last column counts those "
+	    "claimed by a worker and not\nstarted yet, and those whose lease "
+	    "expired with no process to reap it yet).\nOLDEST is how long the "
+	    "longest-waiting due task has been due; OK/MIN counts\nthe tasks "
+	    "that succeeded in the last minute, and P95 RUN is the 95th "
+	    "percentile\nof their run times.\n--json adds the counters kept "
+	    "since the queue was first used (enqueued,\nclaimed, succeeded, "
+	    "failed, retried, dead, expired, lease_lost, cancelled),\n"
+	    "p50/p95/p99 of run time and wait, and the live workers.  "
+	    "--prometheus prints\nall of it in Prometheus's text format, for "
+	    "node_exporter's textfile collector:\n  spool stats --prometheus "
+	    "> /var/lib/node_exporter/spool.prom.$$ &&\n    mv "
+	    "/var/lib/node_exporter/spool.prom.$$ "
+	    "/var/lib/node_exporter/spool.prom\n",
+	.opts = stats_opts,
+	.max_args = 1,
+	.exec = stats_exec
 };

@@ -901,17 +901,22 @@ out:
 }
 
 const struct spool_cmd cmd_top = {
-	"top", "[QUEUE...]", "a live view: queues, running tasks, failures, "
-	"workers",
-	"Redraws every --interval: the totals; per queue READY, RUNNING, "
-	"SCHED(uled),\nDEAD, the OLDEST due task's wait, tasks that succeeded "
-	"(OK/1M) and died\n(DEAD/1M) in the last minute and the P95 RUN time; "
-	"the running tasks, longest\nfirst, with their attempt and lease "
-	"holder; the latest failures and their\nerrors; the workers.  Each "
-	"section gets a share of the rows; every line is\ncut to the width.  "
-	"Press q to quit (^C too), any other key to redraw now.\nWhen stdout "
-	"is not a terminal, or with --once, it prints one frame as plain\n"
-	"text (--iterations N: N frames), sized $COLUMNS x $LINES, else "
-	"80x24.\n",
-	top_opts, 0, -1, 0, top_exec
+	.name = "top",
+	.usage = "[QUEUE...]",
+	.summary = "a live view: queues, running tasks, failures, workers",
+	.help =
+	    "Redraws every --interval: the totals; per queue READY, RUNNING, "
+	    "SCHED(uled),\nDEAD, the OLDEST due task's wait, tasks that "
+	    "succeeded (OK/1M) and died\n(DEAD/1M) in the last minute and the "
+	    "P95 RUN time; the running tasks, longest\nfirst, with their "
+	    "attempt and lease holder; the latest failures and their\nerrors; "
+	    "the workers.  Each section gets a share of the rows; every line "
+	    "is\ncut to the width.  Press q to quit (^C too), any other key "
+	    "to redraw now.\nWhen stdout is not a terminal, or with --once, "
+	    "it prints one frame as plain\n"
+	    "text (--iterations N: N frames), sized $COLUMNS x $LINES, else "
+	    "80x24.\n",
+	.opts = top_opts,
+	.max_args = -1,
+	.exec = top_exec
 };

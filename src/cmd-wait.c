@@ -73,8 +73,14 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_wait = {
-	"wait", "ID", "wait for a task to finish and print its result",
-	"Exits 0 if the task succeeded (its result is printed as is), 1 if it "
-	"is dead or\ncancelled, 75 if --timeout passed first.\n",
-	wait_opts, 1, 1, 0, wait_exec
+	.name = "wait",
+	.usage = "ID",
+	.summary = "wait for a task to finish and print its result",
+	.help =
+	    "Exits 0 if the task succeeded (its result is printed as is), 1 "
+	    "if it is dead or\ncancelled, 75 if --timeout passed first.\n",
+	.opts = wait_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.exec = wait_exec
 };

@@ -465,35 +465,43 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_work = {
-	"work", "QUEUE... --exec CMD [ARG...] | --pipeline NAME",
-	"run a command for each task of the queues",
-	"CMD runs without a shell, in its own process group, with the payload "
-	"on stdin\nand SPOOL_TASK_ID, SPOOL_QUEUE, SPOOL_ATTEMPT in its "
-	"environment (plus PATH,\nHOME, LANG, TZ, TMPDIR and --env names).  "
-	"Its stdout (up to 1 MiB) becomes\nthe result; the tail of its stderr "
-	"the error.  Exit 0 succeeds, 75 asks to be\nretried later, anything "
-	"else fails (retried by the queue's policy).  A command\npast its "
-	"timeout, cancelled, or whose lease was lost gets SIGTERM, then "
-	"SIGKILL.\nWhatever it started ends with it, even a daemon (setsid, "
-	"a double fork).\nSIGINT/SIGTERM stop claiming and let running commands "
-	"finish (within\n--shutdown-timeout; a command still running then is "
-	"stopped and its task handed\nback, no attempt charged).  A second "
-	"signal quits at once, leaving the leases\nit holds to expire (the "
-	"summary counts them).  Exit 0 if every task succeeded,\n1 if some "
-	"failed, 75 if the run could not start, 128 + the signal's number\n"
-	"after a quit by a second signal.\n"
-	"With --pipeline NAME, the workers run the stages of pipeline NAME "
-	"(see 'spool\npipeline create --help'): each stage's command, from its "
-	"queue 'NAME/STAGE',\nwith the stage's concurrency and timeout; "
-	"--stage S,... runs only those, so\nstages can be spread over "
-	"processes.  Stages of older versions whose runs are\nunfinished are "
-	"worked too.\n"
-	"Events go to stderr, one line each: the time (or a syslog <N> "
-	"priority when\nstderr is the systemd journal), 'spool work:', the "
-	"level and the message.\nLevels: error (a task died), warning (an "
-	"attempt failed, a lease was lost, the\ndatabase failed), notice (a "
-	"task was cancelled), info (start, stop, and a\nsummary every "
-	"--log-interval), debug (every task).  On a terminal with the\n"
-	"progress line the default level is warning.\n",
-	work_opts, 0, 64, CMD_EXEC_TAIL, work_exec
+	.name = "work",
+	.usage = "QUEUE... --exec CMD [ARG...] | --pipeline NAME",
+	.summary = "run a command for each task of the queues",
+	.help =
+	    "CMD runs without a shell, in its own process group, with the "
+	    "payload on stdin\nand SPOOL_TASK_ID, SPOOL_QUEUE, SPOOL_ATTEMPT "
+	    "in its environment (plus PATH,\nHOME, LANG, TZ, TMPDIR and --env "
+	    "names).  Its stdout (up to 1 MiB) becomes\nthe result; the tail "
+	    "of its stderr the error.  Exit 0 succeeds, 75 asks to be\n"
+	    "retried later, anything else fails (retried by the queue's "
+	    "policy).  A command\npast its timeout, cancelled, or whose lease "
+	    "was lost gets SIGTERM, then SIGKILL.\nWhatever it started ends "
+	    "with it, even a daemon (setsid, a double fork).\nSIGINT/SIGTERM "
+	    "stop claiming and let running commands finish (within\n"
+	    "--shutdown-timeout; a command still running then is stopped and "
+	    "its task handed\nback, no attempt charged).  A second signal "
+	    "quits at once, leaving the leases\nit holds to expire (the "
+	    "summary counts them).  Exit 0 if every task succeeded,\n1 if "
+	    "some failed, 75 if the run could not start, 128 + the signal's "
+	    "number\n"
+	    "after a quit by a second signal.\n"
+	    "With --pipeline NAME, the workers run the stages of pipeline "
+	    "NAME (see 'spool\npipeline create --help'): each stage's "
+	    "command, from its queue 'NAME/STAGE',\nwith the stage's "
+	    "concurrency and timeout; --stage S,... runs only those, so\n"
+	    "stages can be spread over processes.  Stages of older versions "
+	    "whose runs are\nunfinished are worked too.\n"
+	    "Events go to stderr, one line each: the time (or a syslog <N> "
+	    "priority when\nstderr is the systemd journal), 'spool work:', "
+	    "the level and the message.\nLevels: error (a task died), warning "
+	    "(an attempt failed, a lease was lost, the\ndatabase failed), "
+	    "notice (a task was cancelled), info (start, stop, and a\nsummary "
+	    "every --log-interval), debug (every task).  On a terminal with "
+	    "the\n"
+	    "progress line the default level is warning.\n",
+	.opts = work_opts,
+	.max_args = 64,
+	.flags = CMD_EXEC_TAIL,
+	.exec = work_exec
 };

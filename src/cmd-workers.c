@@ -75,10 +75,13 @@ workers_exec(struct cmd_ctx *c, int argc, char **argv)
 }
 
 const struct spool_cmd cmd_workers = {
-	"workers", "", "list worker processes: busy threads, heartbeat",
-	"Each 'spool work' (or library pool) keeps a row, refreshed every "
-	"second, and\ndeletes it when it stops.  HEARTBEAT is the age of that "
-	"refresh; a row not\nrefreshed for 10 s is marked STALE (its process "
-	"died or hangs) and goes after\n5 minutes.\n",
-	NULL, 0, 0, 0, workers_exec
+	.name = "workers",
+	.usage = "",
+	.summary = "list worker processes: busy threads, heartbeat",
+	.help =
+	    "Each 'spool work' (or library pool) keeps a row, refreshed every "
+	    "second, and\ndeletes it when it stops.  HEARTBEAT is the age of "
+	    "that refresh; a row not\nrefreshed for 10 s is marked STALE (its "
+	    "process died or hangs) and goes after\n5 minutes.\n",
+	.exec = workers_exec
 };
