@@ -147,7 +147,7 @@ create_exec(struct cmd_ctx *c, int argc, char **argv)
 	else if (on != NULL && strcmp(on, "always") != 0)
 		return (cmd_usage_error(c, "--hook-on: always or success, not "
 		    "'%s'", on));
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_create(&id, c->q, &o)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -240,7 +240,7 @@ add_exec(struct cmd_ctx *c, int argc, char **argv)
 			rc = cmd_tasks_add(c, &ts, queue, buf, len, buf, &o);
 	}
 	if (rc != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK ||
+	    (rc = cmd_open(c)) != EXIT_OK ||
 	    (rc = cmd_batch_check_open(c, id)) != EXIT_OK)
 		goto out;
 	rc = cmd_tasks_commit(c, &ts, id);
@@ -280,7 +280,7 @@ close_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_get(&b, c->q, id)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -339,7 +339,7 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_get(&b, c->q, id)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -434,7 +434,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 	}
 	if ((rc = cmd_opt_int(c, "after", 0, INT64_MAX, &after)) != 0 ||
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_list(&b, &n, c->q, after, state,
 	    (size_t)limit, 0)) != SPOOL_OK)
@@ -494,7 +494,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argc;
 	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	start = cmd_now_ms();
 	for (;;) {

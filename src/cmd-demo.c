@@ -227,7 +227,7 @@ demo_exec(struct cmd_ctx *c, int argc, char **argv)
 	/* The demo keeps to its own file unless told otherwise. */
 	if (!c->db_given)
 		c->db_path = "spool-demo.db";
-	if ((rc = cmd_open(c, 1)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	d.tty = isatty(STDOUT_FILENO);
 
@@ -283,5 +283,6 @@ const struct spool_cmd cmd_demo = {
 	    "Uses ./spool-demo.db unless --db is given; running it again adds "
 	    "another batch.\n",
 	.opts = demo_opts,
+	.flags = CMD_CREATE,
 	.exec = demo_exec
 };

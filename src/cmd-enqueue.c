@@ -428,7 +428,7 @@ cmd_tasks_lines(struct cmd_ctx *c, const char *queue,
 			goto out;
 	}
 	if ((rc = lines_part(c, l, queue, o)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		goto out;
 	/* No line, no enqueue to refuse a missing or closed batch. */
 	if (o->batch_id != 0 && (rc = cmd_batch_check_open(c,
@@ -527,7 +527,7 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 			return (cmd_error(c, EXIT_DATA, "payload too large "
 			    "(%zu bytes, at most %d)", len, SPOOL_PAYLOAD_MAX));
 	}
-	if ((rc = cmd_open(c, 0)) != EXIT_OK) {
+	if ((rc = cmd_open(c)) != EXIT_OK) {
 		free(buf);
 		return (rc);
 	}

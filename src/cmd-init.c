@@ -15,7 +15,7 @@ init_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if ((rc = cmd_open(c, 1)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if (c->json) {
 		json_init(&j, stdout);
@@ -34,5 +34,6 @@ const struct spool_cmd cmd_init = {
 	.usage = "",
 	.summary = "create a database (mode 0600) or bring it up to date",
 	.help = "Running it again on a spool database changes nothing.\n",
+	.flags = CMD_CREATE,
 	.exec = init_exec
 };

@@ -71,7 +71,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 		return (rc);
 	o.limit = (size_t)limit;
 	o.descending = cmd_opt(c, "desc") != NULL;
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_list(&t, &n, c->q, &o)) != SPOOL_OK)
 		return (cmd_fail(c, rc));

@@ -14,7 +14,7 @@ pause_set(struct cmd_ctx *c, const char *queue, int paused)
 	struct json	 j;
 	int		 rc;
 
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	o.set = SPOOL_QUEUE_PAUSED;
 	o.paused = paused;

@@ -228,7 +228,7 @@ create_exec(struct cmd_ctx *c, int argc, char **argv)
 			rc = cmd_usage_error(c, "%s", err);
 			goto out;
 		}
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		goto out;
 	if ((rc = spool_pipeline_create(&version, c->q, argv[0], st,
 	    (size_t)n, cmd_opt(c, "force") != NULL ? SPOOL_PIPELINE_FORCE :
@@ -276,7 +276,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_pipeline_list(&p, &n, c->q)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -328,7 +328,7 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	if ((rc = cmd_opt_int(c, "version", 1, INT32_MAX, &v)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_pipeline_get(&p, c->q, argv[0], (int)v)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -366,7 +366,7 @@ delete_exec(struct cmd_ctx *c, int argc, char **argv)
 	int	 rc;
 
 	(void)argc;
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_pipeline_delete(c->q, argv[0], cmd_opt(c, "force") !=
 	    NULL ? SPOOL_PIPELINE_FORCE : 0)) != SPOOL_OK)
@@ -527,7 +527,7 @@ run_exec(struct cmd_ctx *c, int argc, char **argv)
 	}
 	if (rc == EXIT_OK && it.n == 0)
 		rc = cmd_error(c, EXIT_DATA, "no items on stdin");
-	if (rc != EXIT_OK || (rc = cmd_open(c, 0)) != EXIT_OK)
+	if (rc != EXIT_OK || (rc = cmd_open(c)) != EXIT_OK)
 		goto out;
 	if ((ids = calloc(it.n, sizeof *ids)) == NULL) {
 		rc = cmd_error(c, EXIT_TEMPFAIL, "out of memory");
@@ -628,7 +628,7 @@ runs_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	if ((rc = cmd_opt_int(c, "after", 0, INT64_MAX, &after)) != 0 ||
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_run_list(&r, &n, c->q, argc > 0 ? argv[0] : NULL,
 	    after, (size_t)limit, 0)) != SPOOL_OK)
@@ -681,7 +681,7 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	if ((rc = id_arg(c, "a run", argv[0], &id)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_run_get(&r, c->q, id)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -789,7 +789,7 @@ items_exec(struct cmd_ctx *c, int argc, char **argv)
 	if ((rc = id_arg(c, "a run", argv[0], &run)) != EXIT_OK ||
 	    (rc = cmd_opt_int(c, "after", 0, INT64_MAX, &after)) != 0 ||
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_item_list(&it, &n, c->q, run, after, (size_t)limit)) !=
 	    SPOOL_OK)
@@ -860,7 +860,7 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	if ((rc = id_arg(c, "an item", argv[0], &item)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_item_history(&h, &n, c->q, item)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
@@ -945,7 +945,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argc;
 	if ((rc = id_arg(c, "a run", argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	start = cmd_now_ms();
 	for (;;) {
@@ -1019,7 +1019,7 @@ cancel_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	if ((rc = id_arg(c, "a run", argv[0], &id)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_run_cancel(c->q, id)) != SPOOL_OK)
 		return (cmd_fail(c, rc));

@@ -23,7 +23,7 @@ prune_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	if ((rc = cmd_opt_duration(c, "older-than", &age)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_prune(&n, c->q, queue, age)) != SPOOL_OK)
 		return (cmd_fail(c, rc));

@@ -25,7 +25,7 @@ purge_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (!dry && cmd_opt(c, "yes") == NULL)
 		return (cmd_usage_error(c, "refusing to delete without --yes "
 		    "(--dry-run counts)"));
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_purge(&n, c->q, argv[0], dry)) != SPOOL_OK)
 		return (cmd_fail(c, rc));

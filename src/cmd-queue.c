@@ -165,7 +165,7 @@ queue_exec(struct cmd_ctx *c, int argc, char **argv)
 		return (cmd_usage_error(c, "queue %s takes no settings", sub));
 	if (strcmp(sub, "set") == 0 && o.set == 0)
 		return (cmd_usage_error(c, "queue set: nothing to set"));
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if (strcmp(sub, "create") == 0)
 		rc = spool_queue_create(c->q, argv[1], &o);

@@ -33,7 +33,7 @@ retry_exec(struct cmd_ctx *c, int argc, char **argv)
 		return (cmd_usage_error(c, "--state must be dead or cancelled"));
 	if (argc == 1 && (rc = cmd_arg_id(c, argv[0], &id)) != EXIT_OK)
 		return (rc);
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if (queue != NULL)
 		rc = spool_retry_all(&n, c->q, queue, state);

@@ -27,7 +27,7 @@ serve_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	/* Check the database the usual way, for the usual messages. */
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	spool_close(c->q);
 	c->q = NULL;

@@ -323,7 +323,7 @@ stats_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (c->json && cmd_opt(c, "prometheus") != NULL)
 		return (cmd_usage_error(c, "give --json or --prometheus, not "
 		    "both"));
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_metrics(&m, &n, c->q, argc > 0 ? argv[0] : NULL)) != 0)
 		return (cmd_fail(c, rc));

@@ -842,7 +842,7 @@ top_exec(struct cmd_ctx *c, int argc, char **argv)
 	t.tty = isatty(STDOUT_FILENO) && cmd_opt(c, "once") == NULL;
 	if (!t.tty && iterations == 0)
 		iterations = 1;		/* a pipe or a file: one frame */
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	t.run = calloc((size_t)t.nlists, sizeof *t.run);
 	t.dead = calloc((size_t)t.nlists, sizeof *t.dead);

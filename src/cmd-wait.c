@@ -22,7 +22,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argc;
 	if ((rc = cmd_arg_id(c, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
-	    (rc = cmd_open(c, 0)) != EXIT_OK)
+	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	start = cmd_now_ms();
 	for (;;) {

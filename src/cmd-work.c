@@ -320,7 +320,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 			return (cmd_usage_error(c, "--env: at most 32 names"));
 	}
 	/* Check the database the usual way, for the usual messages. */
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	spool_close(c->q);
 	c->q = NULL;

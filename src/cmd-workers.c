@@ -39,7 +39,7 @@ workers_exec(struct cmd_ctx *c, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if ((rc = cmd_open(c, 0)) != EXIT_OK)
+	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_workers(&w, &n, c->q)) != SPOOL_OK)
 		return (cmd_fail(c, rc));

@@ -203,12 +203,13 @@ cmd_check_perms(struct cmd_ctx *c)
 	return (0);
 }
 
-/* Open the database for the command; create it when create is set. */
+/* Open the database for the command; create it if missing when the
+ * command's table entry says CMD_CREATE. */
 int
-cmd_open(struct cmd_ctx *c, int create)
+cmd_open(struct cmd_ctx *c)
 {
 	struct stat	 sb;
-	int		 rc;
+	int		 rc, create = (c->cmd->flags & CMD_CREATE) != 0;
 
 	if (lstat(c->db_path, &sb) == 0 && !S_ISREG(sb.st_mode) &&
 	    !S_ISLNK(sb.st_mode))

@@ -5,10 +5,11 @@
  * A command is a "const struct spool_cmd" in its own cmd-*.c file.  The
  * framework (cmd.c) parses the options of the command's table (plus the
  * common --db, --json, --help) anywhere on the line, rejects unknown,
- * duplicate or malformed ones, checks the operand count, opens the
- * database, and then calls the command.  A command writes to stdout only
- * once it has succeeded; every failure is one line on stderr and an exit
- * code from the table below.
+ * duplicate or malformed ones, checks the operand count, and then calls
+ * the command, which checks its operands and opens the database
+ * (cmd_open, which creates it for a CMD_CREATE command).  A command
+ * writes to stdout only once it has succeeded; every failure is one line
+ * on stderr and an exit code from the table below.
  *
  * A command named with two words ("batch add") is a subcommand: the first
  * word names a group of commands, and "spool batch --help" lists them.
@@ -42,9 +43,8 @@ struct cmd_opt {
 };
 
 /* spool_cmd.flags */
-#define CMD_NODB	0x01	/* does not open a database */
-#define CMD_CREATE	0x02	/* creates the database if missing */
-#define CMD_EXEC_TAIL	0x04	/* "--exec" takes the rest of the line */
+#define CMD_CREATE	0x01	/* cmd_open creates the database if missing */
+#define CMD_EXEC_TAIL	0x02	/* "--exec" takes the rest of the line */
 
 struct cmd_ctx;
 struct json;			/* json.c, below */
@@ -90,7 +90,7 @@ int		 cmd_usage_error(struct cmd_ctx *, const char *, ...)
 		     __attribute__((format(printf, 2, 3)));
 int		 cmd_fail(struct cmd_ctx *, int);
 int		 cmd_exit_code(int);
-int		 cmd_open(struct cmd_ctx *, int);
+int		 cmd_open(struct cmd_ctx *);
 const char	*cmd_opt(struct cmd_ctx *, const char *);
 int		 cmd_opt_int(struct cmd_ctx *, const char *, int64_t, int64_t,
 		     int64_t *);
