@@ -16,18 +16,6 @@
 
 #include "cmd.h"
 
-/* A batch id: the operand arg, or the value of option what. */
-int
-cmd_batch_id(struct cmd_ctx *c, const char *what, const char *arg,
-    int64_t *id)
-{
-	if (parse_int64(arg, 1, INT64_MAX, id) == 0)
-		return (EXIT_OK);
-	if (what != NULL)
-		return (cmd_usage_error(c, "%s: not a batch id: '%s'", what, arg));
-	return (cmd_usage_error(c, "not a batch id: '%s'", arg));
-}
-
 /* The name of a batch state, never NULL. */
 static const char *
 batch_state(int state)
@@ -207,7 +195,7 @@ add_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc, i, dashes = 0;
 
 	memset(&ts, 0, sizeof ts);
-	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a batch", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_enqueue_opts(c, &o)) != EXIT_OK)
 		return (rc);
 	o.batch_id = id;
@@ -279,7 +267,7 @@ close_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc, was;
 
 	(void)argc;
-	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a batch", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_get(&b, c->q, id)) != SPOOL_OK)
@@ -338,7 +326,7 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc;
 
 	(void)argc;
-	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a batch", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_batch_get(&b, c->q, id)) != SPOOL_OK)
@@ -492,7 +480,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc;
 
 	(void)argc;
-	if ((rc = cmd_batch_id(c, NULL, argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a batch", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);

@@ -504,7 +504,7 @@ enqueue_exec(struct cmd_ctx *c, int argc, char **argv)
 	if ((rc = cmd_enqueue_opts(c, &o)) != EXIT_OK)
 		return (rc);
 	o.key = cmd_opt(c, "key");
-	if (batch != NULL && (rc = cmd_batch_id(c, "--batch", batch,
+	if (batch != NULL && (rc = cmd_arg_id(c, "a batch", "batch", batch,
 	    &o.batch_id)) != EXIT_OK)
 		return (rc);
 	if (cmd_opt(c, "lines") != NULL) {

@@ -35,15 +35,6 @@ static const char stage_help[] =
     "is the item's\nresult.  SPOOL_ITEM_ID and SPOOL_STAGE are in its "
     "environment.\n";
 
-/* A run or item id operand. */
-static int
-id_arg(struct cmd_ctx *c, const char *what, const char *arg, int64_t *id)
-{
-	if (parse_int64(arg, 1, INT64_MAX, id) == 0)
-		return (EXIT_OK);
-	return (cmd_usage_error(c, "not %s id: '%s'", what, arg));
-}
-
 static const char *
 on_error_name(int on_error)
 {
@@ -680,7 +671,7 @@ status_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc;
 
 	(void)argc;
-	if ((rc = id_arg(c, "a run", argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a run", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_run_get(&r, c->q, id)) != SPOOL_OK)
@@ -786,7 +777,7 @@ items_exec(struct cmd_ctx *c, int argc, char **argv)
 	int		 rc;
 
 	(void)argc;
-	if ((rc = id_arg(c, "a run", argv[0], &run)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a run", NULL, argv[0], &run)) != EXIT_OK ||
 	    (rc = cmd_opt_int(c, "after", 0, INT64_MAX, &after)) != 0 ||
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
@@ -859,7 +850,7 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc;
 
 	(void)argc;
-	if ((rc = id_arg(c, "an item", argv[0], &item)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "an item", NULL, argv[0], &item)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_item_history(&h, &n, c->q, item)) != SPOOL_OK)
@@ -943,7 +934,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	int		 rc;
 
 	(void)argc;
-	if ((rc = id_arg(c, "a run", argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a run", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
@@ -1018,7 +1009,7 @@ cancel_exec(struct cmd_ctx *c, int argc, char **argv)
 	int	 rc;
 
 	(void)argc;
-	if ((rc = id_arg(c, "a run", argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a run", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_run_cancel(c->q, id)) != SPOOL_OK)

@@ -31,7 +31,8 @@ retry_exec(struct cmd_ctx *c, int argc, char **argv)
 		return (rc);
 	if (state != SPOOL_DEAD && state != SPOOL_CANCELLED)
 		return (cmd_usage_error(c, "--state must be dead or cancelled"));
-	if (argc == 1 && (rc = cmd_arg_id(c, argv[0], &id)) != EXIT_OK)
+	if (argc == 1 && (rc = cmd_arg_id(c, "a task", NULL, argv[0],
+	    &id)) != EXIT_OK)
 		return (rc);
 	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);

@@ -32,7 +32,7 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 	int			 rc;
 
 	(void)argc;
-	if ((rc = cmd_arg_id(c, argv[0], &id)) != EXIT_OK ||
+	if ((rc = cmd_arg_id(c, "a task", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
 	if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)

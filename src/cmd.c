@@ -295,13 +295,19 @@ cmd_opt_duration(struct cmd_ctx *c, const char *name, int64_t *out)
 	return (EXIT_OK);
 }
 
-/* A task id operand. */
+/* An id (1 and up) of what ("a task", "an item"): an operand, or the
+ * value of option opt ("batch"; NULL for an operand).  The one parser of
+ * ids on the command line, so each says the same when it is bad. */
 int
-cmd_arg_id(struct cmd_ctx *c, const char *arg, int64_t *id)
+cmd_arg_id(struct cmd_ctx *c, const char *what, const char *opt,
+    const char *arg, int64_t *id)
 {
-	if (parse_int64(arg, 1, INT64_MAX, id) != 0)
-		return (cmd_usage_error(c, "not a task id: '%s'", arg));
-	return (EXIT_OK);
+	if (parse_int64(arg, 1, INT64_MAX, id) == 0)
+		return (EXIT_OK);
+	if (opt != NULL)
+		return (cmd_usage_error(c, "--%s: not %s id: '%s'", opt, what,
+		    arg));
+	return (cmd_usage_error(c, "not %s id: '%s'", what, arg));
 }
 
 /* A state name. */

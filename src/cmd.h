@@ -95,7 +95,8 @@ const char	*cmd_opt(struct cmd_ctx *, const char *);
 int		 cmd_opt_int(struct cmd_ctx *, const char *, int64_t, int64_t,
 		     int64_t *);
 int		 cmd_opt_duration(struct cmd_ctx *, const char *, int64_t *);
-int		 cmd_arg_id(struct cmd_ctx *, const char *, int64_t *);
+int		 cmd_arg_id(struct cmd_ctx *, const char *, const char *,
+		     const char *, int64_t *);
 int		 cmd_state(struct cmd_ctx *, const char *, int *);
 void		 cmd_print_help(const struct spool_cmd *, FILE *);
 void		 cmd_fmt_time(char *, size_t, int64_t);
@@ -178,9 +179,7 @@ int		 cmd_tasks_lines(struct cmd_ctx *, const char *,
 int		 cmd_tasks_commit(struct cmd_ctx *, struct cmd_tasks *, int64_t);
 void		 cmd_tasks_free(struct cmd_tasks *);
 
-/* cmd-batch.c: batch ids, shared with "spool enqueue --batch" */
-int		 cmd_batch_id(struct cmd_ctx *, const char *, const char *,
-		     int64_t *);
+/* cmd-batch.c: shared with "spool enqueue --batch" */
 int		 cmd_batch_check_open(struct cmd_ctx *, int64_t);
 
 #endif /* SPOOL_CMD_H */
