@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "spool-int.h"
 
 #define FILE_MAX	(1024 * 1024)	/* bytes of a definition file */
 
@@ -35,13 +36,6 @@ static const char stage_help[] =
     "is the item's\nresult.  SPOOL_ITEM_ID and SPOOL_STAGE are in its "
     "environment.\n";
 
-static const char *
-on_error_name(int on_error)
-{
-	return (on_error == SPOOL_ON_ERROR_SKIP ? "skip" :
-	    on_error == SPOOL_ON_ERROR_FAIL_FAST ? "fail_fast" : "retry");
-}
-
 /* A duration as parse_duration_ms reads it back exactly. */
 static void
 exact_duration(char *buf, size_t len, int64_t ms)
@@ -56,14 +50,15 @@ exact_duration(char *buf, size_t len, int64_t ms)
 static void
 stage_options(char *buf, size_t len, const spool_stage *s)
 {
-	char	 d[32];
-	size_t	 n;
+	const char	*name = spool__on_error_name(s->on_error);
+	char		 d[32];
+	size_t		 n;
 
 	if (s->on_error == SPOOL_ON_ERROR_RETRY) {
 		exact_duration(d, sizeof d, s->retry_delay_ms);
 		snprintf(buf, len, "retry=%d,delay=%s", s->retries, d);
 	} else
-		snprintf(buf, len, "%s", on_error_name(s->on_error));
+		snprintf(buf, len, "%s", name != NULL ? name : "?");
 	if (s->timeout_ms > 0) {
 		n = strlen(buf);
 		exact_duration(d, sizeof d, s->timeout_ms);
@@ -93,7 +88,7 @@ pipeline_json(struct json *j, const spool_pipeline_info *p)
 		json_kv_str(j, "name", s->name);
 		json_kv_int(j, "concurrency", s->concurrency);
 		json_kv_int(j, "timeout_ms", s->timeout_ms);
-		json_kv_str(j, "on_error", on_error_name(s->on_error));
+		json_kv_str(j, "on_error", spool__on_error_name(s->on_error));
 		json_kv_int(j, "retries", s->retries);
 		json_kv_int(j, "retry_delay_ms", s->retry_delay_ms);
 		json_kv_str(j, "command", s->command);
