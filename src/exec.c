@@ -60,15 +60,6 @@ static const char *const exec_env_default[] = {
 };
 #define EXEC_ENV_DEFAULTS (sizeof exec_env_default / sizeof exec_env_default[0])
 
-static int64_t
-exec_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 /* Make an exec configuration; argv and env_names are copied. */
 int
 spool__exec_new(struct spool__exec **out, char *const *argv, size_t argc,
@@ -334,7 +325,7 @@ sweep_pass(int64_t grace_ms, int kill_now)
 	struct dirent	*d;
 	DIR		*dir;
 	char		 path[64], buf[4096];
-	int64_t		 now = exec_now_ms();
+	int64_t		 now = spool__clock_ms(CLOCK_MONOTONIC);
 	size_t		 i, k;
 	ssize_t		 n;
 	pid_t		 tid, pid;
@@ -733,7 +724,7 @@ static void
 run_police(struct run *r, struct spool__exec *x, spool_job *job,
     int64_t deadline_ms)
 {
-	int64_t	 now = exec_now_ms();
+	int64_t	 now = spool__clock_ms(CLOCK_MONOTONIC);
 	int	 stop = spool_job_should_stop(job);
 
 	if (stop == 0 && deadline_ms != 0 && now >= deadline_ms) {
@@ -817,7 +808,7 @@ exec_run(spool_job *job, struct spool__exec *x, char *const *argv)
 	}
 	timeout_ms = job->timeout_ms;
 	if (timeout_ms > 0)
-		deadline = exec_now_ms() + timeout_ms;
+		deadline = spool__clock_ms(CLOCK_MONOTONIC) + timeout_ms;
 	if ((rc = run_spawn(&r, x, job, argv)) != 0) {
 		char	 msg[300];
 

@@ -149,16 +149,6 @@ spool_job_set_error(spool_job *job, const char *error)
 	return (SPOOL_OK);
 }
 
-/* Milliseconds of the wall clock, as the database uses. */
-static int64_t
-pool_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 /* Wake the engine once, however many workers ask; with p->mu held. */
 static void
 pool_wake_locked(spool_pool *p)
@@ -208,7 +198,7 @@ pool_worker(void *arg)
 			break;
 		job = spool__jobq_pop(&p->ready);
 		job->phase = SPOOL__RUNNING;
-		job->run_start_ms = pool_now_ms();
+		job->run_start_ms = spool__clock_ms(CLOCK_REALTIME);
 		p->busy++;
 		/* The engine writes the start (the first of a group wakes
 		 * it) and claims again before the threads run dry. */
@@ -249,7 +239,7 @@ pool_worker(void *arg)
 			rc = SPOOL_RETRY;
 		}
 		job->handler_rc = rc;
-		job->run_end_ms = pool_now_ms();
+		job->run_end_ms = spool__clock_ms(CLOCK_REALTIME);
 		job->phase = SPOOL__FINISHED;
 		spool__pool_done_locked(p, job);
 		/* Wake the engine for the first outcome after a flush, a
@@ -438,7 +428,7 @@ spool_pool_new(spool_pool **out, const char *path, spool_handler fn,
 	sqlite3_randomness(sizeof r, &r);
 	snprintf(p->owner, sizeof p->owner, "%s:%ld:%08x", p->host,
 	    (long)getpid(), r);
-	p->started_ms = pool_now_ms();
+	p->started_ms = spool__clock_ms(CLOCK_REALTIME);
 	p->grace_ms = 6000;	/* exec handlers kill at the timeout + 5 s */
 
 	if ((rc = spool__engine_new(p)) != SPOOL_OK)

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "spool.h"
 #include "sql-gen.h"
@@ -301,6 +302,7 @@ int		 spool__check_name(spool *q, const char *what, const char *name,
 int		 spool__split_words(spool *q, const char *s, char ***argv_out,
 		     size_t *argc_out);
 void		 spool__words_free(char **argv);
+int64_t		 spool__clock_ms(clockid_t clock);
 
 /* counters.c */
 void		 spool__count(spool *q, const char *queue, int which, int64_t n);

@@ -38,12 +38,9 @@ spool_version(void)
 int64_t
 spool__now_ms(spool *q)
 {
-	struct timespec	 ts;
-
 	if (q != NULL && q->clock != NULL)
 		return (q->clock(q->clock_arg));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return (spool__clock_ms(CLOCK_REALTIME));
 }
 
 /* Test seam: make spool__now_ms(q) return fn(arg). */
@@ -63,10 +60,8 @@ static int
 store_recheck_late(void *arg)
 {
 	const int64_t	*deadline = arg;
-	struct timespec	 ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > *deadline);
+	return (spool__clock_ms(CLOCK_MONOTONIC) > *deadline);
 }
 
 /*
@@ -82,15 +77,12 @@ store_reread(const spool *q, char *found, size_t len)
 {
 	sqlite3		*db = NULL;
 	sqlite3_stmt	*st = NULL;
-	struct timespec	 ts;
 	const char	*row, *ec;
 	int64_t		 deadline;
 	int		 rc;
 
 	*found = '\0';
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-	    RECHECK_MS;
+	deadline = spool__clock_ms(CLOCK_MONOTONIC) + RECHECK_MS;
 	rc = sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc == SQLITE_OK) {

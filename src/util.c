@@ -1,12 +1,14 @@
 /*
- * util.c -- small helpers shared by the library: copies, UTF-8 checks and
- * the validation of names and keys.  Nothing here touches the database.
+ * util.c -- small helpers shared by the library: copies, UTF-8 checks,
+ * the validation of names and keys, and clock readings.  Nothing here
+ * touches the database.
  */
 #include "config.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spool-int.h"
 
@@ -256,4 +258,15 @@ spool__words_free(char **argv)
 	for (i = 0; argv[i] != NULL; i++)
 		free(argv[i]);
 	free(argv);
+}
+
+/* Milliseconds of clock: CLOCK_REALTIME for Unix times (what the database
+ * stores), CLOCK_MONOTONIC for timeouts and durations. */
+int64_t
+spool__clock_ms(clockid_t clock)
+{
+	struct timespec	 ts;
+
+	clock_gettime(clock, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
