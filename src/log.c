@@ -68,9 +68,10 @@ void
 cmd_log(const char *cmd, int level, const char *fmt, ...)
 {
 	char		 msg[1024], line[1300];
-	struct timespec	 ts;
 	struct tm	 tm;
 	va_list		 ap;
+	int64_t		 ms;
+	time_t		 t;
 	size_t		 len, i, start;
 	ssize_t		 n;
 
@@ -82,11 +83,12 @@ cmd_log(const char *cmd, int level, const char *fmt, ...)
 	if (log_journal)
 		len = (size_t)snprintf(line, sizeof line, "<%d>", level);
 	else {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
+		ms = cmd_now_ms();
+		t = (time_t)(ms / 1000);
+		gmtime_r(&t, &tm);
 		len = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-		len += (size_t)snprintf(line + len, sizeof line - len, ".%03ldZ ",
-		    ts.tv_nsec / 1000000);
+		len += (size_t)snprintf(line + len, sizeof line - len, ".%03dZ ",
+		    (int)(ms % 1000));
 	}
 	start = len;
 	snprintf(line + len, sizeof line - len - 1, "spool %s: %s: %s", cmd,
