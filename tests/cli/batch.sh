@@ -237,28 +237,7 @@ run queue create full --max-depth 1
 run enqueue full x
 run queue create room --max-depth 1
 head -c 1048577 /dev/zero | tr '\0' 'x' >"$T/big"
-snapshot() {
-	sha256sum "$SPOOL_DB" | awk '{ print $1 }'
-	ls "$T" | grep -E -- '-(wal|shm)$' || true
-}
-before=$(snapshot)
-n=0
-bad() {
-	local want=$1 input=/dev/null lines
-	shift
-	if [ $# -gt 0 ] && [ "${1:0:1}" = "<" ]; then
-		input=${1:1}
-		shift
-	fi
-	n=$((n + 1))
-	run_in "$input" "$@"
-	lines=$(printf '%s' "$err" | grep -c '' || true)
-	check "bad $n ($*): exit $rc, want $want" test "$rc" -eq "$want"
-	check "bad $n ($*): one stderr line, got $lines" test "$lines" -eq 1
-	check "bad $n ($*): empty stdout" test -z "$out"
-	check "bad $n ($*): message names spool" grep -q '^spool' <<<"$err"
-	check "bad $n ($*): database unchanged" test "$(snapshot)" = "$before"
-}
+bad_start
 bad 64 batch
 bad 64 batch frob
 bad 64 batch --json list
@@ -317,7 +296,7 @@ bad 75 batch add "$F" room y z
 bad 75 enqueue full y --batch "$F"
 run enqueue full y --wait 200ms
 check "the full queue says so" grep -qx 'spool enqueue: queue full is full (limit 1 ready tasks), still after waiting 200 ms' <<<"$err"
-echo "$n bad-input cases"
+echo "$nbad bad-input cases"
 
 # ---- depth limit ----------------------------------------------------------
 # Six producers, no worker, 12 enqueues each against a limit of 20: exactly

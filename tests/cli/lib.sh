@@ -10,6 +10,15 @@
 #   jq_py EXPR           evaluate a Python expression on d = json($out)
 #   wait_for COND [N]    poll a shell condition every 50 ms, N times (200)
 #   alive PID            the process runs (a zombie does not)
+#   bad_start [FILE...]  begin a table of bad-input cases: take the
+#                        snapshot they must leave as it is
+#   bad CODE [<FILE] ARGS...  one case (stdin from FILE): spool ARGS exits
+#                        CODE, prints one line on stderr starting "spool"
+#                        and nothing on stdout, and leaves the snapshot
+#                        as it was; $nbad counts the cases
+#   snapshot             the hashes of the database and of bad_start's
+#                        FILEs, and the names of any -wal or -shm file in
+#                        $T (a failed command must not leave one behind)
 #   finish               print "N passed, N failed" and exit 0 or 1
 # The spool binary is $SPOOL_BIN (set by make check), else ./spool.
 
@@ -97,6 +106,36 @@ alive() {
 	local st
 	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
 	[ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
+snapshot() {
+	sha256sum "$SPOOL_DB" ${bad_files[@]+"${bad_files[@]}"} |
+	    awk '{ print $1 }'
+	ls "$T" | grep -E -- '-(wal|shm)$' || true
+}
+
+bad_start() {
+	bad_files=("$@")
+	bad_before=$(snapshot)
+	nbad=0
+}
+
+bad() {
+	local want=$1 input=/dev/null lines
+	shift
+	if [ $# -gt 0 ] && [ "${1:0:1}" = "<" ]; then
+		input=${1:1}
+		shift
+	fi
+	nbad=$((nbad + 1))
+	run_in "$input" "$@"
+	lines=$(printf '%s' "$err" | grep -c '' || true)
+	check "bad $nbad ($*): exit $rc, want $want" test "$rc" -eq "$want"
+	check "bad $nbad ($*): one stderr line, got $lines" test "$lines" -eq 1
+	check "bad $nbad ($*): empty stdout" test -z "$out"
+	check "bad $nbad ($*): message names spool" grep -q '^spool' <<<"$err"
+	check "bad $nbad ($*): database unchanged" \
+	    test "$(snapshot)" = "$bad_before"
 }
 
 finish() {

@@ -269,27 +269,7 @@ is "deleted: show exits 1" "$rc" 1
 is "deleted: its run was cancelled" "$(sql "SELECT count(*) FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id WHERE p.name = 'spread' AND r.state != 'finished'")" 0
 
 # ---- bad input ------------------------------------------------------------
-snapshot() {
-	sha256sum "$SPOOL_DB" | awk '{ print $1 }'
-	ls "$T" | grep -E -- '-(wal|shm)$' || true
-}
-before=$(snapshot)
-n=0
-bad() {
-	local want=$1 input=/dev/null lines
-	shift
-	if [ $# -gt 0 ] && [ "${1:0:1}" = "<" ]; then
-		input=${1:1}
-		shift
-	fi
-	n=$((n + 1))
-	run_in "$input" "$@"
-	lines=$(printf '%s' "$err" | grep -c '' || true)
-	check "bad $n ($*): exit $rc, want $want" test "$rc" -eq "$want"
-	check "bad $n ($*): one stderr line, got $lines" test "$lines" -eq 1
-	check "bad $n ($*): empty stdout" test -z "$out"
-	check "bad $n ($*): database unchanged" test "$(snapshot)" = "$before"
-}
+bad_start
 printf '\n\n' >"$T/blank"
 printf 'a:1=cat\n\0' >"$T/nul"
 bad 64 pipeline
