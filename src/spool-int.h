@@ -334,6 +334,14 @@ int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
 int		 spool__quiet(spool *q, int *quiet);
+
+/* A step every write transaction runs before its COMMIT, in the order of
+ * spool__precommits (precommit.c), which ends with a NULL run. */
+struct spool__precommit {
+	const char	*name;
+	int		(*run)(spool *q);
+};
+extern const struct spool__precommit spool__precommits[];
 int64_t		 spool__changes(spool *q);
 void		 spool__cur_open(struct spool__cur *c, spool *q, void *st,
 		    const char *what);

@@ -437,39 +437,17 @@ spool__stall_cutoff(const spool *q, int64_t now_ms)
 	return (now_ms);
 }
 
-/* Commit the write transaction; on failure it is rolled back.  Pipeline
- * items and batches the transaction changed are settled first
- * (pipeline.c, batch.c), so whatever wrote a stage's success also handed
- * its item on, and whatever wrote a batch member's last outcome also
- * enqueued the batch's hook.  One probe (settle_any) tells whether
- * there is anything to settle at all: usually there is not. */
+/* Commit the write transaction; on failure it is rolled back.  The steps
+ * of spool__precommits (precommit.c: settling, counters) run first, in
+ * the transaction. */
 int
 spool__commit(spool *q)
 {
-	sqlite3_stmt	*st;
-	int		 rc, any;
+	const struct spool__precommit	*p;
+	int				 rc = SPOOL_OK;
 
-	if (q->txn_fast) {
-		/* Quiet file, enqueues only: nothing can be left to settle. */
-		any = 0;
-		rc = SPOOL_OK;
-	} else {
-		st = spool__stmt(q, SPOOL_SQL_SETTLE_ANY);
-		rc = sqlite3_step(st);
-		any = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
-		/* A failed read here (an I/O error) may have ended the
-		 * transaction already: say so, rather than settle outside
-		 * it. */
-		rc = rc == SQLITE_ROW ? SPOOL_OK : spool__store_error(q, rc,
-		    "commit");
-		sqlite3_reset(st);
-	}
-	if (rc == SPOOL_OK && any)
-		rc = spool__pipeline_settle_locked(q, spool__now_ms(q));
-	if (rc == SPOOL_OK && any)
-		rc = spool__batch_settle_locked(q, spool__now_ms(q));
-	if (rc == SPOOL_OK)
-		rc = spool__counters_write_locked(q);
+	for (p = spool__precommits; rc == SPOOL_OK && p->run != NULL; p++)
+		rc = p->run(q);
 	if (rc == SPOOL_OK)
 		rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT),
 		    "commit");

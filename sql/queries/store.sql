@@ -19,7 +19,8 @@ COMMIT;
 ROLLBACK;
 
 -- name: settle_any
--- 1 if a commit may have anything to settle (store.c): an item to hand
+-- out: any int
+-- 1 if a commit may have anything to settle (precommit.c): an item to hand
 -- on, a run or a batch to finish.  The conditions are those of
 -- item_settle_next, run_settle_next and batch_settle_next, without their
 -- joins, so 0 means each of them would find nothing; one statement costs
@@ -29,7 +30,7 @@ SELECT EXISTS (SELECT 1 FROM pipeline_items INDEXED BY pipeline_items_settle
     EXISTS (SELECT 1 FROM pipeline_runs INDEXED BY pipeline_runs_settle
 		WHERE finished_ms IS NULL AND running = 0) OR
     EXISTS (SELECT 1 FROM batches INDEXED BY batches_settle
-		WHERE state = 'closed' AND pending = 0 AND running = 0);
+		WHERE state = 'closed' AND pending = 0 AND running = 0) AS any;
 
 -- name: savepoint
 -- One request of a group commit (enqueue.c), undone alone if refused.
