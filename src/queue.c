@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define QUEUE_ALL_BITS	0x7ff
 
@@ -85,46 +86,57 @@ queue_apply(spool_queue_opts *dst, const spool_queue_opts *src)
 	if (s & SPOOL_QUEUE_RETENTION)		dst->retention_ms = src->retention_ms;
 }
 
-/* Decode a queue_get / queue_list row (columns 1..12) into conf. */
+/* Decode a queue_get / queue_list row into conf. */
 static void
-queue_decode(spool_queue_opts *conf, sqlite3_stmt *st)
+queue_decode(spool_queue_opts *conf, const struct spool__q_queue_get_row *r)
 {
 	memset(conf, 0, sizeof *conf);
 	conf->version = SPOOL_QUEUE_OPTS_VERSION;
 	conf->set = QUEUE_ALL_BITS;
-	conf->paused = sqlite3_column_int(st, 1);
-	conf->max_depth = sqlite3_column_int64(st, 2);
-	conf->priority = sqlite3_column_int(st, 3);
-	conf->max_attempts = sqlite3_column_int(st, 4);
-	conf->backoff = spool__backoff_parse((const char *)
-	    sqlite3_column_text(st, 5));
+	conf->paused = (int)r->paused;
+	conf->max_depth = r->max_depth;
+	conf->priority = (int)r->priority;
+	conf->max_attempts = (int)r->max_attempts;
+	conf->backoff = spool__backoff_parse(r->backoff);
 	if (conf->backoff == 0)		/* a hand edit the CHECK let by: be safe */
 		conf->backoff = SPOOL_BACKOFF_EXPONENTIAL;
-	conf->backoff_base_ms = sqlite3_column_int64(st, 6);
-	conf->backoff_cap_ms = sqlite3_column_int64(st, 7);
-	conf->backoff_jitter = sqlite3_column_double(st, 8);
-	conf->lease_ms = sqlite3_column_int64(st, 9);
-	conf->timeout_ms = sqlite3_column_int64(st, 10);
-	conf->retention_ms = sqlite3_column_int64(st, 11);
+	conf->backoff_base_ms = r->backoff_base_ms;
+	conf->backoff_cap_ms = r->backoff_cap_ms;
+	conf->backoff_jitter = r->backoff_jitter;
+	conf->lease_ms = r->lease_ms;
+	conf->timeout_ms = r->timeout_ms;
+	conf->retention_ms = r->retention_ms;
+}
+
+/* Read queue name's row into *r, valid until c is ended; SPOOL_ENOENT if
+ * there is none. */
+static int
+queue_row(spool *q, struct spool__cur *c, struct spool__q_queue_get_row *r,
+    const char *name)
+{
+	int	 rc;
+
+	if ((rc = spool__q_queue_get(q, c, &(struct spool__q_queue_get_in){
+	    .name = name })) != SPOOL_OK ||
+	    (rc = spool__q_queue_get_next(c, r)) < 0)
+		return (rc);
+	if (rc == 0)
+		return (spool__error(q, SPOOL_ENOENT, "no such queue: %s",
+		    name));
+	return (SPOOL_OK);
 }
 
 /* Read the configuration of queue name; SPOOL_ENOENT if there is none. */
 int
 spool__queue_read(spool_queue_opts *conf, spool *q, const char *name)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_GET);
-	int		 rc;
+	struct spool__q_queue_get_row	 r;
+	struct spool__cur		 c;
+	int				 rc;
 
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		queue_decode(conf, st);
-		rc = SPOOL_OK;
-	} else if (rc == SQLITE_DONE)
-		rc = spool__error(q, SPOOL_ENOENT, "no such queue: %s", name);
-	else
-		rc = spool__store_error(q, rc, "read queue");
-	sqlite3_reset(st);
+	if ((rc = queue_row(q, &c, &r, name)) == SPOOL_OK)
+		queue_decode(conf, &r);
+	spool__cur_end(&c);
 	return (rc);
 }
 
@@ -132,33 +144,22 @@ spool__queue_read(spool_queue_opts *conf, spool *q, const char *name)
 static int
 queue_write(spool *q, const char *name, const spool_queue_opts *c)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_UPDATE);
-
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, c->paused);
-	sqlite3_bind_int64(st, 3, c->max_depth);
-	sqlite3_bind_int(st, 4, c->priority);
-	sqlite3_bind_int(st, 5, c->max_attempts);
-	sqlite3_bind_text(st, 6, spool__backoff_name(c->backoff), -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, c->backoff_base_ms);
-	sqlite3_bind_int64(st, 8, c->backoff_cap_ms);
-	sqlite3_bind_double(st, 9, c->backoff_jitter);
-	sqlite3_bind_int64(st, 10, c->lease_ms);
-	sqlite3_bind_int64(st, 11, c->timeout_ms);
-	sqlite3_bind_int64(st, 12, c->retention_ms);
-	return (spool__step_done(q, st, "write queue"));
+	return (spool__q_queue_update(q, &(struct spool__q_queue_update_in){
+	    .name = name, .paused = c->paused, .max_depth = c->max_depth,
+	    .priority = c->priority, .max_attempts = c->max_attempts,
+	    .backoff = spool__backoff_name(c->backoff),
+	    .backoff_base_ms = c->backoff_base_ms,
+	    .backoff_cap_ms = c->backoff_cap_ms,
+	    .backoff_jitter = c->backoff_jitter, .lease_ms = c->lease_ms,
+	    .timeout_ms = c->timeout_ms, .retention_ms = c->retention_ms }));
 }
 
 /* Create the queue row with the schema's defaults if it is missing. */
 int
 spool__queue_ensure(spool *q, const char *name, int64_t now_ms)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_QUEUE_ENSURE);
-
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms);
-	return (spool__step_done(q, st, "create queue"));
+	return (spool__q_queue_ensure(q, &(struct spool__q_queue_ensure_in){
+	    .name = name, .now_ms = now_ms }));
 }
 
 /* Create or change a queue, in one transaction. */
@@ -233,11 +234,12 @@ spool_queue_set(spool *q, const char *name, const spool_queue_opts *opts)
 
 /* Fill one info element from a queue_get / queue_list row. */
 static int
-queue_info_from_row(spool *q, spool_queue_info *info, sqlite3_stmt *st)
+queue_info_from_row(spool *q, spool_queue_info *info,
+    const struct spool__q_queue_get_row *r)
 {
-	queue_decode(&info->conf, st);
-	info->created_ms = sqlite3_column_int64(st, 12);
-	if ((info->name = spool__col_strdup(st, 0)) == NULL)
+	queue_decode(&info->conf, r);
+	info->created_ms = r->created_ms;
+	if ((info->name = spool__strdup(r->name)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	return (SPOOL_OK);
 }
@@ -246,8 +248,9 @@ queue_info_from_row(spool *q, spool_queue_info *info, sqlite3_stmt *st)
 int
 spool_queue_get(spool_queue_info **out, spool *q, const char *name)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__q_queue_get_row	 r;
+	struct spool__cur		 c;
+	int				 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -257,16 +260,9 @@ spool_queue_get(spool_queue_info **out, spool *q, const char *name)
 		return (rc);
 	if ((*out = calloc(1, sizeof **out)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
-	st = spool__stmt(q, SPOOL_SQL_QUEUE_GET);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = queue_info_from_row(q, *out, st);
-	else if (rc == SQLITE_DONE)
-		rc = spool__error(q, SPOOL_ENOENT, "no such queue: %s", name);
-	else
-		rc = spool__store_error(q, rc, "read queue");
-	sqlite3_reset(st);
+	if ((rc = queue_row(q, &c, &r, name)) == SPOOL_OK)
+		rc = queue_info_from_row(q, *out, &r);
+	spool__cur_end(&c);
 	if (rc != SPOOL_OK) {
 		spool_queue_info_free(*out, 1);
 		*out = NULL;
@@ -278,38 +274,35 @@ spool_queue_get(spool_queue_info **out, spool *q, const char *name)
 int
 spool_queue_list(spool_queue_info **out, size_t *n, spool *q)
 {
-	spool_queue_info	*v = NULL, *nv;
-	size_t			 len = 0, cap = 0;
-	sqlite3_stmt		*st;
-	int			 rc;
+	struct spool__q_queue_get_row	 r;
+	struct spool__cur		 c;
+	spool_queue_info		*v = NULL, *nv;
+	size_t				 len = 0, cap = 0;
+	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
-	st = spool__stmt(q, SPOOL_SQL_QUEUE_LIST);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
+	if ((rc = spool__q_queue_list(q, &c)) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_queue_list_next(&c, &r)) == 1) {
+		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
 		}
 		v = nv;
-		memset(&v[len], 0, sizeof v[len]);
-		len++;
-		if ((rc = queue_info_from_row(q, &v[len - 1], st)) != SPOOL_OK)
+		if ((rc = queue_info_from_row(q, &v[len - 1], &r)) != SPOOL_OK)
 			goto fail;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "list queues");
+	if (rc < 0)
 		goto fail;
-	}
-	sqlite3_reset(st);
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
 fail:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool_queue_info_free(v, len);
 	return (rc);
 }

@@ -1,14 +1,15 @@
 -- sql/queries/queue.sql -- queue rows: creation, configuration, depth.
 
 -- name: queue_ensure
--- Create a queue with the defaults unless it exists.  ?1 name, ?2 now_ms.
+-- Create a queue with the defaults unless it exists.
+-- in: name text, now_ms int
 INSERT INTO queues (name, created_ms) VALUES (?1, ?2)
     ON CONFLICT (name) DO NOTHING;
 
 -- name: queue_update
--- ?1 name, ?2 paused, ?3 max_depth, ?4 priority, ?5 max_attempts,
--- ?6 backoff, ?7 backoff_base_ms, ?8 backoff_cap_ms, ?9 backoff_jitter,
--- ?10 lease_ms, ?11 timeout_ms, ?12 retention_ms.
+-- in: name text, paused int, max_depth int, priority int, max_attempts int
+-- in: backoff text, backoff_base_ms int, backoff_cap_ms int
+-- in: backoff_jitter real, lease_ms int, timeout_ms int, retention_ms int
 UPDATE queues SET paused = ?2, max_depth = ?3, priority = ?4,
     max_attempts = ?5, backoff = ?6, backoff_base_ms = ?7,
     backoff_cap_ms = ?8, backoff_jitter = ?9, lease_ms = ?10,
@@ -16,13 +17,19 @@ UPDATE queues SET paused = ?2, max_depth = ?3, priority = ?4,
  WHERE name = ?1;
 
 -- name: queue_get
--- ?1 name.  Column order is the one queue.c decodes.
+-- in: name text
+-- out: name text, paused int, max_depth int, priority int, max_attempts int
+-- out: backoff text, backoff_base_ms int, backoff_cap_ms int
+-- out: backoff_jitter real, lease_ms int, timeout_ms int, retention_ms int
+-- out: created_ms int
 SELECT name, paused, max_depth, priority, max_attempts, backoff,
     backoff_base_ms, backoff_cap_ms, backoff_jitter, lease_ms, timeout_ms,
     retention_ms, created_ms
   FROM queues WHERE name = ?1;
 
 -- name: queue_list
+-- in: -
+-- out: like queue_get
 SELECT name, paused, max_depth, priority, max_attempts, backoff,
     backoff_base_ms, backoff_cap_ms, backoff_jitter, lease_ms, timeout_ms,
     retention_ms, created_ms
