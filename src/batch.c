@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define BATCH_LIST_MAX	10000
 #define HOOK_OVERHEAD	512	/* a hook payload's keys and counts */
@@ -78,7 +79,6 @@ int
 spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
 {
 	static const spool_batch_opts	 none = SPOOL_BATCH_OPTS_INIT;
-	sqlite3_stmt			*st;
 	int				 rc;
 
 	if (id_out != NULL)
@@ -115,19 +115,16 @@ spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
 		    "%d bytes)", SPOOL_PAYLOAD_MAX - HOOK_OVERHEAD));
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_BATCH_INSERT);
-	spool__bind_text_or_null(st, 1, opts->description);
-	spool__bind_text_or_null(st, 2, opts->hook_queue);
-	spool__bind_text_or_null(st, 3, opts->hook_payload);
-	sqlite3_bind_text(st, 4, opts->hook_on == SPOOL_HOOK_SUCCESS ?
-	    "success" : "always", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, spool__now_ms(q));
-	if ((rc = spool__step_done(q, st, "create batch")) != SPOOL_OK) {
+	if ((rc = spool__q_batch_insert(q, &(struct spool__q_batch_insert_in){
+	    .description = opts->description, .hook_queue = opts->hook_queue,
+	    .hook_payload = opts->hook_payload,
+	    .hook_on = opts->hook_on == SPOOL_HOOK_SUCCESS ? "success" :
+	    "always", .now_ms = spool__now_ms(q) })) != SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
 	}
 	if (id_out != NULL)
-		*id_out = sqlite3_last_insert_rowid(q->db);
+		*id_out = spool__last_id(q);
 	return (spool__commit(q));
 }
 
@@ -136,21 +133,19 @@ spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
 static int
 batch_state_locked(int *state, spool *q, int64_t id)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_BATCH_STATE);
-	int		 rc;
+	struct spool__q_batch_state_row	 r;
+	struct spool__cur		 c;
+	int				 rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*state = batch_state_parse((const char *)
-		    sqlite3_column_text(st, 0));
+	if ((rc = spool__q_batch_state(q, &c, &(struct spool__q_batch_state_in){
+	    .id = id })) == SPOOL_OK &&
+	    (rc = spool__q_batch_state_next(&c, &r)) == 1) {
+		*state = batch_state_parse(r.state);
 		rc = SPOOL_OK;
-	} else if (rc == SQLITE_DONE)
+	} else if (rc == 0)
 		rc = spool__error(q, SPOOL_ENOENT, "no such batch: %lld",
 		    (long long)id);
-	else
-		rc = spool__store_error(q, rc, "read batch");
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	return (rc);
 }
 
@@ -173,54 +168,46 @@ spool__batch_check_open(spool *q, int64_t id)
 int
 spool__batch_join(spool *q, int64_t id, int64_t n)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_BATCH_JOIN);
-	int		 rc;
+	int	 rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, n);
-	if ((rc = spool__step_done(q, st, "join batch")) != SPOOL_OK)
+	if ((rc = spool__q_batch_join(q, &(struct spool__q_batch_join_in){
+	    .id = id, .n = n })) != SPOOL_OK)
 		return (rc);
-	if (sqlite3_changes(q->db) != 1)	/* checked open just before */
+	if (spool__changes(q) != 1)	/* checked open just before */
 		return (spool__error(q, SPOOL_ESTATE, "batch %lld is not open",
 		    (long long)id));
 	return (SPOOL_OK);
 }
 
 /*
- * Settle the rows that next_sql finds one at a time, inside the caller's
- * write transaction: enqueue the row's hook when next_sql gives its
- * payload, then mark the row finished with finish_sql, recording the
- * hook's id.  next_sql returns (id, hook queue, hook payload or NULL) and
- * stops returning a row once finished; finish_sql takes ?1 id, ?2 now_ms
- * and ?3 the hook task's id or NULL.  Shared by batches and pipeline runs.
+ * Settle, one at a time inside the caller's write transaction, the batches
+ * (runs 0) or pipeline runs (runs 1) that batch_settle_next or
+ * run_settle_next finds: enqueue the row's hook when the query gives its
+ * payload, then mark the row finished (batch_finish, run_finish),
+ * recording the hook's id.  The query stops finding a row once it is
+ * finished.  Shared by batches and pipeline runs (pipeline.c).
  */
 int
-spool__settle_hooks_locked(spool *q, enum spool_sql next_sql,
-    const char *next_what, enum spool_sql finish_sql, const char *finish_what,
-    int64_t now_ms)
+spool__settle_hooks_locked(spool *q, int runs, int64_t now_ms)
 {
-	sqlite3_stmt	*st;
-	spool_task	 t;
-	int64_t		 id, hook_id;
-	char		*queue, *payload;
-	int		 rc, row;
+	struct spool__q_batch_settle_next_row	 r;
+	struct spool__cur			 c;
+	spool_task				 t;
+	int64_t					 id, hook_id;
+	char					*queue, *payload;
+	int					 rc, row;
 
 	for (;;) {
-		st = spool__stmt(q, next_sql);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			sqlite3_reset(st);
-			return (SPOOL_OK);
-		}
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			return (spool__store_error(q, rc, next_what));
-		}
-		id = sqlite3_column_int64(st, 0);
-		row = sqlite3_column_type(st, 2) != SQLITE_NULL;
-		queue = row ? spool__col_strdup(st, 1) : NULL;
-		payload = row ? spool__col_strdup(st, 2) : NULL;
-		sqlite3_reset(st);
+		if ((rc = runs ? spool__q_run_settle_next(q, &c) :
+		    spool__q_batch_settle_next(q, &c)) != SPOOL_OK ||
+		    (rc = runs ? spool__q_run_settle_next_next(&c, &r) :
+		    spool__q_batch_settle_next_next(&c, &r)) <= 0)
+			return (rc);	/* SPOOL_OK (0) when none is left */
+		id = r.id;
+		row = r.hook_payload != NULL;
+		queue = row ? spool__strdup(r.hook_queue) : NULL;
+		payload = row ? spool__strdup(r.hook_payload) : NULL;
+		spool__cur_end(&c);
 		if (row && (queue == NULL || payload == NULL)) {
 			free(queue);
 			free(payload);
@@ -238,12 +225,12 @@ spool__settle_hooks_locked(spool *q, enum spool_sql next_sql,
 			if (rc != SPOOL_OK)
 				return (rc);
 		}
-		st = spool__stmt(q, finish_sql);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, now_ms);
-		if (hook_id != 0)
-			sqlite3_bind_int64(st, 3, hook_id);
-		if ((rc = spool__step_done(q, st, finish_what)) != SPOOL_OK)
+		if ((rc = runs ? spool__q_run_finish(q,
+		    &(struct spool__q_run_finish_in){ .id = id,
+		    .now_ms = now_ms, .hook_task_id = hook_id }) :
+		    spool__q_batch_finish(q, &(struct spool__q_batch_finish_in){
+		    .id = id, .now_ms = now_ms, .hook_task_id = hook_id })) !=
+		    SPOOL_OK)
 			return (rc);
 		spool__crash("settle");
 	}
@@ -251,22 +238,21 @@ spool__settle_hooks_locked(spool *q, enum spool_sql next_sql,
 
 /*
  * Finish every closed batch with nothing pending or running, enqueueing
- * the hooks that are due, inside the caller's write transaction.  Called
- * by spool__commit; the common case is one seek into an empty index.
+ * the hooks that are due, inside the caller's write transaction.  Run
+ * before every commit (precommit.c); the common case is one seek into an
+ * empty index.
  */
 int
 spool__batch_settle_locked(spool *q, int64_t now_ms)
 {
-	return (spool__settle_hooks_locked(q, SPOOL_SQL_BATCH_SETTLE_NEXT,
-	    "settle batches", SPOOL_SQL_BATCH_FINISH, "finish batch", now_ms));
+	return (spool__settle_hooks_locked(q, 0, now_ms));
 }
 
 /* Close a batch; settling (at the commit) finishes it if it can. */
 int
 spool_batch_close(spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int		 state = 0, rc;
+	int	 state = 0, rc;
 
 	if (q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -277,47 +263,47 @@ spool_batch_close(spool *q, int64_t id)
 		return (rc);
 	if ((rc = batch_state_locked(&state, q, id)) != SPOOL_OK)
 		goto fail;
-	if (state == SPOOL_BATCH_OPEN) {
-		st = spool__stmt(q, SPOOL_SQL_BATCH_CLOSE);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, spool__now_ms(q));
-		if ((rc = spool__step_done(q, st, "close batch")) != SPOOL_OK)
-			goto fail;
-	}
+	if (state == SPOOL_BATCH_OPEN && (rc = spool__q_batch_close(q,
+	    &(struct spool__q_batch_close_in){ .id = id,
+	    .now_ms = spool__now_ms(q) })) != SPOOL_OK)
+		goto fail;
 	return (spool__commit(q));
 fail:
 	spool__rollback(q);
 	return (rc);
 }
 
+/* A copy of s into *out unless s is NULL (*out stays NULL); 0 when
+ * memory runs out. */
+static int
+copy_text(char **out, const char *s)
+{
+	return (s == NULL || (*out = spool__strdup(s)) != NULL);
+}
+
 /* Fill one info element from a batch_get / batch_list row. */
 static int
-batch_info_from_row(spool *q, spool_batch_info *b, sqlite3_stmt *st)
+batch_info_from_row(spool *q, spool_batch_info *b,
+    const struct spool__q_batch_get_row *r)
 {
-	const char	*on;
-
-	b->id = sqlite3_column_int64(st, 0);
-	b->state = batch_state_parse((const char *)sqlite3_column_text(st, 2));
-	b->total = sqlite3_column_int64(st, 3);
-	b->pending = sqlite3_column_int64(st, 4);
-	b->running = sqlite3_column_int64(st, 5);
-	b->succeeded = sqlite3_column_int64(st, 6);
-	b->failed = sqlite3_column_int64(st, 7);
-	b->dead = sqlite3_column_int64(st, 8);
-	b->cancelled = sqlite3_column_int64(st, 9);
-	on = (const char *)sqlite3_column_text(st, 12);
-	b->hook_on = on != NULL && strcmp(on, "success") == 0 ?
+	b->id = r->id;
+	b->state = batch_state_parse(r->state);
+	b->total = r->total;
+	b->pending = r->pending;
+	b->running = r->running;
+	b->succeeded = r->succeeded;
+	b->failed = r->failed;
+	b->dead = r->dead;
+	b->cancelled = r->cancelled;
+	b->hook_on = r->hook_on != NULL && strcmp(r->hook_on, "success") == 0 ?
 	    SPOOL_HOOK_SUCCESS : SPOOL_HOOK_ALWAYS;
-	b->hook_task_id = sqlite3_column_int64(st, 13);
-	b->created_ms = sqlite3_column_int64(st, 14);
-	b->closed_ms = sqlite3_column_int64(st, 15);
-	b->finished_ms = sqlite3_column_int64(st, 16);
-	if ((sqlite3_column_type(st, 1) != SQLITE_NULL &&
-	    (b->description = spool__col_strdup(st, 1)) == NULL) ||
-	    (sqlite3_column_type(st, 10) != SQLITE_NULL &&
-	    (b->hook_queue = spool__col_strdup(st, 10)) == NULL) ||
-	    (sqlite3_column_type(st, 11) != SQLITE_NULL &&
-	    (b->hook_payload = spool__col_strdup(st, 11)) == NULL))
+	b->hook_task_id = r->hook_task_id;
+	b->created_ms = r->created_ms;
+	b->closed_ms = r->closed_ms;
+	b->finished_ms = r->finished_ms;
+	if (!copy_text(&b->description, r->description) ||
+	    !copy_text(&b->hook_queue, r->hook_queue) ||
+	    !copy_text(&b->hook_payload, r->hook_payload))
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	return (SPOOL_OK);
 }
@@ -326,8 +312,9 @@ batch_info_from_row(spool *q, spool_batch_info *b, sqlite3_stmt *st)
 int
 spool_batch_get(spool_batch_info **out, spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__q_batch_get_row	 r;
+	struct spool__cur		 c;
+	int				 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -337,17 +324,14 @@ spool_batch_get(spool_batch_info **out, spool *q, int64_t id)
 		return (spool__error(q, SPOOL_EINVAL, "batch id must be positive"));
 	if ((*out = calloc(1, sizeof **out)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
-	st = spool__stmt(q, SPOOL_SQL_BATCH_GET);
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = batch_info_from_row(q, *out, st);
-	else if (rc == SQLITE_DONE)
+	if ((rc = spool__q_batch_get(q, &c, &(struct spool__q_batch_get_in){
+	    .id = id })) == SPOOL_OK &&
+	    (rc = spool__q_batch_get_next(&c, &r)) == 1)
+		rc = batch_info_from_row(q, *out, &r);
+	else if (rc == 0)
 		rc = spool__error(q, SPOOL_ENOENT, "no such batch: %lld",
 		    (long long)id);
-	else
-		rc = spool__store_error(q, rc, "read batch");
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	if (rc != SPOOL_OK) {
 		spool_batch_info_free(*out, 1);
 		*out = NULL;
@@ -360,10 +344,12 @@ int
 spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
     int64_t after_id, int state, size_t limit, int descending)
 {
-	spool_batch_info	*v = NULL, *nv;
-	size_t			 len = 0, cap = 0;
-	sqlite3_stmt		*st;
-	int			 rc;
+	struct spool__q_batch_get_row	 r;
+	struct spool__cur		 c;
+	spool_batch_info		*v = NULL, *nv;
+	const char			*sname;
+	size_t				 len = 0, cap = 0;
+	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -378,34 +364,35 @@ spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
 		    "(at most %d)", BATCH_LIST_MAX));
 	if (limit == 0)
 		limit = 100;
-	st = spool__stmt(q, descending ? SPOOL_SQL_BATCH_LIST_DESC :
-	    SPOOL_SQL_BATCH_LIST);
-	sqlite3_bind_int64(st, 1, descending && after_id == 0 ? INT64_MAX :
-	    after_id);
-	sqlite3_bind_int64(st, 2, (int64_t)limit);
-	if (state != 0)
-		sqlite3_bind_text(st, 3, batch_states[state], -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
+	sname = state != 0 ? batch_states[state] : NULL;
+	if (descending)
+		rc = spool__q_batch_list_desc(q, &c,
+		    &(struct spool__q_batch_list_desc_in){ .before_id =
+		    after_id == 0 ? INT64_MAX : after_id,
+		    .max = (int64_t)limit, .state = sname });
+	else
+		rc = spool__q_batch_list(q, &c,
+		    &(struct spool__q_batch_list_in){ .after_id = after_id,
+		    .max = (int64_t)limit, .state = sname });
+	if (rc != SPOOL_OK)
+		return (rc);
+	while ((rc = descending ? spool__q_batch_list_desc_next(&c, &r) :
+	    spool__q_batch_list_next(&c, &r)) == 1) {
+		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
 		}
 		v = nv;
-		memset(&v[len], 0, sizeof v[len]);
-		len++;
-		if ((rc = batch_info_from_row(q, &v[len - 1], st)) != SPOOL_OK)
+		if ((rc = batch_info_from_row(q, &v[len - 1], &r)) != SPOOL_OK)
 			goto fail;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "list batches");
+	if (rc < 0)
 		goto fail;
-	}
-	sqlite3_reset(st);
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
 fail:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	spool_batch_info_free(v, len);
 	return (rc);
 }

@@ -742,8 +742,7 @@ spool__pipeline_settle_locked(spool *q, int64_t now_ms)
 			return (rc);
 	}
 	/* Then finish the runs with nothing running, enqueueing their hooks. */
-	return (spool__settle_hooks_locked(q, SPOOL_SQL_RUN_SETTLE_NEXT,
-	    "settle runs", SPOOL_SQL_RUN_FINISH, "finish run", now_ms));
+	return (spool__settle_hooks_locked(q, 1, now_ms));
 }
 
 /* Read the stages of definition pid into p. */

@@ -343,6 +343,7 @@ struct spool__precommit {
 };
 extern const struct spool__precommit spool__precommits[];
 int64_t		 spool__changes(spool *q);
+int64_t		 spool__last_id(spool *q);
 void		 spool__cur_open(struct spool__cur *c, spool *q, void *st,
 		    const char *what);
 int		 spool__cur_step(struct spool__cur *c);
@@ -388,9 +389,7 @@ spool		*spool__producer_handle(spool_producer *p);
 int		 spool__batch_check_open(spool *q, int64_t id);
 int		 spool__batch_join(spool *q, int64_t id, int64_t n);
 int		 spool__batch_settle_locked(spool *q, int64_t now_ms);
-int		 spool__settle_hooks_locked(spool *q, enum spool_sql next_sql,
-		     const char *next_what, enum spool_sql finish_sql,
-		     const char *finish_what, int64_t now_ms);
+int		 spool__settle_hooks_locked(spool *q, int runs, int64_t now_ms);
 
 /* pipeline.c */
 const char	*spool__on_error_name(int on_error);

@@ -276,6 +276,13 @@ spool__step_done(spool *q, sqlite3_stmt *st, const char *what)
 	return (SPOOL_OK);
 }
 
+/* The rowid of the row the last INSERT on q added. */
+int64_t
+spool__last_id(spool *q)
+{
+	return (sqlite3_last_insert_rowid(q->db));
+}
+
 /* The rows the last statement on q changed. */
 int64_t
 spool__changes(spool *q)

@@ -1,27 +1,33 @@
 -- sql/queries/batch.sql -- batches: create, join, close, settle, read.
 
 -- name: batch_insert
--- ?1 description, ?2 hook_queue, ?3 hook_payload, ?4 hook_on, ?5 now_ms.
+-- in: description text, hook_queue text, hook_payload text, hook_on text
+-- in: now_ms int
 INSERT INTO batches (description, hook_queue, hook_payload, hook_on,
     created_ms)
 VALUES (?1, ?2, ?3, ?4, ?5);
 
 -- name: batch_state
--- The state of batch ?1 ('open', 'closed', 'finished'), no row if none.
+-- The state of the batch ('open', 'closed', 'finished'), no row if none.
+-- in: id int
+-- out: state text
 SELECT state FROM batches WHERE id = ?1;
 
 -- name: batch_join
--- ?2 new members joined open batch ?1 (one row changed, or none if the
+-- n new members joined the open batch (one row changed, or none if the
 -- batch is not open).
+-- in: id int, n int
 UPDATE batches SET total = total + ?2, pending = pending + ?2
  WHERE id = ?1 AND state = 'open';
 
 -- name: batch_close
--- ?1 id, ?2 now_ms.  Settling, before the commit, finishes it if it can.
+-- Settling, before the commit, finishes it if it can.
+-- in: id int, now_ms int
 UPDATE batches SET state = 'closed', closed_ms = ?2
  WHERE id = ?1 AND state = 'open';
 
 -- name: batch_settle_next
+-- out: id int, hook_queue text, hook_payload text
 -- A closed batch with nothing ready or running, and the payload of the
 -- hook to enqueue for it (NULL when there is none to enqueue: no hook,
 -- already enqueued, or 'success' and not every member succeeded).  The
@@ -34,26 +40,34 @@ SELECT id, hook_queue,
 	'dead', dead, 'cancelled', cancelled,
 	'payload', CASE WHEN json_valid(hook_payload) THEN json(hook_payload)
 	    ELSE hook_payload END)
-    END
+    END AS hook_payload
   FROM batches INDEXED BY batches_settle
  WHERE state = 'closed' AND pending = 0 AND running = 0
  LIMIT 1;
 
 -- name: batch_finish
--- ?1 id, ?2 now_ms, ?3 the hook task's id or NULL.
+-- The hook task's id is 0 if none was enqueued.
+-- in: id int, now_ms int, hook_task_id int0
 UPDATE batches SET state = 'finished', finished_ms = ?2,
     hook_task_id = coalesce(hook_task_id, ?3)
  WHERE id = ?1 AND state = 'closed';
 
 -- name: batch_get
--- ?1 id.  Column order is the one batch.c decodes.
+-- in: id int
+-- out: id int, description text, state text, total int, pending int
+-- out: running int, succeeded int, failed int, dead int, cancelled int
+-- out: hook_queue text, hook_payload text, hook_on text, hook_task_id int
+-- out: created_ms int, closed_ms int, finished_ms int
 SELECT id, description, state, total, pending, running, succeeded, failed,
     dead, cancelled, hook_queue, hook_payload, hook_on, hook_task_id,
     created_ms, closed_ms, finished_ms
   FROM batches WHERE id = ?1;
 
 -- name: batch_list
--- Up to ?2 batches after id ?1, oldest first; ?3 state or NULL for any.
+-- Up to max batches after id after_id, oldest first; in state, or any
+-- if NULL.
+-- in: after_id int, max int, state text
+-- out: like batch_get
 SELECT id, description, state, total, pending, running, succeeded, failed,
     dead, cancelled, hook_queue, hook_payload, hook_on, hook_task_id,
     created_ms, closed_ms, finished_ms
@@ -61,7 +75,9 @@ SELECT id, description, state, total, pending, running, succeeded, failed,
  ORDER BY id LIMIT ?2;
 
 -- name: batch_list_desc
--- As batch_list, newest first: ids below ?1.
+-- As batch_list, newest first: ids below before_id.
+-- in: before_id int, max int, state text
+-- out: like batch_get
 SELECT id, description, state, total, pending, running, succeeded, failed,
     dead, cancelled, hook_queue, hook_payload, hook_on, hook_task_id,
     created_ms, closed_ms, finished_ms

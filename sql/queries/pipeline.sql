@@ -177,6 +177,7 @@ UPDATE tasks SET cancel_requested = 1
    AND state = 'running';
 
 -- name: run_settle_next
+-- out: like batch_settle_next
 -- An unfinished run with nothing running, and the payload of the hook to
 -- enqueue for it (NULL if none: no hook, already enqueued, or 'success'
 -- and not every item succeeded).
@@ -188,14 +189,15 @@ SELECT r.id, r.hook_queue,
 	'skipped', r.skipped, 'cancelled', r.cancelled, 'error', r.error,
 	'payload', CASE WHEN json_valid(r.hook_payload)
 	    THEN json(r.hook_payload) ELSE r.hook_payload END)
-    END
+    END AS hook_payload
   FROM pipeline_runs r INDEXED BY pipeline_runs_settle
   JOIN pipelines p ON p.id = r.pipeline_id
  WHERE r.finished_ms IS NULL AND r.running = 0
  LIMIT 1;
 
 -- name: run_finish
--- ?1 run, ?2 now_ms, ?3 the hook task's id or NULL.
+-- The hook task's id is 0 if none was enqueued.
+-- in: id int, now_ms int, hook_task_id int0
 UPDATE pipeline_runs SET state = 'finished', finished_ms = ?2,
     hook_task_id = coalesce(hook_task_id, ?3)
  WHERE id = ?1 AND finished_ms IS NULL;
