@@ -5,8 +5,10 @@
  *
  * Conventions, everywhere below:
  *  - Calls return 0 (SPOOL_OK) or a negative SPOOL_E* code; the detail of
- *    the last failure on a handle is spool_errmsg(q).  The library never
- *    prints, never exits and never aborts on bad input.
+ *    the last failure on a handle is spool_errmsg(q).  A call that
+ *    succeeds leaves spool_errcode(q) SPOOL_OK and no message, even if a
+ *    step inside it failed on the way.  The library never prints, never
+ *    exits and never aborts on bad input.
  *  - Out-parameters come first.  A "**out" result is allocated for the
  *    caller, who frees it with the matching _free call; a returned
  *    "const" pointer is borrowed from the object it came from.
@@ -134,10 +136,13 @@ int		 spool_open(spool **out, const char *path, int flags);
 /* Close q; NULL is a no-op.  Jobs claimed through q must be freed first. */
 void		 spool_close(spool *q);
 
-/* A one-line description of the last failure on q (borrowed). */
+/* A one-line description of the last failure on q (borrowed), or "no
+ * error" if the last call on q succeeded. */
 const char	*spool_errmsg(const spool *q);
 
-/* The code of the last failure on q, or SPOOL_OK. */
+/* The code of the last call on q that failed, or SPOOL_OK if the last
+ * one succeeded (even if a step inside it failed as expected, as the
+ * lookup spool_queue_create makes before it creates a queue). */
 int		 spool_errcode(const spool *q);
 
 /* How long to wait for another process's lock before SPOOL_EBUSY

@@ -446,7 +446,10 @@ spool__stall_cutoff(const spool *q, int64_t now_ms)
 
 /* Commit the write transaction; on failure it is rolled back.  The steps
  * of spool__precommits (precommit.c: settling, counters) run first, in
- * the transaction. */
+ * the transaction.  A commit that succeeds forgets the failures recorded
+ * inside the transaction (a queue read that found none before creating
+ * it, say): the work they were part of succeeded, so spool_errcode must
+ * not report them. */
 int
 spool__commit(spool *q)
 {
@@ -463,6 +466,7 @@ spool__commit(spool *q)
 		return (rc);
 	}
 	q->in_txn = 0;
+	spool__clear_error(q);
 	/* Settled: the file is as this handle left it, at the data version
 	 * it has now (its own commit moved it). */
 	if (q->txn_dv_read)

@@ -1171,6 +1171,46 @@ test_queue_bad(void)
 	spool_queue_info_free(qi, n);
 }
 
+/* Assert that the last call on tu_q left no failure behind. */
+#define NO_ERROR() do {							\
+	TU_RC(spool_errcode(tu_q), SPOOL_OK);				\
+	CU_ASSERT_STRING_EQUAL(spool_errmsg(tu_q), "no error");		\
+} while (0)
+
+/* A call that succeeds leaves spool_errcode SPOOL_OK and spool_errmsg
+ * "no error", even when a step inside it failed as expected (a queue
+ * read that found none before creating it: issue 15) and even after a
+ * failed call. */
+static void
+test_error_cleared(void)
+{
+	spool_queue_info	*qi = NULL;
+	spool_job		*job = NULL;
+	const char		*queues[] = { "nosuch", "made" };
+	size_t			 n = 0;
+	int64_t			 id;
+
+	TU_RC(spool_queue_create(tu_q, "made", NULL), SPOOL_OK);
+	NO_ERROR();
+	TU_RC(spool_queue_get(&qi, tu_q, "nosuch"), SPOOL_ENOENT);
+	TU_RC(spool_errcode(tu_q), SPOOL_ENOENT);
+	TU_RC(spool_queue_create(tu_q, "other", NULL), SPOOL_OK);
+	NO_ERROR();
+	TU_RC(spool_queue_create(tu_q, "other", NULL), SPOOL_EEXISTS);
+	TU_RC(spool_enqueue(&id, tu_q, "new", "x", 1, NULL), SPOOL_OK);
+	NO_ERROR();
+	TU_RC(spool_enqueue(&id, tu_q, "made", "x", 1, NULL), SPOOL_OK);
+	TU_RC(spool_claim_many(&job, &n, tu_q, queues, 2, 1, NULL), SPOOL_OK);
+	NO_ERROR();
+	CU_ASSERT_EQUAL(n, 1);
+	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
+	NO_ERROR();
+	spool_job_free(job);
+	TU_RC(spool_retry(tu_q, id), SPOOL_ESTATE);
+	TU_RC(spool_retry_all(&id, tu_q, "made", SPOOL_DEAD), SPOOL_OK);
+	NO_ERROR();
+}
+
 static CU_TestInfo admin_tests[] = {
 	{ "retry of an expired task drops its deadline", test_retry_expired },
 	{ "cancelled attempt in the history", test_cancel_history },
@@ -1197,6 +1237,7 @@ static CU_TestInfo admin_tests[] = {
 	{ "stats of all queues", test_stats_all },
 	{ "queue create/set/get/list", test_queue_config },
 	{ "queue bad values", test_queue_bad },
+	{ "a call that succeeds leaves no error", test_error_cleared },
 	CU_TEST_INFO_NULL
 };
 
