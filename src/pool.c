@@ -116,13 +116,27 @@ spool_job_deadline_ms(const spool_job *job)
 	return (job->run_start_ms + job->timeout_ms);
 }
 
+/* Refuse a call only a pool's handler may make on a job claimed with
+ * spool_claim, saying so on the job's handle (the caller's own: a pool
+ * job's handle is the engine's, which a handler must not touch). */
+static int
+pool_job_only(spool_job *job, const char *what, const char *instead)
+{
+	if (job->q == NULL || job->q->db == NULL)
+		return (SPOOL_EINVAL);
+	return (spool__error(job->q, SPOOL_EINVAL, "%s: task %lld was not "
+	    "claimed by a pool (use %s)", what, (long long)job->id, instead));
+}
+
 /* Keep a copy of result on job (a pool job, from its handler). */
 int
 spool_job_set_result(spool_job *job, const void *result, size_t len)
 {
 	void	*copy;
 
-	if (job == NULL || job->pool == NULL || (result == NULL && len != 0) ||
+	if (job != NULL && job->pool == NULL)
+		return (pool_job_only(job, "set result", "spool_job_complete"));
+	if (job == NULL || (result == NULL && len != 0) ||
 	    len > SPOOL_PAYLOAD_MAX)
 		return (SPOOL_EINVAL);
 	if ((copy = spool__memdup(result, len)) == NULL)
@@ -140,7 +154,9 @@ spool_job_set_error(spool_job *job, const char *error)
 {
 	char	*copy;
 
-	if (job == NULL || job->pool == NULL || error == NULL)
+	if (job != NULL && job->pool == NULL)
+		return (pool_job_only(job, "set error", "spool_job_fail"));
+	if (job == NULL || error == NULL)
 		return (SPOOL_EINVAL);
 	if ((copy = spool__strdup(error)) == NULL)
 		return (SPOOL_ENOMEM);

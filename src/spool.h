@@ -739,11 +739,14 @@ typedef struct spool_pool spool_pool;
  * failed as timed out and retried elsewhere while the thread finishes. */
 typedef int (*spool_handler)(spool_job *job, void *arg);
 
-/* Keep a copy of result as the task's result (replacing one set before). */
+/* Keep a copy of result as the task's result (replacing one set before).
+ * SPOOL_EINVAL for a job claimed with spool_claim (spool_errmsg of its
+ * handle says to use spool_job_complete): only a pool's jobs take it. */
 int		 spool_job_set_result(spool_job *job, const void *result,
 		     size_t len);
 
-/* Keep a copy of error as the attempt's error text. */
+/* Keep a copy of error as the attempt's error text.  SPOOL_EINVAL, as
+ * above, for a job not a pool's (use spool_job_fail). */
 int		 spool_job_set_error(spool_job *job, const char *error);
 
 /* Why the handler should stop now, or 0 to go on: its task was

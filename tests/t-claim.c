@@ -845,6 +845,41 @@ test_finished_job(void)
 	spool_job_free(job);
 }
 
+/* spool_job_set_result and spool_job_set_error are for a pool's handler:
+ * on a job claimed with spool_claim they are SPOOL_EINVAL with a message
+ * on its handle that names the call to use instead (issue 15), and the
+ * job is as it was: it completes, with its own result. */
+static void
+test_pool_only_calls(void)
+{
+	spool_job	*job = NULL;
+	int64_t		 id;
+
+	id = tu_enqueue("q", "x");
+	TU_RC(spool_claim(&job, tu_q, "q", NULL), SPOOL_OK);
+	if (job == NULL)
+		return;
+	TU_RC(spool_job_set_result(job, "r", 1), SPOOL_EINVAL);
+	TU_RC(spool_errcode(tu_q), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q), "not claimed by a "
+	    "pool"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q),
+	    "spool_job_complete"));
+	CU_ASSERT_PTR_NULL(strchr(spool_errmsg(tu_q), '\n'));
+	TU_RC(spool_job_set_error(job, "e"), SPOOL_EINVAL);
+	TU_RC(spool_errcode(tu_q), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q), "not claimed by a "
+	    "pool"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q), "spool_job_fail"));
+	TU_RC(spool_job_complete(job, "done", 4), SPOOL_OK);
+	spool_job_free(job);
+	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'succeeded'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM results "
+	    "WHERE output = 'done'"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts "
+	    "WHERE error IS NOT NULL"), 0);
+}
+
 /* Bad claim arguments are SPOOL_EINVAL and claim nothing. */
 static void
 test_claim_bad_args(void)
@@ -895,6 +930,7 @@ static CU_TestInfo claim_tests[] = {
 	{ "fail: long error text is cut", test_error_cut },
 	{ "heartbeat extends the lease", test_heartbeat },
 	{ "finished job: later calls EINVAL", test_finished_job },
+	{ "set_result, set_error: a pool job's only", test_pool_only_calls },
 	{ "bad claim arguments", test_claim_bad_args },
 	CU_TEST_INFO_NULL
 };
