@@ -426,7 +426,7 @@ spool_pool_new(spool_pool **out, const char *path, spool_handler fn,
 	}
 	p->o.exclusive = NULL;
 
-	rc = spool_open(&p->q, path, p->o.open_flags & ~SPOOL_OPEN_CREATE);
+	rc = spool_open(&p->q, path, p->o.open_flags);
 	if (rc != SPOOL_OK) {
 		snprintf(p->errmsg, sizeof p->errmsg, "%s", spool_errmsg(p->q));
 		return (p->errcode = rc);

@@ -841,7 +841,9 @@ typedef struct spool_pool_opts {
 	int64_t		 max_tasks;	/* stop claiming after this many; 0: never */
 	double		 cpu_max;	/* pause claims above this CPU use, 0..1; 0: off */
 	const char	*exclusive;	/* lock name: one pool at a time holds it */
-	int		 open_flags;	/* for spool_open (SPOOL_OPEN_*) */
+	int		 open_flags;	/* for spool_open (SPOOL_OPEN_*, CREATE
+					 * too: else a missing file is
+					 * SPOOL_ENOENT) */
 	void		(*on_done)(const spool_outcome *outcome, void *arg);
 	void		(*on_tick)(const spool_pool_stats *stats, void *arg);
 	int64_t		 tick_ms;	/* on_tick and housekeeping every (1000) */

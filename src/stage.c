@@ -280,7 +280,7 @@ spool_pipeline_pool_new(spool_pool **out, const char *path, const char *name,
 		s->nh++;
 	}
 
-	rc = spool_open(&q, path, o.open_flags & ~SPOOL_OPEN_CREATE);
+	rc = spool_open(&q, path, o.open_flags);
 	if (rc == SPOOL_OK && n == 0)
 		rc = spool__error(q, SPOOL_EINVAL, "no stage handlers");
 	if (rc == SPOOL_OK)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -864,7 +865,9 @@ static void
 test_pool_bad(void)
 {
 	spool_stage_handler	 h[1] = { { "zzz", stuck_handler, NULL } };
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
 	spool_pool		*p = NULL;
+	char			 missing[800];
 
 	define_abc("p", SPOOL_ON_ERROR_RETRY);
 	TU_RC(spool_pipeline_pool_new(&p, tu_db, "p", h, 1, NULL),
@@ -877,6 +880,20 @@ test_pool_bad(void)
 	h[0].stage = "a";
 	TU_RC(spool_pipeline_pool_new(&p, tu_db, "p", h, 0, NULL), SPOOL_EINVAL);
 	spool_pool_free(p);
+	/* open_flags go to spool_open: a missing file is refused, or made
+	 * with SPOOL_OPEN_CREATE (and then has no pipeline yet). */
+	snprintf(missing, sizeof missing, "%s/missing.db", tu_dir);
+	TU_RC(spool_pipeline_pool_new(&p, missing, "p", h, 1, NULL),
+	    SPOOL_ENOENT);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(access(missing, F_OK), -1);
+	o.open_flags = SPOOL_OPEN_CREATE;
+	TU_RC(spool_pipeline_pool_new(&p, missing, "p", h, 1, &o),
+	    SPOOL_ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_pool_errmsg(p),
+	    "no such pipeline"));
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(access(missing, F_OK), 0);
 }
 
 /* spool retry gives a retry stage's task its retries again. */

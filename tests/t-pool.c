@@ -14,6 +14,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1705,6 +1707,37 @@ test_bad_options(void)
 	spool_pool_free(NULL);
 }
 
+/* open_flags are the flags for spool_open, SPOOL_OPEN_CREATE too (issue
+ * 15: it was dropped): a pool with it makes a missing database (mode
+ * 0600) and works it; without it the file stays missing (above). */
+static void
+test_open_create(void)
+{
+	const char	*qs[] = { "oc" };
+	spool_pool_opts	 o;
+	spool_pool	*p = NULL;
+	spool		*q = NULL;
+	struct stat	 sb;
+	char		 path[800];
+	int		 rc;
+
+	snprintf(path, sizeof path, "%s/created.db", tu_dir);
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.open_flags = SPOOL_OPEN_CREATE;
+	rc = spool_pool_new(&p, path, h_none, NULL, &o);
+	if (rc != SPOOL_OK)
+		fprintf(stderr, "\nspool_pool_new: %s\n", spool_pool_errmsg(p));
+	TU_RC(rc, SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	if (rc == SPOOL_OK)
+		TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_free(p);
+	TU_RC(spool_open(&q, path, 0), SPOOL_OK);
+	spool_close(q);
+}
+
 /* ---- 13. What a pool job refuses --------------------------------------- */
 
 static int	 dc_rc[6];
@@ -2676,6 +2709,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "claims leave reaping to the engine", test_reap_once },
 	{ "a failed flush keeps its outcomes", test_flush_retry },
 	{ "bad options", test_bad_options },
+	{ "open_flags: SPOOL_OPEN_CREATE makes the file", test_open_create },
 	{ "pool jobs refuse direct calls", test_direct_calls },
 	{ "times are the handler's, under claims ahead", test_times_truthful },
 	{ "claimed ahead reads as claimed, not running", test_claimed_visible },
