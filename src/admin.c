@@ -147,6 +147,9 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	if (opts->version < 1)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "list options: version not set (use SPOOL_LIST_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_list_opts", opts->version,
+	    SPOOL_LIST_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (opts->queue != NULL && (rc = spool__check_name(q, "queue name",
 	    opts->queue, SPOOL_NAME_MAX)) != SPOOL_OK)
 		return (rc);

@@ -91,6 +91,9 @@ spool_batch_create(int64_t *id_out, spool *q, const spool_batch_opts *opts)
 	if (opts->version < 1)
 		return (spool__error(q, SPOOL_EINVAL, "batch options: version "
 		    "not set (use SPOOL_BATCH_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_batch_opts", opts->version,
+	    SPOOL_BATCH_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (opts->hook_on != SPOOL_HOOK_ALWAYS &&
 	    opts->hook_on != SPOOL_HOOK_SUCCESS)
 		return (spool__error(q, SPOOL_EINVAL, "unknown hook_on %d",

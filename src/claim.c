@@ -557,6 +557,9 @@ claim_check(spool *q, const char *const *queues, size_t nqueues, size_t max,
 	if (o->version < 1)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "claim options: version not set (use SPOOL_CLAIM_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_claim_opts", o->version,
+	    SPOOL_CLAIM_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (o->lease_ms < 0 || o->lease_ms > LEASE_MAX_MS)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "claim: lease out of range (1 ms to 365 days)"));

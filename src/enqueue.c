@@ -103,6 +103,9 @@ task_check(spool *q, const spool_task *t, const spool_task *prev)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "enqueue options: version not set "
 		    "(use SPOOL_ENQUEUE_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_enqueue_opts", o->version,
+	    SPOOL_ENQUEUE_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (o->delay_ms < 0 || o->delay_ms > SPOOL_DURATION_MAX_MS)
 		return (spool__error(q, SPOOL_EINVAL, "delay out of range"));
 	if (o->run_at_ms < 0)

@@ -412,6 +412,9 @@ run_check_opts(spool *q, const spool_run_opts *o)
 	if (o->version < 1)
 		return (spool__error(q, SPOOL_EINVAL, "run options: version not "
 		    "set (use SPOOL_RUN_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_run_opts", o->version,
+	    SPOOL_RUN_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (o->hook_on != SPOOL_HOOK_ALWAYS && o->hook_on != SPOOL_HOOK_SUCCESS)
 		return (spool__error(q, SPOOL_EINVAL, "unknown hook_on %d",
 		    o->hook_on));

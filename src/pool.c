@@ -316,6 +316,11 @@ pool_opts(spool_pool *p, const spool_pool_opts *in)
 		BAD("pool options missing (the queues to work)");
 	if (in->version < 1)
 		BAD("pool options: version not set (use SPOOL_POOL_OPTS_INIT)");
+	if (in->version > SPOOL_POOL_OPTS_VERSION) {
+		snprintf(p->errmsg, sizeof p->errmsg, SPOOL__VERSION_UNKNOWN,
+		    "spool_pool_opts", in->version, SPOOL_POOL_OPTS_VERSION);
+		return (p->errcode = SPOOL_EINVAL);
+	}
 	if (in->version == 1) {		/* before log_interval_ms */
 		memset(o, 0, sizeof *o);
 		memcpy(o, in, offsetof(spool_pool_opts, log_interval_ms));

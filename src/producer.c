@@ -275,6 +275,7 @@ spool_producer_new(spool_producer **out, const char *path,
 {
 	static const spool_producer_opts	 none = SPOOL_PRODUCER_OPTS_INIT;
 	spool_producer				*p;
+	char					 msg[160];
 	int					 rc;
 
 	if (out == NULL)
@@ -291,6 +292,12 @@ spool_producer_new(spool_producer **out, const char *path,
 	if (opts->version < 1)
 		return (producer_fail(p, SPOOL_EINVAL, "producer options: "
 		    "version not set (use SPOOL_PRODUCER_OPTS_INIT)"));
+	if (opts->version > SPOOL_PRODUCER_OPTS_VERSION) {
+		snprintf(msg, sizeof msg, SPOOL__VERSION_UNKNOWN,
+		    "spool_producer_opts", opts->version,
+		    SPOOL_PRODUCER_OPTS_VERSION);
+		return (producer_fail(p, SPOOL_EINVAL, msg));
+	}
 	if (p->o.flush_count == 0)
 		p->o.flush_count = 256;
 	if (p->o.flush_interval_ms == 0)

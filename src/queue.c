@@ -21,9 +21,14 @@
 static int
 queue_check_opts(spool *q, const spool_queue_opts *o)
 {
+	int	 rc;
+
 	if (o->version < 1)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "queue options: version not set (use SPOOL_QUEUE_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_queue_opts", o->version,
+	    SPOOL_QUEUE_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (o->set & ~QUEUE_ALL_BITS)
 		return (spool__error(q, SPOOL_EINVAL,
 		    "queue options: unknown bits in set (0x%x)", o->set));

@@ -299,6 +299,10 @@ size_t		 spool__utf8_seq(const unsigned char *s, size_t n);
 int		 spool__utf8_valid(const void *p, size_t len);
 int		 spool__check_name(spool *q, const char *what, const char *name,
 		     size_t max);
+int		 spool__check_version(spool *q, const char *type,
+		     unsigned version, unsigned known);
+#define SPOOL__VERSION_UNKNOWN	"%s: unknown version %u (spool " \
+	SPOOL_VERSION " knows versions up to %u)"
 int		 spool__split_words(spool *q, const char *s, char ***argv_out,
 		     size_t *argc_out);
 void		 spool__words_free(char **argv);

@@ -23,7 +23,10 @@
  *  - Option structs start with "unsigned version", only grow at the end,
  *    and come with an _INIT macro: declare them as
  *    "spool_enqueue_opts o = SPOOL_ENQUEUE_OPTS_INIT;".  Passing NULL for
- *    an options pointer means all defaults.
+ *    an options pointer means all defaults.  A version of 0, or one newer
+ *    than the library knows (a program built against a newer spool.h),
+ *    is SPOOL_EINVAL, with a message naming the struct and the version,
+ *    and nothing is changed; older versions are accepted.
  *
  * Everything here is "since 0.1" unless a comment says otherwise.
  */

@@ -279,6 +279,13 @@ spool_pipeline_pool_new(spool_pool **out, const char *path, const char *name,
 		}
 		s->nh++;
 	}
+	/* Before the open, which may create or migrate the file. */
+	if (o.version > SPOOL_POOL_OPTS_VERSION) {
+		rc = SPOOL_EINVAL;
+		snprintf(err, sizeof err, SPOOL__VERSION_UNKNOWN,
+		    "spool_pool_opts", o.version, SPOOL_POOL_OPTS_VERSION);
+		goto fail;
+	}
 
 	rc = spool_open(&q, path, o.open_flags);
 	if (rc == SPOOL_OK && n == 0)

@@ -128,6 +128,20 @@ spool__utf8_valid(const void *p, size_t len)
 	return (1);
 }
 
+/* Refuse an options struct of type (its C name) whose version is newer
+ * than the known one: it comes from a program built against a newer
+ * spool.h, whose fields this library would silently ignore.  Version 0
+ * (never set) is each caller's own check. */
+int
+spool__check_version(spool *q, const char *type, unsigned version,
+    unsigned known)
+{
+	if (version <= known)
+		return (SPOOL_OK);
+	return (spool__error(q, SPOOL_EINVAL, SPOOL__VERSION_UNKNOWN, type,
+	    version, known));
+}
+
 /* Check a name or key: 1..max bytes of UTF-8 with no control characters.
  * Returns 0, or SPOOL_EINVAL recorded on q naming "what". */
 int

@@ -1211,6 +1211,44 @@ test_error_cleared(void)
 	NO_ERROR();
 }
 
+/* Options of a version newer than the library knows are refused with
+ * SPOOL_EINVAL, a message naming the struct and the version, and nothing
+ * changed: queue create and set, list (issue 15). */
+static void
+test_opts_version_unknown(void)
+{
+	spool_queue_opts	 o = SPOOL_QUEUE_OPTS_INIT;
+	spool_list_opts		 lo = SPOOL_LIST_OPTS_INIT;
+	spool_task_info		*ti = NULL;
+	size_t			 n = 7;
+
+	TU_RC(spool_queue_create(tu_q, "q", NULL), SPOOL_OK);
+	o.version = 99;
+	o.set = SPOOL_QUEUE_PAUSED;
+	o.paused = 1;
+	TU_RC(spool_queue_create(tu_q, "new", &o), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_queue_opts");
+	TU_RC(spool_queue_set(tu_q, "q", &o), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_queue_opts");
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM queues"), 1);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT paused FROM queues"), 0);
+	/* The versions it knows still work. */
+	o.version = SPOOL_QUEUE_OPTS_VERSION;
+	TU_RC(spool_queue_set(tu_q, "q", &o), SPOOL_OK);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT paused FROM queues"), 1);
+
+	tu_enqueue("q", "x");
+	lo.version = 99;
+	TU_RC(spool_list(&ti, &n, tu_q, &lo), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_list_opts");
+	CU_ASSERT_PTR_NULL(ti);
+	CU_ASSERT_EQUAL(n, 0);
+	lo.version = SPOOL_LIST_OPTS_VERSION;
+	TU_RC(spool_list(&ti, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	spool_task_info_free(ti, n);
+}
+
 static CU_TestInfo admin_tests[] = {
 	{ "retry of an expired task drops its deadline", test_retry_expired },
 	{ "cancelled attempt in the history", test_cancel_history },
@@ -1238,6 +1276,7 @@ static CU_TestInfo admin_tests[] = {
 	{ "queue create/set/get/list", test_queue_config },
 	{ "queue bad values", test_queue_bad },
 	{ "a call that succeeds leaves no error", test_error_cleared },
+	{ "options of an unknown version", test_opts_version_unknown },
 	CU_TEST_INFO_NULL
 };
 

@@ -847,6 +847,25 @@ test_wait_for_room(void)
 	TU_RC(spool_enqueue(&id, tu_q, "lim", "c", 1, &o), SPOOL_EINVAL);
 }
 
+/* Batch options of a version newer than the library knows are refused
+ * with SPOOL_EINVAL and a message naming the struct and the version; no
+ * batch is made (issue 15). */
+static void
+test_opts_version_unknown(void)
+{
+	spool_batch_opts	 o = SPOOL_BATCH_OPTS_INIT;
+	int64_t			 id = 5;
+
+	o.version = 99;
+	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_batch_opts");
+	CU_ASSERT_EQUAL(id, 0);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM batches"), 0);
+	o.version = SPOOL_BATCH_OPTS_VERSION;
+	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_OK);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM batches"), 1);
+}
+
 static CU_TestInfo batch_tests[] = {
 	{ "create, get, list", test_create_and_get },
 	{ "bad input changes nothing", test_bad_input },
@@ -864,6 +883,7 @@ static CU_TestInfo batch_tests[] = {
 	{ "threads never pass a depth limit", test_threads_depth_limit },
 	{ "bulk enqueue is all-or-nothing against the limit", test_bulk_depth },
 	{ "waiting for room in a full queue", test_wait_for_room },
+	{ "options of an unknown version", test_opts_version_unknown },
 	CU_TEST_INFO_NULL
 };
 

@@ -906,6 +906,32 @@ test_claim_bad_args(void)
 	    "WHERE state = 'ready' AND attempts = 0"), 1);
 }
 
+/* Claim options of a version newer than the library knows are refused
+ * with SPOOL_EINVAL and a message naming the struct and the version;
+ * nothing is claimed (issue 15). */
+static void
+test_opts_version_unknown(void)
+{
+	spool_claim_opts	 o = SPOOL_CLAIM_OPTS_INIT;
+	spool_job		*jobs[1] = { NULL };
+	const char		*q = "q";
+	size_t			 n = 5;
+
+	tu_enqueue("q", "x");
+	o.version = 99;
+	TU_RC(spool_claim(&jobs[0], tu_q, "q", &o), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_claim_opts");
+	CU_ASSERT_PTR_NULL(jobs[0]);
+	TU_RC(spool_claim_many(jobs, &n, tu_q, &q, 1, 1, &o), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_claim_opts");
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
+	    "WHERE state = 'ready' AND attempts = 0"), 1);
+	o.version = SPOOL_CLAIM_OPTS_VERSION;
+	TU_RC(spool_claim(&jobs[0], tu_q, "q", &o), SPOOL_OK);
+	spool_job_free(jobs[0]);
+}
+
 static CU_TestInfo claim_tests[] = {
 	{ "priority, run_at, id order", test_order },
 	{ "delayed task is claimed when due", test_delay },
@@ -931,6 +957,7 @@ static CU_TestInfo claim_tests[] = {
 	{ "heartbeat extends the lease", test_heartbeat },
 	{ "finished job: later calls EINVAL", test_finished_job },
 	{ "set_result, set_error: a pool job's only", test_pool_only_calls },
+	{ "options of an unknown version", test_opts_version_unknown },
 	{ "bad claim arguments", test_claim_bad_args },
 	CU_TEST_INFO_NULL
 };

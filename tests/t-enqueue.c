@@ -978,6 +978,36 @@ test_odd_names(void)
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 55 + 2);
 }
 
+/* Enqueue options of a version newer than the library knows are refused
+ * with SPOOL_EINVAL and a message naming the struct and the version, and
+ * nothing is added; version 1 (before batch_id) is still taken (issue
+ * 15). */
+static void
+test_opts_version_unknown(void)
+{
+	spool_enqueue_opts	 bad = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_enqueue_opts	 v1 = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_task		 t[2];
+	int64_t			 id = 5, ids[2];
+
+	bad.version = 99;
+	TU_RC(spool_enqueue(&id, tu_q, "q", "x", 1, &bad), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_enqueue_opts");
+	CU_ASSERT_EQUAL(id, 0);
+	t[0].queue = t[1].queue = "q";
+	t[0].payload = t[1].payload = "x";
+	t[0].len = t[1].len = 1;
+	t[0].opts = NULL;
+	t[1].opts = &bad;
+	TU_RC(spool_enqueue_many(ids, NULL, tu_q, t, 2), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_enqueue_opts");
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 0);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM queues"), 0);
+	v1.version = 1;
+	TU_RC(spool_enqueue(&id, tu_q, "q", "x", 1, &v1), SPOOL_OK);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 1);
+}
+
 static CU_TestInfo enqueue_tests[] = {
 	{ "priority: queue default vs explicit", test_priority },
 	{ "delay and run_at", test_delay_run_at },
@@ -1003,6 +1033,7 @@ static CU_TestInfo enqueue_tests[] = {
 	{ "stream: parts in one transaction", test_stream },
 	{ "bad queue names", test_bad_names },
 	{ "bad payloads and options", test_bad_input },
+	{ "options of an unknown version", test_opts_version_unknown },
 	{ "odd names round-trip and match exactly", test_odd_names },
 	CU_TEST_INFO_NULL
 };

@@ -1045,6 +1045,41 @@ test_pool_abandoned_keeps_slot(void)
 	spool_close(rq);
 }
 
+/* Run and pool options of a version newer than the library knows are
+ * refused with SPOOL_EINVAL and a message naming the struct and the
+ * version: no run starts, and the pipeline pool opens (creates) no file
+ * (issue 15). */
+static void
+test_opts_version_unknown(void)
+{
+	spool_stage_handler	 h[1] = { { NULL, stuck_handler, NULL } };
+	spool_run_opts		 ro = SPOOL_RUN_OPTS_INIT;
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_item		 it = { "i", 1 };
+	spool_pool		*p = NULL;
+	int64_t			 run = 5;
+	char			 missing[800];
+
+	define_abc("p", SPOOL_ON_ERROR_RETRY);
+	ro.version = 99;
+	TU_RC(spool_pipeline_start(&run, NULL, tu_q, "p", &it, 1, &ro),
+	    SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_run_opts");
+	CU_ASSERT_EQUAL(run, 0);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM pipeline_runs"), 0);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 0);
+
+	snprintf(missing, sizeof missing, "%s/missing.db", tu_dir);
+	o.version = 99;
+	o.open_flags = SPOOL_OPEN_CREATE;
+	TU_RC(spool_pipeline_pool_new(&p, missing, "p", h, 1, &o),
+	    SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	TU_VERSION_REFUSED(spool_pool_errmsg(p), "spool_pool_opts");
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(access(missing, F_OK), -1);
+}
+
 static CU_TestInfo tests[] = {
 	{ "define", test_define },
 	{ "define_bad", test_define_bad },
@@ -1064,6 +1099,7 @@ static CU_TestInfo tests[] = {
 	{ "retry_after_operator_retry", test_retry_after_operator_retry },
 	{ "edges", test_edges },
 	{ "pool_abandoned_keeps_slot", test_pool_abandoned_keeps_slot },
+	{ "options of an unknown version", test_opts_version_unknown },
 	CU_TEST_INFO_NULL
 };
 

@@ -1738,6 +1738,29 @@ test_open_create(void)
 	spool_close(q);
 }
 
+/* Pool options of a version newer than the library knows are refused
+ * with SPOOL_EINVAL and a message naming the struct and the version,
+ * before the database is opened (or created) (issue 15). */
+static void
+test_opts_version_unknown(void)
+{
+	const char	*qs[] = { "ov" };
+	spool_pool_opts	 o;
+	spool_pool	*p = NULL;
+	char		 path[800];
+
+	snprintf(path, sizeof path, "%s/created.db", tu_dir);
+	opts_init(&o, qs, 1);
+	o.version = 99;
+	o.open_flags = SPOOL_OPEN_CREATE;
+	TU_RC(spool_pool_new(&p, path, h_none, NULL, &o), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	TU_VERSION_REFUSED(spool_pool_errmsg(p), "spool_pool_opts");
+	TU_RC(spool_pool_run(p), SPOOL_EINVAL);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(access(path, F_OK), -1);
+}
+
 /* ---- 13. What a pool job refuses --------------------------------------- */
 
 static int	 dc_rc[6];
@@ -2710,6 +2733,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "a failed flush keeps its outcomes", test_flush_retry },
 	{ "bad options", test_bad_options },
 	{ "open_flags: SPOOL_OPEN_CREATE makes the file", test_open_create },
+	{ "options of an unknown version", test_opts_version_unknown },
 	{ "pool jobs refuse direct calls", test_direct_calls },
 	{ "times are the handler's, under claims ahead", test_times_truthful },
 	{ "claimed ahead reads as claimed, not running", test_claimed_visible },

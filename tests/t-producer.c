@@ -356,6 +356,31 @@ test_bad_options(void)
 	spool_producer_close(p);
 }
 
+/* Producer and enqueue options of a version newer than the library knows
+ * are refused with SPOOL_EINVAL and a message naming the struct and the
+ * version; no task is accepted (issue 15). */
+static void
+test_opts_version_unknown(void)
+{
+	spool_producer_opts	 o = SPOOL_PRODUCER_OPTS_INIT;
+	spool_enqueue_opts	 eo = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_producer		*p = NULL;
+	int64_t			 ticket = 5;
+
+	o.version = 99;
+	TU_RC(spool_producer_new(&p, tu_db, &o), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_producer_errmsg(p), "spool_producer_opts");
+	spool_producer_close(p);
+	p = producer(1, 10, 100, 0);
+	eo.version = 99;
+	TU_RC(spool_producer_enqueue(&ticket, p, "q", "x", 1, &eo),
+	    SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_producer_errmsg(p), "spool_enqueue_opts");
+	CU_ASSERT_EQUAL(ticket, 0);
+	TU_RC(spool_producer_close(p), SPOOL_OK);
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks"), 0);
+}
+
 /* Many threads at once: every ticket committed once, each its own task. */
 #define NT	4
 #define PER	500
@@ -402,6 +427,7 @@ static CU_TestInfo producer_tests[] = {
 	{ "a failed commit is kept and tried again", test_commit_fails_then_recovers },
 	{ "close gives up on a locked database and says so", test_close_gives_up },
 	{ "bad options", test_bad_options },
+	{ "options of an unknown version", test_opts_version_unknown },
 	{ "threads", test_threads },
 	CU_TEST_INFO_NULL
 };

@@ -64,6 +64,17 @@ void		 tu_fixed_backoff(const char *queue, int64_t base_ms);
 	CU_ASSERT_EQUAL(tu_got_, tu_want_);				\
 } while (0)
 
+/* Assert that msg refuses an options struct of type (its C name) whose
+ * version, 99, is newer than the library knows (issue 15). */
+#define TU_VERSION_REFUSED(msg, type) do {				\
+	const char	*tu_msg_ = (msg);				\
+	if (strstr(tu_msg_, type ": unknown version 99") == NULL)	\
+		fprintf(stderr, "\n%s:%d: message: %s\n", __FILE__,	\
+		    __LINE__, tu_msg_);					\
+	CU_ASSERT_PTR_NOT_NULL(strstr(tu_msg_, type			\
+	    ": unknown version 99"));					\
+} while (0)
+
 /* Invariants, each a count of the rows that break it (0 when all hold):
  * batches whose counters differ from their members' states; runs whose
  * counters differ from their items' states; items with more than one
