@@ -641,10 +641,11 @@ typedef struct spool_queue_counters {
 	int64_t		 cancelled;	/* tasks cancelled */
 } spool_queue_counters;
 
+/* Since 0.5, as are spool_metrics and spool_workers below. */
 #define SPOOL_METRICS_WINDOW_MS	60000	/* "the last minute" */
 #define SPOOL_WORKER_STALE_MS	10000	/* a worker row older is not live */
 
-/* What spool_metrics reports of one queue. */
+/* What spool_metrics reports of one queue (since 0.5). */
 typedef struct spool_queue_metrics {
 	spool_queue_stats	 stats;		/* tasks per state now */
 	spool_queue_counters	 total;		/* since the queue was first used */
@@ -662,13 +663,13 @@ typedef struct spool_queue_metrics {
 } spool_queue_metrics;
 
 /* Metrics of one queue (SPOOL_ENOENT if missing) or, with queue NULL, of
- * every queue by name.  The task counts are one snapshot, the rest a
- * second one taken just after. */
+ * every queue by name (since 0.5).  The task counts are one snapshot,
+ * the rest a second one taken just after. */
 int		 spool_metrics(spool_queue_metrics **out, size_t *n, spool *q,
 		     const char *queue);
 void		 spool_queue_metrics_free(spool_queue_metrics *m, size_t n);
 
-/* A worker process, from the workers table. */
+/* A worker process, from the workers table (since 0.5). */
 typedef struct spool_worker_info {
 	char		*id;		/* its lease owner name: host:pid:random */
 	char		*host;
@@ -681,8 +682,9 @@ typedef struct spool_worker_info {
 	int		 stale;		/* no heartbeat for SPOOL_WORKER_STALE_MS */
 } spool_worker_info;
 
-/* Every worker process that has a row, live or stale, oldest first.
- * A row goes when its process stops, or 5 minutes after it died. */
+/* Every worker process that has a row, live or stale, oldest first
+ * (since 0.5).  A row goes when its process stops, or 5 minutes after it
+ * died. */
 int		 spool_workers(spool_worker_info **out, size_t *n, spool *q);
 void		 spool_worker_info_free(spool_worker_info *w, size_t n);
 

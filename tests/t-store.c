@@ -299,6 +299,7 @@ static void
 test_bad_args(void)
 {
 	spool	*q;
+	char	 v[32];
 
 	TU_RC(spool_open(NULL, tu_db, 0), SPOOL_EINVAL);
 	TU_RC(spool_open(&q, NULL, 0), SPOOL_EINVAL);
@@ -312,6 +313,11 @@ test_bad_args(void)
 	CU_ASSERT_PTR_NOT_NULL(spool_errmsg(NULL));
 	TU_RC(spool_busy_timeout(NULL, 5), SPOOL_EINVAL);
 	CU_ASSERT_STRING_EQUAL(spool_version(), SPOOL_VERSION);
+	/* configure.ac's version is the header's, and so is the number. */
+	CU_ASSERT_STRING_EQUAL(PACKAGE_VERSION, SPOOL_VERSION);
+	snprintf(v, sizeof v, "%d.%d.%d", SPOOL_VERSION_NUMBER / 1000000,
+	    SPOOL_VERSION_NUMBER / 1000 % 1000, SPOOL_VERSION_NUMBER % 1000);
+	CU_ASSERT_STRING_EQUAL(v, SPOOL_VERSION);
 	CU_ASSERT_STRING_EQUAL(spool_strerror(SPOOL_ELEASE), "lease lost");
 	CU_ASSERT_STRING_EQUAL(spool_strerror(12345), "unknown error code");
 	CU_ASSERT_PTR_NULL(spool_state_name(0));
