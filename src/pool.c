@@ -301,6 +301,20 @@ spool__pool_error(spool_pool *p, int code, const char *msg)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* Copy the caller's options in, of version in->version (a known one:
+ * checked first), into the whole struct o, the fields of later versions
+ * zero: a version 1 struct ends before log_interval_ms, so reading it
+ * whole would read past the caller's object. */
+void
+spool__pool_opts_copy(spool_pool_opts *o, const spool_pool_opts *in)
+{
+	if (in->version == 1) {		/* before log_interval_ms */
+		memset(o, 0, sizeof *o);
+		memcpy(o, in, offsetof(spool_pool_opts, log_interval_ms));
+	} else
+		*o = *in;
+}
+
 /* Check the options and fill in the defaults. */
 static int
 pool_opts(spool_pool *p, const spool_pool_opts *in)
@@ -321,11 +335,7 @@ pool_opts(spool_pool *p, const spool_pool_opts *in)
 		    "spool_pool_opts", in->version, SPOOL_POOL_OPTS_VERSION);
 		return (p->errcode = SPOOL_EINVAL);
 	}
-	if (in->version == 1) {		/* before log_interval_ms */
-		memset(o, 0, sizeof *o);
-		memcpy(o, in, offsetof(spool_pool_opts, log_interval_ms));
-	} else
-		*o = *in;
+	spool__pool_opts_copy(o, in);
 	if (o->flags & ~(SPOOL_POOL_SIGNALS | SPOOL_POOL_UNTIL_EMPTY))
 		BAD("pool options: unknown flags");
 	if (o->queues == NULL || o->nqueues == 0 || o->nqueues > 64)

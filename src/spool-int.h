@@ -450,6 +450,8 @@ void		 spool__jobq_push(struct spool__jobq *q, spool_job *job);
 spool_job	*spool__jobq_pop(struct spool__jobq *q);
 int		 spool__jobq_remove(struct spool__jobq *q, spool_job *job);
 void		 spool__pool_done_locked(spool_pool *p, spool_job *job);
+void		 spool__pool_opts_copy(spool_pool_opts *o,
+		    const spool_pool_opts *in);
 int		 spool__pool_spawn(spool_pool *p);
 void		 spool__pool_error(spool_pool *p, int code, const char *msg);
 int		 spool__job_stop_set(spool_job *job, int reason);

@@ -257,7 +257,16 @@ spool_pipeline_pool_new(spool_pool **out, const char *path, const char *name,
 		return (SPOOL_EINVAL);
 	*out = NULL;
 	memset(&pl, 0, sizeof pl);
-	o = opts != NULL ? *opts : def;
+	/* Only as much of *opts as its version has (pool.c), once the
+	 * version is known: a version 1 struct is shorter. */
+	if (opts == NULL)
+		o = def;
+	else if (opts->version >= 1 && opts->version <= SPOOL_POOL_OPTS_VERSION)
+		spool__pool_opts_copy(&o, opts);
+	else {
+		o = def;
+		o.version = opts->version;	/* refused below, or by pool.c */
+	}
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return (SPOOL_ENOMEM);
 	pthread_mutex_init(&s->mu, NULL);

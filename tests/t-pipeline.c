@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -896,6 +897,32 @@ test_pool_bad(void)
 	CU_ASSERT_EQUAL(access(missing, F_OK), 0);
 }
 
+/* A version 1 options struct (before log_interval_ms) is read no further
+ * than its end: here it is a heap block of exactly that size, and the
+ * ASan build of the suite (CI) stops at a read past it. */
+static void
+test_pool_opts_v1(void)
+{
+	spool_stage_handler	 h[1] = { { NULL, stuck_handler, NULL } };
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT, *v1;
+	size_t			 len = offsetof(spool_pool_opts,
+				    log_interval_ms);
+	spool_pool		*p = NULL;
+
+	define_abc("p", SPOOL_ON_ERROR_RETRY);
+	o.version = 1;
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v1 = malloc(len));
+	memcpy(v1, &o, len);
+	TU_RC(spool_pipeline_pool_new(&p, tu_db, "p", h, 1, v1), SPOOL_OK);
+	spool_pool_free(p);
+	p = NULL;
+	TU_RC(spool_pool_new(&p, tu_db, stuck_handler, NULL, v1),
+	    SPOOL_EINVAL);	/* no queues: refused, after the copy */
+	spool_pool_free(p);
+	free(v1);
+}
+
 /* spool retry gives a retry stage's task its retries again. */
 static void
 test_retry_after_operator_retry(void)
@@ -1096,6 +1123,8 @@ static CU_TestInfo tests[] = {
 	{ "pool", test_pool },
 	{ "pool_timeout", test_pool_timeout },
 	{ "pool_bad", test_pool_bad },
+	{ "version 1 pool options are read to their end only",
+	    test_pool_opts_v1 },
 	{ "retry_after_operator_retry", test_retry_after_operator_retry },
 	{ "edges", test_edges },
 	{ "pool_abandoned_keeps_slot", test_pool_abandoned_keeps_slot },
