@@ -48,7 +48,7 @@ check "build fuzz-words" build fuzz-words "$src/util.c" "$src/error.c"
 objs() {
 	local f n=0 ok=0
 	mkdir -p "$T/obj"
-	for f in "$src"/*.c src/sql-gen.c src/dashboard.c; do
+	for f in "$src"/*.c src/sql-gen.c src/query-gen.c src/dashboard.c; do
 		# Once each (the build tree may be the source tree).
 		[ -e "$T/obj/$(basename "$f" .c).c" ] && continue
 		: >"$T/obj/$(basename "$f" .c).c"
