@@ -276,14 +276,6 @@ fail:
 	return (rc);
 }
 
-/* A copy of s into *out unless s is NULL (*out stays NULL); 0 when
- * memory runs out. */
-static int
-copy_text(char **out, const char *s)
-{
-	return (s == NULL || (*out = spool__strdup(s)) != NULL);
-}
-
 /* Fill one info element from a batch_get / batch_list row. */
 static int
 batch_info_from_row(spool *q, spool_batch_info *b,
@@ -304,9 +296,9 @@ batch_info_from_row(spool *q, spool_batch_info *b,
 	b->created_ms = r->created_ms;
 	b->closed_ms = r->closed_ms;
 	b->finished_ms = r->finished_ms;
-	if (!copy_text(&b->description, r->description) ||
-	    !copy_text(&b->hook_queue, r->hook_queue) ||
-	    !copy_text(&b->hook_payload, r->hook_payload))
+	if (!spool__strdup_opt(&b->description, r->description) ||
+	    !spool__strdup_opt(&b->hook_queue, r->hook_queue) ||
+	    !spool__strdup_opt(&b->hook_payload, r->hook_payload))
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	return (SPOOL_OK);
 }

@@ -47,14 +47,6 @@ state_index(const char *const *names, int last, const char *s)
 	return (0);
 }
 
-/* A copy of s into *out unless s is NULL (*out stays NULL); 0 when
- * memory runs out. */
-static int
-copy_text(char **out, const char *s)
-{
-	return (s == NULL || (*out = spool__strdup(s)) != NULL);
-}
-
 /* Fill one run from a run_get, run_list or run_list_desc row (one row
  * type: the lists declare run_get's columns); *pid gets its definition. */
 static int
@@ -76,8 +68,8 @@ run_from_row(spool *q, spool_run_info *r,
 	if (pid != NULL)
 		*pid = row->pipeline_id;
 	if ((r->pipeline = spool__strdup(row->name)) == NULL ||
-	    !copy_text(&r->error, row->error) ||
-	    !copy_text(&r->hook_queue, row->hook_queue))
+	    !spool__strdup_opt(&r->error, row->error) ||
+	    !spool__strdup_opt(&r->hook_queue, row->hook_queue))
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	return (SPOOL_OK);
 }
@@ -300,10 +292,10 @@ item_from_row(spool *q, spool_item_info *it,
 	it->task_id = row->task_id;
 	it->created_ms = row->created_ms;
 	it->finished_ms = row->finished_ms;
-	if (!copy_text(&it->stage_name, row->stage_name) ||
+	if (!spool__strdup_opt(&it->stage_name, row->stage_name) ||
 	    (row->result != NULL && (it->result = spool__memdup(row->result,
 	    row->result_len)) == NULL) ||
-	    !copy_text(&it->error, row->error))
+	    !spool__strdup_opt(&it->error, row->error))
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	if (row->result != NULL)
 		it->result_len = row->result_len;
@@ -424,7 +416,7 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 		if ((a->stage = spool__strdup(h.stage)) == NULL ||
 		    (a->worker = spool__strdup(h.worker)) == NULL ||
 		    (a->outcome = spool__strdup(h.outcome)) == NULL ||
-		    !copy_text(&a->error, h.error))
+		    !spool__strdup_opt(&a->error, h.error))
 			goto nomem;
 	}
 	spool__end_read(q);

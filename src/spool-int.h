@@ -293,6 +293,7 @@ void		 spool__pool_log(spool_pool *p);
 /* util.c */
 void		*spool__memdup(const void *p, size_t len);
 char		*spool__strdup(const char *s);
+int		 spool__strdup_opt(char **out, const char *s);
 void		*spool__push(void *v, size_t *len, size_t *cap, size_t size);
 void		*spool__grow(void *v, size_t *cap, size_t len, size_t size);
 size_t		 spool__utf8_seq(const unsigned char *s, size_t n);

@@ -46,6 +46,15 @@ spool__grow(void *v, size_t *cap, size_t len, size_t size)
 	return (nv);
 }
 
+/* A copy of s into *out, unless s is NULL (*out is then left as it is,
+ * NULL in a zeroed element): for a column that may be NULL.  0 when
+ * memory runs out. */
+int
+spool__strdup_opt(char **out, const char *s)
+{
+	return (s == NULL || (*out = spool__strdup(s)) != NULL);
+}
+
 /* The row-collecting step of every list read: array v of *len elements
  * of size, grown (through *cap) by one zeroed element at its end.
  * Returns the array (maybe moved; the new element is the (*len)-th), or
