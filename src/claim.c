@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define CLAIM_QUEUES_MAX	64
 #define CLAIM_MAX		SPOOL__CLAIM_MAX
@@ -70,7 +71,7 @@ claim_token(void)
 	uint64_t	 r;
 
 	do {
-		sqlite3_randomness(sizeof r, &r);
+		spool__random(&r, sizeof r);
 		r &= (uint64_t)INT64_MAX;
 	} while (r == 0);
 	return ((int64_t)r);
@@ -98,29 +99,12 @@ static int
 attempt_insert(spool *q, int64_t id, int attempt, const char *worker,
     int64_t started_ms, int64_t now_ms, const char *outcome, const char *error)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_ATTEMPT_INSERT);
-
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, attempt < 1 ? 1 : attempt);
-	sqlite3_bind_text(st, 3, worker != NULL ? worker : "unknown", -1,
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, started_ms != 0 ? started_ms : now_ms);
-	sqlite3_bind_int64(st, 5, now_ms);
-	sqlite3_bind_text(st, 6, outcome, -1, SQLITE_STATIC);
-	if (error != NULL)
-		sqlite3_bind_text(st, 7, error, (int)error_len(error),
-		    SQLITE_STATIC);
-	return (spool__step_done(q, st, "record attempt"));
-}
-
-/* Bind a time, or NULL for 0 (not known). */
-static void
-bind_time(sqlite3_stmt *st, int i, int64_t ms)
-{
-	if (ms != 0)
-		sqlite3_bind_int64(st, i, ms);
-	else
-		sqlite3_bind_null(st, i);
+	return (spool__q_attempt_insert(q, &(struct spool__q_attempt_insert_in){
+	    .task_id = id, .attempt = attempt < 1 ? 1 : attempt,
+	    .worker = worker != NULL ? worker : "unknown",
+	    .started_ms = started_ms != 0 ? started_ms : now_ms,
+	    .finished_ms = now_ms, .outcome = outcome,
+	    .error = error, .error_len = error_len(error) }));
 }
 
 /* When job's attempt started: when its handler started (a pool job),
@@ -144,21 +128,15 @@ static int
 task_end(spool *q, int64_t id, int64_t token, const char *state,
     const char *reason, const char *error, int64_t now_ms, int64_t started_ms)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_END);
-	int		 rc;
+	int	 rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, token);
-	sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-	spool__bind_text_or_null(st, 4, reason);
-	if (error != NULL)
-		sqlite3_bind_text(st, 5, error, (int)error_len(error),
-		    SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 6, now_ms);
-	bind_time(st, 7, started_ms);
-	if ((rc = spool__step_done(q, st, "finish task")) != SPOOL_OK)
+	rc = spool__q_task_end(q, &(struct spool__q_task_end_in){
+	    .id = id, .token = token, .state = state, .dead_reason = reason,
+	    .error = error, .error_len = error_len(error),
+	    .finished_ms = now_ms, .started_ms = started_ms });
+	if (rc != SPOOL_OK)
 		return (rc);
-	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
+	return (spool__changes(q) == 1 ? SPOOL_OK : SPOOL_ELEASE);
 }
 
 /* Put a running task back to ready at run_at_ms; fenced. */
@@ -166,19 +144,15 @@ static int
 task_requeue(spool *q, int64_t id, int64_t token, int64_t run_at_ms,
     const char *error, int64_t started_ms)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_REQUEUE);
-	int		 rc;
+	int	 rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, token);
-	sqlite3_bind_int64(st, 3, run_at_ms);
-	if (error != NULL)
-		sqlite3_bind_text(st, 4, error, (int)error_len(error),
-		    SQLITE_TRANSIENT);
-	bind_time(st, 5, started_ms);
-	if ((rc = spool__step_done(q, st, "requeue task")) != SPOOL_OK)
+	rc = spool__q_task_requeue(q, &(struct spool__q_task_requeue_in){
+	    .id = id, .token = token, .run_at_ms = run_at_ms,
+	    .error = error, .error_len = error_len(error),
+	    .started_ms = started_ms });
+	if (rc != SPOOL_OK)
 		return (rc);
-	return (sqlite3_changes(q->db) == 1 ? SPOOL_OK : SPOOL_ELEASE);
+	return (spool__changes(q) == 1 ? SPOOL_OK : SPOOL_ELEASE);
 }
 
 /* Reap one batch inside the caller's transaction: ready tasks past their
@@ -188,7 +162,9 @@ int
 spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 {
 	struct expired	 ex[SPOOL_BATCH_ROWS];
-	sqlite3_stmt	*st;
+	struct spool__cur c;
+	struct spool__q_expire_deadlines_row d;
+	struct spool__q_reap_expired_row r;
 	char		 err[300];
 	int64_t		 n = 0;
 	size_t		 nex = 0, i;
@@ -196,48 +172,48 @@ spool__reap_locked(int64_t *n_out, spool *q, int64_t now_ms, int *more)
 
 	*more = 0;
 	*n_out = 0;
-	st = spool__stmt(q, SPOOL_SQL_EXPIRE_DEADLINES);
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char	*qn = (const char *)sqlite3_column_text(st, 0);
-
-		spool__count(q, qn, SPOOL__C_DEAD, 1);
-		spool__count(q, qn, SPOOL__C_EXPIRED, 1);
+	if ((rc = spool__q_expire_deadlines(q, &c,
+	    &(struct spool__q_expire_deadlines_in){ .now_ms = now_ms,
+	    .max = SPOOL_BATCH_ROWS })) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_expire_deadlines_next(&c, &d)) == 1) {
+		spool__count(q, d.queue, SPOOL__C_DEAD, 1);
+		spool__count(q, d.queue, SPOOL__C_EXPIRED, 1);
 		n++;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "expire deadlines"));
+	if (rc != 0)
+		return (rc);
 	if (n == SPOOL_BATCH_ROWS)
 		*more = 1;
 
-	st = spool__stmt(q, SPOOL_SQL_REAP_EXPIRED);
-	sqlite3_bind_int64(st, 1, spool__stall_cutoff(q, now_ms));
-	sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct expired	*e = &ex[nex];
+	if ((rc = spool__q_reap_expired(q, &c,
+	    &(struct spool__q_reap_expired_in){
+	    .now_ms = spool__stall_cutoff(q, now_ms),
+	    .max = SPOOL_BATCH_ROWS })) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_reap_expired_next(&c, &r)) == 1) {
+		struct expired	*e = &ex[nex++];
 
-		e->id = sqlite3_column_int64(st, 0);
-		e->token = sqlite3_column_int64(st, 1);
-		e->owner = spool__col_strdup(st, 2);
-		e->attempts = sqlite3_column_int(st, 3);
-		e->max_attempts = sqlite3_column_int(st, 4);
-		e->started_ms = sqlite3_column_int64(st, 5);
-		e->cancel_requested = sqlite3_column_int(st, 6);
-		e->backoff = spool__backoff_parse((const char *)
-		    sqlite3_column_text(st, 7));
-		e->base_ms = sqlite3_column_int64(st, 8);
-		e->cap_ms = sqlite3_column_int64(st, 9);
-		e->jitter = sqlite3_column_double(st, 10);
-		e->queue = spool__col_strdup(st, 11);
-		nex++;
+		memset(e, 0, sizeof *e);
+		if (!spool__strdup_opt(&e->owner, r.lease_owner) ||
+		    !spool__strdup_opt(&e->queue, r.queue)) {
+			spool__cur_end(&c);
+			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+			goto out;
+		}
+		e->id = r.id;
+		e->token = r.lease_token;
+		e->attempts = (int)r.attempts;
+		e->max_attempts = (int)r.max_attempts;
+		e->started_ms = r.started_ms;
+		e->cancel_requested = (int)r.cancel_requested;
+		e->backoff = spool__backoff_parse(r.backoff);
+		e->base_ms = r.backoff_base_ms;
+		e->cap_ms = r.backoff_cap_ms;
+		e->jitter = r.backoff_jitter;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "reap");
+	if (rc != 0)
 		goto out;
-	}
 	if (nex == SPOOL_BATCH_ROWS)
 		*more = 1;
 	if (nex > 0)
@@ -354,32 +330,33 @@ claim_ids_json(char *buf, struct candidate *const *c, size_t n,
 	*w = '\0';
 }
 
-/* Build the job of the claimed row under st (claim_rows). */
+/* Build the job of claimed row r (claim_rows). */
 static spool_job *
-claim_job(sqlite3_stmt *st, spool *q, const char *owner, int64_t token,
-    int64_t lease_ms, int64_t now_ms, int started)
+claim_job(const struct spool__q_claim_rows_row *r, spool *q,
+    const char *owner, int64_t token, int64_t lease_ms, int64_t now_ms,
+    int started)
 {
 	spool_job	*j;
 
 	if ((j = calloc(1, sizeof *j)) == NULL)
 		return (NULL);
 	j->q = q;
-	j->id = sqlite3_column_int64(st, 1);
+	j->id = r->id;
 	j->token = token;
 	j->started_ms = started ? now_ms : 0;
 	j->lease_ms = lease_ms;
-	j->lease_until_ms = sqlite3_column_int64(st, 11);
-	j->queue = spool__col_strdup(st, 2);
+	j->lease_until_ms = r->lease_until_ms;
+	j->queue = spool__strdup(r->queue != NULL ? r->queue : "");
 	/* A NULL payload (a hand edit) is an empty one. */
-	j->payload = sqlite3_column_type(st, 3) == SQLITE_NULL ?
-	    spool__memdup("", 0) : spool__col_blobdup(st, 3, &j->len);
-	j->attempt = sqlite3_column_int(st, 4);
-	j->max_attempts = sqlite3_column_int(st, 5);
-	j->cancel_requested = sqlite3_column_int(st, 6);
-	j->run_at_ms = sqlite3_column_int64(st, 7);
-	j->item_id = sqlite3_column_int64(st, 8);
-	j->stage_id = sqlite3_column_int64(st, 9);
-	j->stage_timeout_ms = sqlite3_column_int64(st, 10);
+	j->len = r->payload != NULL ? r->payload_len : 0;
+	j->payload = spool__memdup(r->payload, j->len);
+	j->attempt = (int)r->attempts;
+	j->max_attempts = (int)r->max_attempts;
+	j->cancel_requested = (int)r->cancel_requested;
+	j->run_at_ms = r->run_at_ms;
+	j->item_id = r->item_id;
+	j->stage_id = r->stage_id;
+	j->stage_timeout_ms = r->stage_timeout_ms;
 	j->owner = spool__strdup(owner);
 	if (j->queue == NULL || j->payload == NULL || j->owner == NULL) {
 		spool_job_free(j);
@@ -401,7 +378,8 @@ claim_group(spool_job **jobs, size_t *claimed, spool *q,
     struct candidate *const *c, size_t n, const char *owner, int64_t now_ms,
     int started)
 {
-	sqlite3_stmt	*st;
+	struct spool__cur cur;
+	struct spool__q_claim_rows_row r;
 	spool_job	**got = NULL;
 	char		*all = NULL, *some = NULL;
 	int64_t		 token = claim_token();
@@ -428,15 +406,10 @@ claim_group(spool_job **jobs, size_t *claimed, spool *q,
 			continue;
 		if (!one_lease)
 			claim_ids_json(some, c, n, c[i]->lease_ms);
-		st = spool__stmt(q, SPOOL_SQL_CLAIM_TASKS);
-		sqlite3_bind_text(st, 1, one_lease ? all : some, -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, token);
-		sqlite3_bind_int64(st, 4, now_ms + c[i]->lease_ms);
-		bind_time(st, 5, started ? now_ms : 0);
-		rc = spool__step_done(q, st, "claim");
-		sqlite3_clear_bindings(st);
+		rc = spool__q_claim_tasks(q, &(struct spool__q_claim_tasks_in){
+		    .ids = one_lease ? all : some, .owner = owner,
+		    .token = token, .lease_until_ms = now_ms + c[i]->lease_ms,
+		    .started_ms = started ? now_ms : 0 });
 		if (rc != SPOOL_OK)
 			goto out;
 		if (one_lease)
@@ -444,28 +417,22 @@ claim_group(spool_job **jobs, size_t *claimed, spool *q,
 	}
 
 	/* The rows, each to the place of its id in the array. */
-	st = spool__stmt(q, SPOOL_SQL_CLAIM_ROWS);
-	sqlite3_bind_text(st, 1, all, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, token);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		k = (size_t)sqlite3_column_int64(st, 0);
-		if (k >= n || got[k] != NULL)
+	if ((rc = spool__q_claim_rows(q, &cur, &(struct spool__q_claim_rows_in){
+	    .ids = all, .token = token })) != SPOOL_OK)
+		goto out;
+	while ((rc = spool__q_claim_rows_next(&cur, &r)) == 1) {
+		k = (size_t)r.place;
+		if (r.place < 0 || k >= n || got[k] != NULL)
 			continue;
-		if ((got[k] = claim_job(st, q, owner, token, c[k]->lease_ms,
-		    now_ms, started)) == NULL)
-			break;
+		if ((got[k] = claim_job(&r, q, owner, token, c[k]->lease_ms,
+		    now_ms, started)) == NULL) {
+			spool__cur_end(&cur);
+			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+			goto out;
+		}
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW) {
-		rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
+	if (rc != 0)
 		goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "claim");
-		goto out;
-	}
-	rc = SPOOL_OK;
 	for (k = 0; k < n; k++)
 		if (got[k] != NULL) {
 			spool__count(q, c[k]->queue, SPOOL__C_CLAIMED, 1);
@@ -488,46 +455,40 @@ static int
 claim_candidates(spool *q, struct candidate *cand, size_t *ncand,
     const char *name, int64_t lease_ms, int64_t now_ms, size_t limit)
 {
-	sqlite3_stmt	*st;
-	int64_t		 below = INT64_MAX, level;
+	struct spool__cur c;
+	struct spool__q_claim_level_row l;
+	struct spool__q_claim_candidates_row r;
+	int64_t		 below = INT64_MAX;
 	size_t		 start = *ncand;
 	int		 rc;
 
 	while (*ncand - start < limit) {
-		st = spool__stmt(q, SPOOL_SQL_CLAIM_LEVEL);
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, below);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			return (spool__store_error(q, rc, "claim"));
-		}
-		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-			sqlite3_reset(st);
-			break;
-		}
-		level = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		if ((rc = spool__q_claim_level(q, &c,
+		    &(struct spool__q_claim_level_in){ .queue = name,
+		    .below = below })) != SPOOL_OK)
+			return (rc);
+		if ((rc = spool__q_claim_level_next(&c, &l)) != 1)
+			return (rc);	/* 0: no level left */
+		spool__cur_end(&c);
 
-		st = spool__stmt(q, SPOOL_SQL_CLAIM_CANDIDATES);
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, level);
-		sqlite3_bind_int64(st, 3, now_ms);
-		sqlite3_bind_int64(st, 4, (int64_t)(limit - (*ncand - start)));
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			struct candidate	*c = &cand[(*ncand)++];
+		if ((rc = spool__q_claim_candidates(q, &c,
+		    &(struct spool__q_claim_candidates_in){ .queue = name,
+		    .priority = l.level, .now_ms = now_ms,
+		    .max = (int64_t)(limit - (*ncand - start)) })) != SPOOL_OK)
+			return (rc);
+		while ((rc = spool__q_claim_candidates_next(&c, &r)) == 1) {
+			struct candidate	*cd = &cand[(*ncand)++];
 
-			c->id = sqlite3_column_int64(st, 0);
-			c->priority = sqlite3_column_int(st, 1);
-			c->run_at_ms = sqlite3_column_int64(st, 2);
-			c->deadline_ms = sqlite3_column_int64(st, 3);
-			c->lease_ms = lease_ms;
-			c->queue = name;
+			cd->id = r.id;
+			cd->priority = (int)r.priority;
+			cd->run_at_ms = r.run_at_ms;
+			cd->deadline_ms = r.deadline_ms;
+			cd->lease_ms = lease_ms;
+			cd->queue = name;
 		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return (spool__store_error(q, rc, "claim"));
-		below = level;
+		if (rc != 0)
+			return (rc);
+		below = l.level;
 	}
 	return (SPOOL_OK);
 }
@@ -692,15 +653,11 @@ spool__claim_locked(spool_job **jobs, size_t *n_out, spool *q,
 		nok = 0;
 		for (i = 0; i < ncand && i < want; i++) {
 			if (cand[i].deadline_ms != 0 && cand[i].deadline_ms <= now) {
-				sqlite3_stmt *st = spool__stmt(q,
-				    SPOOL_SQL_EXPIRE_TASK);
-
-				sqlite3_bind_int64(st, 1, cand[i].id);
-				sqlite3_bind_int64(st, 2, now);
-				if ((rc = spool__step_done(q, st,
-				    "expire task")) != SPOOL_OK)
+				if ((rc = spool__q_expire_task(q,
+				    &(struct spool__q_expire_task_in){
+				    .id = cand[i].id, .now_ms = now })) != SPOOL_OK)
 					goto fail;
-				if (sqlite3_changes(q->db) == 1) {
+				if (spool__changes(q) == 1) {
 					spool__count(q, cand[i].queue,
 					    SPOOL__C_DEAD, 1);
 					spool__count(q, cand[i].queue,
@@ -824,9 +781,10 @@ int
 spool_job_heartbeat(spool_job *job, int64_t lease_ms)
 {
 	spool		*q;
-	sqlite3_stmt	*st;
+	struct spool__cur c;
+	struct spool__q_heartbeat_row r;
 	int64_t		 until;
-	int		 rc, cancel = 0;
+	int		 rc;
 
 	if (job != NULL && job->pool != NULL)	/* the engine renews leases */
 		return (spool_job_should_stop(job) == SPOOL_STOP_LEASE_LOST ?
@@ -842,27 +800,23 @@ spool_job_heartbeat(spool_job *job, int64_t lease_ms)
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
 	until = spool__now_ms(q) + lease_ms;
-	st = spool__stmt(q, SPOOL_SQL_HEARTBEAT);
-	sqlite3_bind_int64(st, 1, job->id);
-	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int64(st, 3, until);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		cancel = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE) {
+	if ((rc = spool__q_heartbeat(q, &c, &(struct spool__q_heartbeat_in){
+	    .id = job->id, .token = job->token, .until_ms = until })) ==
+	    SPOOL_OK && (rc = spool__q_heartbeat_next(&c, &r)) == 1) {
+		spool__cur_end(&c);	/* the first step made the change */
+		rc = SPOOL_OK;
+	} else if (rc == 0) {
 		spool__rollback(q);
 		return (job_lost(job, "heartbeat"));
 	}
-	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "heartbeat");
+	if (rc != SPOOL_OK) {
 		spool__rollback(q);
 		return (rc);
 	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		return (rc);
 	job->lease_until_ms = until;
-	job->cancel_requested = cancel;
+	job->cancel_requested = (int)r.cancel_requested;
 	return (SPOOL_OK);
 }
 
@@ -874,30 +828,22 @@ spool__complete_locked(spool_job *job, const void *result, size_t len,
     int truncated, int64_t now_ms)
 {
 	spool		*q = job->q;
-	sqlite3_stmt	*st;
 	int64_t		 start = job_started(job, now_ms);
 	int64_t		 end = job_ended(job, now_ms);
 	int		 rc;
 
 	if (end < start)	/* a clock step */
 		end = start;
-	st = spool__stmt(q, SPOOL_SQL_TASK_SUCCEED);
-	sqlite3_bind_int64(st, 1, job->id);
-	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int64(st, 3, end);
-	sqlite3_bind_int64(st, 4, start);
-	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
+	if ((rc = spool__q_task_succeed(q, &(struct spool__q_task_succeed_in){
+	    .id = job->id, .token = job->token, .finished_ms = end,
+	    .started_ms = start })) != SPOOL_OK)
 		return (rc);
-	if (sqlite3_changes(q->db) != 1)
+	if (spool__changes(q) != 1)
 		return (SPOOL_ELEASE);
-	st = spool__stmt(q, SPOOL_SQL_RESULT_INSERT);
-	sqlite3_bind_int64(st, 1, job->id);
-	if (spool__bind_payload(st, 2, result, len) != SQLITE_OK)
-		return (spool__store_error(q, sqlite3_errcode(q->db), "complete"));
-	sqlite3_bind_int64(st, 3, end - start);
-	sqlite3_bind_int64(st, 4, now_ms);
-	sqlite3_bind_int(st, 5, truncated != 0);
-	if ((rc = spool__step_done(q, st, "complete")) != SPOOL_OK)
+	if ((rc = spool__q_result_insert(q, &(struct spool__q_result_insert_in){
+	    .task_id = job->id, .output = result, .output_len = len,
+	    .duration_ms = end - start, .now_ms = now_ms,
+	    .truncated = truncated != 0 })) != SPOOL_OK)
 		return (rc);
 	spool__count(q, job->queue, SPOOL__C_SUCCEEDED, 1);
 	return (attempt_insert(q, job->id, job->attempt, job->owner,
@@ -913,7 +859,8 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
     const char *outcome, int64_t now_ms, int *state_out)
 {
 	spool		*q = job->q;
-	sqlite3_stmt	*st;
+	struct spool__cur c;
+	struct spool__q_lease_check_row r;
 	int64_t		 base, cap;
 	double		 jitter;
 	int64_t		 start = job_started(job, now_ms);
@@ -924,35 +871,30 @@ spool__fail_locked(spool_job *job, const char *error, int flags,
 	if (end < start)	/* a clock step */
 		end = start;
 
-	st = spool__stmt(q, SPOOL_SQL_LEASE_CHECK);
-	sqlite3_bind_int64(st, 1, job->id);
-	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int(st, 3, 1 + SPOOL_STAGE_LEASE_LOSSES);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return (rc == SQLITE_DONE ? SPOOL_ELEASE :
-		    spool__store_error(q, rc, "fail"));
-	}
-	cancel = sqlite3_column_int(st, 0);
-	max_attempts = sqlite3_column_int(st, 1);
-	policy = spool__backoff_parse((const char *)sqlite3_column_text(st, 2));
-	base = sqlite3_column_int64(st, 3);
-	cap = sqlite3_column_int64(st, 4);
-	jitter = sqlite3_column_double(st, 5);
-	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+	if ((rc = spool__q_lease_check(q, &c, &(struct spool__q_lease_check_in){
+	    .id = job->id, .token = job->token,
+	    .allowance = 1 + SPOOL_STAGE_LEASE_LOSSES })) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__q_lease_check_next(&c, &r)) != 1)
+		return (rc == 0 ? SPOOL_ELEASE : rc);
+	cancel = (int)r.cancel_requested;
+	max_attempts = (int)r.max_attempts;
+	policy = spool__backoff_parse(r.backoff);
+	base = r.backoff_base_ms;
+	cap = r.backoff_cap_ms;
+	jitter = r.backoff_jitter;
+	if (r.on_error != NULL) {
 		/* A pipeline stage: its strategy decides, with a fixed delay;
 		 * attempts whose lease was lost do not count as failures. */
 		stage = 1;
-		on_error = spool__on_error_parse((const char *)
-		    sqlite3_column_text(st, 6));
-		retries = sqlite3_column_int(st, 7);
+		on_error = spool__on_error_parse(r.on_error);
+		retries = (int)r.retries;
 		policy = SPOOL_BACKOFF_FIXED;
-		base = cap = sqlite3_column_int64(st, 8);
+		base = cap = r.retry_delay_ms;
 		jitter = 0;
-		failures = sqlite3_column_int(st, 9);
+		failures = (int)r.failures;
 	}
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 
 	if (error == NULL)
 		error = "failed";
@@ -1000,12 +942,8 @@ int
 spool__started_locked(spool *q, int64_t id, int64_t token,
     int64_t started_ms)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_STARTED);
-
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, token);
-	sqlite3_bind_int64(st, 3, started_ms);
-	return (spool__step_done(q, st, "record start"));
+	return (spool__q_task_started(q, &(struct spool__q_task_started_in){
+	    .id = id, .token = token, .started_ms = started_ms }));
 }
 
 /* Hand job's task back unstarted inside the caller's transaction: ready
@@ -1014,31 +952,24 @@ int
 spool__release_locked(spool_job *job, int64_t now_ms, int *cancelled)
 {
 	spool		*q = job->q;
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_RELEASE);
+	struct spool__cur c;
+	struct spool__q_task_release_row r;
 	int		 rc;
 
-	sqlite3_bind_int64(st, 1, job->id);
-	sqlite3_bind_int64(st, 2, job->token);
-	sqlite3_bind_int64(st, 3, now_ms);
-	rc = sqlite3_step(st);
 	if (cancelled != NULL)
 		*cancelled = 0;
-	if (rc == SQLITE_ROW) {
-		if (strcmp((const char *)sqlite3_column_text(st, 0),
-		    "cancelled") == 0) {
-			spool__count(q, job->queue, SPOOL__C_CANCELLED, 1);
-			if (cancelled != NULL)
-				*cancelled = 1;
-		}
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		return (rc == SQLITE_DONE ? SPOOL_OK :
-		    spool__store_error(q, rc, "release"));
+	if ((rc = spool__q_task_release(q, &c, &(struct spool__q_task_release_in){
+	    .id = job->id, .token = job->token, .now_ms = now_ms })) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__q_task_release_next(&c, &r)) != 1)
+		return (rc == 0 ? SPOOL_ELEASE : rc);
+	if (r.state != NULL && strcmp(r.state, "cancelled") == 0) {
+		spool__count(q, job->queue, SPOOL__C_CANCELLED, 1);
+		if (cancelled != NULL)
+			*cancelled = 1;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "release"));
-	return (SPOOL_ELEASE);
+	spool__cur_end(&c);	/* the first step made the change */
+	return (SPOOL_OK);
 }
 
 /* Run one locked outcome call in its own transaction: the public calls. */

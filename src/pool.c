@@ -456,7 +456,7 @@ spool_pool_new(spool_pool **out, const char *path, spool_handler fn,
 	if (gethostname(p->host, sizeof p->host) != 0)
 		strcpy(p->host, "localhost");
 	p->host[sizeof p->host - 1] = '\0';
-	sqlite3_randomness(sizeof r, &r);
+	spool__random(&r, sizeof r);
 	snprintf(p->owner, sizeof p->owner, "%s:%ld:%08x", p->host,
 	    (long)getpid(), r);
 	p->started_ms = spool__clock_ms(CLOCK_REALTIME);

@@ -96,6 +96,6 @@ spool__random_unit(void)
 {
 	uint64_t	 r;
 
-	sqlite3_randomness(sizeof r, &r);
+	spool__random(&r, sizeof r);
 	return ((double)(r >> 11) / 9007199254740992.0);	/* 2^53 */
 }

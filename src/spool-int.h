@@ -349,6 +349,7 @@ struct spool__precommit {
 extern const struct spool__precommit spool__precommits[];
 int64_t		 spool__changes(spool *q);
 int64_t		 spool__last_id(spool *q);
+void		 spool__random(void *buf, size_t len);
 void		 spool__cur_open(struct spool__cur *c, spool *q, void *st,
 		    const char *what);
 int		 spool__cur_step(struct spool__cur *c);

@@ -283,6 +283,13 @@ spool__last_id(spool *q)
 	return (sqlite3_last_insert_rowid(q->db));
 }
 
+/* len random bytes from SQLite's PRNG (thread-safe, seeded by the OS). */
+void
+spool__random(void *buf, size_t len)
+{
+	sqlite3_randomness((int)len, buf);
+}
+
 /* The rows the last statement on q changed. */
 int64_t
 spool__changes(spool *q)

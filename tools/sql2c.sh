@@ -24,7 +24,11 @@
 # (several lines of each add up; "-- in: -" declares none).  Types: int
 # (int64_t), int0 (int64_t; 0 binds NULL), real (double), text (const
 # char *; NULL binds NULL, a NULL column reads NULL), blob (const void *
-# and NAME_len; likewise, an empty one reads "").  Such a
+# and NAME_len; likewise, an empty one reads "").  Parameters only:
+# textn (const char * and NAME_len, its length in bytes: text that is
+# not NUL-terminated there) and payload (const void * and NAME_len: a
+# task's payload or result, stored as TEXT if it is UTF-8 without NUL,
+# else as a BLOB; NULL or empty binds "").  Such a
 # query is typed: OUTPUT src/query-gen.h and src/query-gen.c get its C
 # face (struct spool__q_NAME_in, struct spool__q_NAME_row, functions
 # spool__q_NAME and spool__q_NAME_next), and tools/sql-check.c, run by
@@ -152,7 +156,7 @@ role == "query" {
 				continue
 			if (split(parts[k], nt, /[ \t]+/) != 2 || nt[1] !~ /^[a-z][a-z0-9_]*$/)
 				fail("query \"" qname[nq] "\": bad " dir " \"" parts[k] "\" in " file)
-			if (dir == "in" && nt[2] !~ /^(int|int0|real|text|blob)$/ ||
+			if (dir == "in" && nt[2] !~ /^(int|int0|real|text|textn|blob|payload)$/ ||
 			    dir == "out" && nt[2] !~ /^(int|real|text|blob)$/)
 				fail("query \"" qname[nq] "\": bad type \"" nt[2] "\" in " file)
 			if (dir == "in") {
@@ -262,7 +266,7 @@ END {
 function ctype(t) {
 	if (t == "int" || t == "int0") return "int64_t\t\t "
 	if (t == "real") return "double\t\t "
-	if (t == "text") return "const char\t*"
+	if (t == "text" || t == "textn") return "const char\t*"
 	return "const void\t*"
 }
 function fn_in(i) {
@@ -304,7 +308,7 @@ function emit_typed(    i, k, t, f, any) {
 					t = intype[i, k]
 					printf "\t%s%s;%s\n", ctype(t), inname[i, k], \
 					    t == "int0" ? "\t/* 0: NULL */" : ""
-					if (t == "blob")
+					if (t == "blob" || t == "textn" || t == "payload")
 						printf "\tsize_t\t\t %s_len;\n", inname[i, k]
 				}
 				print "};"
@@ -355,6 +359,10 @@ function emit_typed(    i, k, t, f, any) {
 				printf "\tif (rc == SQLITE_OK)\n\t\trc = sqlite3_bind_double(st, %d, %s);\n", k, f
 			else if (t == "text")
 				printf "\tif (rc == SQLITE_OK && %s != NULL)\n\t\trc = sqlite3_bind_text(st, %d, %s, -1, SQLITE_STATIC);\n", f, k, f
+			else if (t == "textn")
+				printf "\tif (rc == SQLITE_OK && %s != NULL)\n\t\trc = sqlite3_bind_text64(st, %d, %s, %s_len,\n\t\t    SQLITE_STATIC, SQLITE_UTF8);\n", f, k, f, f
+			else if (t == "payload")
+				printf "\tif (rc == SQLITE_OK)\n\t\trc = spool__bind_payload_ref(st, %d, %s, %s_len);\n", k, f, f
 			else
 				printf "\tif (rc == SQLITE_OK && %s != NULL)\n\t\trc = sqlite3_bind_blob64(st, %d, %s, %s_len,\n\t\t    SQLITE_STATIC);\n", f, k, f, f
 		}

@@ -3,12 +3,18 @@
 -- task's id and lease token and must change exactly one row.
 
 -- name: claim_level
+-- in: queue text, below int
+-- out: level int
 -- The highest priority below ?2 among the ready tasks of queue ?1, due or
--- not, or NULL: one seek into tasks_ready.
-SELECT max(priority) FROM tasks INDEXED BY tasks_ready
- WHERE queue = ?1 AND state = 'ready' AND priority < ?2;
+-- not; no row if there is none: one seek into tasks_ready (which orders a
+-- queue's priorities from the highest down, so no sort).
+SELECT priority AS level FROM tasks INDEXED BY tasks_ready
+ WHERE queue = ?1 AND state = 'ready' AND priority < ?2
+ ORDER BY priority DESC LIMIT 1;
 
 -- name: claim_candidates
+-- in: queue text, priority int, now_ms int, max int
+-- out: id int, priority int, run_at_ms int, deadline_ms int
 -- The due tasks of queue ?1 at priority ?2 at ?3 now_ms, at most ?4, in
 -- claim order.  One priority level at a time, so scheduled tasks of a
 -- higher priority are skipped with one seek instead of walked through
@@ -19,6 +25,7 @@ SELECT id, priority, run_at_ms, deadline_ms FROM tasks INDEXED BY tasks_ready
  ORDER BY run_at_ms, id LIMIT ?4;
 
 -- name: claim_tasks
+-- in: ids text, owner text, token int, lease_until_ms int, started_ms int0
 -- ?1 the ids, a JSON array; ?2 owner, ?3 token, ?4 lease_until_ms, ?5
 -- started_ms: now for a caller that runs the tasks at once, NULL for a
 -- pool, whose engine writes each start when a thread starts the handler
@@ -41,24 +48,32 @@ UPDATE OR FAIL tasks SET state = 'running', attempts = attempts + 1,
  WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'ready';
 
 -- name: claim_rows
+-- in: ids text, token int
+-- out: place int, id int, queue text, payload blob, attempts int
+-- out: max_attempts int, cancel_requested int, run_at_ms int, item_id int
+-- out: stage_id int, stage_timeout_ms int, lease_until_ms int
 -- What a job needs of each task claim_tasks just claimed, ?1 (a JSON array
 -- of ids) under token ?2, each with its place in ?1 (first column).  A
 -- pipeline stage task's timeout comes from its stage.
-SELECT j.key, t.id, t.queue, t.payload, t.attempts, t.max_attempts,
-    t.cancel_requested, t.run_at_ms, t.item_id, t.stage_id,
+SELECT j.key AS place, t.id, t.queue, t.payload, t.attempts,
+    t.max_attempts, t.cancel_requested, t.run_at_ms, t.item_id, t.stage_id,
     CASE WHEN t.stage_id IS NOT NULL THEN
-	(SELECT timeout_ms FROM pipeline_stages WHERE id = t.stage_id) END,
+	(SELECT timeout_ms FROM pipeline_stages WHERE id = t.stage_id) END
+	AS stage_timeout_ms,
     t.lease_until_ms
   FROM json_each(?1) AS j CROSS JOIN tasks AS t ON t.id = j.value
  WHERE t.state = 'running' AND t.lease_token = ?2;
 
 -- name: expire_task
+-- in: id int, now_ms int
 -- A candidate whose deadline passed before it could start.  ?1 id, ?2 now_ms.
 UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?2,
     last_error = 'deadline passed before the task started'
  WHERE id = ?1 AND state = 'ready';
 
 -- name: expire_deadlines
+-- in: now_ms int, max int
+-- out: queue text
 -- Up to ?2 ready tasks whose deadline is at or before ?1 now_ms.
 UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = ?1,
     last_error = 'deadline passed before the task started'
@@ -67,12 +82,18 @@ UPDATE OR FAIL tasks SET state = 'dead', dead_reason = 'expired', finished_ms = 
 RETURNING queue;
 
 -- name: heartbeat
+-- in: id int, token int, until_ms int
+-- out: cancel_requested int
 -- ?1 id, ?2 token, ?3 new lease_until_ms.
 UPDATE tasks SET lease_until_ms = ?3
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running'
 RETURNING cancel_requested;
 
 -- name: lease_check
+-- in: id int, token int, allowance int
+-- out: cancel_requested int, max_attempts int, backoff text
+-- out: backoff_base_ms int, backoff_cap_ms int, backoff_jitter real
+-- out: on_error text, retries int, retry_delay_ms int, failures int
 -- What a failure needs to decide between retry and dead, if the lease
 -- (?1 id, ?2 token) still holds.
 -- A task whose queue row was deleted by hand gets the default policy.
@@ -82,24 +103,28 @@ RETURNING cancel_requested;
 -- given (spool retry gives a fresh one on top of those used); ?3 is the
 -- allowance beyond the retries (1 + SPOOL_STAGE_LEASE_LOSSES).
 SELECT t.cancel_requested, t.max_attempts,
-    coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
-    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2),
+    coalesce(q.backoff, 'exponential') AS backoff,
+    coalesce(q.backoff_base_ms, 1000) AS backoff_base_ms,
+    coalesce(q.backoff_cap_ms, 3600000) AS backoff_cap_ms,
+    coalesce(q.backoff_jitter, 0.2) AS backoff_jitter,
     s.on_error, s.retries, s.retry_delay_ms,
     CASE WHEN s.id IS NOT NULL THEN (SELECT count(*) FROM attempts a
 	WHERE a.task_id = t.id AND
 	    a.attempt > t.max_attempts - (s.retries + ?3) AND
-	    (a.outcome = 'failed' OR a.outcome = 'timed_out')) END
+	    (a.outcome = 'failed' OR a.outcome = 'timed_out')) END AS failures
   FROM tasks t LEFT JOIN queues q ON q.name = t.queue
   LEFT JOIN pipeline_stages s ON s.id = t.stage_id
  WHERE t.id = ?1 AND t.lease_token = ?2 AND t.state = 'running';
 
 -- name: task_started
+-- in: id int, token int, started_ms int
 -- A pool's handler started the task: ?1 id, ?2 token, ?3 started_ms.
 -- Changes nothing if the lease was lost meanwhile.
 UPDATE tasks SET started_ms = ?3
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_succeed
+-- in: id int, token int, finished_ms int, started_ms int
 -- ?1 id, ?2 token, ?3 finished_ms (when the handler returned), ?4
 -- started_ms (when it started): the attempt's true times, whatever the
 -- claim and the commit added around them.
@@ -109,6 +134,7 @@ UPDATE OR FAIL tasks SET state = 'succeeded', finished_ms = ?3,
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_requeue
+-- in: id int, token int, run_at_ms int, error textn, started_ms int0
 -- Back to ready for another attempt.  ?1 id, ?2 token, ?3 run_at_ms,
 -- ?4 error text, ?5 started_ms of the attempt that failed.
 UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?3, last_error = ?4,
@@ -117,6 +143,8 @@ UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?3, last_error = ?4,
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_end
+-- in: id int, token int, state text, dead_reason text, error textn
+-- in: finished_ms int, started_ms int0
 -- To a final state other than succeeded.  ?1 id, ?2 token, ?3 state
 -- ('dead' or 'cancelled'), ?4 dead_reason, ?5 error text, ?6
 -- finished_ms, ?7 started_ms of the attempt.
@@ -126,6 +154,8 @@ UPDATE OR FAIL tasks SET state = ?3, dead_reason = ?4, last_error = ?5,
  WHERE id = ?1 AND lease_token = ?2 AND state = 'running';
 
 -- name: task_release
+-- in: id int, token int, now_ms int
+-- out: state text
 -- Hand an unstarted task back: the attempt is not charged.  A task whose
 -- cancellation was asked for ends cancelled instead.  ?1 id, ?2 token,
 -- ?3 now_ms.
@@ -138,12 +168,15 @@ UPDATE OR FAIL tasks SET
 RETURNING state;
 
 -- name: result_insert
+-- in: task_id int, output payload, duration_ms int, now_ms int, truncated int
 -- ?1 task_id, ?2 output, ?3 duration_ms, ?4 now_ms, ?5 truncated.
 INSERT OR REPLACE INTO results (task_id, output, duration_ms, created_ms,
     truncated)
 VALUES (?1, ?2, ?3, ?4, ?5);
 
 -- name: attempt_insert
+-- in: task_id int, attempt int, worker text, started_ms int, finished_ms int
+-- in: outcome text, error textn
 -- ?1 task_id, ?2 attempt, ?3 worker, ?4 started_ms, ?5 finished_ms,
 -- ?6 outcome, ?7 error.
 INSERT INTO attempts (task_id, attempt, worker, started_ms, finished_ms,
@@ -151,12 +184,19 @@ INSERT INTO attempts (task_id, attempt, worker, started_ms, finished_ms,
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7);
 
 -- name: reap_expired
+-- in: now_ms int, max int
+-- out: id int, lease_token int, lease_owner text, attempts int
+-- out: max_attempts int, started_ms int, cancel_requested int, backoff text
+-- out: backoff_base_ms int, backoff_cap_ms int, backoff_jitter real
+-- out: queue text
 -- Up to ?2 running tasks whose lease ended before ?1 now_ms, with what the
 -- reaper needs to retry or bury them.
 SELECT t.id, t.lease_token, t.lease_owner, t.attempts, t.max_attempts,
     t.started_ms, t.cancel_requested,
-    coalesce(q.backoff, 'exponential'), coalesce(q.backoff_base_ms, 1000),
-    coalesce(q.backoff_cap_ms, 3600000), coalesce(q.backoff_jitter, 0.2),
+    coalesce(q.backoff, 'exponential') AS backoff,
+    coalesce(q.backoff_base_ms, 1000) AS backoff_base_ms,
+    coalesce(q.backoff_cap_ms, 3600000) AS backoff_cap_ms,
+    coalesce(q.backoff_jitter, 0.2) AS backoff_jitter,
     t.queue
   FROM tasks t LEFT JOIN queues q ON q.name = t.queue
  WHERE t.state = 'running' AND t.lease_until_ms < ?1
