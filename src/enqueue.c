@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define WAIT_MIN_US	1000	/* a full queue is tried again after 1 ms, */
 #define WAIT_MAX_US	50000	/* doubling up to 50 ms */
@@ -234,19 +235,22 @@ ctx_enter(spool *q, struct enq_ctx *c, const char *queue, int64_t batch,
 static int
 ctx_room(spool *q, struct enq_ctx *c, int64_t n)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__cur		 cur;
+	struct spool__q_queue_depth_row	 r;
+	int				 rc;
 
 	if (c->conf.max_depth <= 0)
 		return (SPOOL_OK);
 	if (c->depth < 0) {
-		st = spool__stmt(q, SPOOL_SQL_QUEUE_DEPTH);
-		sqlite3_bind_text(st, 1, c->queue, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		c->depth = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return (spool__store_error(q, rc, "enqueue"));
+		if ((rc = spool__q_queue_depth(q, &cur,
+		    &(struct spool__q_queue_depth_in){ .queue = c->queue })) !=
+		    SPOOL_OK)
+			return (rc);
+		if ((rc = spool__q_queue_depth_next(&cur, &r)) != 1)
+			return (rc < 0 ? rc : spool__error(q, SPOOL_ERROR,
+			    "enqueue: no depth for queue %s", c->queue));
+		spool__cur_end(&cur);
+		c->depth = r.n;
 	}
 	if (c->depth + n > c->conf.max_depth)
 		return (spool__error(q, SPOOL_EFULL,
@@ -274,7 +278,8 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 {
 	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
 	const spool_enqueue_opts	*o = t->opts ? t->opts : &none;
-	sqlite3_stmt			*st;
+	struct spool__cur		 cur;
+	struct spool__q_task_find_key_row key;
 	int64_t				 run_at, batch = opt_batch(o);
 	int				 rc;
 
@@ -286,41 +291,34 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	if ((rc = ctx_enter(q, c, t->queue, batch, now_ms)) != SPOOL_OK)
 		return (rc);
 	if (o->key != NULL) {
-		st = spool__stmt(q, SPOOL_SQL_TASK_FIND_KEY);
-		sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*id = sqlite3_column_int64(st, 0);
+		if ((rc = spool__q_task_find_key(q, &cur,
+		    &(struct spool__q_task_find_key_in){ .queue = t->queue,
+		    .key = o->key })) != SPOOL_OK)
+			return (rc);
+		if ((rc = spool__q_task_find_key_next(&cur, &key)) == 1) {
+			spool__cur_end(&cur);
+			*id = key.id;
 			*existed = 1;
-			sqlite3_reset(st);
 			return (SPOOL_OK);
 		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return (spool__store_error(q, rc, "enqueue"));
+		if (rc != 0)
+			return (rc);
 	}
 	if (!depth_free && (rc = ctx_room(q, c, 1)) != SPOOL_OK)
 		return (rc);
 
-	st = spool__stmt(q, SPOOL_SQL_TASK_INSERT);
-	sqlite3_bind_text(st, 1, t->queue, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, o->priority == SPOOL_PRIORITY_DEFAULT ?
-	    c->conf.priority : o->priority);
-	if (spool__bind_payload(st, 3, t->payload, t->len) != SQLITE_OK)
-		return (spool__store_error(q, sqlite3_errcode(q->db), "enqueue"));
-	sqlite3_bind_int64(st, 4, run_at);
-	if (o->deadline_ms != 0)
-		sqlite3_bind_int64(st, 5, o->deadline_ms);
-	sqlite3_bind_int(st, 6, o->max_attempts != 0 ? o->max_attempts :
-	    c->conf.max_attempts);
-	spool__bind_text_or_null(st, 7, o->key);
-	sqlite3_bind_int64(st, 8, now_ms);
-	if (batch != 0)
-		sqlite3_bind_int64(st, 9, batch);
-	if ((rc = spool__step_done(q, st, "enqueue")) != SPOOL_OK)
+	if ((rc = spool__q_task_insert(q, &(struct spool__q_task_insert_in){
+	    .queue = t->queue,
+	    .priority = o->priority == SPOOL_PRIORITY_DEFAULT ?
+		c->conf.priority : o->priority,
+	    .payload = t->payload, .payload_len = t->len,
+	    .run_at_ms = run_at, .deadline_ms = o->deadline_ms,
+	    .max_attempts = o->max_attempts != 0 ? o->max_attempts :
+		c->conf.max_attempts,
+	    .idem_key = o->key, .created_ms = now_ms,
+	    .batch_id = batch })) != SPOOL_OK)
 		return (rc);
-	*id = sqlite3_last_insert_rowid(q->db);
+	*id = spool__last_id(q);
 	spool__count(q, t->queue, SPOOL__C_ENQUEUED, 1);
 	enqueued(q, *id, batch);
 	if (c->depth >= 0)
@@ -328,46 +326,6 @@ enqueue_locked(int64_t *id, int *existed, spool *q, const spool_task *t,
 	if (batch != 0)
 		c->joins++;
 	return (SPOOL_OK);
-}
-
-#define ROWS_MAX	256	/* rows of one multi-row insert, at most */
-
-/* A multi-row insert: its statement, with the parameters its rows share
- * and those each row has. */
-struct rows_kind {
-	enum spool_sql	 sql;
-	int		 shared;
-	int		 per_row;
-};
-
-/* task_insert_rows: each row its own options. */
-static const struct rows_kind rows_each = {
-	SPOOL_SQL_TASK_INSERT_ROWS, 3, 5
-};
-
-/* task_insert_same: the rows share their options, each has its payload. */
-static const struct rows_kind rows_same = {
-	SPOOL_SQL_TASK_INSERT_SAME, 7, 1
-};
-
-/* How many rows a statement of kind k inserts, from its parameters (0 if
- * it is not so made, or cannot be prepared: then tasks go one by one). */
-static size_t
-rows_per_insert(spool *q, const struct rows_kind *k)
-{
-	sqlite3_stmt	*st = q->stmt[k->sql];
-	int		 n;
-	size_t		 rows;
-
-	if (st == NULL && (st = spool__stmt_lazy(q, k->sql)) == NULL) {
-		spool__clear_error(q);
-		return (0);
-	}
-	n = sqlite3_bind_parameter_count(st);
-	if (n <= k->shared || (n - k->shared) % k->per_row != 0)
-		return (0);
-	rows = (size_t)(n - k->shared) / (size_t)k->per_row;
-	return (rows >= 2 && rows <= ROWS_MAX ? rows : 0);
 }
 
 /* How many of tasks t[0..n), from the first, may share one multi-row
@@ -401,7 +359,7 @@ rows_fit(const spool_task *t, size_t n, int64_t now_ms, int same)
 }
 
 /*
- * Insert tasks t[0..n), n = rows_per_insert(q, k), that rows_fit, with
+ * Insert tasks t[0..n), n = spool__rows_max(q, same), that rows_fit, with
  * one statement, into ids[0..n).  A refusal (SPOOL_EFULL when the queue
  * has no room for all n, a batch that is not open) comes before any
  * write, or from the statement, which then undoes its rows: the caller
@@ -412,72 +370,43 @@ rows_fit(const spool_task *t, size_t n, int64_t now_ms, int same)
  */
 static int
 enqueue_rows(int64_t *ids, spool *q, const spool_task *t, size_t n,
-    int64_t now_ms, struct enq_ctx *c, const struct rows_kind *k)
+    int64_t now_ms, struct enq_ctx *c, int same)
 {
 	static const spool_enqueue_opts	 none = SPOOL_ENQUEUE_OPTS_INIT;
 	const spool_enqueue_opts	*o;
-	sqlite3_stmt			*st;
+	struct spool__rows_shared	 sh;
+	struct spool__rows_row		 rows[SPOOL__ROWS_MAX];
 	int64_t				 last, batch = opt_batch(t[0].opts);
 	size_t				 j;
-	int				 rc, p;
+	int				 rc;
 
 	if ((rc = ctx_enter(q, c, t[0].queue, batch, now_ms)) != SPOOL_OK ||
 	    (rc = ctx_room(q, c, (int64_t)n)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, k->sql);
-	sqlite3_bind_text(st, 1, t[0].queue, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms);
-	if (batch != 0)
-		sqlite3_bind_int64(st, 3, batch);
 	for (j = 0; j < n; j++) {
 		o = t[j].opts ? t[j].opts : &none;
-		p = k->shared + 1 + k->per_row * (int)j;
-		if (k->per_row == 1) {
-			/* task_insert_same: the options once, at 4 to 7. */
-			if (j == 0) {
-				p = 4;
-				sqlite3_bind_int(st, p, o->priority ==
-				    SPOOL_PRIORITY_DEFAULT ? c->conf.priority :
-				    o->priority);
-				sqlite3_bind_int64(st, p + 1,
-				    task_run_at(o, now_ms));
-				if (o->deadline_ms != 0)
-					sqlite3_bind_int64(st, p + 2,
-					    o->deadline_ms);
-				sqlite3_bind_int(st, p + 3, o->max_attempts != 0 ?
-				    o->max_attempts : c->conf.max_attempts);
-				p = k->shared + 1;
-			}
-		} else {
-			sqlite3_bind_int(st, p, o->priority ==
-			    SPOOL_PRIORITY_DEFAULT ? c->conf.priority :
-			    o->priority);
-			sqlite3_bind_int64(st, p + 2, task_run_at(o, now_ms));
-			if (o->deadline_ms != 0)
-				sqlite3_bind_int64(st, p + 3, o->deadline_ms);
-			sqlite3_bind_int(st, p + 4, o->max_attempts != 0 ?
-			    o->max_attempts : c->conf.max_attempts);
-			p++;
-		}
-		if (spool__bind_payload_ref(st, p, t[j].payload,
-		    t[j].len) != SQLITE_OK) {
-			rc = spool__store_error(q, sqlite3_errcode(q->db),
-			    "enqueue");
-			sqlite3_clear_bindings(st);
-			return (rc);
-		}
+		rows[j].priority = o->priority == SPOOL_PRIORITY_DEFAULT ?
+		    c->conf.priority : o->priority;
+		rows[j].run_at_ms = task_run_at(o, now_ms);
+		rows[j].deadline_ms = o->deadline_ms;
+		rows[j].max_attempts = o->max_attempts != 0 ?
+		    o->max_attempts : c->conf.max_attempts;
+		rows[j].payload = t[j].payload;
+		rows[j].len = t[j].len;
 	}
-	/* The payloads were bound without a copy: let go of them now. */
-	rc = spool__step_done(q, st, "enqueue");
-	sqlite3_clear_bindings(st);
-	if (rc != SPOOL_OK)
+	sh = (struct spool__rows_shared){ .queue = t[0].queue,
+	    .created_ms = now_ms, .batch_id = batch,
+	    .priority = rows[0].priority, .run_at_ms = rows[0].run_at_ms,
+	    .deadline_ms = rows[0].deadline_ms,
+	    .max_attempts = rows[0].max_attempts };
+	if ((rc = spool__rows_insert(q, same, &sh, rows, n)) != SPOOL_OK)
 		return (rc);
 	spool__count(q, t[0].queue, SPOOL__C_ENQUEUED, (int64_t)n);
-	if (sqlite3_changes64(q->db) != (sqlite3_int64)n)
+	if (spool__changes(q) != (int64_t)n)
 		return (spool__error(q, SPOOL_ERROR,
 		    "enqueue: %lld rows inserted, not %zu",
-		    (long long)sqlite3_changes64(q->db), n));
-	last = sqlite3_last_insert_rowid(q->db);
+		    (long long)spool__changes(q), n));
+	last = spool__last_id(q);
 	enqueued(q, last, batch);
 	for (j = 0; j < n; j++)
 		ids[j] = last - (int64_t)(n - 1 - j);
@@ -528,24 +457,24 @@ static int
 request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
     struct enq_ctx *c)
 {
-	const struct rows_kind	*k;
-	int64_t			 id, ids[ROWS_MAX];
+	int64_t			 id, ids[SPOOL__ROWS_MAX];
 	size_t			 i, j, n, fit, single = 0, each = 0, same = 0;
 	size_t			 at = r->base + 1;	/* task i's number: at + i */
 	int			 rc, existed, several = r->base + r->n > 1;
+	int			 kind;	/* -1 one by one, else same */
 	char			 pfx[64];
 
 	if (r->n >= 2) {	/* not for one task: no statement to prepare */
-		each = rows_per_insert(q, &rows_each);
-		same = rows_per_insert(q, &rows_same);
+		each = spool__rows_max(q, 0);
+		same = spool__rows_max(q, 1);
 	}
 	for (i = 0; i < r->n; i++) {
 		/* Tasks before index single go one by one. */
-		k = NULL;
+		kind = -1;
 		n = 0;
 		if (i >= single && same > 0 && r->n - i >= same &&
 		    rows_fit(&r->tasks[i], same, now_ms, 1) == same) {
-			k = &rows_same;
+			kind = 1;
 			n = same;
 		} else if (i >= single && each > 0 && r->n - i >= each) {
 			fit = rows_fit(&r->tasks[i], each, now_ms, 0);
@@ -553,12 +482,13 @@ request_run(spool *q, struct spool__enq_req *r, int64_t now_ms,
 						 * the run */
 				single = i + fit + 1;
 			else {
-				k = &rows_each;
+				kind = 0;
 				n = each;
 			}
 		}
-		if (k != NULL) {
-			rc = enqueue_rows(ids, q, &r->tasks[i], n, now_ms, c, k);
+		if (kind >= 0) {
+			rc = enqueue_rows(ids, q, &r->tasks[i], n, now_ms, c,
+			    kind);
 			if (rc == SPOOL_OK) {
 				for (j = 0; j < n; j++) {
 					if (r->ids != NULL)

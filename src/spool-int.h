@@ -350,6 +350,26 @@ extern const struct spool__precommit spool__precommits[];
 int64_t		 spool__changes(spool *q);
 int64_t		 spool__last_id(spool *q);
 void		 spool__random(void *buf, size_t len);
+
+/* The multi-row task inserts (store-rows.c): at most SPOOL__ROWS_MAX
+ * rows a statement.  0 in batch_id and deadline_ms stores NULL. */
+#define SPOOL__ROWS_MAX	256
+struct spool__rows_shared {
+	const char	*queue;
+	int64_t		 created_ms;
+	int64_t		 batch_id;
+	/* With same, every row's: */
+	int64_t		 priority, run_at_ms, deadline_ms, max_attempts;
+};
+struct spool__rows_row {
+	int64_t		 priority, run_at_ms, deadline_ms, max_attempts;
+	const void	*payload;
+	size_t		 len;
+};
+size_t		 spool__rows_max(spool *q, int same);
+int		 spool__rows_insert(spool *q, int same,
+		    const struct spool__rows_shared *s,
+		    const struct spool__rows_row *r, size_t n);
 void		 spool__cur_open(struct spool__cur *c, spool *q, void *st,
 		    const char *what);
 int		 spool__cur_step(struct spool__cur *c);

@@ -36,5 +36,7 @@ SELECT name, paused, max_depth, priority, max_attempts, backoff,
   FROM queues ORDER BY name;
 
 -- name: queue_depth
--- Ready tasks, due or scheduled, in ?1: what a depth limit counts.
-SELECT count(*) FROM tasks WHERE queue = ?1 AND state = 'ready';
+-- in: queue text
+-- out: n int
+-- Ready tasks, due or scheduled, in the queue: what a depth limit counts.
+SELECT count(*) AS n FROM tasks WHERE queue = ?1 AND state = 'ready';
