@@ -703,6 +703,34 @@ spool_claim(spool_job **out, spool *q, const char *queue,
 	return (spool_claim_many(out, &n, q, &queue, 1, 1, opts));
 }
 
+/* Set the reason job's handler should stop, unless one is set already. */
+int
+spool__job_stop_set(spool_job *job, int reason)
+{
+	int	 none = 0;
+
+	return (__atomic_compare_exchange_n(&job->stop, &none, reason, 0,
+	    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+}
+
+/* Why the handler of job should stop, or 0. */
+int
+spool_job_should_stop(const spool_job *job)
+{
+	if (job == NULL)
+		return (0);
+	return (__atomic_load_n(&job->stop, __ATOMIC_ACQUIRE));
+}
+
+/* When job's run time limit ends, or 0. */
+int64_t
+spool_job_deadline_ms(const spool_job *job)
+{
+	if (job == NULL || job->timeout_ms <= 0 || job->run_start_ms == 0)
+		return (0);
+	return (job->run_start_ms + job->timeout_ms);
+}
+
 int64_t
 spool_job_id(const spool_job *job)
 {

@@ -88,34 +88,6 @@ spool__jobq_remove(struct spool__jobq *q, spool_job *job)
 	return (0);
 }
 
-/* Set the reason job's handler should stop, unless one is set already. */
-int
-spool__job_stop_set(spool_job *job, int reason)
-{
-	int	 none = 0;
-
-	return (__atomic_compare_exchange_n(&job->stop, &none, reason, 0,
-	    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-}
-
-/* Why the handler of job should stop, or 0. */
-int
-spool_job_should_stop(const spool_job *job)
-{
-	if (job == NULL)
-		return (0);
-	return (__atomic_load_n(&job->stop, __ATOMIC_ACQUIRE));
-}
-
-/* When job's run time limit ends, or 0. */
-int64_t
-spool_job_deadline_ms(const spool_job *job)
-{
-	if (job == NULL || job->timeout_ms <= 0 || job->run_start_ms == 0)
-		return (0);
-	return (job->run_start_ms + job->timeout_ms);
-}
-
 /* Refuse a call only a pool's handler may make on a job claimed with
  * spool_claim, saying so on the job's handle (the caller's own: a pool
  * job's handle is the engine's, which a handler must not touch). */

@@ -1,7 +1,8 @@
 /*
  * precommit.c -- what every write transaction does before its COMMIT,
  * listed here so the store runs the features' steps without knowing the
- * features (store.c calls up to nothing; it walks spool__precommits).
+ * features: store.c calls up to nothing; it walks the hooks a handle was
+ * opened with (open.c).
  *
  *   settle    pipeline items and batches the transaction changed are
  *             settled (pipeline.c, batch.c): whatever wrote a stage's
@@ -41,8 +42,14 @@ precommit_settle(spool *q)
 	return (spool__batch_settle_locked(q, spool__now_ms(q)));
 }
 
-const struct spool__precommit spool__precommits[] = {
+static const struct spool__precommit precommits[] = {
 	{ "settle", precommit_settle },
 	{ "counters", spool__counters_write_locked },
 	{ NULL, NULL }
+};
+
+/* At BEGIN and after a rollback, the counters' sums start over. */
+const struct spool__txn_hooks spool__txn_hooks = {
+	spool__counters_reset,
+	precommits
 };

@@ -89,13 +89,3 @@ spool__backoff_name(int policy)
 		return (NULL);
 	return (backoff_names[policy]);
 }
-
-/* A uniform random number in [0, 1), from SQLite's thread-safe PRNG. */
-double
-spool__random_unit(void)
-{
-	uint64_t	 r;
-
-	spool__random(&r, sizeof r);
-	return ((double)(r >> 11) / 9007199254740992.0);	/* 2^53 */
-}

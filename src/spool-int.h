@@ -86,6 +86,7 @@ struct spool {
 	int		 in_txn;	/* inside spool__begin .. commit/rollback */
 	int64_t		 next_reap_ms;	/* claims reap when now passes this */
 	int64_t		 reap_interval_ms;	/* between reaps by claims */
+	const struct spool__txn_hooks *hooks;	/* the features' (open.c) */
 	spool__clock_fn	 clock;		/* test seam: NULL = the wall clock */
 	void		*clock_arg;
 	char		 owner[256];	/* default lease owner: "host:pid" */
@@ -340,13 +341,26 @@ int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
 int		 spool__quiet(spool *q, int *quiet);
 
-/* A step every write transaction runs before its COMMIT, in the order of
- * spool__precommits (precommit.c), which ends with a NULL run. */
+/* A step every write transaction runs before its COMMIT. */
 struct spool__precommit {
 	const char	*name;
 	int		(*run)(spool *q);
 };
-extern const struct spool__precommit spool__precommits[];
+
+/*
+ * What the features do at a transaction's edges: reset at BEGIN and after
+ * a rollback, then each precommit step, in order (the list ends with a
+ * NULL run), before COMMIT.  Given to the store when a handle is opened
+ * (open.c, from precommit.c), so that the store, the bottom layer, calls
+ * none of the features by name.
+ */
+struct spool__txn_hooks {
+	void				(*reset)(spool *q);
+	const struct spool__precommit	*precommit;
+};
+extern const struct spool__txn_hooks spool__txn_hooks;
+int		 spool__store_open(spool **out, const char *path, int flags,
+		    const struct spool__txn_hooks *hooks);
 int64_t		 spool__changes(spool *q);
 int64_t		 spool__last_id(spool *q);
 void		 spool__random(void *buf, size_t len);

@@ -290,6 +290,16 @@ spool__random(void *buf, size_t len)
 	sqlite3_randomness((int)len, buf);
 }
 
+/* A uniform random number in [0, 1), from the same PRNG. */
+double
+spool__random_unit(void)
+{
+	uint64_t	 r;
+
+	spool__random(&r, sizeof r);
+	return ((double)(r >> 11) / 9007199254740992.0);	/* 2^53 */
+}
+
 /* The rows the last statement on q changed. */
 int64_t
 spool__changes(spool *q)
@@ -417,7 +427,8 @@ spool__begin(spool *q)
 
 	if (q->in_txn)
 		return (spool__error(q, SPOOL_ERROR, "nested transaction"));
-	spool__counters_reset(q);
+	if (q->hooks != NULL)
+		q->hooks->reset(q);
 	q->quiet_prev = q->quiet_ok;
 	q->quiet_ok = q->txn_dv_read = q->txn_fast = 0;
 	q->txn_top_id = 0;
@@ -451,8 +462,8 @@ spool__stall_cutoff(const spool *q, int64_t now_ms)
 	return (now_ms);
 }
 
-/* Commit the write transaction; on failure it is rolled back.  The steps
- * of spool__precommits (precommit.c: settling, counters) run first, in
+/* Commit the write transaction; on failure it is rolled back.  The
+ * handle's precommit steps (precommit.c: settling, counters) run first, in
  * the transaction.  A commit that succeeds forgets the failures recorded
  * inside the transaction (a queue read that found none before creating
  * it, say): the work they were part of succeeded, so spool_errcode must
@@ -463,7 +474,8 @@ spool__commit(spool *q)
 	const struct spool__precommit	*p;
 	int				 rc = SPOOL_OK;
 
-	for (p = spool__precommits; rc == SPOOL_OK && p->run != NULL; p++)
+	for (p = q->hooks != NULL ? q->hooks->precommit : NULL;
+	    p != NULL && rc == SPOOL_OK && p->run != NULL; p++)
 		rc = p->run(q);
 	if (rc == SPOOL_OK)
 		rc = spool__step_done(q, spool__stmt(q, SPOOL_SQL_COMMIT),
@@ -574,7 +586,8 @@ spool__rollback(spool *q)
 		(void)sqlite3_step(st);
 		sqlite3_reset(st);
 	}
-	spool__counters_reset(q);
+	if (q->hooks != NULL)
+		q->hooks->reset(q);
 	q->in_txn = 0;
 }
 
@@ -990,14 +1003,16 @@ store_config(void)
 static int	 store_open(spool *, const char *, int);
 
 /*
- * Open (and create, migrate) the spool database at path.  On a failure
+ * Open (and create, migrate) the spool database at path, for spool_open
+ * (open.c), with the transaction hooks the features give.  On a failure
  * *out is still a handle, so that spool_errmsg can explain; its
  * connection is closed, and every call on it but spool_errmsg,
  * spool_errcode and spool_close returns the open's code without touching
  * the database or the message (spool__unusable).
  */
 int
-spool_open(spool **out, const char *path, int flags)
+spool__store_open(spool **out, const char *path, int flags,
+    const struct spool__txn_hooks *hooks)
 {
 	spool	*q;
 	int	 rc, i;
@@ -1008,6 +1023,7 @@ spool_open(spool **out, const char *path, int flags)
 	if ((q = calloc(1, sizeof *q)) == NULL)
 		return (SPOOL_ENOMEM);
 	*out = q;
+	q->hooks = hooks;
 	if ((rc = store_open(q, path, flags)) != SPOOL_OK) {
 		for (i = 0; i < SPOOL_SQL__COUNT; i++) {
 			sqlite3_finalize(q->stmt[i]);
