@@ -211,7 +211,7 @@ struct spool__rate {
 	int64_t			 bad[SPOOL__RATE_SLOTS];
 };
 
-/* A pool's in-process metrics (hist.c), under the pool's mutex. */
+/* A pool's in-process metrics (pool-metrics.c), under the pool's mutex. */
 struct spool__pool_metrics {
 	spool_histogram		 wait;
 	spool_histogram		 run;
@@ -285,6 +285,8 @@ void		 spool__clear_error(spool *q);
 /* hist.c */
 void		 spool__hist_init(spool_histogram *h);
 void		 spool__hist_add(spool_histogram *h, int64_t ms);
+
+/* pool-metrics.c */
 void		 spool__rate_add(struct spool__rate *r, int64_t now_ms, int ok);
 void		 spool__pool_observe(spool_pool *p, int kind, int64_t wait_ms,
 		     int64_t run_ms, int64_t now_ms);

@@ -7,7 +7,8 @@
 # source tree.  Each object is in one layer, and may call functions of its
 # own layer and the layers below, never above:
 #
-#   base      util error crash: strings, errors, the crash points
+#   base      util error crash hist: strings, errors, the crash points,
+#             histograms
 #   store     store store-rows query-gen sql-gen: SQLite, transactions,
 #             the typed query face
 #   model     the features over the store: tasks, leases, queues, batches,
@@ -32,11 +33,11 @@ srcdir=$2
 
 layer_of() {
 	case $1 in
-	util|error|crash)			echo 0 ;;
+	util|error|crash|hist)			echo 0 ;;
 	store|store-*|query-gen|sql-gen)	echo 1 ;;
 	admin|batch|claim|counters|enqueue|metrics|open|pipeline|precommit|\
 	queue|retry|run|workers)		echo 2 ;;
-	engine|engine-*|loop|exec|hist|pool|producer|stage) echo 3 ;;
+	engine|engine-*|loop|exec|pool|pool-*|producer|stage) echo 3 ;;
 	*)					echo x ;;
 	esac
 }
