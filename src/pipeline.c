@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define HOOK_OVERHEAD	640	/* a hook payload's keys and counts */
 #define COMMAND_MAX	8192	/* bytes of a stage command */
@@ -134,15 +135,39 @@ stage_check(spool *q, const spool_stage *s, size_t i)
 static int
 pipeline_unfinished(int64_t *n, spool *q, const char *name)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_PIPELINE_UNFINISHED);
-	int		 rc;
+	struct spool__q_pipeline_unfinished_row	 r;
+	struct spool__cur			 c;
+	int					 rc;
 
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	*n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return (rc == SQLITE_ROW ? SPOOL_OK :
-	    spool__store_error(q, rc, "count runs"));
+	*n = 0;
+	if ((rc = spool__q_pipeline_unfinished(q, &c,
+	    &(struct spool__q_pipeline_unfinished_in){ .name = name })) !=
+	    SPOOL_OK || (rc = spool__q_pipeline_unfinished_next(&c, &r)) < 0)
+		return (rc);
+	if (rc == 1)		/* an aggregate: one row, always */
+		*n = r.n;
+	spool__cur_end(&c);
+	return (SPOOL_OK);
+}
+
+/* The version pipeline name's next definition gets: one above the highest
+ * it ever had, retired or deleted ones included. */
+static int
+pipeline_next_version(int64_t *version, spool *q, const char *name)
+{
+	struct spool__q_pipeline_max_version_row	 r;
+	struct spool__cur				 c;
+	int						 rc;
+
+	*version = 1;
+	if ((rc = spool__q_pipeline_max_version(q, &c,
+	    &(struct spool__q_pipeline_max_version_in){ .name = name })) !=
+	    SPOOL_OK || (rc = spool__q_pipeline_max_version_next(&c, &r)) < 0)
+		return (rc);
+	if (rc == 1)		/* an aggregate: one row, always */
+		*version = r.version + 1;
+	spool__cur_end(&c);
+	return (SPOOL_OK);
 }
 
 /* Define pipeline name (its next version). */
@@ -150,7 +175,6 @@ int
 spool_pipeline_create(int *version_out, spool *q, const char *name,
     const spool_stage *stages, size_t n, int flags)
 {
-	sqlite3_stmt	*st;
 	char		 queue[SPOOL_PIPELINE_NAME_MAX * 2 + 2];
 	int64_t		 unfinished, pid, now, version;
 	size_t		 i, j;
@@ -194,47 +218,29 @@ spool_pipeline_create(int *version_out, spool *q, const char *name,
 		    name, (long long)unfinished, unfinished == 1 ? "" : "s");
 		goto fail;
 	}
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_MAX_VERSION);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) + 1 : 0;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "define pipeline");
+	if ((rc = pipeline_next_version(&version, q, name)) != SPOOL_OK ||
+	    (rc = spool__q_pipeline_retire(q,
+	    &(struct spool__q_pipeline_retire_in){ .name = name,
+	    .now_ms = now })) != SPOOL_OK ||
+	    (rc = spool__q_pipeline_insert(q,
+	    &(struct spool__q_pipeline_insert_in){ .name = name,
+	    .version = version, .stages = (int64_t)n, .now_ms = now })) !=
+	    SPOOL_OK)
 		goto fail;
-	}
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_RETIRE);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	if ((rc = spool__step_done(q, st, "define pipeline")) != SPOOL_OK)
-		goto fail;
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_INSERT);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, version);
-	sqlite3_bind_int64(st, 3, (int64_t)n);
-	sqlite3_bind_int64(st, 4, now);
-	if ((rc = spool__step_done(q, st, "define pipeline")) != SPOOL_OK)
-		goto fail;
-	pid = sqlite3_last_insert_rowid(q->db);
+	pid = spool__last_id(q);
 	for (i = 0; i < n; i++) {
 		const spool_stage	*s = &stages[i];
 
 		snprintf(queue, sizeof queue, "%s/%s", name, s->name);
 		if ((rc = spool__queue_ensure(q, queue, now)) != SPOOL_OK)
 			goto fail;
-		st = spool__stmt(q, SPOOL_SQL_STAGE_INSERT);
-		sqlite3_bind_int64(st, 1, pid);
-		sqlite3_bind_int64(st, 2, (int64_t)i + 1);
-		sqlite3_bind_text(st, 3, s->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, queue, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(st, 5, s->concurrency);
-		sqlite3_bind_int64(st, 6, s->timeout_ms);
-		sqlite3_bind_text(st, 7, spool__on_error_name(s->on_error), -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_int(st, 8, s->retries);
-		sqlite3_bind_int64(st, 9, s->retry_delay_ms);
-		spool__bind_text_or_null(st, 10, s->command);
-		if ((rc = spool__step_done(q, st, "define stage")) != SPOOL_OK)
+		if ((rc = spool__q_stage_insert(q,
+		    &(struct spool__q_stage_insert_in){ .pipeline_id = pid,
+		    .idx = (int64_t)i + 1, .name = s->name, .queue = queue,
+		    .concurrency = s->concurrency, .timeout_ms = s->timeout_ms,
+		    .on_error = spool__on_error_name(s->on_error),
+		    .retries = s->retries, .retry_delay_ms = s->retry_delay_ms,
+		    .command = s->command })) != SPOOL_OK)
 			goto fail;
 	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
@@ -252,37 +258,35 @@ fail:
 static int
 run_stop_locked(spool *q, int64_t run, const char *why, int64_t now_ms)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__q_run_cancel_ready_row	 r;
+	struct spool__cur			 c;
+	int					 rc;
 
-	st = spool__stmt(q, SPOOL_SQL_RUN_STOP);
-	sqlite3_bind_int64(st, 1, run);
-	sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
-	if ((rc = spool__step_done(q, st, "stop run")) != SPOOL_OK)
+	if ((rc = spool__q_run_stop(q, &(struct spool__q_run_stop_in){
+	    .id = run, .why = why })) != SPOOL_OK ||
+	    (rc = spool__q_run_cancel_ready(q, &c,
+	    &(struct spool__q_run_cancel_ready_in){ .run = run,
+	    .now_ms = now_ms, .why = why })) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_RUN_CANCEL_READY);
-	sqlite3_bind_int64(st, 1, run);
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		spool__count(q, (const char *)sqlite3_column_text(st, 0),
-		    SPOOL__C_CANCELLED, 1);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "stop run"));
-	st = spool__stmt(q, SPOOL_SQL_RUN_CANCEL_RUNNING);
-	sqlite3_bind_int64(st, 1, run);
-	return (spool__step_done(q, st, "stop run"));
+	while ((rc = spool__q_run_cancel_ready_next(&c, &r)) == 1)
+		spool__count(q, r.queue, SPOOL__C_CANCELLED, 1);
+	if (rc < 0)
+		return (rc);
+	return (spool__q_run_cancel_running(q,
+	    &(struct spool__q_run_cancel_running_in){ .run = run }));
 }
 
 /* Delete pipeline name. */
 int
 spool_pipeline_delete(spool *q, const char *name, int flags)
 {
-	sqlite3_stmt	*st;
-	int64_t		 unfinished, *ids = NULL, *nids, now;
-	size_t		 n = 0, cap = 0, i;
-	int		 rc;
+	struct spool__q_pipeline_current_row		 p;
+	struct spool__q_pipeline_unfinished_ids_row	 r;
+	struct spool__cur				 c;
+	int64_t						 unfinished, now;
+	int64_t						*ids = NULL, *nids;
+	size_t						 n = 0, cap = 0, i;
+	int						 rc;
 
 	if (q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -294,16 +298,13 @@ spool_pipeline_delete(spool *q, const char *name, int flags)
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
 	now = spool__now_ms(q);
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_CURRENT);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE) {
-		rc = spool__error(q, SPOOL_ENOENT, "no such pipeline: %s", name);
+	if ((rc = spool__q_pipeline_current(q, &c,
+	    &(struct spool__q_pipeline_current_in){ .name = name })) !=
+	    SPOOL_OK || (rc = spool__q_pipeline_current_next(&c, &p)) < 0)
 		goto fail;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "delete pipeline");
+	spool__cur_end(&c);
+	if (rc == 0) {
+		rc = spool__error(q, SPOOL_ENOENT, "no such pipeline: %s", name);
 		goto fail;
 	}
 	if ((rc = pipeline_unfinished(&unfinished, q, name)) != SPOOL_OK)
@@ -314,33 +315,32 @@ spool_pipeline_delete(spool *q, const char *name, int flags)
 		    name, (long long)unfinished, unfinished == 1 ? "" : "s");
 		goto fail;
 	}
-	/* Cancel the unfinished runs. */
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_UNFINISHED_IDS);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nids = spool__grow(ids, &cap, n, sizeof *ids)) == NULL) {
-			sqlite3_reset(st);
+	/* Cancel the unfinished runs: their ids first, as stopping one
+	 * runs statements of its own. */
+	if ((rc = spool__q_pipeline_unfinished_ids(q, &c,
+	    &(struct spool__q_pipeline_unfinished_ids_in){ .name = name })) !=
+	    SPOOL_OK)
+		goto fail;
+	while ((rc = spool__q_pipeline_unfinished_ids_next(&c, &r)) == 1) {
+		if ((nids = spool__push(ids, &n, &cap, sizeof *ids)) == NULL) {
+			spool__cur_end(&c);
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
 		}
 		ids = nids;
-		ids[n++] = sqlite3_column_int64(st, 0);
+		ids[n - 1] = r.id;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "delete pipeline");
+	if (rc < 0)
 		goto fail;
-	}
 	for (i = 0; i < n; i++)
 		if ((rc = run_stop_locked(q, ids[i], "pipeline deleted",
 		    now)) != SPOOL_OK)
 			goto fail;
 	free(ids);
 	ids = NULL;
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_RETIRE);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	if ((rc = spool__step_done(q, st, "delete pipeline")) != SPOOL_OK)
+	if ((rc = spool__q_pipeline_retire(q,
+	    &(struct spool__q_pipeline_retire_in){ .name = name,
+	    .now_ms = now })) != SPOOL_OK)
 		goto fail;
 	return (spool__commit(q));
 fail:
@@ -353,8 +353,9 @@ fail:
 int
 spool_run_cancel(spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int		 rc, finished;
+	struct spool__q_run_get_row	 r;
+	struct spool__cur		 c;
+	int				 rc, finished;
 
 	if (q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -363,18 +364,18 @@ spool_run_cancel(spool *q, int64_t id)
 		return (spool__error(q, SPOOL_EINVAL, "run id must be positive"));
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_RUN_GET);
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	finished = rc == SQLITE_ROW && sqlite3_column_type(st, 14) != SQLITE_NULL;
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE) {
+	if ((rc = spool__q_run_get(q, &c, &(struct spool__q_run_get_in){
+	    .id = id })) != SPOOL_OK ||
+	    (rc = spool__q_run_get_next(&c, &r)) < 0)
+		goto fail;
+	/* Finished is finished_ms set, which the schema's CHECK ties to the
+	 * state (an int column reads NULL as 0, which is a time too). */
+	finished = rc == 1 && r.state != NULL &&
+	    strcmp(r.state, "finished") == 0;
+	spool__cur_end(&c);
+	if (rc == 0) {
 		rc = spool__error(q, SPOOL_ENOENT, "no such run: %lld",
 		    (long long)id);
-		goto fail;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "cancel run");
 		goto fail;
 	}
 	if (!finished && (rc = run_stop_locked(q, id, "cancelled",
@@ -436,12 +437,17 @@ spool_pipeline_start(int64_t *run_out, int64_t *item_ids, spool *q,
     const char *name, const spool_item *items, size_t n,
     const spool_run_opts *opts)
 {
-	static const spool_run_opts	 none = SPOOL_RUN_OPTS_INIT;
-	sqlite3_stmt			*st;
-	int64_t				 pid, run, item, task, stage_id, now;
-	char				*queue = NULL;
-	size_t				 i;
-	int				 rc, on_error, retries, max_attempts;
+	static const spool_run_opts		 none = SPOOL_RUN_OPTS_INIT;
+	struct spool__q_pipeline_current_row	 p;
+	struct spool__q_stage_list_row		 s;
+	struct spool__q_stage_queue_row		 one;
+	struct spool__cur			 c;
+	int64_t					 pid, run, item, task, stage_id;
+	int64_t					 now;
+	char					*queue = NULL;
+	size_t					 i;
+	int					 rc, on_error, retries;
+	int					 max_attempts;
 
 	if (run_out != NULL)
 		*run_out = 0;
@@ -468,92 +474,75 @@ spool_pipeline_start(int64_t *run_out, int64_t *item_ids, spool *q,
 	if ((rc = spool__begin(q)) != SPOOL_OK)
 		return (rc);
 	now = spool__now_ms(q);
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_CURRENT);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	pid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE) {
+	if ((rc = spool__q_pipeline_current(q, &c,
+	    &(struct spool__q_pipeline_current_in){ .name = name })) !=
+	    SPOOL_OK || (rc = spool__q_pipeline_current_next(&c, &p)) < 0)
+		goto fail;
+	spool__cur_end(&c);
+	if (rc == 0) {
 		rc = spool__error(q, SPOOL_ENOENT, "no such pipeline: %s", name);
 		goto fail;
 	}
-	if (rc != SQLITE_ROW) {
-		rc = spool__store_error(q, rc, "start run");
-		goto fail;
-	}
+	pid = p.id;
 	/* The first stage. */
-	st = spool__stmt(q, SPOOL_SQL_STAGE_LIST);
-	sqlite3_bind_int64(st, 1, pid);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		queue = spool__col_strdup(st, 2);
-		on_error = spool__on_error_parse((const char *)
-		    sqlite3_column_text(st, 5));
-		retries = sqlite3_column_int(st, 6);
-		stage_id = sqlite3_column_int64(st, 9);
+	if ((rc = spool__q_stage_list(q, &c, &(struct spool__q_stage_list_in){
+	    .pipeline_id = pid })) != SPOOL_OK ||
+	    (rc = spool__q_stage_list_next(&c, &s)) < 0)
+		goto fail;
+	if (rc == 1) {
+		queue = spool__strdup(s.queue);
+		on_error = spool__on_error_parse(s.on_error);
+		retries = (int)s.retries;
+		stage_id = s.id;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW || queue == NULL) {
-		rc = queue == NULL && rc == SQLITE_ROW ?
-		    spool__error(q, SPOOL_ENOMEM, "out of memory") :
-		    spool__error(q, SPOOL_ERROR, "pipeline %s has no stages",
-		    name);
+	spool__cur_end(&c);
+	if (rc == 0 || queue == NULL) {
+		rc = rc == 0 ? spool__error(q, SPOOL_ERROR, "pipeline %s has "
+		    "no stages", name) : spool__error(q, SPOOL_ENOMEM,
+		    "out of memory");
 		goto fail;
 	}
 	max_attempts = spool__stage_max_attempts(on_error, retries);
 	if (opts->hook_queue != NULL) {
-		st = spool__stmt(q, SPOOL_SQL_STAGE_QUEUE);
-		sqlite3_bind_text(st, 1, opts->hook_queue, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc == SQLITE_ROW) {
+		if ((rc = spool__q_stage_queue(q, &c,
+		    &(struct spool__q_stage_queue_in){ .queue =
+		    opts->hook_queue })) != SPOOL_OK ||
+		    (rc = spool__q_stage_queue_next(&c, &one)) < 0)
+			goto fail;
+		spool__cur_end(&c);
+		if (rc == 1) {
 			rc = spool__error(q, SPOOL_EINVAL, "hook queue %s is a "
 			    "pipeline's stage queue", opts->hook_queue);
 			goto fail;
 		}
-		if (rc != SQLITE_DONE) {
-			rc = spool__store_error(q, rc, "start run");
-			goto fail;
-		}
 	}
 
-	st = spool__stmt(q, SPOOL_SQL_RUN_INSERT);
-	sqlite3_bind_int64(st, 1, pid);
-	sqlite3_bind_int64(st, 2, (int64_t)n);
-	spool__bind_text_or_null(st, 3, opts->hook_queue);
-	spool__bind_text_or_null(st, 4, opts->hook_payload);
-	sqlite3_bind_text(st, 5, opts->hook_on == SPOOL_HOOK_SUCCESS ?
-	    "success" : "always", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now);
-	if ((rc = spool__step_done(q, st, "start run")) != SPOOL_OK)
+	if ((rc = spool__q_run_insert(q, &(struct spool__q_run_insert_in){
+	    .pipeline_id = pid, .total = (int64_t)n,
+	    .hook_queue = opts->hook_queue, .hook_payload = opts->hook_payload,
+	    .hook_on = opts->hook_on == SPOOL_HOOK_SUCCESS ? "success" :
+	    "always", .now_ms = now })) != SPOOL_OK)
 		goto fail;
-	run = sqlite3_last_insert_rowid(q->db);
+	run = spool__last_id(q);
 	for (i = 0; i < n; i++) {
-		st = spool__stmt(q, SPOOL_SQL_ITEM_INSERT);
-		sqlite3_bind_int64(st, 1, run);
-		sqlite3_bind_int64(st, 2, now);
-		if ((rc = spool__step_done(q, st, "start run")) != SPOOL_OK)
+		if ((rc = spool__q_item_insert(q,
+		    &(struct spool__q_item_insert_in){ .run_id = run,
+		    .now_ms = now })) != SPOOL_OK)
 			goto fail;
-		item = sqlite3_last_insert_rowid(q->db);
-		st = spool__stmt(q, SPOOL_SQL_STAGE_TASK_INSERT);
-		sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-		if (spool__bind_payload_ref(st, 2, items[i].input,
-		    items[i].len) != SQLITE_OK) {
-			rc = spool__store_error(q, sqlite3_errcode(q->db),
-			    "start run");
+		item = spool__last_id(q);
+		/* The payload is bound in place: the insert runs inside the
+		 * call. */
+		if ((rc = spool__q_stage_task_insert(q,
+		    &(struct spool__q_stage_task_insert_in){ .queue = queue,
+		    .payload = items[i].input, .payload_len = items[i].len,
+		    .now_ms = now, .max_attempts = max_attempts,
+		    .item_id = item, .stage_id = stage_id })) != SPOOL_OK)
 			goto fail;
-		}
-		sqlite3_bind_int64(st, 3, now);
-		sqlite3_bind_int(st, 4, max_attempts);
-		sqlite3_bind_int64(st, 5, item);
-		sqlite3_bind_int64(st, 6, stage_id);
-		if ((rc = spool__step_done(q, st, "start run")) != SPOOL_OK)
-			goto fail;
-		task = sqlite3_last_insert_rowid(q->db);
+		task = spool__last_id(q);
 		spool__count(q, queue, SPOOL__C_ENQUEUED, 1);
-		st = spool__stmt(q, SPOOL_SQL_ITEM_SET_TASK);
-		sqlite3_bind_int64(st, 1, item);
-		sqlite3_bind_int64(st, 2, task);
-		if ((rc = spool__step_done(q, st, "start run")) != SPOOL_OK)
+		if ((rc = spool__q_item_set_task(q,
+		    &(struct spool__q_item_set_task_in){ .id = item,
+		    .task_id = task })) != SPOOL_OK)
 			goto fail;
 		if (item_ids != NULL)
 			item_ids[i] = item;
@@ -589,12 +578,11 @@ struct settle_item {
 	char		 error[256];
 };
 
-/* Copy a text column, cut at a character boundary to fit. */
+/* Copy text s (NULL reads ""), cut at a character boundary to fit. */
 static void
-copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
+copy_cut(char *dst, size_t size, const char *s)
 {
-	const char	*s = (const char *)sqlite3_column_text(st, col);
-	size_t		 n;
+	size_t	 n;
 
 	snprintf(dst, size, "%s", s != NULL ? s : "");
 	n = strlen(dst);
@@ -607,52 +595,39 @@ static int
 item_move(spool *q, const struct settle_item *it, const char *state,
     int64_t now_ms)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	int	 rc;
 
-	if (strcmp(state, it->state) == 0) {	/* nothing moves */
-		st = spool__stmt(q, SPOOL_SQL_ITEM_SETTLED);
-		sqlite3_bind_int64(st, 1, it->id);
-		return (spool__step_done(q, st, "settle item"));
-	}
-	st = spool__stmt(q, SPOOL_SQL_ITEM_SET_STATE);
-	sqlite3_bind_int64(st, 1, it->id);
-	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	if (strcmp(state, "running") != 0)
-		sqlite3_bind_int64(st, 3, now_ms);
-	if ((rc = spool__step_done(q, st, "settle item")) != SPOOL_OK)
+	if (strcmp(state, it->state) == 0)	/* nothing moves */
+		return (spool__q_item_settled(q,
+		    &(struct spool__q_item_settled_in){ .id = it->id }));
+	/* item_set_state stores no finished_ms for "running". */
+	if ((rc = spool__q_item_set_state(q,
+	    &(struct spool__q_item_set_state_in){ .id = it->id,
+	    .state = state, .now_ms = now_ms })) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_RUN_MOVE);
-	sqlite3_bind_int64(st, 1, it->run);
-	sqlite3_bind_text(st, 2, it->state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-	return (spool__step_done(q, st, "settle item"));
+	return (spool__q_run_move(q, &(struct spool__q_run_move_in){
+	    .id = it->run, .from = it->state, .to = state }));
 }
 
 /* Hand item it on to its next stage. */
 static int
 item_handoff(spool *q, const struct settle_item *it, int64_t now_ms)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_STAGE_TASK_HANDOFF);
 	int64_t		 task;
 	int		 rc;
 
-	sqlite3_bind_text(st, 1, it->next_queue, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, it->task);
-	sqlite3_bind_int64(st, 3, now_ms);
-	sqlite3_bind_int(st, 4, spool__stage_max_attempts(it->next_on_error,
-	    it->next_retries));
-	sqlite3_bind_int64(st, 5, it->id);
-	sqlite3_bind_int64(st, 6, it->next_id);
-	if ((rc = spool__step_done(q, st, "hand off")) != SPOOL_OK)
+	if ((rc = spool__q_stage_task_handoff(q,
+	    &(struct spool__q_stage_task_handoff_in){ .queue = it->next_queue,
+	    .task_id = it->task, .now_ms = now_ms,
+	    .max_attempts = spool__stage_max_attempts(it->next_on_error,
+	    it->next_retries), .item_id = it->id, .stage_id = it->next_id })) !=
+	    SPOOL_OK)
 		return (rc);
-	task = sqlite3_last_insert_rowid(q->db);
+	task = spool__last_id(q);
 	spool__count(q, it->next_queue, SPOOL__C_ENQUEUED, 1);
-	st = spool__stmt(q, SPOOL_SQL_ITEM_ADVANCE);
-	sqlite3_bind_int64(st, 1, it->id);
-	sqlite3_bind_int(st, 2, it->stage + 1);
-	sqlite3_bind_int64(st, 3, task);
-	if ((rc = spool__step_done(q, st, "hand off")) != SPOOL_OK)
+	if ((rc = spool__q_item_advance(q, &(struct spool__q_item_advance_in){
+	    .id = it->id, .stage = it->stage + 1, .task_id = task })) !=
+	    SPOOL_OK)
 		return (rc);
 	spool__crash("handoff");
 	return (SPOOL_OK);
@@ -702,43 +677,38 @@ item_settle(spool *q, struct settle_item *it, int64_t now_ms)
 int
 spool__pipeline_settle_locked(spool *q, int64_t now_ms)
 {
-	struct settle_item	 it;
-	sqlite3_stmt		*st;
-	int			 rc;
+	struct spool__q_item_settle_next_row	 r;
+	struct spool__cur			 c;
+	struct settle_item			 it;
+	int					 rc;
 
 	for (;;) {
-		st = spool__stmt(q, SPOOL_SQL_ITEM_SETTLE_NEXT);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			sqlite3_reset(st);
+		if ((rc = spool__q_item_settle_next(q, &c)) != SPOOL_OK ||
+		    (rc = spool__q_item_settle_next_next(&c, &r)) < 0)
+			return (rc);
+		if (rc == 0)
 			break;
-		}
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			return (spool__store_error(q, rc, "settle items"));
-		}
+		/* Copied out: settling it runs other statements. */
 		memset(&it, 0, sizeof it);
-		it.id = sqlite3_column_int64(st, 0);
-		it.run = sqlite3_column_int64(st, 1);
-		copy_col(it.state, sizeof it.state, st, 2);
-		it.task = sqlite3_column_int64(st, 3);
-		copy_col(it.task_state, sizeof it.task_state, st, 4);
-		copy_col(it.error, sizeof it.error, st, 5);
-		it.on_error = spool__on_error_parse((const char *)
-		    sqlite3_column_text(st, 6));
-		copy_col(it.stage_name, sizeof it.stage_name, st, 7);
-		it.next_id = sqlite3_column_int64(st, 8);
+		it.id = r.id;
+		it.run = r.run_id;
+		copy_cut(it.state, sizeof it.state, r.state);
+		it.task = r.task_id;
+		copy_cut(it.task_state, sizeof it.task_state, r.task_state);
+		copy_cut(it.error, sizeof it.error, r.error);
+		it.on_error = spool__on_error_parse(r.on_error);
+		copy_cut(it.stage_name, sizeof it.stage_name, r.stage_name);
+		it.next_id = r.next_id;
 		if (it.next_id != 0 &&
-		    (it.next_queue = spool__col_strdup(st, 9)) == NULL) {
-			sqlite3_reset(st);
+		    (it.next_queue = spool__strdup(r.next_queue)) == NULL) {
+			spool__cur_end(&c);
 			return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 		}
-		it.next_on_error = spool__on_error_parse((const char *)
-		    sqlite3_column_text(st, 10));
-		it.next_retries = sqlite3_column_int(st, 11);
-		copy_col(it.run_state, sizeof it.run_state, st, 12);
-		it.stage = sqlite3_column_int(st, 13);
-		sqlite3_reset(st);
+		it.next_on_error = spool__on_error_parse(r.next_on_error);
+		it.next_retries = (int)r.next_retries;
+		copy_cut(it.run_state, sizeof it.run_state, r.run_state);
+		it.stage = (int)r.stage;
+		spool__cur_end(&c);
 		rc = item_settle(q, &it, now_ms);
 		free(it.next_queue);
 		if (rc != SPOOL_OK)
@@ -752,46 +722,64 @@ spool__pipeline_settle_locked(spool *q, int64_t now_ms)
 static int
 stages_read(spool *q, spool_pipeline_info *p, int64_t pid)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_STAGE_LIST);
-	spool_stage	*v = NULL, *nv, *s;
-	size_t		 n = 0, cap = 0;
-	int		 rc;
+	struct spool__q_stage_list_row		 r;
+	struct spool__q_pipeline_runs_open_row	 o;
+	struct spool__cur			 c;
+	spool_stage				*v = NULL, *nv, *s;
+	size_t					 n = 0, cap = 0;
+	int					 rc;
 
-	sqlite3_bind_int64(st, 1, pid);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, n, sizeof *v)) == NULL)
+	if ((rc = spool__q_stage_list(q, &c, &(struct spool__q_stage_list_in){
+	    .pipeline_id = pid })) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_stage_list_next(&c, &r)) == 1) {
+		if ((nv = spool__push(v, &n, &cap, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;
-		s = &v[n++];
-		memset(s, 0, sizeof *s);
-		s->concurrency = sqlite3_column_int(st, 3);
-		s->timeout_ms = sqlite3_column_int64(st, 4);
-		s->on_error = spool__on_error_parse((const char *)
-		    sqlite3_column_text(st, 5));
-		s->retries = sqlite3_column_int(st, 6);
-		s->retry_delay_ms = sqlite3_column_int64(st, 7);
-		if ((s->name = spool__col_strdup(st, 1)) == NULL ||
-		    (sqlite3_column_type(st, 8) != SQLITE_NULL &&
-		    (s->command = spool__col_strdup(st, 8)) == NULL))
+		s = &v[n - 1];
+		s->concurrency = (int)r.concurrency;
+		s->timeout_ms = r.timeout_ms;
+		s->on_error = spool__on_error_parse(r.on_error);
+		s->retries = (int)r.retries;
+		s->retry_delay_ms = r.retry_delay_ms;
+		if ((s->name = spool__strdup(r.name)) == NULL ||
+		    (r.command != NULL &&
+		    (s->command = spool__strdup(r.command)) == NULL))
 			goto nomem;
 	}
-	sqlite3_reset(st);
 	p->stages = v;
 	p->nstages = n;
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "read stages"));
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_RUNS_OPEN);
-	sqlite3_bind_int64(st, 1, pid);
-	rc = sqlite3_step(st);
-	p->runs_unfinished = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return (rc == SQLITE_ROW ? SPOOL_OK :
-	    spool__store_error(q, rc, "count runs"));
+	if (rc < 0)
+		return (rc);
+	if ((rc = spool__q_pipeline_runs_open(q, &c,
+	    &(struct spool__q_pipeline_runs_open_in){ .pipeline_id = pid })) !=
+	    SPOOL_OK || (rc = spool__q_pipeline_runs_open_next(&c, &o)) < 0)
+		return (rc);
+	if (rc == 1)		/* an aggregate: one row, always */
+		p->runs_unfinished = o.n;
+	spool__cur_end(&c);
+	return (SPOOL_OK);
 nomem:
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	p->stages = v;
 	p->nstages = n;
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+}
+
+/* Fill one definition (without its stages) from a pipeline_current,
+ * pipeline_version or pipeline_list row (one row type: the others
+ * declare pipeline_current's columns); *pid gets its id. */
+static int
+pipeline_from_row(spool *q, spool_pipeline_info *p,
+    const struct spool__q_pipeline_current_row *r, int64_t *pid)
+{
+	*pid = r->id;
+	p->version = (int)r->version;
+	p->current = (int)r->current;
+	p->created_ms = r->created_ms;
+	if ((p->name = spool__strdup(r->name)) == NULL)
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	return (SPOOL_OK);
 }
 
 /* Read one definition. */
@@ -799,9 +787,10 @@ int
 spool_pipeline_get(spool_pipeline_info **out, spool *q, const char *name,
     int version)
 {
-	sqlite3_stmt	*st;
-	int64_t		 pid = 0;
-	int		 rc;
+	struct spool__q_pipeline_current_row	 r;
+	struct spool__cur			 c;
+	int64_t					 pid = 0;
+	int					 rc;
 
 	if (out == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -815,27 +804,24 @@ spool_pipeline_get(spool_pipeline_info **out, spool *q, const char *name,
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		goto fail;
-	st = spool__stmt(q, version == 0 ? SPOOL_SQL_PIPELINE_CURRENT :
-	    SPOOL_SQL_PIPELINE_VERSION);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if (version != 0)
-		sqlite3_bind_int(st, 2, version);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		pid = sqlite3_column_int64(st, 0);
-		(*out)->version = sqlite3_column_int(st, 1);
-		(*out)->created_ms = sqlite3_column_int64(st, 3);
-		(*out)->current = version == 0 ? 1 : sqlite3_column_int(st, 4);
-		rc = ((*out)->name = spool__strdup(name)) == NULL ?
-		    spool__error(q, SPOOL_ENOMEM, "out of memory") : SPOOL_OK;
-	} else if (rc == SQLITE_DONE)
+	if (version == 0)
+		rc = spool__q_pipeline_current(q, &c,
+		    &(struct spool__q_pipeline_current_in){ .name = name });
+	else
+		rc = spool__q_pipeline_version(q, &c,
+		    &(struct spool__q_pipeline_version_in){ .name = name,
+		    .version = version });
+	/* pipeline_version reads pipeline_current's columns (-- out: like). */
+	if (rc == SPOOL_OK && (rc = version == 0 ?
+	    spool__q_pipeline_current_next(&c, &r) :
+	    spool__q_pipeline_version_next(&c, &r)) == 1)
+		rc = pipeline_from_row(q, *out, &r, &pid);
+	else if (rc == 0)
 		rc = version == 0 ? spool__error(q, SPOOL_ENOENT,
 		    "no such pipeline: %s", name) : spool__error(q,
 		    SPOOL_ENOENT, "no such pipeline: %s version %d", name,
 		    version);
-	else
-		rc = spool__store_error(q, rc, "read pipeline");
-	sqlite3_reset(st);
+	spool__cur_end(&c);
 	if (rc == SPOOL_OK)
 		rc = stages_read(q, *out, pid);
 	spool__end_read(q);
@@ -851,11 +837,13 @@ fail:
 int
 spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q)
 {
-	spool_pipeline_info	*v = NULL, *nv;
-	int64_t			*pids = NULL, *np;
-	size_t			 len = 0, cap = 0, pcap = 0, i;
-	sqlite3_stmt		*st;
-	int			 rc;
+	struct spool__q_pipeline_current_row	 r;
+	struct spool__cur			 c;
+	spool_pipeline_info			*v = NULL, *nv;
+	int64_t					*pids = NULL, *np;
+	size_t					 len = 0, cap = 0, plen = 0;
+	size_t					 pcap = 0, i;
+	int					 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -864,32 +852,26 @@ spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q)
 	spool__clear_error(q);
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_PIPELINE_LIST);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL ||
-		    (v = nv, (np = spool__grow(pids, &pcap, len,
-		    sizeof *pids)) == NULL)) {
-			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
-			sqlite3_reset(st);
-			goto fail;
-		}
-		pids = np;
-		memset(&v[len], 0, sizeof v[len]);
-		pids[len] = sqlite3_column_int64(st, 0);
-		v[len].version = sqlite3_column_int(st, 2);
-		v[len].created_ms = sqlite3_column_int64(st, 3);
-		v[len].current = 1;
-		if ((v[len++].name = spool__col_strdup(st, 1)) == NULL) {
-			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
-			sqlite3_reset(st);
-			goto fail;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "list pipelines");
+	/* The definitions first, then their stages: one statement at a
+	 * time.  pids[i] is v[i]'s id. */
+	if ((rc = spool__q_pipeline_list(q, &c)) != SPOOL_OK)
 		goto fail;
+	while ((rc = spool__q_pipeline_list_next(&c, &r)) == 1) {
+		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL)
+			goto nomem;
+		v = nv;
+		if ((np = spool__push(pids, &plen, &pcap,
+		    sizeof *pids)) == NULL)
+			goto nomem;
+		pids = np;
+		if ((rc = pipeline_from_row(q, &v[len - 1], &r,
+		    &pids[plen - 1])) != SPOOL_OK) {
+			spool__cur_end(&c);
+			goto fail;
+		}
 	}
+	if (rc < 0)
+		goto fail;
 	for (i = 0; i < len; i++)
 		if ((rc = stages_read(q, &v[i], pids[i])) != SPOOL_OK)
 			goto fail;
@@ -898,6 +880,9 @@ spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q)
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
+nomem:
+	spool__cur_end(&c);
+	rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 fail:
 	spool__end_read(q);
 	free(pids);

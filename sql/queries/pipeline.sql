@@ -2,50 +2,73 @@
 -- (the hand-off from stage to stage), and what status and history read.
 
 -- name: pipeline_current
--- The current definition of name ?1: id, version, stages, created_ms.
-SELECT id, version, stages, created_ms FROM pipelines
+-- The current definition of the name (current is 1).  pipeline_version
+-- and pipeline_list read the same columns, so one C function reads all
+-- three.
+-- in: name text
+-- out: id int, name text, version int, stages int, created_ms int
+-- out: current int
+SELECT id, name, version, stages, created_ms, retired_ms IS NULL AS current
+  FROM pipelines
  WHERE name = ?1 AND retired_ms IS NULL;
 
 -- name: pipeline_version
--- Version ?2 of name ?1: id, version, stages, created_ms, current.
-SELECT id, version, stages, created_ms, retired_ms IS NULL FROM pipelines
+-- A version of the name, current or not.
+-- in: name text, version int
+-- out: like pipeline_current
+SELECT id, name, version, stages, created_ms, retired_ms IS NULL AS current
+  FROM pipelines
  WHERE name = ?1 AND version = ?2;
 
 -- name: pipeline_max_version
--- The highest version name ?1 ever had, or 0.
-SELECT coalesce(max(version), 0) FROM pipelines WHERE name = ?1;
+-- The highest version the name ever had, or 0.
+-- in: name text
+-- out: version int
+SELECT coalesce(max(version), 0) AS version FROM pipelines WHERE name = ?1;
 
 -- name: pipeline_unfinished
--- How many runs of any version of name ?1 are unfinished.
-SELECT count(*) FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id
+-- How many runs of any version of the name are unfinished.
+-- in: name text
+-- out: n int
+SELECT count(*) AS n
+  FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id
  WHERE p.name = ?1 AND r.finished_ms IS NULL;
 
 -- name: pipeline_unfinished_ids
--- The unfinished runs of any version of name ?1.
+-- The unfinished runs of any version of the name.
+-- in: name text
+-- out: id int
 SELECT r.id FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id
  WHERE p.name = ?1 AND r.finished_ms IS NULL ORDER BY r.id;
 
 -- name: pipeline_runs_open
--- How many runs of definition ?1 are unfinished.
-SELECT count(*) FROM pipeline_runs WHERE pipeline_id = ?1 AND finished_ms IS NULL;
+-- How many runs of the definition are unfinished.
+-- in: pipeline_id int
+-- out: n int
+SELECT count(*) AS n
+  FROM pipeline_runs WHERE pipeline_id = ?1 AND finished_ms IS NULL;
 
 -- name: pipeline_retire
--- ?1 name, ?2 now_ms.
+-- in: name text, now_ms int
 UPDATE pipelines SET retired_ms = ?2 WHERE name = ?1 AND retired_ms IS NULL;
 
 -- name: pipeline_insert
--- ?1 name, ?2 version, ?3 number of stages, ?4 now_ms.
+-- in: name text, version int, stages int, now_ms int
 INSERT INTO pipelines (name, version, stages, created_ms)
 VALUES (?1, ?2, ?3, ?4);
 
 -- name: pipeline_list
--- The current definition of every name: id, name, version, created_ms.
-SELECT id, name, version, created_ms FROM pipelines
+-- The current definition of every name.
+-- in: -
+-- out: like pipeline_current
+SELECT id, name, version, stages, created_ms, retired_ms IS NULL AS current
+  FROM pipelines
  WHERE retired_ms IS NULL ORDER BY name;
 
 -- name: stage_insert
--- ?1 pipeline_id, ?2 idx, ?3 name, ?4 queue, ?5 concurrency, ?6 timeout_ms,
--- ?7 on_error, ?8 retries, ?9 retry_delay_ms, ?10 command.
+-- in: pipeline_id int, idx int, name text, queue text, concurrency int
+-- in: timeout_ms int, on_error text, retries int, retry_delay_ms int
+-- in: command text
 INSERT INTO pipeline_stages (pipeline_id, idx, name, queue, concurrency,
     timeout_ms, on_error, retries, retry_delay_ms, command)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10);
@@ -79,35 +102,41 @@ SELECT s.id, s.name, s.queue, s.concurrency, s.command,
 SELECT name, command FROM pipeline_stages WHERE id = ?1;
 
 -- name: stage_queue
--- Is queue ?1 some pipeline's stage queue?
-SELECT 1 FROM pipeline_stages WHERE queue = ?1 LIMIT 1;
+-- Is the queue some pipeline's stage queue?  A row if so.
+-- in: queue text
+-- out: one int
+SELECT 1 AS one FROM pipeline_stages WHERE queue = ?1 LIMIT 1;
 
 -- name: run_insert
--- ?1 pipeline_id, ?2 number of items, ?3 hook_queue, ?4 hook_payload,
--- ?5 hook_on, ?6 now_ms.
+-- Every item of the run starts running.
+-- in: pipeline_id int, total int, hook_queue text, hook_payload text
+-- in: hook_on text, now_ms int
 INSERT INTO pipeline_runs (pipeline_id, total, running, hook_queue,
     hook_payload, hook_on, created_ms)
 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6);
 
 -- name: item_insert
--- ?1 run_id, ?2 now_ms.
+-- in: run_id int, now_ms int
 INSERT INTO pipeline_items (run_id, stage, created_ms) VALUES (?1, 1, ?2);
 
 -- name: item_set_task
--- ?1 item id, ?2 its first task.
+-- The item's first task.
+-- in: id int, task_id int
 UPDATE pipeline_items SET task_id = ?2 WHERE id = ?1;
 
 -- name: stage_task_insert
--- An item's task in a stage.  ?1 queue, ?2 payload, ?3 now_ms,
--- ?4 max_attempts, ?5 item_id, ?6 stage_id.
+-- An item's task in a stage.
+-- in: queue text, payload payload, now_ms int, max_attempts int
+-- in: item_id int, stage_id int
 INSERT INTO tasks (queue, state, priority, payload, run_at_ms, max_attempts,
     created_ms, item_id, stage_id)
 VALUES (?1, 'ready', 0, ?2, ?3, ?4, ?3, ?5, ?6);
 
 -- name: stage_task_handoff
 -- The hand-off: the next stage's task, whose payload is the result of
--- task ?2 (copied inside SQLite).  ?1 queue, ?3 now_ms, ?4 max_attempts,
--- ?5 item_id, ?6 stage_id.
+-- task task_id (copied inside SQLite).
+-- in: queue text, task_id int, now_ms int, max_attempts int, item_id int
+-- in: stage_id int
 INSERT INTO tasks (queue, state, priority, payload, run_at_ms, max_attempts,
     created_ms, item_id, stage_id)
 VALUES (?1, 'ready', 0, (SELECT output FROM results WHERE task_id = ?2), ?3,
@@ -116,8 +145,15 @@ VALUES (?1, 'ready', 0, (SELECT output FROM results WHERE task_id = ?2), ?3,
 -- name: item_settle_next
 -- An item to settle, with its task and stage, the next stage (NULL after
 -- the last), and its run's state.
-SELECT i.id, i.run_id, i.state, t.id, t.state, t.last_error, s.on_error,
-    s.name, n.id, n.queue, n.on_error, n.retries, r.state, s.idx
+-- in: -
+-- out: id int, run_id int, state text, task_id int, task_state text
+-- out: error text, on_error text, stage_name text, next_id int
+-- out: next_queue text, next_on_error text, next_retries int
+-- out: run_state text, stage int
+SELECT i.id, i.run_id, i.state, t.id AS task_id, t.state AS task_state,
+    t.last_error AS error, s.on_error, s.name AS stage_name, n.id AS next_id,
+    n.queue AS next_queue, n.on_error AS next_on_error,
+    n.retries AS next_retries, r.state AS run_state, s.idx AS stage
   FROM pipeline_items i INDEXED BY pipeline_items_settle
   JOIN pipeline_runs r ON r.id = i.run_id
   LEFT JOIN tasks t ON t.id = i.task_id
@@ -127,23 +163,30 @@ SELECT i.id, i.run_id, i.state, t.id, t.state, t.last_error, s.on_error,
  LIMIT 1;
 
 -- name: item_advance
--- ?1 item, ?2 its new stage index, ?3 its task there.
+-- The item moves to the stage of that index, with its task there.
+-- in: id int, stage int, task_id int
 UPDATE pipeline_items SET settle = 0, stage = ?2, task_id = ?3 WHERE id = ?1;
 
 -- name: item_set_state
--- ?1 item, ?2 state, ?3 finished_ms (NULL when running again).
-UPDATE pipeline_items SET settle = 0, state = ?2, finished_ms = ?3 WHERE id = ?1;
+-- finished_ms is stored NULL when the item runs again (the CASE, rather
+-- than int0, so that a clock reading 0 is still a time).
+-- in: id int, state text, now_ms int
+UPDATE pipeline_items SET settle = 0, state = ?2,
+    finished_ms = CASE WHEN ?2 = 'running' THEN NULL ELSE ?3 END
+ WHERE id = ?1;
 
 -- name: item_settled
--- ?1 item: settled, nothing changed.
+-- The item is settled, nothing changed.
+-- in: id int
 UPDATE pipeline_items SET settle = 0 WHERE id = ?1;
 
 -- name: run_move
--- One item of run ?1 went from state ?2 to state ?3.  An item runs again
--- only when an operator retries it (spool retry): its run is running
+-- One item of the run moved from state from to state to.  An item runs
+-- again only when an operator retries it (spool retry): its run is running
 -- again, whether it had finished or was stopping (fail_fast, cancel),
 -- and its stop is forgotten; a hook already enqueued is not enqueued
 -- twice.
+-- in: id int, from text, to text
 UPDATE pipeline_runs SET
     running = running - (?2 = 'running') + (?3 = 'running'),
     succeeded = succeeded - (?2 = 'succeeded') + (?3 = 'succeeded'),
@@ -156,13 +199,16 @@ UPDATE pipeline_runs SET
  WHERE id = ?1;
 
 -- name: run_stop
--- Stop run ?1 for reason ?2: no more hand-offs.
+-- Stop the run for reason why: no more hand-offs.
+-- in: id int, why text
 UPDATE pipeline_runs SET state = 'stopping', error = coalesce(error, ?2)
  WHERE id = ?1 AND state = 'running';
 
 -- name: run_cancel_ready
--- Cancel the waiting tasks of run ?1's unfinished items; ?2 now_ms,
--- ?3 why.  Settling then cancels their items.
+-- Cancel the waiting tasks of the run's unfinished items, for reason why;
+-- their queues, to count.  Settling then cancels their items.
+-- in: run int, now_ms int, why text
+-- out: queue text
 UPDATE OR FAIL tasks SET state = 'cancelled', finished_ms = ?2, last_error = ?3
  WHERE id IN (SELECT task_id FROM pipeline_items
 		WHERE run_id = ?1 AND state = 'running')
@@ -170,7 +216,8 @@ UPDATE OR FAIL tasks SET state = 'cancelled', finished_ms = ?2, last_error = ?3
 RETURNING queue;
 
 -- name: run_cancel_running
--- Ask the workers of run ?1's running tasks to stop.
+-- Ask the workers of the run's running tasks to stop.
+-- in: run int
 UPDATE tasks SET cancel_requested = 1
  WHERE id IN (SELECT task_id FROM pipeline_items
 		WHERE run_id = ?1 AND state = 'running')
