@@ -9,8 +9,8 @@
  * The server runs its own event base on its own database connection, in
  * the thread that calls cmd_http_run (spool work starts a thread for it,
  * spool serve uses its main thread).  Reads in WAL mode never wait for
- * the workers' writes.  Besides engine.c, this is the only file that
- * includes libevent.
+ * the workers' writes.  Besides the engine's files (engine*.c and
+ * loop.c, in the library), this is the only file that includes libevent.
  */
 #include "config.h"
 

@@ -1,7 +1,7 @@
 /*
  * producer.c -- the buffered producer: tasks accepted at memory speed
  * from any thread, committed in groups by the producer's own thread, which
- * runs a small event loop (engine.c) with a kick and a flush timer.
+ * runs a small event loop (loop.c) with a kick and a flush timer.
  *
  * Invariants (under p->mu unless said):
  *  - tickets are handed out in order, and tasks are taken for a commit in

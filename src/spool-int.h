@@ -201,7 +201,7 @@ struct spool__jobq {
 struct spool__engine;
 struct spool__stages;
 
-/* A worker pool (pool.c) and its engine (engine.c). */
+/* A worker pool (pool.c) and its engine (engine*.c). */
 #define SPOOL__RATE_SLOTS	64	/* > SPOOL_RATE_SECONDS */
 
 /* Attempts per second: slot sec % SPOOL__RATE_SLOTS holds second sec. */
@@ -513,13 +513,16 @@ int		 spool__exec_subreaper(struct spool__exec *x);
 int		 spool__exec_handler(spool_job *job, void *arg);
 int		 spool__exec_stage_handler(spool_job *job, void *arg);
 
-/* engine.c: the only file that knows libevent */
+/* engine.c (with engine-claim.c, engine-flush.c, engine-probe.c and
+ * engine-int.h): the pool's event loop.  The engine's files and loop.c
+ * are the library's only files that know libevent. */
 int		 spool__engine_new(spool_pool *p);
 int		 spool__engine_run(spool_pool *p);
 void		 spool__engine_wake(spool_pool *p);
 void		 spool__engine_stop(spool_pool *p, int now);
 void		 spool__engine_free(spool_pool *p);
 
+/* loop.c: the buffered producer's small event loop */
 #define SPOOL__LOOP_KICK	1
 #define SPOOL__LOOP_TIMER	2
 struct spool__loop;

@@ -1,5 +1,5 @@
 /*
- * t-pool.c -- worker pools (pool.c, engine.c): draining a queue, what
+ * t-pool.c -- worker pools (pool.c, engine*.c): draining a queue, what
  * handlers return and keep, retries, timeouts, cancellation, lost leases,
  * stopping, limits, strategies, autoscaling, exclusive runs, bad options
  * and the calls a pool job refuses.
