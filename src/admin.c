@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "spool-int.h"
+#include "query-gen.h"
 
 #define LIST_DEFAULT	100
 #define LIST_MAX	10000
@@ -24,52 +25,52 @@
 	spool__clear_error(q);						\
 } while (0)
 
-/* Decode a task_get / task_list row into t; a leased task is running,
+/* Decode a task_get / task_list row r into t; a leased task is running,
  * claimed or expired at now_ms. */
 static int
-task_from_row(spool *q, spool_task_info *t, sqlite3_stmt *st, int64_t now_ms)
+task_from_row(spool *q, spool_task_info *t,
+    const struct spool__q_task_get_row *r, int64_t now_ms)
 {
 	memset(t, 0, sizeof *t);
-	t->id = sqlite3_column_int64(st, 0);
-	t->queue = spool__col_strdup(st, 1);
-	t->state = spool__state_parse((const char *)sqlite3_column_text(st, 2));
-	t->priority = sqlite3_column_int(st, 3);
-	t->payload = spool__col_blobdup(st, 4, &t->payload_len);
-	t->run_at_ms = sqlite3_column_int64(st, 5);
-	t->deadline_ms = sqlite3_column_int64(st, 6);
-	t->attempts = sqlite3_column_int(st, 7);
-	t->max_attempts = sqlite3_column_int(st, 8);
-	t->key = spool__col_strdup(st, 9);
-	t->lease_owner = spool__col_strdup(st, 10);
-	t->lease_until_ms = sqlite3_column_int64(st, 11);
-	t->cancel_requested = sqlite3_column_int(st, 12);
-	t->created_ms = sqlite3_column_int64(st, 13);
-	t->started_ms = sqlite3_column_int64(st, 14);
-	t->finished_ms = sqlite3_column_int64(st, 15);
-	t->last_error = spool__col_strdup(st, 16);
-	t->dead_reason = spool__col_strdup(st, 17);
-	t->has_result = sqlite3_column_int(st, 18);
-	if (t->has_result)
-		t->result = spool__col_blobdup(st, 19, &t->result_len);
-	t->duration_ms = sqlite3_column_int64(st, 20);
-	t->batch_id = sqlite3_column_int64(st, 21);
+	t->id = r->id;
+	t->state = spool__state_parse(r->state);
+	t->priority = (int)r->priority;
+	t->run_at_ms = r->run_at_ms;
+	t->deadline_ms = r->deadline_ms;
+	t->attempts = (int)r->attempts;
+	t->max_attempts = (int)r->max_attempts;
+	t->lease_until_ms = r->lease_until_ms;
+	t->cancel_requested = (int)r->cancel_requested;
+	t->created_ms = r->created_ms;
+	t->started_ms = r->started_ms;
+	t->finished_ms = r->finished_ms;
+	t->has_result = r->has_result != 0;
+	t->duration_ms = r->duration_ms;
+	t->batch_id = r->batch_id;
 	if (t->state == SPOOL_RUNNING)
 		t->state = t->lease_until_ms < now_ms ? SPOOL_EXPIRED :
-		    sqlite3_column_type(st, 14) == SQLITE_NULL ? SPOOL_CLAIMED :
-		    SPOOL_RUNNING;
-	if (t->queue == NULL ||
-	    (t->payload == NULL && sqlite3_column_type(st, 4) != SQLITE_NULL) ||
-	    (t->key == NULL && sqlite3_column_type(st, 9) != SQLITE_NULL) ||
-	    (t->lease_owner == NULL &&
-	    sqlite3_column_type(st, 10) != SQLITE_NULL) ||
-	    (t->last_error == NULL &&
-	    sqlite3_column_type(st, 16) != SQLITE_NULL) ||
-	    (t->dead_reason == NULL &&
-	    sqlite3_column_type(st, 17) != SQLITE_NULL) ||
-	    (t->has_result && t->result == NULL &&
-	    sqlite3_column_type(st, 19) != SQLITE_NULL))
-		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+		    !r->started ? SPOOL_CLAIMED : SPOOL_RUNNING;
+	if (r->payload != NULL) {
+		t->payload_len = r->payload_len;
+		if ((t->payload = spool__memdup(r->payload,
+		    r->payload_len)) == NULL)
+			goto nomem;
+	}
+	if (t->has_result && r->output != NULL) {
+		t->result_len = r->output_len;
+		if ((t->result = spool__memdup(r->output,
+		    r->output_len)) == NULL)
+			goto nomem;
+	}
+	if (!spool__strdup_opt(&t->queue, r->queue != NULL ? r->queue : "") ||
+	    !spool__strdup_opt(&t->key, r->idem_key) ||
+	    !spool__strdup_opt(&t->lease_owner, r->lease_owner) ||
+	    !spool__strdup_opt(&t->last_error, r->last_error) ||
+	    !spool__strdup_opt(&t->dead_reason, r->dead_reason))
+		goto nomem;
 	return (SPOOL_OK);
+nomem:
+	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 }
 
 /* Free task infos. */
@@ -96,8 +97,9 @@ spool_task_info_free(spool_task_info *info, size_t n)
 int
 spool_get(spool_task_info **out, spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct spool__cur		 c;
+	struct spool__q_task_get_row	 r;
+	int				 rc;
 
 	if (out == NULL)
 		return (SPOOL_EINVAL);
@@ -107,17 +109,15 @@ spool_get(spool_task_info **out, spool *q, int64_t id)
 		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));
 	if ((*out = calloc(1, sizeof **out)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
-	st = spool__stmt(q, SPOOL_SQL_TASK_GET);
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = task_from_row(q, *out, st, spool__now_ms(q));
-	else if (rc == SQLITE_DONE)
-		rc = spool__error(q, SPOOL_ENOENT, "no such task: %lld",
-		    (long long)id);
-	else
-		rc = spool__store_error(q, rc, "get task");
-	sqlite3_reset(st);
+	if ((rc = spool__q_task_get(q, &c, &(struct spool__q_task_get_in){
+	    .id = id })) == SPOOL_OK) {
+		if ((rc = spool__q_task_get_next(&c, &r)) == 1)
+			rc = task_from_row(q, *out, &r, spool__now_ms(q));
+		else if (rc == 0)
+			rc = spool__error(q, SPOOL_ENOENT, "no such task: %lld",
+			    (long long)id);
+		spool__cur_end(&c);
+	}
 	if (rc != SPOOL_OK) {
 		spool_task_info_free(*out, 1);
 		*out = NULL;
@@ -132,9 +132,11 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 {
 	spool_list_opts	 none = SPOOL_LIST_OPTS_INIT;
 	spool_task_info	*v;
-	sqlite3_stmt	*st;
+	struct spool__cur c;
+	struct spool__q_task_get_row r;
+	const char	*state;
 	size_t		 limit, len = 0;
-	int64_t		 now;
+	int64_t		 now, after;
 	int		 rc, leased;
 
 	if (out == NULL || n == NULL)
@@ -168,28 +170,39 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	now = spool__now_ms(q);
 	leased = opts->state == SPOOL_RUNNING || opts->state == SPOOL_CLAIMED ||
 	    opts->state == SPOOL_EXPIRED;
-	if (leased) {
-		st = spool__stmt(q, opts->descending ?
-		    SPOOL_SQL_TASK_LIST_RUNNING_DESC :
-		    SPOOL_SQL_TASK_LIST_RUNNING_ASC);
-		sqlite3_bind_int64(st, 5, now);
-	} else
-		st = spool__stmt(q, opts->descending ?
-		    SPOOL_SQL_TASK_LIST_DESC : SPOOL_SQL_TASK_LIST_ASC);
-	spool__bind_text_or_null(st, 1, opts->queue);
-	spool__bind_text_or_null(st, 2, spool_state_name(opts->state));
-	sqlite3_bind_int64(st, 3, opts->descending && opts->after_id == 0 ?
-	    INT64_MAX : opts->after_id);
-	sqlite3_bind_int64(st, 4, (int64_t)limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = task_from_row(q, &v[len++], st, now)) != SPOOL_OK)
-			goto fail;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "list tasks");
+	state = spool_state_name(opts->state);
+	after = opts->descending && opts->after_id == 0 ? INT64_MAX :
+	    opts->after_id;
+	if (leased && opts->descending)
+		rc = spool__q_task_list_running_desc(q, &c,
+		    &(struct spool__q_task_list_running_desc_in){
+		    .queue = opts->queue, .state = state, .before_id = after,
+		    .max = (int64_t)limit, .now_ms = now });
+	else if (leased)
+		rc = spool__q_task_list_running_asc(q, &c,
+		    &(struct spool__q_task_list_running_asc_in){
+		    .queue = opts->queue, .state = state, .after_id = after,
+		    .max = (int64_t)limit, .now_ms = now });
+	else if (opts->descending)
+		rc = spool__q_task_list_desc(q, &c,
+		    &(struct spool__q_task_list_desc_in){
+		    .queue = opts->queue, .state = state, .before_id = after,
+		    .max = (int64_t)limit });
+	else
+		rc = spool__q_task_list_asc(q, &c,
+		    &(struct spool__q_task_list_asc_in){
+		    .queue = opts->queue, .state = state, .after_id = after,
+		    .max = (int64_t)limit });
+	if (rc != SPOOL_OK)
 		goto fail;
-	}
-	sqlite3_reset(st);
+	/* All four variants read as task_get (-- out: like task_get). */
+	while ((rc = spool__q_task_get_next(&c, &r)) == 1)
+		if ((rc = task_from_row(q, &v[len++], &r, now)) != SPOOL_OK) {
+			spool__cur_end(&c);
+			goto fail;
+		}
+	if (rc != 0)
+		goto fail;
 	if (len == 0) {
 		free(v);
 		v = NULL;
@@ -198,7 +211,6 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	*n = len;
 	return (SPOOL_OK);
 fail:
-	sqlite3_reset(st);
 	spool_task_info_free(v, len);
 	return (rc);
 }
@@ -223,8 +235,9 @@ spool_attempt_info_free(spool_attempt_info *info, size_t n)
 int
 spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id)
 {
-	spool_attempt_info	*v = NULL, *nv, *a;
-	sqlite3_stmt		*st;
+	spool_attempt_info	*v = NULL, *a;
+	struct spool__cur	 c;
+	struct spool__q_attempt_list_row r;
 	size_t			 len = 0, cap = 0;
 	int			 rc;
 
@@ -235,116 +248,110 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id)
 	CHECK_HANDLE(q);
 	if (id <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));
-	st = spool__stmt(q, SPOOL_SQL_ATTEMPT_LIST);
-	sqlite3_bind_int64(st, 1, id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL) {
-			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
-			goto fail;
-		}
-		v = nv;
-		a = &v[len++];
-		memset(a, 0, sizeof *a);
-		a->attempt = sqlite3_column_int(st, 0);
-		a->worker = spool__col_strdup(st, 1);
-		a->started_ms = sqlite3_column_int64(st, 2);
-		a->finished_ms = sqlite3_column_int64(st, 3);
-		a->outcome = spool__col_strdup(st, 4);
-		a->error = spool__col_strdup(st, 5);
-		if (a->worker == NULL || a->outcome == NULL ||
-		    (a->error == NULL && sqlite3_column_type(st, 5) !=
-		    SQLITE_NULL)) {
-			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
-			goto fail;
-		}
+	if ((rc = spool__q_attempt_list(q, &c, &(struct spool__q_attempt_list_in){
+	    .id = id })) != SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_attempt_list_next(&c, &r)) == 1) {
+		if ((a = spool__push(v, &len, &cap, sizeof *v)) == NULL)
+			goto nomem;
+		v = a;
+		a = &v[len - 1];
+		a->attempt = (int)r.attempt;
+		a->started_ms = r.started_ms;
+		a->finished_ms = r.finished_ms;
+		if (!spool__strdup_opt(&a->worker, r.worker != NULL ?
+		    r.worker : "") ||
+		    !spool__strdup_opt(&a->outcome, r.outcome != NULL ?
+		    r.outcome : "") ||
+		    !spool__strdup_opt(&a->error, r.error))
+			goto nomem;
 	}
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "read history");
+	if (rc != 0)
 		goto fail;
-	}
-	sqlite3_reset(st);
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
+nomem:
+	spool__cur_end(&c);
+	rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 fail:
-	sqlite3_reset(st);
 	spool_attempt_info_free(v, len);
 	return (rc);
 }
 
-/* Run a one-row counting query with queue ?1 (and now ?2 when given). */
+/* The ready tasks of queue, due or scheduled: what a depth limit counts. */
 static int
-stats_count(spool *q, enum spool_sql which, const char *queue, int64_t now_ms,
-    int64_t *count, int64_t *min)
+ready_count(spool *q, const char *queue, int64_t *n)
 {
-	sqlite3_stmt	*st = spool__stmt(q, which);
-	int		 rc;
+	struct spool__cur		 c;
+	struct spool__q_queue_depth_row	 r;
+	int				 rc;
 
-	sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-	if (now_ms != 0)
-		sqlite3_bind_int64(st, 2, now_ms);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*count = sqlite3_column_int64(st, 0);
-		if (min != NULL)
-			*min = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 :
-			    sqlite3_column_int64(st, 1);
-		rc = SPOOL_OK;
-	} else
-		rc = spool__store_error(q, rc, "stats");
-	sqlite3_reset(st);
-	return (rc);
+	if ((rc = spool__q_queue_depth(q, &c, &(struct spool__q_queue_depth_in){
+	    .queue = queue })) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__q_queue_depth_next(&c, &r)) != 1)
+		return (rc < 0 ? rc : spool__error(q, SPOOL_ERROR,
+		    "stats: no count for queue %s", queue));
+	spool__cur_end(&c);
+	*n = r.n;
+	return (SPOOL_OK);
 }
 
 /* Fill the counts of one queue (name and paused already set). */
 static int
 stats_queue(spool *q, spool_queue_stats *s, int64_t now_ms)
 {
-	sqlite3_stmt	*st;
-	const char	*state;
-	int64_t		 all, oldest;
-	int		 rc;
+	struct spool__cur		 c;
+	struct spool__q_stats_due_row	 due;
+	struct spool__q_stats_running_row run;
+	struct spool__q_stats_finished_row fin;
+	int64_t				 all;
+	int				 rc;
 
-	if ((rc = stats_count(q, SPOOL_SQL_STATS_DUE, s->queue, now_ms,
-	    &s->ready, &oldest)) != SPOOL_OK ||
-	    (rc = stats_count(q, SPOOL_SQL_QUEUE_DEPTH, s->queue, 0, &all,
-	    NULL)) != SPOOL_OK)
+	if ((rc = spool__q_stats_due(q, &c, &(struct spool__q_stats_due_in){
+	    .queue = s->queue, .now_ms = now_ms })) != SPOOL_OK)
 		return (rc);
-	st = spool__stmt(q, SPOOL_SQL_STATS_RUNNING);
-	sqlite3_bind_text(st, 1, s->queue, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms);
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return (spool__store_error(q, rc, "stats"));
-	}
-	s->running = sqlite3_column_int64(st, 0);
-	s->claimed = sqlite3_column_int64(st, 1);
-	s->expired = sqlite3_column_int64(st, 2);
-	sqlite3_reset(st);
+	if ((rc = spool__q_stats_due_next(&c, &due)) != 1)
+		return (rc < 0 ? rc : spool__error(q, SPOOL_ERROR,
+		    "stats: no count for queue %s", s->queue));
+	spool__cur_end(&c);
+	if ((rc = ready_count(q, s->queue, &all)) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__q_stats_running(q, &c,
+	    &(struct spool__q_stats_running_in){ .queue = s->queue,
+	    .now_ms = now_ms })) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__q_stats_running_next(&c, &run)) != 1)
+		return (rc < 0 ? rc : spool__error(q, SPOOL_ERROR,
+		    "stats: no count for queue %s", s->queue));
+	spool__cur_end(&c);
+	s->ready = due.n;
+	s->running = run.running;
+	s->claimed = run.claimed;
+	s->expired = run.expired;
 	s->scheduled = all - s->ready;
-	s->oldest_ready_age_ms = oldest < 0 ? -1 :
-	    (now_ms > oldest ? now_ms - oldest : 0);
+	s->oldest_ready_age_ms = due.oldest_ms < 0 ? -1 :
+	    (now_ms > due.oldest_ms ? now_ms - due.oldest_ms : 0);
 
-	st = spool__stmt(q, SPOOL_SQL_STATS_FINISHED);
-	sqlite3_bind_text(st, 1, s->queue, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		state = (const char *)sqlite3_column_text(st, 0);
-		switch (spool__state_parse(state)) {
+	if ((rc = spool__q_stats_finished(q, &c,
+	    &(struct spool__q_stats_finished_in){ .queue = s->queue })) !=
+	    SPOOL_OK)
+		return (rc);
+	while ((rc = spool__q_stats_finished_next(&c, &fin)) == 1) {
+		switch (spool__state_parse(fin.state)) {
 		case SPOOL_SUCCEEDED:
-			s->succeeded = sqlite3_column_int64(st, 1);
+			s->succeeded = fin.n;
 			break;
 		case SPOOL_DEAD:
-			s->dead = sqlite3_column_int64(st, 1);
+			s->dead = fin.n;
 			break;
 		case SPOOL_CANCELLED:
-			s->cancelled = sqlite3_column_int64(st, 1);
+			s->cancelled = fin.n;
 			break;
 		}
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return (spool__store_error(q, rc, "stats"));
-	return (SPOOL_OK);
+	return (rc);
 }
 
 /* Free queue stats. */
@@ -412,30 +419,30 @@ out:
 static int
 task_state(spool *q, int64_t id, int *state)
 {
-	sqlite3_stmt	*st = spool__stmt(q, SPOOL_SQL_TASK_STATE);
-	int		 rc;
+	struct spool__cur		 c;
+	struct spool__q_task_state_row	 r;
+	int				 rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*state = spool__state_parse((const char *)
-		    sqlite3_column_text(st, 0));
-		rc = SPOOL_OK;
-	} else if (rc == SQLITE_DONE)
-		rc = spool__error(q, SPOOL_ENOENT, "no such task: %lld",
-		    (long long)id);
-	else
-		rc = spool__store_error(q, rc, "read task");
-	sqlite3_reset(st);
-	return (rc);
+	if ((rc = spool__q_task_state(q, &c, &(struct spool__q_task_state_in){
+	    .id = id })) != SPOOL_OK)
+		return (rc);
+	if ((rc = spool__q_task_state_next(&c, &r)) == 0)
+		return (spool__error(q, SPOOL_ENOENT, "no such task: %lld",
+		    (long long)id));
+	if (rc < 0)
+		return (rc);
+	*state = spool__state_parse(r.state);
+	spool__cur_end(&c);
+	return (SPOOL_OK);
 }
 
 /* Cancel a ready task, or flag a running one. */
 int
 spool_cancel(int *running_out, spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int		 rc, state;
+	struct spool__cur		 c;
+	struct spool__q_task_cancel_ready_row r;
+	int				 rc, state;
 
 	if (running_out != NULL)
 		*running_out = 0;
@@ -448,13 +455,17 @@ spool_cancel(int *running_out, spool *q, int64_t id)
 		goto fail;
 	switch (state) {
 	case SPOOL_READY:
-		st = spool__stmt(q, SPOOL_SQL_TASK_CANCEL_READY);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, spool__now_ms(q));
+		/* It returns the task's queue, to count it. */
+		if ((rc = spool__q_task_cancel_ready(q, &c,
+		    &(struct spool__q_task_cancel_ready_in){ .id = id,
+		    .now_ms = spool__now_ms(q) })) != SPOOL_OK)
+			goto fail;
+		while ((rc = spool__q_task_cancel_ready_next(&c, &r)) == 1)
+			spool__count(q, r.queue, SPOOL__C_CANCELLED, 1);
 		break;
 	case SPOOL_RUNNING:
-		st = spool__stmt(q, SPOOL_SQL_TASK_CANCEL_RUNNING);
-		sqlite3_bind_int64(st, 1, id);
+		rc = spool__q_task_cancel_running(q,
+		    &(struct spool__q_task_cancel_running_in){ .id = id });
 		break;
 	default:
 		rc = spool__error(q, SPOOL_ESTATE, "task %lld is already %s",
@@ -462,15 +473,8 @@ spool_cancel(int *running_out, spool *q, int64_t id)
 		    "finished");
 		goto fail;
 	}
-	/* A ready task's cancel returns its queue, to count it. */
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		spool__count(q, (const char *)sqlite3_column_text(st, 0),
-		    SPOOL__C_CANCELLED, 1);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		rc = spool__store_error(q, rc, "cancel");
+	if (rc != SPOOL_OK)
 		goto fail;
-	}
 	if ((rc = spool__commit(q)) != SPOOL_OK)
 		return (rc);
 	if (running_out != NULL)
@@ -485,8 +489,7 @@ fail:
 static int
 retry_locked(spool *q, int64_t id)
 {
-	sqlite3_stmt	*st;
-	int		 rc, state;
+	int	 rc, state;
 
 	if ((rc = task_state(q, id, &state)) != SPOOL_OK)
 		return (rc);
@@ -495,18 +498,13 @@ retry_locked(spool *q, int64_t id)
 		    "task %lld is %s; only dead or cancelled tasks are retried",
 		    (long long)id, spool_state_name(state) ?
 		    spool_state_name(state) : "in an unknown state"));
-	st = spool__stmt(q, SPOOL_SQL_TASK_RETRY);
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, spool__now_ms(q));
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return (SPOOL_OK);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+	rc = spool__q_task_retry(q, &(struct spool__q_task_retry_in){
+	    .id = id, .now_ms = spool__now_ms(q) });
+	if (rc == SPOOL_EEXISTS)	/* the unique index of unfinished keys */
 		return (spool__error(q, SPOOL_EEXISTS,
 		    "task %lld: its idempotency key is held by another "
 		    "unfinished task", (long long)id));
-	return (spool__store_error(q, rc, "retry"));
+	return (rc);
 }
 
 /* Make a dead or cancelled task ready again. */
@@ -534,7 +532,8 @@ spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
 	spool_queue_opts conf;
 	int64_t		 ids[SPOOL_BATCH_ROWS], total = 0;
 	int64_t		 after_ms = INT64_MIN, after_id = 0, fin[SPOOL_BATCH_ROWS];
-	sqlite3_stmt	*st;
+	struct spool__cur c;
+	struct spool__q_retry_candidates_row r;
 	size_t		 n, i;
 	int		 rc;
 
@@ -552,21 +551,19 @@ spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
 	do {
 		if ((rc = spool__begin(q)) != SPOOL_OK)
 			break;
-		st = spool__stmt(q, SPOOL_SQL_RETRY_CANDIDATES);
-		sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, spool_state_name(state), -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_int(st, 3, SPOOL_BATCH_ROWS);
-		sqlite3_bind_int64(st, 4, after_ms);
-		sqlite3_bind_int64(st, 5, after_id);
 		n = 0;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			ids[n] = sqlite3_column_int64(st, 0);
-			fin[n++] = sqlite3_column_int64(st, 1);
+		if ((rc = spool__q_retry_candidates(q, &c,
+		    &(struct spool__q_retry_candidates_in){ .queue = queue,
+		    .state = spool_state_name(state), .max = SPOOL_BATCH_ROWS,
+		    .after_ms = after_ms, .after_id = after_id })) == SPOOL_OK) {
+			while (n < SPOOL_BATCH_ROWS &&
+			    (rc = spool__q_retry_candidates_next(&c, &r)) == 1) {
+				ids[n] = r.id;
+				fin[n++] = r.finished_ms;
+			}
+			spool__cur_end(&c);
 		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			rc = spool__store_error(q, rc, "retry");
+		if (rc < 0) {
 			spool__rollback(q);
 			break;
 		}
@@ -599,7 +596,6 @@ int
 spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run)
 {
 	spool_queue_opts	 conf;
-	sqlite3_stmt		*st;
 	int64_t			 total = 0, n;
 	int			 rc;
 
@@ -612,8 +608,7 @@ spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run)
 	if ((rc = spool__queue_read(&conf, q, queue)) != SPOOL_OK)
 		return (rc);
 	if (dry_run) {
-		if ((rc = stats_count(q, SPOOL_SQL_QUEUE_DEPTH, queue, 0, &total,
-		    NULL)) != SPOOL_OK)
+		if ((rc = ready_count(q, queue, &total)) != SPOOL_OK)
 			return (rc);
 		if (n_out != NULL)
 			*n_out = total;
@@ -622,14 +617,13 @@ spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run)
 	do {
 		if ((rc = spool__begin(q)) != SPOOL_OK)
 			return (rc);
-		st = spool__stmt(q, SPOOL_SQL_PURGE_BATCH);
-		sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 2, SPOOL_BATCH_ROWS);
-		if ((rc = spool__step_done(q, st, "purge")) != SPOOL_OK) {
+		if ((rc = spool__q_purge_batch(q,
+		    &(struct spool__q_purge_batch_in){ .queue = queue,
+		    .max = SPOOL_BATCH_ROWS })) != SPOOL_OK) {
 			spool__rollback(q);
 			return (rc);
 		}
-		n = sqlite3_changes(q->db);
+		n = spool__changes(q);
 		if ((rc = spool__commit(q)) != SPOOL_OK)
 			return (rc);
 		total += n;
@@ -645,24 +639,20 @@ static int
 prune_state(int64_t *total, spool *q, const char *queue, int state,
     int64_t cutoff_ms)
 {
-	sqlite3_stmt	*st;
 	int64_t		 n;
 	int		 rc;
 
 	do {
 		if ((rc = spool__begin(q)) != SPOOL_OK)
 			return (rc);
-		st = spool__stmt(q, SPOOL_SQL_PRUNE_BATCH);
-		sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, spool_state_name(state), -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, cutoff_ms);
-		sqlite3_bind_int(st, 4, SPOOL_BATCH_ROWS);
-		if ((rc = spool__step_done(q, st, "prune")) != SPOOL_OK) {
+		if ((rc = spool__q_prune_batch(q,
+		    &(struct spool__q_prune_batch_in){ .queue = queue,
+		    .state = spool_state_name(state), .before_ms = cutoff_ms,
+		    .max = SPOOL_BATCH_ROWS })) != SPOOL_OK) {
 			spool__rollback(q);
 			return (rc);
 		}
-		n = sqlite3_changes(q->db);
+		n = spool__changes(q);
 		if ((rc = spool__commit(q)) != SPOOL_OK)
 			return (rc);
 		*total += n;

@@ -213,6 +213,14 @@ spool__store_error(spool *q, int rc, const char *what)
 		return (store_recheck(q, what));
 	case SQLITE_TOOBIG:
 		return (spool__error(q, SPOOL_EINVAL, "%s: value too big", what));
+	case SQLITE_CONSTRAINT:
+		/* A row a unique index already has (an idempotency key held
+		 * by an unfinished task, say): the caller may say which. */
+		if (rc == SQLITE_CONSTRAINT_UNIQUE ||
+		    rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return (spool__error(q, SPOOL_EEXISTS,
+			    "%s: already exists: %s", what, detail));
+		break;
 	}
 	return (spool__error(q, SPOOL_ERROR, "%s: %s", what, detail));
 }

@@ -2,38 +2,58 @@
 -- get, list, history, cancel, retry, purge, prune, stats.
 
 -- name: task_get
--- ?1 id.  Column order is the one admin.c decodes.
+-- in: id int
+-- out: id int, queue text, state text, priority int, payload blob
+-- out: run_at_ms int, deadline_ms int, attempts int, max_attempts int
+-- out: idem_key text, lease_owner text, lease_until_ms int
+-- out: cancel_requested int, created_ms int, started_ms int, started int
+-- out: finished_ms int, last_error text, dead_reason text, has_result int
+-- out: output blob, duration_ms int, batch_id int
+-- A task with its result.  started tells a NULL started_ms (a leased task
+-- claimed ahead of its start) from a time.
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason,
-    r.task_id IS NOT NULL, r.output, r.duration_ms, t.batch_id
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason,
+    r.task_id IS NOT NULL AS has_result, r.output, r.duration_ms, t.batch_id
   FROM tasks t LEFT JOIN results r ON r.task_id = t.id
  WHERE t.id = ?1;
 
 -- name: task_list_asc
--- Keyset page: ?1 queue or NULL, ?2 state or NULL, ids above ?3, at most ?4.
+-- in: queue text, state text, after_id int, max int
+-- out: like task_get
+-- Keyset page: of the queue (NULL: any) and state (NULL: any), ids above
+-- after_id, at most max; results are not read.
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
+    t.batch_id
   FROM tasks t
  WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
    AND t.id > ?3
  ORDER BY t.id LIMIT ?4;
 
 -- name: task_list_desc
--- As task_list_asc, newest first: ids below ?3.
+-- in: queue text, state text, before_id int, max int
+-- out: like task_get
+-- As task_list_asc, newest first: ids below before_id.
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
+    t.batch_id
   FROM tasks t
  WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
    AND t.id < ?3
  ORDER BY t.id DESC LIMIT ?4;
 
 -- name: task_list_running_asc
+-- in: queue text, state text, after_id int, max int, now_ms int
+-- out: like task_get
 -- As task_list_asc for leased tasks (stored 'running') that are ?2:
 -- 'running' (started, lease live), 'claimed' (not started, lease live)
 -- or 'expired' (lease ended before ?5 now_ms).  Through the partial
@@ -42,7 +62,9 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
+    t.batch_id
   FROM tasks t INDEXED BY tasks_running
  WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
    AND t.id > ?3
@@ -51,11 +73,15 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
  ORDER BY t.id LIMIT ?4;
 
 -- name: task_list_running_desc
--- As task_list_running_asc, newest first: ids below ?3.
+-- in: queue text, state text, before_id int, max int, now_ms int
+-- out: like task_get
+-- As task_list_running_asc, newest first: ids below before_id.
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.finished_ms, t.last_error, t.dead_reason, 0, NULL, NULL, t.batch_id
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
+    t.batch_id
   FROM tasks t INDEXED BY tasks_running
  WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
    AND t.id < ?3
@@ -64,20 +90,27 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
  ORDER BY t.id DESC LIMIT ?4;
 
 -- name: attempt_list
+-- in: id int
+-- out: attempt int, worker text, started_ms int, finished_ms int
+-- out: outcome text, error text
 -- The history of task ?1, oldest first.
 SELECT attempt, worker, started_ms, finished_ms, outcome, error
   FROM attempts WHERE task_id = ?1 ORDER BY id;
 
 -- name: task_state
+-- in: id int
+-- out: state text
 SELECT state FROM tasks WHERE id = ?1;
 
 -- name: task_cancel_ready
--- ?1 id, ?2 now_ms.
+-- in: id int, now_ms int
+-- out: queue text
 UPDATE OR FAIL tasks SET state = 'cancelled', finished_ms = ?2
  WHERE id = ?1 AND state = 'ready'
 RETURNING queue;
 
 -- name: task_cancel_running
+-- in: id int
 -- Flag a running task; its worker sees the flag on its next heartbeat.
 UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND state = 'running';
 
@@ -85,7 +118,7 @@ UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND state = 'running';
 -- A dead or cancelled task gets a fresh set of attempts: its allowance
 -- again on top of the attempts it used (so the history keeps counting
 -- up), no deadline (an expired task would die again at once), due now.
--- ?1 id, ?2 now_ms.
+-- in: id int, now_ms int
 UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?2,
     max_attempts = attempts + max_attempts, deadline_ms = NULL,
     started_ms = NULL, finished_ms = NULL, dead_reason = NULL,
@@ -93,43 +126,58 @@ UPDATE OR FAIL tasks SET state = 'ready', run_at_ms = ?2,
  WHERE id = ?1 AND (state = 'dead' OR state = 'cancelled');
 
 -- name: retry_candidates
--- Up to ?3 tasks of queue ?1 in finished state ?2, after (?4 finished_ms,
--- ?5 id) in the order of tasks_finished, so each page is one range read.
+-- in: queue text, state text, max int, after_ms int, after_id int
+-- out: id int, finished_ms int
+-- Up to max tasks of the queue in finished state state, after (after_ms,
+-- after_id) in the order of tasks_finished, so each page is one range
+-- read.
 SELECT id, finished_ms FROM tasks
  WHERE queue = ?1 AND state = ?2 AND finished_ms IS NOT NULL
    AND (finished_ms, id) > (?4, ?5)
  ORDER BY finished_ms, id LIMIT ?3;
 
 -- name: purge_batch
--- Delete up to ?2 ready tasks of queue ?1.
+-- in: queue text, max int
+-- Delete up to max ready tasks of the queue.
 DELETE FROM tasks WHERE id IN
     (SELECT id FROM tasks WHERE queue = ?1 AND state = 'ready' LIMIT ?2);
 
 -- name: prune_batch
--- Delete up to ?4 tasks of queue ?1 in finished state ?2 that finished
--- before ?3; results and attempts go with them (ON DELETE CASCADE).
+-- in: queue text, state text, before_ms int, max int
+-- Delete up to max tasks of the queue in finished state state that
+-- finished before before_ms; results and attempts go with them (ON
+-- DELETE CASCADE).
 DELETE FROM tasks WHERE id IN
     (SELECT id FROM tasks WHERE queue = ?1 AND state = ?2
 	AND finished_ms < ?3 LIMIT ?4);
 
 -- name: stats_due
--- Due ready tasks of queue ?1 at ?2 now_ms, and the earliest run_at_ms:
+-- in: queue text, now_ms int
+-- out: n int, oldest_ms int
+-- Due ready tasks of the queue at now_ms, and the earliest run_at_ms (-1
+-- if none):
 -- per priority level (ready_levels in claim.sql), the range of its due
 -- tasks in tasks_ready, so scheduled tasks are not walked.
 -- use: ready_levels
-SELECT count(*), min(tasks.run_at_ms) FROM levels, tasks INDEXED BY tasks_ready
+SELECT count(*) AS n, coalesce(min(tasks.run_at_ms), -1) AS oldest_ms
+  FROM levels, tasks INDEXED BY tasks_ready
  WHERE levels.p IS NOT NULL AND tasks.queue = ?1 AND tasks.state = 'ready'
    AND tasks.priority = levels.p AND tasks.run_at_ms <= ?2;
 
 -- name: stats_running
--- Leased tasks of queue ?1 at ?2 now_ms: running (started, lease live),
+-- in: queue text, now_ms int
+-- out: running int, claimed int, expired int
+-- Leased tasks of the queue at now_ms: running (started, lease live),
 -- claimed (not started, lease live), expired (lease ended, not reaped).
-SELECT coalesce(sum(lease_until_ms >= ?2 AND started_ms IS NOT NULL), 0),
-    coalesce(sum(lease_until_ms >= ?2 AND started_ms IS NULL), 0),
-    coalesce(sum(lease_until_ms < ?2), 0)
+SELECT coalesce(sum(lease_until_ms >= ?2 AND started_ms IS NOT NULL), 0)
+	AS running,
+    coalesce(sum(lease_until_ms >= ?2 AND started_ms IS NULL), 0) AS claimed,
+    coalesce(sum(lease_until_ms < ?2), 0) AS expired
   FROM tasks WHERE state = 'running' AND queue = ?1;
 
 -- name: stats_finished
-SELECT state, count(*) FROM tasks
+-- in: queue text
+-- out: state text, n int
+SELECT state, count(*) AS n FROM tasks
  WHERE queue = ?1 AND finished_ms IS NOT NULL
  GROUP BY state;
