@@ -10,7 +10,6 @@
 #define SPOOL_INT_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <time.h>
@@ -69,13 +68,13 @@ struct spool__cur {
 
 /* An open database.  One thread at a time (see spool.h). */
 struct spool {
-	sqlite3		*db;
+	struct sqlite3	*db;		/* the store's (store-int.h) */
 	char		*path;
 	int		 flags;		/* SPOOL_OPEN_* */
 	int		 errcode;	/* last failure, SPOOL_OK if none */
 	int		 open_rc;	/* the failed open's code, or SPOOL_OK */
 	char		 errmsg[512];
-	sqlite3_stmt	*stmt[SPOOL_SQL__COUNT];	/* prepared at open */
+	struct sqlite3_stmt *stmt[SPOOL_SQL__COUNT];	/* prepared at open */
 	int64_t		 busy_timeout_ms;
 	int64_t		 busy_start_us;	/* monotonic start of the current wait */
 	int64_t		 busy_delay_us;	/* its delay after 100 ms */
@@ -324,8 +323,6 @@ void		 spool__counters_restore(spool *q, struct spool__ctr *copy,
 /* store.c */
 int64_t		 spool__now_ms(spool *q);
 void		 spool__set_clock(spool *q, spool__clock_fn fn, void *arg);
-sqlite3_stmt	*spool__stmt(spool *q, enum spool_sql which);
-sqlite3_stmt	*spool__stmt_lazy(spool *q, enum spool_sql which);
 int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__unusable(const spool *q);
 int64_t		 spool__stall_cutoff(const spool *q, int64_t now_ms);
@@ -333,12 +330,6 @@ int64_t		 spool__stall_cutoff(const spool *q, int64_t now_ms);
 /* crash.c: the failure tests' crash points (SPOOL_TEST_CRASH). */
 #define SPOOL__CRASH_EXIT	86
 void		 spool__crash(const char *point);
-int		 spool__step_done(spool *q, sqlite3_stmt *st, const char *what);
-int		 spool__bind_payload(sqlite3_stmt *st, int idx, const void *p,
-		     size_t len);
-int		 spool__bind_payload_ref(sqlite3_stmt *st, int idx,
-		    const void *p, size_t len);
-int		 spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s);
 int		 spool__begin(spool *q);
 int		 spool__commit(spool *q);
 int		 spool__quiet(spool *q, int *quiet);
@@ -395,8 +386,6 @@ int		 spool__savepoint(spool *q, int op);
 int		 spool__set_sync(spool *q, int full);
 void		 spool__end_read(spool *q);
 void		 spool__rollback(spool *q);
-char		*spool__col_strdup(sqlite3_stmt *st, int col);
-void		*spool__col_blobdup(sqlite3_stmt *st, int col, size_t *len);
 
 /* retry.c: pure functions, no I/O */
 int64_t		 spool__backoff_ms(int policy, int64_t base_ms, int64_t cap_ms,

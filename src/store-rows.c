@@ -8,9 +8,7 @@
  */
 #include "config.h"
 
-#include <sqlite3.h>
-
-#include "spool-int.h"
+#include "store-int.h"
 
 /* Parameters shared by every row, then those of each row. */
 static const struct {

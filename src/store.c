@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool-int.h"
+#include "store-int.h"
 
 static int	 store_exec(spool *, const char *, const char *);
 static int	 store_data_version(spool *, int64_t *);
@@ -356,22 +356,11 @@ spool__cur_end(struct spool__cur *c)
 	c->st = NULL;
 }
 
-/* Bind a payload: valid UTF-8 without NUL is stored as TEXT (so JSON can
- * be read with json_extract), anything else as a BLOB.  NULL with len 0
- * is an empty text. */
-int
-spool__bind_payload(sqlite3_stmt *st, int idx, const void *p, size_t len)
-{
-	if (len == 0)
-		return (sqlite3_bind_text(st, idx, "", 0, SQLITE_STATIC));
-	if (spool__utf8_valid(p, len))
-		return (sqlite3_bind_text64(st, idx, p, len, SQLITE_TRANSIENT,
-		    SQLITE_UTF8));
-	return (sqlite3_bind_blob64(st, idx, p, len, SQLITE_TRANSIENT));
-}
-
-/* The same, without copying p: the caller keeps p[0..len) unchanged until
- * the statement has run, and clears the binding before p goes away. */
+/* Bind a payload without copying it: valid UTF-8 without NUL is stored as
+ * TEXT (so JSON can be read with json_extract), anything else as a BLOB;
+ * NULL with len 0 is an empty text.  The caller keeps p[0..len) unchanged
+ * until the statement has run, and clears the binding before p goes
+ * away. */
 int
 spool__bind_payload_ref(sqlite3_stmt *st, int idx, const void *p, size_t len)
 {
@@ -381,47 +370,6 @@ spool__bind_payload_ref(sqlite3_stmt *st, int idx, const void *p, size_t len)
 		return (sqlite3_bind_text64(st, idx, p, len, SQLITE_STATIC,
 		    SQLITE_UTF8));
 	return (sqlite3_bind_blob64(st, idx, p, len, SQLITE_STATIC));
-}
-
-/* Bind s as text, or NULL when s is NULL. */
-int
-spool__bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
-{
-	if (s == NULL)
-		return (sqlite3_bind_null(st, idx));
-	return (sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT));
-}
-
-/* A malloc'd copy of text column col, or NULL if it is NULL (or memory ran
- * out: callers that care check the column type). */
-char *
-spool__col_strdup(sqlite3_stmt *st, int col)
-{
-	const unsigned char	*s;
-
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return (NULL);
-	s = sqlite3_column_text(st, col);
-	if (s == NULL)
-		return (NULL);
-	return (spool__memdup(s, (size_t)sqlite3_column_bytes(st, col)));
-}
-
-/* A malloc'd copy of the bytes of column col (NUL-terminated for
- * convenience) and its length; NULL if the column is NULL. */
-void *
-spool__col_blobdup(sqlite3_stmt *st, int col, size_t *len)
-{
-	const void	*p;
-	int		 n;
-
-	*len = 0;
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return (NULL);
-	p = sqlite3_column_blob(st, col);
-	n = sqlite3_column_bytes(st, col);
-	*len = (size_t)n;
-	return (spool__memdup(p, (size_t)n));
 }
 
 /* Start a write transaction: BEGIN IMMEDIATE takes the write lock now,

@@ -13,7 +13,7 @@
 #include <CUnit/CUnit.h>
 #include <stdint.h>
 
-#include "spool-int.h"
+#include "store-int.h"	/* the tests read the file with SQLite too */
 
 #define TU_EPOCH_MS	1800000000000LL	/* the fake clock starts here (2027) */
 

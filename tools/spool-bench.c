@@ -130,6 +130,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "spool-int.h"
 
 extern char	**environ;

@@ -334,9 +334,7 @@ function emit_typed(    i, k, t, f, any) {
 	}
 	print "#include \"config.h\""
 	print ""
-	print "#include <sqlite3.h>"
-	print ""
-	print "#include \"spool-int.h\""
+	print "#include \"store-int.h\""
 	print "#include \"query-gen.h\""
 	for (i = 1; i <= nq; i++) {
 		if (!typed[i])
