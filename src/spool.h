@@ -456,8 +456,13 @@ int		 spool_producer_flush(spool_producer *p);
  * the error is returned. */
 int		 spool_producer_close(spool_producer *p);
 
-/* The calling thread's last failure on p (borrowed). */
+/* The calling thread's last failure on p (borrowed), or "no error" if
+ * its last call on p succeeded. */
 const char	*spool_producer_errmsg(const spool_producer *p);
+
+/* The code of that failure, or SPOOL_OK (since 0.8); SPOOL_ENOMEM for a
+ * NULL p, as spool_producer_new leaves it when out of memory. */
+int		 spool_producer_errcode(const spool_producer *p);
 
 /* ---- Claim and the lease life cycle ------------------------------------ */
 
@@ -960,8 +965,14 @@ typedef struct spool_pool_metrics {
 /* A snapshot of the pool's in-process metrics.  Any thread. */
 void		 spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out);
 
-/* The last failure of the pool (borrowed). */
+/* The last failure of the pool (borrowed), or "no error" if it has had
+ * none.  A failure the pool rode out (a lock held past the busy timeout,
+ * then released) stays here after spool_pool_run returns 0. */
 const char	*spool_pool_errmsg(const spool_pool *p);
+
+/* The code of that failure, or SPOOL_OK (since 0.8); SPOOL_ENOMEM for a
+ * NULL p, as spool_pool_new leaves it when out of memory.  Any thread. */
+int		 spool_pool_errcode(const spool_pool *p);
 
 /* Free a pool that is not running; waits for handler threads to return. */
 void		 spool_pool_free(spool_pool *p);
