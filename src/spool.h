@@ -40,8 +40,8 @@
 extern "C" {
 #endif
 
-#define SPOOL_VERSION		"0.7.0"
-#define SPOOL_VERSION_NUMBER	7000	/* major * 1000000 + minor * 1000 + patch */
+#define SPOOL_VERSION		"0.8.0"
+#define SPOOL_VERSION_NUMBER	8000	/* major * 1000000 + minor * 1000 + patch */
 
 /*
  * Result codes.  Only expected failures are named; anything else is
@@ -101,7 +101,7 @@ enum spool_backoff {
 
 /* ---- Library and handles ---------------------------------------------- */
 
-/* The library's version string, e.g. "0.7.0". */
+/* The library's version string, e.g. "0.8.0". */
 const char	*spool_version(void);
 
 /* A static English description of a result code. */
