@@ -476,7 +476,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_batch_info	*b = NULL;
 	char			 counts[256];
-	int64_t			 id, timeout = -1, start, pause = 10;
+	int64_t			 id, timeout = -1;
 	int			 rc;
 
 	(void)argc;
@@ -484,30 +484,17 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	start = cmd_now_ms();
-	for (;;) {
-		if ((rc = spool_batch_get(&b, c->q, id)) != SPOOL_OK)
-			return (cmd_fail(c, rc));
-		if (b->state == SPOOL_BATCH_FINISHED)
-			break;
-		if (timeout >= 0 && cmd_now_ms() - start >= timeout) {
-			batch_counts(counts, sizeof counts, b);
-			rc = cmd_error(c, EXIT_TEMPFAIL, "timed out: batch %lld "
-			    "is %s (%s)%s", (long long)id, batch_state(b->state),
-			    counts, b->state == SPOOL_BATCH_OPEN ? "; it "
-			    "finishes only once closed ('spool batch close')" :
-			    "");
-			spool_batch_info_free(b, 1);
-			return (rc);
-		}
+	if ((rc = spool_batch_wait(&b, c->q, id, timeout)) == SPOOL_ETIMEDOUT) {
+		batch_counts(counts, sizeof counts, b);
+		rc = cmd_error(c, EXIT_TEMPFAIL, "timed out: batch %lld is %s "
+		    "(%s)%s", (long long)id, batch_state(b->state), counts,
+		    b->state == SPOOL_BATCH_OPEN ? "; it finishes only once "
+		    "closed ('spool batch close')" : "");
 		spool_batch_info_free(b, 1);
-		b = NULL;
-		if (timeout >= 0 && cmd_now_ms() + pause - start > timeout)
-			pause = timeout - (cmd_now_ms() - start);
-		cmd_sleep_ms(pause > 0 ? pause : 1);
-		if ((pause *= 2) > 500)	/* 10 ms doubling to 0.5 s */
-			pause = 500;
+		return (rc);
 	}
+	if (rc != SPOOL_OK)
+		return (cmd_fail(c, rc));
 	batch_counts(counts, sizeof counts, b);
 	if (c->json)
 		batch_json_print(b);

@@ -924,8 +924,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_run_info	*r = NULL;
 	struct json	 j;
-	int64_t		 id, timeout = -1, start, pause = 10;
-	size_t		 n = 0;
+	int64_t		 id, timeout = -1;
 	int		 rc;
 
 	(void)argc;
@@ -933,36 +932,16 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	start = cmd_now_ms();
-	for (;;) {
-		/* A list of one: no per-stage reads while polling. */
-		if ((rc = spool_run_list(&r, &n, c->q, NULL, id - 1, 1, 0)) !=
-		    SPOOL_OK)
-			return (cmd_fail(c, rc));
-		if (n == 0 || r->id != id) {
-			spool_run_info_free(r, n);
-			return (cmd_error(c, EXIT_NO, "no such run: %lld",
-			    (long long)id));
-		}
-		if (r->state == SPOOL_RUN_FINISHED)
-			break;
-		if (timeout >= 0 && cmd_now_ms() - start >= timeout) {
-			rc = cmd_error(c, EXIT_TEMPFAIL, "timed out: run %lld is "
-			    "%s (%lld of %lld items finished)", (long long)id,
-			    spool_run_state_name(r->state),
-			    (long long)(r->total - r->running),
-			    (long long)r->total);
-			spool_run_info_free(r, 1);
-			return (rc);
-		}
+	if ((rc = spool_run_wait(&r, c->q, id, timeout)) == SPOOL_ETIMEDOUT) {
+		rc = cmd_error(c, EXIT_TEMPFAIL, "timed out: run %lld is %s "
+		    "(%lld of %lld items finished)", (long long)id,
+		    spool_run_state_name(r->state),
+		    (long long)(r->total - r->running), (long long)r->total);
 		spool_run_info_free(r, 1);
-		r = NULL;
-		if (timeout >= 0 && cmd_now_ms() + pause - start > timeout)
-			pause = timeout - (cmd_now_ms() - start);
-		cmd_sleep_ms(pause > 0 ? pause : 1);
-		if ((pause *= 2) > 500)
-			pause = 500;
+		return (rc);
 	}
+	if (rc != SPOOL_OK)
+		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');

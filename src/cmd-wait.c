@@ -16,7 +16,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_task_info	*t = NULL;
 	struct json	 j;
-	int64_t		 id, timeout = -1, start, pause = 10;
+	int64_t		 id, timeout = -1;
 	int		 rc;
 
 	(void)argc;
@@ -24,24 +24,13 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_opt_duration(c, "timeout", &timeout)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	start = cmd_now_ms();
-	for (;;) {
-		if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)
-			return (cmd_fail(c, rc));
-		if (t->state == SPOOL_SUCCEEDED || t->state == SPOOL_DEAD ||
-		    t->state == SPOOL_CANCELLED)
-			break;
+	if ((rc = spool_task_wait(&t, c->q, id, timeout)) == SPOOL_ETIMEDOUT) {
 		spool_task_info_free(t, 1);
-		t = NULL;
-		if (timeout >= 0 && cmd_now_ms() - start >= timeout)
-			return (cmd_error(c, EXIT_TEMPFAIL, "timed out: task "
-			    "%lld is not finished", (long long)id));
-		if (timeout >= 0 && cmd_now_ms() + pause - start > timeout)
-			pause = timeout - (cmd_now_ms() - start);
-		cmd_sleep_ms(pause > 0 ? pause : 1);
-		if ((pause *= 2) > 500)	/* 10 ms doubling to 0.5 s */
-			pause = 500;
+		return (cmd_error(c, EXIT_TEMPFAIL, "timed out: task %lld is "
+		    "not finished", (long long)id));
 	}
+	if (rc != SPOOL_OK)
+		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);
 		json_open(&j, '{');

@@ -142,6 +142,7 @@ cmd_exit_code(int rc)
 		return (EXIT_DATA);
 	case SPOOL_EBUSY:
 	case SPOOL_EFULL:
+	case SPOOL_ETIMEDOUT:
 	case SPOOL_ENOMEM:
 	case SPOOL_ELEASE:
 		return (EXIT_TEMPFAIL);

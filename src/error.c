@@ -36,6 +36,7 @@ spool_strerror(int rc)
 	case SPOOL_EPERM:	return ("permission denied");
 	case SPOOL_ESTATE:	return ("task or batch is in the wrong state");
 	case SPOOL_EFULL:	return ("queue is full");
+	case SPOOL_ETIMEDOUT:	return ("timed out");
 	}
 	return ("unknown error code");
 }

@@ -508,6 +508,24 @@ spool_pool_errmsg(const spool_pool *p)
 	return (p->errmsg[0] != '\0' ? p->errmsg : "no error");
 }
 
+/* The code of the pool's last failure (the one spool_pool_errmsg
+ * describes), or SPOOL_OK if it has had none. */
+int
+spool_pool_errcode(const spool_pool *p)
+{
+	pthread_mutex_t	*mu;
+	int		 rc;
+
+	if (p == NULL)
+		return (SPOOL_ENOMEM);
+	/* The engine records failures under mu (spool__pool_error). */
+	mu = (pthread_mutex_t *)&p->mu;
+	pthread_mutex_lock(mu);
+	rc = p->errcode;
+	pthread_mutex_unlock(mu);
+	return (rc);
+}
+
 /* Free a pool: wait for its threads, drop what it still holds. */
 void
 spool_pool_free(spool_pool *p)

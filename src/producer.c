@@ -68,13 +68,16 @@ struct spool_producer {
 /* The calling thread's last failure on a producer. */
 static __thread struct {
 	const spool_producer	*p;
+	int			 code;
 	char			 msg[512];
 } mine;
 
+/* Record code and msg as the calling thread's last failure on p. */
 static int
 producer_fail(const spool_producer *p, int code, const char *msg)
 {
 	mine.p = p;
+	mine.code = code;
 	snprintf(mine.msg, sizeof mine.msg, "%s", msg != NULL &&
 	    *msg != '\0' ? msg : spool_strerror(code));
 	return (code);
@@ -502,6 +505,18 @@ spool_producer_errmsg(const spool_producer *p)
 	if (mine.p != p)
 		return ("no error");
 	return (mine.msg);
+}
+
+/* The code of the calling thread's last failure on p, or SPOOL_OK if its
+ * last call on p succeeded (as spool_producer_errmsg says). */
+int
+spool_producer_errcode(const spool_producer *p)
+{
+	if (p == NULL)
+		return (SPOOL_ENOMEM);
+	if (mine.p != p)
+		return (SPOOL_OK);
+	return (mine.code);
 }
 
 /* Test seam: the producer thread's handle (to set its busy timeout before

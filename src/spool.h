@@ -40,8 +40,8 @@
 extern "C" {
 #endif
 
-#define SPOOL_VERSION		"0.7.0"
-#define SPOOL_VERSION_NUMBER	7000	/* major * 1000000 + minor * 1000 + patch */
+#define SPOOL_VERSION		"0.8.0"
+#define SPOOL_VERSION_NUMBER	8000	/* major * 1000000 + minor * 1000 + patch */
 
 /*
  * Result codes.  Only expected failures are named; anything else is
@@ -62,6 +62,7 @@ extern "C" {
 #define SPOOL_EPERM	-12	/* permission denied or read-only file */
 #define SPOOL_ESTATE	-13	/* the task or batch is not in a state this call accepts */
 #define SPOOL_EFULL	-14	/* a queue (or a producer's buffer) is at its limit */
+#define SPOOL_ETIMEDOUT	-15	/* since 0.8: a wait ended before what it waited for */
 
 /* Limits, checked on input. */
 #define SPOOL_PAYLOAD_MAX	(1024 * 1024)	/* bytes of payload or result */
@@ -100,7 +101,7 @@ enum spool_backoff {
 
 /* ---- Library and handles ---------------------------------------------- */
 
-/* The library's version string, e.g. "0.7.0". */
+/* The library's version string, e.g. "0.8.0". */
 const char	*spool_version(void);
 
 /* A static English description of a result code. */
@@ -364,6 +365,12 @@ int		 spool_batch_close(spool *q, int64_t id);
 /* Read batch id into *out (one element); SPOOL_ENOENT if missing. */
 int		 spool_batch_get(spool_batch_info **out, spool *q, int64_t id);
 
+/* Wait for batch id to be finished (SPOOL_BATCH_FINISHED: an open batch
+ * never is until closed) and read it into *out as spool_batch_get does
+ * (since 0.8).  Timeout, codes and *out as for spool_task_wait. */
+int		 spool_batch_wait(spool_batch_info **out, spool *q, int64_t id,
+		     int64_t timeout_ms);
+
 /* Up to limit (0: 100, at most 10000) batches after id after_id, oldest
  * first, or with descending (since 0.6) newest first below after_id (0:
  * from the newest); state 0 for any or one of enum spool_batch_state.
@@ -449,8 +456,13 @@ int		 spool_producer_flush(spool_producer *p);
  * the error is returned. */
 int		 spool_producer_close(spool_producer *p);
 
-/* The calling thread's last failure on p (borrowed). */
+/* The calling thread's last failure on p (borrowed), or "no error" if
+ * its last call on p succeeded. */
 const char	*spool_producer_errmsg(const spool_producer *p);
+
+/* The code of that failure, or SPOOL_OK (since 0.8); SPOOL_ENOMEM for a
+ * NULL p, as spool_producer_new leaves it when out of memory. */
+int		 spool_producer_errcode(const spool_producer *p);
 
 /* ---- Claim and the lease life cycle ------------------------------------ */
 
@@ -568,6 +580,21 @@ typedef struct spool_task_info {
 
 /* Read task id (with its result) into *out; SPOOL_ENOENT if missing. */
 int		 spool_get(spool_task_info **out, spool *q, int64_t id);
+
+/*
+ * Wait for task id to be final (succeeded, dead or cancelled) and read it
+ * into *out as spool_get does (since 0.8).  timeout_ms < 0 waits as long
+ * as it takes, 0 looks once.  The calling thread sleeps between reads
+ * (10 ms doubling to 500 ms; a read is skipped while no other connection
+ * has committed), so the task is finished by another handle, thread or
+ * process.  SPOOL_ENOENT if there is no such task (or it is deleted
+ * meanwhile); SPOOL_ETIMEDOUT if it is not final after timeout_ms: then
+ * *out is the task as last read, for the caller to report and free (on
+ * any other failure *out is NULL).  SPOOL_EINVAL for a NULL out or an id
+ * below 1.
+ */
+int		 spool_task_wait(spool_task_info **out, spool *q, int64_t id,
+		     int64_t timeout_ms);
 
 typedef struct spool_list_opts {
 	unsigned	 version;
@@ -938,8 +965,14 @@ typedef struct spool_pool_metrics {
 /* A snapshot of the pool's in-process metrics.  Any thread. */
 void		 spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out);
 
-/* The last failure of the pool (borrowed). */
+/* The last failure of the pool (borrowed), or "no error" if it has had
+ * none.  A failure the pool rode out (a lock held past the busy timeout,
+ * then released) stays here after spool_pool_run returns 0. */
 const char	*spool_pool_errmsg(const spool_pool *p);
+
+/* The code of that failure, or SPOOL_OK (since 0.8); SPOOL_ENOMEM for a
+ * NULL p, as spool_pool_new leaves it when out of memory.  Any thread. */
+int		 spool_pool_errcode(const spool_pool *p);
 
 /* Free a pool that is not running; waits for handler threads to return. */
 void		 spool_pool_free(spool_pool *p);
@@ -1127,6 +1160,14 @@ typedef struct spool_run_info {
 
 /* Read run id with per-stage counts; SPOOL_ENOENT if missing. */
 int		 spool_run_get(spool_run_info **out, spool *q, int64_t id);
+
+/* Wait for run id to be finished (SPOOL_RUN_FINISHED) and read it into
+ * *out as spool_run_get does, with its stages (since 0.8).  Timeout,
+ * codes and *out as for spool_task_wait; on SPOOL_ETIMEDOUT *out is the
+ * run as last read without its stages (nstages 0), as spool_run_list
+ * reads it. */
+int		 spool_run_wait(spool_run_info **out, spool *q, int64_t id,
+		     int64_t timeout_ms);
 
 /* Up to limit (0: 100, at most 10000) runs after id after_id, oldest
  * first, or with descending (since 0.6) newest first below after_id (0:

@@ -1595,11 +1595,14 @@ test_exclusive(void)
 	opts_init(&o, qs, 1);
 	o.exclusive = "nightly";
 	TU_RC(spool_pool_new(&p1, tu_db, h_none, NULL, &o), SPOOL_OK);
+	TU_RC(spool_pool_errcode(p1), SPOOL_OK);
+	CU_ASSERT_STRING_EQUAL(spool_pool_errmsg(p1), "no error");
 	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM locks WHERE "
 	    "name = 'nightly'"), 1);
 	TU_RC(spool_pool_new(&p2, tu_db, h_none, NULL, &o), SPOOL_EBUSY);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(spool_pool_errmsg(p2), "nightly"));
+	TU_RC(spool_pool_errcode(p2), SPOOL_EBUSY);
 	TU_RC(spool_pool_run(p2), SPOOL_EINVAL);
 	spool_pool_free(p2);
 	/* The failed pool did not take the lock from its holder. */
@@ -1635,7 +1638,9 @@ bad_pool(const char *path, spool_handler fn, const spool_pool_opts *o,
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT(spool_pool_errmsg(p)[0] != '\0');
 	CU_ASSERT(strcmp(spool_pool_errmsg(p), "no error") != 0);
+	TU_RC(spool_pool_errcode(p), want);
 	TU_RC(spool_pool_run(p), SPOOL_EINVAL);
+	TU_RC(spool_pool_errcode(p), want);	/* the run refused: no new one */
 	spool_pool_free(p);
 }
 
@@ -1756,6 +1761,7 @@ test_opts_version_unknown(void)
 	TU_RC(spool_pool_new(&p, path, h_none, NULL, &o), SPOOL_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	TU_VERSION_REFUSED(spool_pool_errmsg(p), "spool_pool_opts");
+	TU_RC(spool_pool_errcode(p), SPOOL_EINVAL);
 	TU_RC(spool_pool_run(p), SPOOL_EINVAL);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(access(path, F_OK), -1);
@@ -1941,6 +1947,7 @@ test_flush_retry(void)
 	spool_pool_stats_get(p, &st);
 	CU_ASSERT_EQUAL(st.succeeded, 1);
 	CU_ASSERT(strstr(spool_pool_errmsg(p), "locked") != NULL);
+	TU_RC(spool_pool_errcode(p), SPOOL_EBUSY);	/* ridden out, kept */
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM results WHERE task_id = "
 	    "%lld AND output = 'kept'", (long long)id), 1);
@@ -2607,6 +2614,7 @@ test_flush_claim_fails(void)
 	TU_RC(spool_pool_run(p), SPOOL_OK);
 	spool_pool_stats_get(p, &st);
 	CU_ASSERT(strstr(spool_pool_errmsg(p), "claim: I/O error") != NULL);
+	TU_RC(spool_pool_errcode(p), SPOOL_EIO);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(st.succeeded, 40);
 	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "

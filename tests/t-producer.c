@@ -170,6 +170,34 @@ test_flush_and_close(void)
 	TU_RC(spool_producer_close(NULL), SPOOL_OK);
 }
 
+struct elsewhere {
+	spool_producer	*p;
+	int		 rc;
+};
+
+/* Thread body: read the producer's error code. */
+static void *
+elsewhere_main(void *arg)
+{
+	struct elsewhere	*e = arg;
+
+	e->rc = spool_producer_errcode(e->p);
+	return (NULL);
+}
+
+/* spool_producer_errcode(p) as a thread that made no call on p sees it. */
+static int
+errcode_elsewhere(spool_producer *p)
+{
+	struct elsewhere	 e = { p, SPOOL_ERROR };
+	pthread_t		 t;
+
+	if (pthread_create(&t, NULL, elsewhere_main, &e) != 0)
+		return (SPOOL_ERROR);
+	pthread_join(t, NULL);
+	return (e.rc);
+}
+
 /* Each task is committed or refused on its own. */
 static void
 test_refusals(void)
@@ -203,11 +231,16 @@ test_refusals(void)
 	TU_RC(spool_producer_enqueue(&t1, p, "q", "x", 1, &o), SPOOL_EINVAL);
 	CU_ASSERT_EQUAL(t1, 0);
 	CU_ASSERT(strstr(spool_producer_errmsg(p), "max attempts") != NULL);
+	TU_RC(spool_producer_errcode(p), SPOOL_EINVAL);
+	/* The failure is this thread's: another thread's calls are clean. */
+	TU_RC(errcode_elsewhere(p), SPOOL_OK);
 	TU_RC(spool_producer_enqueue(&t1, p, "", "x", 1, NULL), SPOOL_EINVAL);
 	TU_RC(spool_producer_enqueue(&t1, p, "q", NULL, 3, NULL),
 	    SPOOL_EINVAL);
 	TU_RC(spool_producer_enqueue(&t1, p, "q", "ok", 2, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL(t1, t4 + 1);
+	TU_RC(spool_producer_errcode(p), SPOOL_OK);	/* as errmsg says */
+	CU_ASSERT_STRING_EQUAL(spool_producer_errmsg(p), "no error");
 	TU_RC(spool_producer_close(p), SPOOL_OK);
 	CU_ASSERT_EQUAL(count_tasks(), 4);
 }
@@ -228,7 +261,9 @@ test_limit(void)
 	TU_RC(spool_producer_enqueue(&t, p, "q", "x", 1, NULL), SPOOL_EFULL);
 	CU_ASSERT(mono_s() - t0 < 0.5);
 	CU_ASSERT(strstr(spool_producer_errmsg(p), "full") != NULL);
+	TU_RC(spool_producer_errcode(p), SPOOL_EFULL);
 	TU_RC(spool_producer_flush(p), SPOOL_OK);
+	TU_RC(spool_producer_errcode(p), SPOOL_OK);
 	put(p, "x");			/* room again */
 	TU_RC(spool_producer_close(p), SPOOL_OK);
 	CU_ASSERT_EQUAL(count_tasks(), 6);
@@ -344,6 +379,7 @@ test_bad_options(void)
 	o.flush_count = -1;
 	TU_RC(spool_producer_new(&p, tu_db, &o), SPOOL_EINVAL);
 	CU_ASSERT(strstr(spool_producer_errmsg(p), "out of range") != NULL);
+	TU_RC(spool_producer_errcode(p), SPOOL_EINVAL);
 	spool_producer_close(p);
 	o.flush_count = 0;
 	o.version = 0;
@@ -352,8 +388,13 @@ test_bad_options(void)
 	TU_RC(spool_producer_new(&p, "/nonexistent/dir/x.db", NULL),
 	    SPOOL_ENOENT);
 	CU_ASSERT(strlen(spool_producer_errmsg(p)) > 0);
+	TU_RC(spool_producer_errcode(p), SPOOL_ENOENT);
 	TU_RC(spool_producer_enqueue(NULL, p, "q", "x", 1, NULL), SPOOL_EINVAL);
 	spool_producer_close(p);
+	/* No producer at all: what spool_producer_new leaves out of memory. */
+	TU_RC(spool_producer_errcode(NULL), SPOOL_ENOMEM);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_producer_errmsg(NULL),
+	    "out of memory"));
 }
 
 /* Producer and enqueue options of a version newer than the library knows

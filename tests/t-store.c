@@ -1348,7 +1348,8 @@ static const char *const dead_calls[] = {
 	"spool_prune", "spool_pipeline_create", "spool_pipeline_delete",
 	"spool_pipeline_get", "spool_pipeline_list", "spool_pipeline_start",
 	"spool_run_get", "spool_run_list", "spool_run_cancel",
-	"spool_item_list", "spool_item_history", NULL
+	"spool_item_list", "spool_item_history", "spool_task_wait",
+	"spool_batch_wait", "spool_run_wait", NULL
 };
 
 /* Every function of spool.h whose parameters include "spool *q" (but
@@ -1472,6 +1473,9 @@ test_failed_handle(void)
 	DEAD(spool_run_cancel(q, 1));
 	DEAD(spool_item_list(&ii, &n, q, 1, 0, 0));
 	DEAD(spool_item_history(&sa, &n, q, 1));
+	DEAD(spool_task_wait(&ti, q, 1, -1));
+	DEAD(spool_batch_wait(&bi, q, 1, -1));
+	DEAD(spool_run_wait(&ri, q, 1, -1));
 #undef DEAD
 	CU_ASSERT_EQUAL(calls, (int)(sizeof dead_calls / sizeof *dead_calls) -
 	    1);

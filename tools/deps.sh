@@ -30,6 +30,7 @@ need groff-base command -v groff	# and renders them with groff -w all
 need fiu-utils command -v fiu-run	# tests/cli/faults.sh: random I/O errors
 need clang command -v clang		# tests/cli/fuzz.sh: libFuzzer harnesses
 need libclang-rt-14-dev dpkg -s libclang-rt-14-dev	# ... and its runtime
+need abigail-tools command -v abidiff	# tests/cli/abi.sh: the ABI against abi/
 # A new machine may lack pkg-config itself: then the library checks above
 # all failed and their packages are listed, which is what is wanted.
 

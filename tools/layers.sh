@@ -12,7 +12,7 @@
 #   store     store store-rows query-gen sql-gen: SQLite, transactions,
 #             the typed query face
 #   model     the features over the store: tasks, leases, queues, batches,
-#             pipelines, counters, reads and actions for the CLI
+#             pipelines, counters, reads and actions for the CLI, waits
 #   runtime   pools, the engine and its loop, exec handlers, producers
 #
 # The calls are read from the symbols each object defines and leaves
@@ -36,7 +36,7 @@ layer_of() {
 	util|error|crash|hist)			echo 0 ;;
 	store|store-*|query-gen|sql-gen)	echo 1 ;;
 	admin|batch|claim|counters|enqueue|metrics|open|pipeline|precommit|\
-	queue|retry|run|workers)		echo 2 ;;
+	queue|retry|run|wait|workers)		echo 2 ;;
 	engine|engine-*|loop|exec|pool|pool-*|producer|stage) echo 3 ;;
 	*)					echo x ;;
 	esac
