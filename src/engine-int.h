@@ -50,6 +50,8 @@ struct spool__engine {
 	size_t			 nclaimed_max;
 	spool_queue_opts	*conf;		/* per queue, refreshed each tick */
 	int64_t			 min_lease_ms;
+	int64_t			 armed_lease_ms;	/* the renew and reap
+						 * timers' pace is from it */
 	int			 synced;	/* synchronous=FULL now */
 
 	int			 empty;		/* the last claim found nothing */

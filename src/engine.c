@@ -26,7 +26,8 @@
  *           synced) every flush_interval_ms or flush_count outcomes
  *           (engine-flush.c);
  *   renew   extend every lease the pool holds, one UPDATE per queue, at a
- *           third of the shortest lease; a lease not renewed was lost
+ *           third of the shortest lease (re-armed when a tick finds the
+ *           queues' leases changed); a lease not renewed was lost
  *           (engine-flush.c);
  *   cancel  every 250 ms, if a commit (another connection's, or a flush
  *           of ours that settled a pipeline) came meanwhile, look for
@@ -187,7 +188,33 @@ spool__engine_reg_find(struct spool__engine *e, int64_t id)
 	return (NULL);
 }
 
-/* Read every queue's settings (leases and timeouts come from them). */
+/* Renew leases at a third of the shortest lease, reap at half of it. */
+static void
+engine_arm_leases(spool_pool *p)
+{
+	struct spool__engine	*e = p->engine;
+	struct timeval		 tv;
+	int64_t			 ms;
+
+	ms = e->min_lease_ms / 3 > 10 ? e->min_lease_ms / 3 : 10;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	event_add(e->ev_renew, &tv);	/* a pending timer is re-armed */
+	ms = e->min_lease_ms / 2;
+	if (ms < 100)
+		ms = 100;
+	if (ms > 5000)
+		ms = 5000;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	event_add(e->ev_reap, &tv);
+	/* The timer reaps; a claim reaps only if the loop falls behind it. */
+	p->q->reap_interval_ms = ms + ms / 2;
+	e->armed_lease_ms = e->min_lease_ms;
+}
+
+/* Read every queue's settings (leases and timeouts come from them), and
+ * re-arm the lease timers if the shortest lease changed. */
 void
 spool__engine_read_conf(spool_pool *p)
 {
@@ -206,6 +233,12 @@ spool__engine_read_conf(spool_pool *p)
 		if (e->min_lease_ms == 0 || e->conf[i].lease_ms < e->min_lease_ms)
 			e->min_lease_ms = e->conf[i].lease_ms;
 	}
+	/* A lease shortened while the pool runs (queue set --lease) must be
+	 * renewed at its own pace from the next tick: at the old one, a
+	 * lease cut from 30 s to 1 s ran out between renewals 10 s apart,
+	 * and the pool lost every task it held. */
+	if (e->running && e->min_lease_ms != e->armed_lease_ms)
+		engine_arm_leases(p);
 }
 
 /* Workers finished jobs, a thread exited, or someone asked for a claim
@@ -451,7 +484,6 @@ spool__engine_run(spool_pool *p)
 {
 	struct spool__engine	*e = p->engine;
 	struct timeval		 tv;
-	int64_t			 ms;
 	int			 i;
 
 	/* Under the lock: spool_pool_stop reads them from any thread. */
@@ -459,6 +491,7 @@ spool__engine_run(spool_pool *p)
 	e->thread = pthread_self();
 	e->running = 1;
 	pthread_mutex_unlock(&p->mu);
+	e->armed_lease_ms = 0;		/* so reading the settings arms them */
 	spool__engine_read_conf(p);
 	e->last_prune_ms = spool__engine_now(p);
 	(void)spool__engine_cpu(e);
@@ -479,21 +512,6 @@ spool__engine_run(spool_pool *p)
 		if (e->ev_sig[i] != NULL)
 			event_add(e->ev_sig[i], NULL);
 
-	/* Renew at a third of the shortest lease; reap at half of it. */
-	ms = e->min_lease_ms / 3 > 10 ? e->min_lease_ms / 3 : 10;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
-	event_add(e->ev_renew, &tv);
-	ms = e->min_lease_ms / 2;
-	if (ms < 100)
-		ms = 100;
-	if (ms > 5000)
-		ms = 5000;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
-	event_add(e->ev_reap, &tv);
-	/* The timer reaps; a claim reaps only if the loop falls behind it. */
-	p->q->reap_interval_ms = ms + ms / 2;
 	tv.tv_sec = (time_t)(p->o.tick_ms / 1000);
 	tv.tv_usec = (suseconds_t)(p->o.tick_ms % 1000 * 1000);
 	event_add(e->ev_tick, &tv);

@@ -1074,6 +1074,83 @@ out:
 	spool_close(q);
 }
 
+/* Hold until hold_release is set (20 s at most), then succeed. */
+static int	 hold_release;
+
+static int
+h_hold(spool_job *job, void *arg)
+{
+	int64_t	 start = mono_ms();
+
+	(void)arg;
+	store(&wt_started, 1);
+	while (!load(&hold_release) && spool_job_should_stop(job) == 0 &&
+	    mono_ms() - start < 20000)
+		sleep_ms(1);
+	store(&wt_reason, spool_job_should_stop(job));
+	return (SPOOL_DONE);
+}
+
+/* A queue's lease shortened while the pool holds one of its tasks (30 s
+ * to 600 ms): from the next tick the pool renews at the new pace, so it
+ * keeps the task.  The renewal timer used to be armed once, at the start,
+ * every 10 s: the first renewal after the change set a 600 ms lease that
+ * ran out long before the next, and the pool's own reaper took it. */
+static void
+test_lease_shortened(void)
+{
+	const char		*qs[] = { "shq" };
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	struct runner		 r;
+	spool_pool_opts		 o;
+	spool_pool		*p;
+	spool			*q;
+	int64_t			 id, u, last = 0, end;
+	int			 renewals = 0;
+
+	wt_reset(SPOOL_DONE);
+	store(&hold_release, 0);
+	make_queue("shq", 3, 0, 0);	/* the default lease, 30 s */
+	q = real_open();
+	id = enqueue1(q, "shq", "hold");
+	opts_init(&o, qs, 1);
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.min_workers = o.max_workers = 1;
+	o.prefetch = 0;
+	o.tick_ms = 50;
+	if ((p = pool_make(h_hold, &o)) == NULL)
+		goto out;
+	runner_start(&r, p);
+	CU_ASSERT(wait_flag(&wt_started, 3000));
+	qo.set = SPOOL_QUEUE_LEASE;
+	qo.lease_ms = 600;
+	TU_RC(spool_queue_set(q, "shq", &qo), SPOOL_OK);
+	/* Five renewals to the short lease, seen within 8 s (at the old pace
+	 * the first alone could take 10 s). */
+	end = mono_ms() + 8000;
+	while (renewals < 5 && mono_ms() < end) {
+		u = q_int(q, "SELECT lease_until_ms FROM tasks WHERE id = %lld "
+		    "AND state = 'running'", (long long)id);
+		if (u > 0 && u != last &&
+		    u - spool__clock_ms(CLOCK_REALTIME) <= 600) {
+			renewals++;
+			last = u;
+		}
+		sleep_ms(10);
+	}
+	CU_ASSERT(renewals >= 5);
+	store(&hold_release, 1);
+	TU_RC(runner_join(&r), SPOOL_OK);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(load(&wt_reason), 0);	/* never told it lost it */
+	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM attempts WHERE "
+	    "task_id = %lld AND outcome = 'lease_lost'", (long long)id), 0);
+	CU_ASSERT_EQUAL(q_int(q, "SELECT attempts * (state = 'succeeded') "
+	    "FROM tasks WHERE id = %lld", (long long)id), 1);
+out:
+	spool_close(q);
+}
+
 /* A task whose lease another handle takes (expired, reaped, claimed and
  * completed there) tells its running handler SPOOL_STOP_LEASE_LOST at the
  * next renewal; the handler's SPOOL_DONE is refused (LEASE_LOST) and the
@@ -2726,6 +2803,8 @@ static CU_TestInfo pool_tests[] = {
 	{ "timeout: deaf handler abandoned", test_timeout_abandoned },
 	{ "cancel a running task", test_cancel },
 	{ "lease lost to another handle", test_lease_lost },
+	{ "a lease shortened while running is renewed at its pace",
+	    test_lease_shortened },
 	{ "graceful stop from another thread", test_graceful_stop },
 	{ "quit now from another thread", test_quit_now },
 	{ "quit as the run starts", test_quit_at_start },
