@@ -15,15 +15,14 @@
 #include "spool-int.h"
 #include "query-gen.h"
 
-#define LIST_DEFAULT	100
-#define LIST_MAX	10000
-
 /* Check the common arguments of a call on q. */
 #define CHECK_HANDLE(q) do {						\
 	if ((q) == NULL || (q)->db == NULL)				\
 		return (spool__unusable(q));					\
 	spool__clear_error(q);						\
 } while (0)
+
+static int	 task_state(spool *q, int64_t id, int *state);
 
 /* Decode a task_get / task_list row r into t; a leased task is running,
  * claimed or expired at now_ms. */
@@ -95,7 +94,7 @@ spool_task_info_free(spool_task_info *info, size_t n)
 
 /* Read one task with its result. */
 int
-spool_get(spool_task_info **out, spool *q, int64_t id)
+spool_task_get(spool_task_info **out, spool *q, int64_t id)
 {
 	struct spool__cur		 c;
 	struct spool__q_task_get_row	 r;
@@ -136,7 +135,7 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	struct spool__q_task_get_row r;
 	const char	*state;
 	size_t		 limit, len = 0;
-	int64_t		 now, after;
+	int64_t		 now, after, batch;
 	int		 rc, leased;
 
 	if (out == NULL || n == NULL)
@@ -146,12 +145,14 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	CHECK_HANDLE(q);
 	if (opts == NULL)
 		opts = &none;
-	if (opts->version < 1)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "list options: version not set (use SPOOL_LIST_OPTS_INIT)"));
-	if ((rc = spool__check_version(q, "spool_list_opts", opts->version,
-	    SPOOL_LIST_OPTS_VERSION)) != SPOOL_OK)
+	if ((rc = spool__list_opts_check(q, "spool_list_opts",
+	    "SPOOL_LIST_OPTS_INIT", opts->version, SPOOL_LIST_OPTS_VERSION,
+	    opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
+	/* batch_id came with version 2: a version 1 struct ends before it. */
+	batch = opts->version >= 2 ? opts->batch_id : 0;
+	if (batch < 0)
+		return (spool__error(q, SPOOL_EINVAL, "batch id is negative"));
 	if (opts->queue != NULL && (rc = spool__check_name(q, "queue name",
 	    opts->queue, SPOOL_NAME_MAX)) != SPOOL_OK)
 		return (rc);
@@ -160,10 +161,6 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 		    opts->state));
 	if (opts->after_id < 0)
 		return (spool__error(q, SPOOL_EINVAL, "after id is negative"));
-	limit = opts->limit == 0 ? LIST_DEFAULT : opts->limit;
-	if (limit > LIST_MAX)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "list limit too large (at most %d)", LIST_MAX));
 	if ((v = calloc(limit, sizeof *v)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 
@@ -173,7 +170,17 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	state = spool_state_name(opts->state);
 	after = opts->descending && opts->after_id == 0 ? INT64_MAX :
 	    opts->after_id;
-	if (leased && opts->descending)
+	if (batch != 0 && opts->descending)
+		rc = spool__q_task_list_batch_desc(q, &c,
+		    &(struct spool__q_task_list_batch_desc_in){
+		    .batch_id = batch, .queue = opts->queue, .state = state,
+		    .before_id = after, .max = (int64_t)limit, .now_ms = now });
+	else if (batch != 0)
+		rc = spool__q_task_list_batch_asc(q, &c,
+		    &(struct spool__q_task_list_batch_asc_in){
+		    .batch_id = batch, .queue = opts->queue, .state = state,
+		    .after_id = after, .max = (int64_t)limit, .now_ms = now });
+	else if (leased && opts->descending)
 		rc = spool__q_task_list_running_desc(q, &c,
 		    &(struct spool__q_task_list_running_desc_in){
 		    .queue = opts->queue, .state = state, .before_id = after,
@@ -195,7 +202,7 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 		    .max = (int64_t)limit });
 	if (rc != SPOOL_OK)
 		goto fail;
-	/* All four variants read as task_get (-- out: like task_get). */
+	/* All six variants read as task_get (-- out: like task_get). */
 	while ((rc = spool__q_task_get_next(&c, &r)) == 1)
 		if ((rc = task_from_row(q, &v[len++], &r, now)) != SPOOL_OK) {
 			spool__cur_end(&c);
@@ -231,27 +238,58 @@ spool_attempt_info_free(spool_attempt_info *info, size_t n)
 	free(info);
 }
 
-/* The attempt history of one task. */
+/* One page of the attempt history of one task.  The task is looked up in
+ * the same read transaction, so a missing task is SPOOL_ENOENT rather
+ * than an empty history, as spool_item_history does. */
 int
-spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id)
+spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id,
+    const spool_attempt_list_opts *opts)
 {
+	spool_attempt_list_opts	 none = SPOOL_ATTEMPT_LIST_OPTS_INIT;
 	spool_attempt_info	*v = NULL, *a;
 	struct spool__cur	 c;
 	struct spool__q_attempt_list_row r;
-	size_t			 len = 0, cap = 0;
-	int			 rc;
+	size_t			 len = 0, cap = 0, limit;
+	int			 rc, state;
 
 	if (out == NULL || n == NULL)
 		return (SPOOL_EINVAL);
 	*out = NULL;
 	*n = 0;
 	CHECK_HANDLE(q);
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_attempt_list_opts",
+	    "SPOOL_ATTEMPT_LIST_OPTS_INIT", opts->version,
+	    SPOOL_ATTEMPT_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+		return (rc);
 	if (id <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));
-	if ((rc = spool__q_attempt_list(q, &c, &(struct spool__q_attempt_list_in){
-	    .id = id })) != SPOOL_OK)
+	if (opts->after_attempt < 0)
+		return (spool__error(q, SPOOL_EINVAL, "after attempt is negative"));
+	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
-	while ((rc = spool__q_attempt_list_next(&c, &r)) == 1) {
+	if ((rc = task_state(q, id, &state)) != SPOOL_OK) {
+		spool__end_read(q);
+		return (rc);
+	}
+	if (opts->descending)
+		rc = spool__q_attempt_list_desc(q, &c,
+		    &(struct spool__q_attempt_list_desc_in){ .id = id,
+		    .before_attempt = opts->after_attempt == 0 ? INT64_MAX :
+		    opts->after_attempt, .max = (int64_t)limit });
+	else
+		rc = spool__q_attempt_list(q, &c,
+		    &(struct spool__q_attempt_list_in){ .id = id,
+		    .after_attempt = opts->after_attempt,
+		    .max = (int64_t)limit });
+	if (rc != SPOOL_OK) {
+		spool__end_read(q);
+		return (rc);
+	}
+	/* attempt_list_desc reads attempt_list's columns (-- out: like). */
+	while ((rc = opts->descending ? spool__q_attempt_list_desc_next(&c, &r) :
+	    spool__q_attempt_list_next(&c, &r)) == 1) {
 		if ((a = spool__push(v, &len, &cap, sizeof *v)) == NULL)
 			goto nomem;
 		v = a;
@@ -268,6 +306,7 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id)
 	}
 	if (rc != 0)
 		goto fail;
+	spool__end_read(q);
 	*out = v;
 	*n = len;
 	return (SPOOL_OK);
@@ -275,6 +314,7 @@ nomem:
 	spool__cur_end(&c);
 	rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 fail:
+	spool__end_read(q);
 	spool_attempt_info_free(v, len);
 	return (rc);
 }
@@ -389,7 +429,7 @@ spool_stats(spool_queue_stats **out, size_t *n, spool *q, const char *queue)
 		rc = spool_queue_get(&qi, q, queue);
 		nq = 1;
 	} else
-		rc = spool_queue_list(&qi, &nq, q);
+		rc = spool__queue_list_all(&qi, &nq, q);
 	if (rc != SPOOL_OK)
 		goto out;
 	if (nq > 0 && (v = calloc(nq, sizeof *v)) == NULL) {
@@ -688,7 +728,7 @@ spool_prune(int64_t *n_out, spool *q, const char *queue, int64_t older_than_ms)
 	if (queue != NULL)
 		rc = spool_queue_get(&qi, q, queue);
 	else
-		rc = spool_queue_list(&qi, &nq, q);
+		rc = spool__queue_list_all(&qi, &nq, q);
 	if (queue != NULL)
 		nq = 1;
 	if (rc != SPOOL_OK)

@@ -18,7 +18,6 @@
 #include "spool-int.h"
 #include "query-gen.h"
 
-#define BATCH_LIST_MAX	10000
 #define HOOK_OVERHEAD	512	/* a hook payload's keys and counts */
 
 static const char *const batch_states[] = { NULL, "open", "closed", "finished" };
@@ -337,13 +336,14 @@ spool_batch_get(spool_batch_info **out, spool *q, int64_t id)
 /* One page of batches. */
 int
 spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
-    int64_t after_id, int state, size_t limit, int descending)
+    const spool_batch_list_opts *opts)
 {
+	spool_batch_list_opts		 none = SPOOL_BATCH_LIST_OPTS_INIT;
 	struct spool__q_batch_get_row	 r;
 	struct spool__cur		 c;
 	spool_batch_info		*v = NULL, *nv;
 	const char			*sname;
-	size_t				 len = 0, cap = 0;
+	size_t				 len = 0, cap = 0, limit;
 	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
@@ -351,27 +351,31 @@ spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
-	if (state != 0 && spool_batch_state_name(state) == NULL)
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_batch_list_opts",
+	    "SPOOL_BATCH_LIST_OPTS_INIT", opts->version,
+	    SPOOL_BATCH_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+		return (rc);
+	if (opts->state != 0 && spool_batch_state_name(opts->state) == NULL)
 		return (spool__error(q, SPOOL_EINVAL, "unknown batch state %d",
-		    state));
-	if (limit > BATCH_LIST_MAX)
-		return (spool__error(q, SPOOL_EINVAL, "limit too large "
-		    "(at most %d)", BATCH_LIST_MAX));
-	if (limit == 0)
-		limit = 100;
-	sname = state != 0 ? batch_states[state] : NULL;
-	if (descending)
+		    opts->state));
+	if (opts->after_id < 0)
+		return (spool__error(q, SPOOL_EINVAL, "after id is negative"));
+	sname = opts->state != 0 ? batch_states[opts->state] : NULL;
+	if (opts->descending)
 		rc = spool__q_batch_list_desc(q, &c,
 		    &(struct spool__q_batch_list_desc_in){ .before_id =
-		    after_id == 0 ? INT64_MAX : after_id,
+		    opts->after_id == 0 ? INT64_MAX : opts->after_id,
 		    .max = (int64_t)limit, .state = sname });
 	else
 		rc = spool__q_batch_list(q, &c,
-		    &(struct spool__q_batch_list_in){ .after_id = after_id,
-		    .max = (int64_t)limit, .state = sname });
+		    &(struct spool__q_batch_list_in){
+		    .after_id = opts->after_id, .max = (int64_t)limit,
+		    .state = sname });
 	if (rc != SPOOL_OK)
 		return (rc);
-	while ((rc = descending ? spool__q_batch_list_desc_next(&c, &r) :
+	while ((rc = opts->descending ? spool__q_batch_list_desc_next(&c, &r) :
 	    spool__q_batch_list_next(&c, &r)) == 1) {
 		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");

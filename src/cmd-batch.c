@@ -403,6 +403,7 @@ static const struct cmd_opt list_opts[] = {
 static int
 list_exec(struct cmd_ctx *c, int argc, char **argv)
 {
+	spool_batch_list_opts	 o = SPOOL_BATCH_LIST_OPTS_INIT;
 	spool_batch_info	*b = NULL;
 	struct json		 j;
 	const char		*sname = cmd_opt(c, "state");
@@ -424,8 +425,10 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_batch_list(&b, &n, c->q, after, state,
-	    (size_t)limit, 0)) != SPOOL_OK)
+	o.state = state;
+	o.after_id = after;
+	o.limit = (size_t)limit;
+	if ((rc = spool_batch_list(&b, &n, c->q, &o)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);

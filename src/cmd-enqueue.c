@@ -479,7 +479,7 @@ enqueue_existed_in_batch(struct cmd_ctx *c, int64_t id, int64_t batch,
 	int64_t		 in;
 	int		 rc;
 
-	if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)
+	if ((rc = spool_task_get(&t, c->q, id)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	in = t->batch_id;
 	spool_task_info_free(t, 1);

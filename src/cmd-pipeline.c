@@ -264,7 +264,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argv;
 	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_pipeline_list(&p, &n, c->q)) != SPOOL_OK)
+	if ((rc = cmd_pipelines_all(c->q, &p, &n)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);
@@ -606,6 +606,7 @@ static const struct cmd_opt runs_opts[] = {
 static int
 runs_exec(struct cmd_ctx *c, int argc, char **argv)
 {
+	spool_run_list_opts o = SPOOL_RUN_LIST_OPTS_INIT;
 	spool_run_info	*r = NULL;
 	struct json	 j;
 	int64_t		 after = 0, limit = 50, now = cmd_now_ms();
@@ -616,8 +617,10 @@ runs_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_run_list(&r, &n, c->q, argc > 0 ? argv[0] : NULL,
-	    after, (size_t)limit, 0)) != SPOOL_OK)
+	o.pipeline = argc > 0 ? argv[0] : NULL;
+	o.after_id = after;
+	o.limit = (size_t)limit;
+	if ((rc = spool_run_list(&r, &n, c->q, &o)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);
@@ -765,6 +768,7 @@ static const struct cmd_opt items_opts[] = {
 static int
 items_exec(struct cmd_ctx *c, int argc, char **argv)
 {
+	spool_item_list_opts o = SPOOL_ITEM_LIST_OPTS_INIT;
 	spool_item_info	*it = NULL;
 	struct json	 j;
 	int64_t		 run, after = 0, limit = 100;
@@ -777,8 +781,9 @@ items_exec(struct cmd_ctx *c, int argc, char **argv)
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_item_list(&it, &n, c->q, run, after, (size_t)limit)) !=
-	    SPOOL_OK)
+	o.after_id = after;
+	o.limit = (size_t)limit;
+	if ((rc = spool_item_list(&it, &n, c->q, run, &o)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);
@@ -848,7 +853,7 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 	if ((rc = cmd_arg_id(c, "an item", NULL, argv[0], &item)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_item_history(&h, &n, c->q, item)) != SPOOL_OK)
+	if ((rc = cmd_item_history_all(c->q, item, &h, &n)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);

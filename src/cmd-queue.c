@@ -176,7 +176,7 @@ queue_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (rc != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (list)
-		rc = spool_queue_list(&qi, &n, c->q);
+		rc = cmd_queues_all(c->q, &qi, &n);
 	else {
 		rc = spool_queue_get(&qi, c->q, argv[1]);
 		n = 1;

@@ -35,9 +35,9 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 	if ((rc = cmd_arg_id(c, "a task", NULL, argv[0], &id)) != EXIT_OK ||
 	    (rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_get(&t, c->q, id)) != SPOOL_OK)
+	if ((rc = spool_task_get(&t, c->q, id)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
-	if ((rc = spool_attempts(&a, &n, c->q, id)) != SPOOL_OK) {
+	if ((rc = cmd_attempts_all(c->q, id, &a, &n)) != SPOOL_OK) {
 		spool_task_info_free(t, 1);
 		return (cmd_fail(c, rc));
 	}

@@ -335,8 +335,16 @@ read_failures(struct top *t)
 			if (r->last_error == NULL || r->attempts == 0)
 				continue;
 			nretry++;
-			if ((rc = spool_attempts(&a, &na, t->c->q, r->id)) !=
-			    SPOOL_OK)
+			/* Its last attempt only: the latest, one row. */
+			if ((rc = spool_attempts(&a, &na, t->c->q, r->id,
+			    &(spool_attempt_list_opts){
+			    .version = SPOOL_ATTEMPT_LIST_OPTS_VERSION,
+			    .limit = 1, .descending = 1 })) == SPOOL_ENOENT) {
+				/* Deleted since the list: as if it had
+				 * no attempt, as before the call said so. */
+				a = NULL;
+				na = 0;
+			} else if (rc != SPOOL_OK)
 				return (rc);
 			t->fail[t->nfail].t = r;
 			t->fail[t->nfail++].when_ms = na > 0 ?
@@ -398,7 +406,7 @@ snap_read(struct top *t, const char **missing)
 	if ((rc = read_lists(t, t->run, SPOOL_RUNNING, (size_t)t->rows + 1)) !=
 	    SPOOL_OK)
 		return (rc);
-	if ((rc = spool_workers(&t->w, &t->nw, t->c->q)) != SPOOL_OK)
+	if ((rc = cmd_workers_all(t->c->q, &t->w, &t->nw)) != SPOOL_OK)
 		return (rc);
 	for (i = 0; i < t->nshown; i++) {
 		const spool_queue_metrics	*m = &t->m[t->shown[i]];

@@ -406,7 +406,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		    "%d threads", (long)getpid(), argc, argc == 1 ? "" : "s",
 		    o.min_workers, o.max_workers);
 	rc = spool_pool_run(w.pool);
-	spool_pool_stats_get(w.pool, &st);
+	spool_pool_stats_get(&st, w.pool);
 	if (w.http != NULL) {
 		cmd_http_stop(w.http);
 		pthread_join(http_thread, NULL);

@@ -41,7 +41,7 @@ workers_exec(struct cmd_ctx *c, int argc, char **argv)
 	(void)argv;
 	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
-	if ((rc = spool_workers(&w, &n, c->q)) != SPOOL_OK)
+	if ((rc = cmd_workers_all(c->q, &w, &n)) != SPOOL_OK)
 		return (cmd_fail(c, rc));
 	if (c->json) {
 		json_init(&j, stdout);

@@ -404,6 +404,209 @@ cmd_json_page(struct json *j, int64_t next_after)
 	json_end(j);
 }
 
+/*
+ * Reading a whole list.  The library's lists come a page at a time (at
+ * most 10000 rows); the commands that show every row (a task's history,
+ * the queues, the pipelines, the workers) read page after page with the
+ * largest limit and join them.  cmd_append moves a page's n elements of
+ * size sz onto the end of *all (*len of them) and frees the page's array
+ * (not what its elements point to, which *all now holds).
+ */
+static int
+cmd_append(void **all, size_t *len, void *page, size_t n, size_t sz)
+{
+	char	*v;
+
+	if (n == 0) {
+		free(page);
+		return (SPOOL_OK);
+	}
+	if ((v = realloc(*all, (*len + n) * sz)) == NULL)
+		return (SPOOL_ENOMEM);
+	memcpy(v + *len * sz, page, n * sz);
+	free(page);
+	*all = v;
+	*len += n;
+	return (SPOOL_OK);
+}
+
+#define CMD_PAGE_MAX	10000
+
+/* Every finished attempt of task id, by attempt number. */
+int
+cmd_attempts_all(spool *q, int64_t id, spool_attempt_info **out, size_t *n)
+{
+	spool_attempt_list_opts	 o = SPOOL_ATTEMPT_LIST_OPTS_INIT;
+	spool_attempt_info	*page;
+	size_t			 np;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	o.limit = CMD_PAGE_MAX;
+	do {
+		if ((rc = spool_attempts(&page, &np, q, id, &o)) != SPOOL_OK)
+			break;
+		if (np > 0)
+			o.after_attempt = page[np - 1].attempt;
+		if ((rc = cmd_append((void **)out, n, page, np,
+		    sizeof *page)) != SPOOL_OK) {
+			spool_attempt_info_free(page, np);
+			break;
+		}
+	} while (np == o.limit);
+	if (rc != SPOOL_OK) {
+		spool_attempt_info_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return (rc);
+}
+
+/* Every queue, by name. */
+int
+cmd_queues_all(spool *q, spool_queue_info **out, size_t *n)
+{
+	spool_queue_list_opts	 o = SPOOL_QUEUE_LIST_OPTS_INIT;
+	spool_queue_info	*page;
+	size_t			 np;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	o.limit = CMD_PAGE_MAX;
+	do {
+		if ((rc = spool_queue_list(&page, &np, q, &o)) != SPOOL_OK)
+			break;
+		if ((rc = cmd_append((void **)out, n, page, np,
+		    sizeof *page)) != SPOOL_OK) {
+			spool_queue_info_free(page, np);
+			break;
+		}
+		/* The next page's key: the last name, now held by *out. */
+		if (np > 0)
+			o.after = (*out)[*n - 1].name;
+	} while (np == o.limit);
+	if (rc != SPOOL_OK) {
+		spool_queue_info_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return (rc);
+}
+
+/* The current version of every pipeline, by name. */
+int
+cmd_pipelines_all(spool *q, spool_pipeline_info **out, size_t *n)
+{
+	spool_pipeline_list_opts o = SPOOL_PIPELINE_LIST_OPTS_INIT;
+	spool_pipeline_info	*page;
+	size_t			 np;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	o.limit = CMD_PAGE_MAX;
+	do {
+		if ((rc = spool_pipeline_list(&page, &np, q, &o)) != SPOOL_OK)
+			break;
+		if ((rc = cmd_append((void **)out, n, page, np,
+		    sizeof *page)) != SPOOL_OK) {
+			spool_pipeline_info_free(page, np);
+			break;
+		}
+		if (np > 0)
+			o.after = (*out)[*n - 1].name;
+	} while (np == o.limit);
+	if (rc != SPOOL_OK) {
+		spool_pipeline_info_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return (rc);
+}
+
+/* Workers oldest first, as the commands have always shown them (the
+ * library pages them by id). */
+static int
+worker_cmp(const void *a, const void *b)
+{
+	const spool_worker_info	*x = a, *y = b;
+
+	if (x->started_ms != y->started_ms)
+		return (x->started_ms < y->started_ms ? -1 : 1);
+	return (strcmp(x->id, y->id));
+}
+
+/* Every worker row, oldest first. */
+int
+cmd_workers_all(spool *q, spool_worker_info **out, size_t *n)
+{
+	spool_worker_list_opts	 o = SPOOL_WORKER_LIST_OPTS_INIT;
+	spool_worker_info	*page;
+	size_t			 np;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	o.limit = CMD_PAGE_MAX;
+	do {
+		if ((rc = spool_workers(&page, &np, q, &o)) != SPOOL_OK)
+			break;
+		if ((rc = cmd_append((void **)out, n, page, np,
+		    sizeof *page)) != SPOOL_OK) {
+			spool_worker_info_free(page, np);
+			break;
+		}
+		if (np > 0)
+			o.after = (*out)[*n - 1].id;
+	} while (np == o.limit);
+	if (rc != SPOOL_OK) {
+		spool_worker_info_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return (rc);
+	}
+	if (*n > 1)
+		qsort(*out, *n, sizeof **out, worker_cmp);
+	return (SPOOL_OK);
+}
+
+/* Every stage attempt of item id, in stage then attempt order. */
+int
+cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt **out,
+    size_t *n)
+{
+	spool_item_history_opts	 o = SPOOL_ITEM_HISTORY_OPTS_INIT;
+	spool_stage_attempt	*page;
+	size_t			 np;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	o.limit = CMD_PAGE_MAX;
+	do {
+		if ((rc = spool_item_history(&page, &np, q, id, &o)) !=
+		    SPOOL_OK)
+			break;
+		if (np > 0) {
+			o.after_index = page[np - 1].index;
+			o.after_attempt = page[np - 1].attempt;
+		}
+		if ((rc = cmd_append((void **)out, n, page, np,
+		    sizeof *page)) != SPOOL_OK) {
+			spool_stage_attempt_free(page, np);
+			break;
+		}
+	} while (np == o.limit);
+	if (rc != SPOOL_OK) {
+		spool_stage_attempt_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return (rc);
+}
+
 /* Print the help of one command. */
 void
 cmd_print_help(const struct spool_cmd *cmd, FILE *f)

@@ -103,6 +103,13 @@ void		 cmd_fmt_time(char *, size_t, int64_t);
 void		 cmd_fmt_age(char *, size_t, int64_t);
 void		 cmd_print_text(FILE *, const void *, size_t, size_t);
 void		 cmd_json_page(struct json *, int64_t);
+int		 cmd_attempts_all(spool *, int64_t, spool_attempt_info **,
+		     size_t *);
+int		 cmd_queues_all(spool *, spool_queue_info **, size_t *);
+int		 cmd_pipelines_all(spool *, spool_pipeline_info **, size_t *);
+int		 cmd_workers_all(spool *, spool_worker_info **, size_t *);
+int		 cmd_item_history_all(spool *, int64_t, spool_stage_attempt **,
+		     size_t *);
 int64_t		 cmd_now_ms(void);
 void		 cmd_sleep_ms(int64_t);
 

@@ -200,7 +200,7 @@ spool__engine_tick_cb(evutil_socket_t fd, short what, void *arg)
 		e->last_log_ms = now;
 	}
 	if (p->o.on_tick != NULL) {
-		spool_pool_stats_get(p, &st);
+		spool_pool_stats_get(&st, p);
 		p->o.on_tick(&st, p->o.cb_arg);
 	}
 	spool__engine_claim(p);

@@ -215,8 +215,10 @@ get_healthz(struct evhttp_request *req, struct cmd_http *h)
 	size_t			 n = 0;
 	int			 rc;
 
-	/* A read of the database proves it answers. */
-	if ((rc = spool_workers(&w, &n, h->q)) != SPOOL_OK) {
+	/* A read of the database proves it answers: one row is enough. */
+	if ((rc = spool_workers(&w, &n, h->q, &(spool_worker_list_opts){
+	    .version = SPOOL_WORKER_LIST_OPTS_VERSION, .limit = 1 })) !=
+	    SPOOL_OK) {
 		reply_error(req, 503, spool_errmsg(h->q));
 		return;
 	}
@@ -247,7 +249,7 @@ get_metrics(struct evhttp_request *req, struct cmd_http *h)
 	cmd_prometheus(r.f, m, n);
 	spool_queue_metrics_free(m, n);
 	if (h->pool != NULL) {
-		spool_pool_metrics_get(h->pool, &pm);
+		spool_pool_metrics_get(&pm, h->pool);
 		cmd_prometheus_pool(r.f, &pm);
 	}
 	reply_send(req, &r, 200, "text/plain; version=0.0.4; charset=utf-8");
@@ -283,7 +285,7 @@ get_queues(struct evhttp_request *req, struct cmd_http *h)
 	if (h->pool == NULL)
 		json_null(&r.j);
 	else {
-		spool_pool_metrics_get(h->pool, &pm);
+		spool_pool_metrics_get(&pm, h->pool);
 		json_open(&r.j, '{');
 		json_kv_int(&r.j, "pid", (int64_t)getpid());
 		json_kv_int(&r.j, "threads", pm.stats.workers);
@@ -378,7 +380,7 @@ get_task(struct evhttp_request *req, struct cmd_http *h, int64_t id)
 	struct reply	 r;
 	int		 rc;
 
-	if ((rc = spool_get(&t, h->q, id)) != SPOOL_OK) {
+	if ((rc = spool_task_get(&t, h->q, id)) != SPOOL_OK) {
 		reply_fail(req, h, rc);
 		return;
 	}
@@ -399,7 +401,7 @@ get_workers(struct evhttp_request *req, struct cmd_http *h)
 	size_t			 n, i;
 	int			 rc;
 
-	if ((rc = spool_workers(&w, &n, h->q)) != SPOOL_OK) {
+	if ((rc = cmd_workers_all(h->q, &w, &n)) != SPOOL_OK) {
 		reply_fail(req, h, rc);
 		return;
 	}
@@ -441,8 +443,10 @@ get_batches(struct evhttp_request *req, struct cmd_http *h,
 			return;
 		}
 	}
-	if ((rc = spool_batch_list(&b, &n, h->q, after, state, (size_t)limit,
-	    desc)) != SPOOL_OK) {
+	if ((rc = spool_batch_list(&b, &n, h->q, &(spool_batch_list_opts){
+	    .version = SPOOL_BATCH_LIST_OPTS_VERSION, .state = state,
+	    .after_id = after, .limit = (size_t)limit, .descending = desc })) !=
+	    SPOOL_OK) {
 		reply_fail(req, h, rc);
 		return;
 	}
@@ -473,8 +477,10 @@ get_runs(struct evhttp_request *req, struct cmd_http *h,
 
 	if (query_page(req, kv, &limit, &after, &desc) != 0)
 		return;
-	if ((rc = spool_run_list(&ru, &n, h->q, evhttp_find_header(kv,
-	    "pipeline"), after, (size_t)limit, desc)) != SPOOL_OK) {
+	if ((rc = spool_run_list(&ru, &n, h->q, &(spool_run_list_opts){
+	    .version = SPOOL_RUN_LIST_OPTS_VERSION,
+	    .pipeline = evhttp_find_header(kv, "pipeline"), .after_id = after,
+	    .limit = (size_t)limit, .descending = desc })) != SPOOL_OK) {
 		reply_fail(req, h, rc);
 		return;
 	}

@@ -173,13 +173,17 @@ spool_queue_metrics_free(spool_queue_metrics *m, size_t n)
 	free(m);
 }
 
+/* One keyset page of the workers, by id. */
 int
-spool_workers(spool_worker_info **out, size_t *n, spool *q)
+spool_workers(spool_worker_info **out, size_t *n, spool *q,
+    const spool_worker_list_opts *opts)
 {
+	spool_worker_list_opts			 none =
+	    SPOOL_WORKER_LIST_OPTS_INIT;
 	struct spool__q_workers_list_row	 r;
 	struct spool__cur			 c;
 	spool_worker_info			*v = NULL, *nv, *w;
-	size_t					 len = 0, cap = 0;
+	size_t					 len = 0, cap = 0, limit;
 	int64_t					 now;
 	int					 rc;
 
@@ -188,10 +192,26 @@ spool_workers(spool_worker_info **out, size_t *n, spool *q)
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
-	now = spool__now_ms(q);
-	if ((rc = spool__q_workers_list(q, &c)) != SPOOL_OK)
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_worker_list_opts",
+	    "SPOOL_WORKER_LIST_OPTS_INIT", opts->version,
+	    SPOOL_WORKER_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
-	while ((rc = spool__q_workers_list_next(&c, &r)) == 1) {
+	now = spool__now_ms(q);
+	if (opts->descending)
+		rc = spool__q_workers_list_desc(q, &c,
+		    &(struct spool__q_workers_list_desc_in){
+		    .before = opts->after, .max = (int64_t)limit });
+	else
+		rc = spool__q_workers_list(q, &c,
+		    &(struct spool__q_workers_list_in){ .after = opts->after,
+		    .max = (int64_t)limit });
+	if (rc != SPOOL_OK)
+		return (rc);
+	/* workers_list_desc reads workers_list's columns (-- out: like). */
+	while ((rc = opts->descending ? spool__q_workers_list_desc_next(&c, &r) :
+	    spool__q_workers_list_next(&c, &r)) == 1) {
 		if ((nv = spool__grow(v, &cap, len, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;

@@ -833,16 +833,19 @@ fail:
 	return (rc);
 }
 
-/* The current version of every pipeline. */
+/* One keyset page of the current versions of the pipelines, by name. */
 int
-spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q)
+spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q,
+    const spool_pipeline_list_opts *opts)
 {
+	spool_pipeline_list_opts		 none =
+	    SPOOL_PIPELINE_LIST_OPTS_INIT;
 	struct spool__q_pipeline_current_row	 r;
 	struct spool__cur			 c;
 	spool_pipeline_info			*v = NULL, *nv;
 	int64_t					*pids = NULL, *np;
 	size_t					 len = 0, cap = 0, plen = 0;
-	size_t					 pcap = 0, i;
+	size_t					 pcap = 0, i, limit;
 	int					 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
@@ -850,13 +853,31 @@ spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q)
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_pipeline_list_opts",
+	    "SPOOL_PIPELINE_LIST_OPTS_INIT", opts->version,
+	    SPOOL_PIPELINE_LIST_OPTS_VERSION, opts->limit, &limit)) !=
+	    SPOOL_OK)
+		return (rc);
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
 	/* The definitions first, then their stages: one statement at a
 	 * time.  pids[i] is v[i]'s id. */
-	if ((rc = spool__q_pipeline_list(q, &c)) != SPOOL_OK)
+	if (opts->descending)
+		rc = spool__q_pipeline_list_desc(q, &c,
+		    &(struct spool__q_pipeline_list_desc_in){
+		    .before = opts->after, .max = (int64_t)limit });
+	else
+		rc = spool__q_pipeline_list(q, &c,
+		    &(struct spool__q_pipeline_list_in){
+		    .after = opts->after, .max = (int64_t)limit });
+	if (rc != SPOOL_OK)
 		goto fail;
-	while ((rc = spool__q_pipeline_list_next(&c, &r)) == 1) {
+	/* Both read pipeline_current's columns (-- out: like). */
+	while ((rc = opts->descending ?
+	    spool__q_pipeline_list_desc_next(&c, &r) :
+	    spool__q_pipeline_list_next(&c, &r)) == 1) {
 		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;

@@ -74,13 +74,15 @@ spool__pool_observe(spool_pool *p, int kind, int64_t wait_ms, int64_t run_ms,
 		    kind == SPOOL_OUTCOME_SUCCEEDED);
 }
 
-void
-spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out)
+int
+spool_pool_metrics_get(spool_pool_metrics *out, spool_pool *p)
 {
-	if (p == NULL || out == NULL)
-		return;
+	if (out == NULL)
+		return (SPOOL_EINVAL);
 	memset(out, 0, sizeof *out);
-	spool_pool_stats_get(p, &out->stats);
+	if (p == NULL)
+		return (SPOOL_EINVAL);
+	(void)spool_pool_stats_get(&out->stats, p);
 	pthread_mutex_lock(&p->mu);
 	out->started_ms = p->started_ms;
 	out->now_ms = spool__now_ms(p->q);
@@ -92,6 +94,7 @@ spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out)
 	out->cpu_process = p->pm.cpu_process;
 	out->rss_bytes = p->pm.rss_bytes;
 	pthread_mutex_unlock(&p->mu);
+	return (SPOOL_OK);
 }
 
 /* Pass one line to the pool's on_log, if it has one (a library does not
@@ -113,7 +116,7 @@ spool__pool_log(spool_pool *p)
 	double			 span;
 	int			 n;
 
-	spool_pool_metrics_get(p, &m);
+	spool_pool_metrics_get(&m, p);
 	span = (double)(m.now_ms - m.started_ms) / 1000.0;
 	if (span > SPOOL_RATE_SECONDS)
 		span = SPOOL_RATE_SECONDS;

@@ -483,12 +483,17 @@ spool_pool_wake(spool_pool *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* A snapshot of the counters. */
-void
-spool_pool_stats_get(spool_pool *p, spool_pool_stats *out)
+/* A snapshot of the counters.  With a NULL pool *out is zeroed, so a
+ * caller that skips the code reads no garbage. */
+int
+spool_pool_stats_get(spool_pool_stats *out, spool_pool *p)
 {
-	if (p == NULL || out == NULL)
-		return;
+	if (out == NULL)
+		return (SPOOL_EINVAL);
+	if (p == NULL) {
+		memset(out, 0, sizeof *out);
+		return (SPOOL_EINVAL);
+	}
 	pthread_mutex_lock(&p->mu);
 	*out = p->st;
 	out->workers = p->nworkers;
@@ -497,6 +502,7 @@ spool_pool_stats_get(spool_pool *p, spool_pool_stats *out)
 	out->holding = p->holding;
 	out->held = (int64_t)p->done.n;
 	pthread_mutex_unlock(&p->mu);
+	return (SPOOL_OK);
 }
 
 /* The last failure of the pool. */

@@ -275,9 +275,11 @@ spool_queue_get(spool_queue_info **out, spool *q, const char *name)
 	return (rc);
 }
 
-/* Read every queue. */
-int
-spool_queue_list(spool_queue_info **out, size_t *n, spool *q)
+/* Read queues into *out: every one (opts NULL: the library's own reads,
+ * stats and prune, which need them all) or one page of them. */
+static int
+queue_list(spool_queue_info **out, size_t *n, spool *q,
+    const spool_queue_list_opts *opts, size_t limit)
 {
 	struct spool__q_queue_get_row	 r;
 	struct spool__cur		 c;
@@ -285,14 +287,22 @@ spool_queue_list(spool_queue_info **out, size_t *n, spool *q)
 	size_t				 len = 0, cap = 0;
 	int				 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
-	if ((rc = spool__q_queue_list(q, &c)) != SPOOL_OK)
+	if (opts == NULL)
+		rc = spool__q_queue_list(q, &c);
+	else if (opts->descending)
+		rc = spool__q_queue_list_page_desc(q, &c,
+		    &(struct spool__q_queue_list_page_desc_in){
+		    .before = opts->after, .max = (int64_t)limit });
+	else
+		rc = spool__q_queue_list_page(q, &c,
+		    &(struct spool__q_queue_list_page_in){
+		    .after = opts->after, .max = (int64_t)limit });
+	if (rc != SPOOL_OK)
 		return (rc);
-	while ((rc = spool__q_queue_list_next(&c, &r)) == 1) {
+	/* The three read queue_get's columns (-- out: like queue_get). */
+	while ((rc = opts == NULL ? spool__q_queue_list_next(&c, &r) :
+	    opts->descending ? spool__q_queue_list_page_desc_next(&c, &r) :
+	    spool__q_queue_list_page_next(&c, &r)) == 1) {
 		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
@@ -310,6 +320,38 @@ fail:
 	spool__cur_end(&c);
 	spool_queue_info_free(v, len);
 	return (rc);
+}
+
+/* Every queue, by name, for the library's reads over all of them. */
+int
+spool__queue_list_all(spool_queue_info **out, size_t *n, spool *q)
+{
+	*out = NULL;
+	*n = 0;
+	return (queue_list(out, n, q, NULL, 0));
+}
+
+/* One keyset page of queues by name. */
+int
+spool_queue_list(spool_queue_info **out, size_t *n, spool *q,
+    const spool_queue_list_opts *opts)
+{
+	spool_queue_list_opts	 none = SPOOL_QUEUE_LIST_OPTS_INIT;
+	size_t			 limit;
+	int			 rc;
+
+	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
+		return (spool__unusable(q));
+	*out = NULL;
+	*n = 0;
+	spool__clear_error(q);
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_queue_list_opts",
+	    "SPOOL_QUEUE_LIST_OPTS_INIT", opts->version,
+	    SPOOL_QUEUE_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+		return (rc);
+	return (queue_list(out, n, q, opts, limit));
 }
 
 /* Free queue infos. */

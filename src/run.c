@@ -13,8 +13,6 @@
 #include "spool-int.h"
 #include "query-gen.h"
 
-#define LIST_MAX	10000
-
 static const char *const run_states[] = { NULL, "running", "stopping",
     "finished" };
 static const char *const item_states[] = { NULL, "running", "succeeded",
@@ -211,13 +209,14 @@ fail:
 
 /* One page of runs. */
 int
-spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
-    int64_t after_id, size_t limit, int descending)
+spool_run_list(spool_run_info **out, size_t *n, spool *q,
+    const spool_run_list_opts *opts)
 {
+	spool_run_list_opts		 none = SPOOL_RUN_LIST_OPTS_INIT;
 	struct spool__q_run_get_row	 row;
 	struct spool__cur		 c;
 	spool_run_info			*v = NULL, *nv;
-	size_t				 len = 0, cap = 0;
+	size_t				 len = 0, cap = 0, limit;
 	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
@@ -225,23 +224,27 @@ spool_run_list(spool_run_info **out, size_t *n, spool *q, const char *name,
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
-	if (limit > LIST_MAX)
-		return (spool__error(q, SPOOL_EINVAL, "limit too large (at most "
-		    "%d)", LIST_MAX));
-	if (limit == 0)
-		limit = 100;
-	if (descending)
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_run_list_opts",
+	    "SPOOL_RUN_LIST_OPTS_INIT", opts->version,
+	    SPOOL_RUN_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+		return (rc);
+	if (opts->after_id < 0)
+		return (spool__error(q, SPOOL_EINVAL, "after id is negative"));
+	if (opts->descending)
 		rc = spool__q_run_list_desc(q, &c,
 		    &(struct spool__q_run_list_desc_in){ .before_id =
-		    after_id == 0 ? INT64_MAX : after_id,
-		    .max = (int64_t)limit, .name = name });
+		    opts->after_id == 0 ? INT64_MAX : opts->after_id,
+		    .max = (int64_t)limit, .name = opts->pipeline });
 	else
 		rc = spool__q_run_list(q, &c, &(struct spool__q_run_list_in){
-		    .after_id = after_id, .max = (int64_t)limit, .name = name });
+		    .after_id = opts->after_id, .max = (int64_t)limit,
+		    .name = opts->pipeline });
 	if (rc != SPOOL_OK)
 		return (rc);
 	/* run_list and run_list_desc read run_get's columns (-- out: like). */
-	while ((rc = descending ? spool__q_run_list_desc_next(&c, &row) :
+	while ((rc = opts->descending ? spool__q_run_list_desc_next(&c, &row) :
 	    spool__q_run_list_next(&c, &row)) == 1) {
 		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
@@ -305,13 +308,14 @@ item_from_row(spool *q, spool_item_info *it,
 /* One page of a run's items. */
 int
 spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
-    int64_t after_id, size_t limit)
+    const spool_item_list_opts *opts)
 {
+	spool_item_list_opts		 none = SPOOL_ITEM_LIST_OPTS_INIT;
 	struct spool__q_run_exists_row	 one;
 	struct spool__q_item_list_row	 row;
 	struct spool__cur		 c;
 	spool_item_info			*v = NULL, *nv;
-	size_t				 len = 0, cap = 0;
+	size_t				 len = 0, cap = 0, limit;
 	int				 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
@@ -319,11 +323,14 @@ spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
-	if (limit > LIST_MAX)
-		return (spool__error(q, SPOOL_EINVAL, "limit too large (at most "
-		    "%d)", LIST_MAX));
-	if (limit == 0)
-		limit = 100;
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_item_list_opts",
+	    "SPOOL_ITEM_LIST_OPTS_INIT", opts->version,
+	    SPOOL_ITEM_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+		return (rc);
+	if (opts->after_id < 0)
+		return (spool__error(q, SPOOL_EINVAL, "after id is negative"));
 	if ((rc = spool__q_run_exists(q, &c, &(struct spool__q_run_exists_in){
 	    .id = run })) != SPOOL_OK ||
 	    (rc = spool__q_run_exists_next(&c, &one)) < 0)
@@ -332,11 +339,20 @@ spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
 	if (rc == 0)
 		return (spool__error(q, SPOOL_ENOENT, "no such run: %lld",
 		    (long long)run));
-	if ((rc = spool__q_item_list(q, &c, &(struct spool__q_item_list_in){
-	    .run = run, .after_id = after_id, .max = (int64_t)limit })) !=
-	    SPOOL_OK)
+	if (opts->descending)
+		rc = spool__q_item_list_desc(q, &c,
+		    &(struct spool__q_item_list_desc_in){ .run = run,
+		    .before_id = opts->after_id == 0 ? INT64_MAX :
+		    opts->after_id, .max = (int64_t)limit });
+	else
+		rc = spool__q_item_list(q, &c, &(struct spool__q_item_list_in){
+		    .run = run, .after_id = opts->after_id,
+		    .max = (int64_t)limit });
+	if (rc != SPOOL_OK)
 		return (rc);
-	while ((rc = spool__q_item_list_next(&c, &row)) == 1) {
+	/* item_list_desc reads item_list's columns (-- out: like). */
+	while ((rc = opts->descending ? spool__q_item_list_desc_next(&c, &row) :
+	    spool__q_item_list_next(&c, &row)) == 1) {
 		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL) {
 			rc = spool__error(q, SPOOL_ENOMEM, "out of memory");
 			goto fail;
@@ -371,16 +387,19 @@ spool_item_info_free(spool_item_info *info, size_t n)
 	free(info);
 }
 
-/* Every stage attempt of an item. */
+/* One page of the stage attempts of an item, by (stage index, attempt). */
 int
 spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
-    int64_t item)
+    int64_t item, const spool_item_history_opts *opts)
 {
+	spool_item_history_opts			 none =
+	    SPOOL_ITEM_HISTORY_OPTS_INIT;
 	struct spool__q_item_exists_row		 ex;
 	struct spool__q_item_history_row	 h;
 	struct spool__cur			 c;
 	spool_stage_attempt			*v = NULL, *nv, *a;
-	size_t					 len = 0, cap = 0;
+	size_t					 len = 0, cap = 0, limit;
+	int64_t					 bi, ba;
 	int					 rc;
 
 	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
@@ -388,8 +407,22 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 	*out = NULL;
 	*n = 0;
 	spool__clear_error(q);
+	if (opts == NULL)
+		opts = &none;
+	if ((rc = spool__list_opts_check(q, "spool_item_history_opts",
+	    "SPOOL_ITEM_HISTORY_OPTS_INIT", opts->version,
+	    SPOOL_ITEM_HISTORY_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+		return (rc);
 	if (item <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "item id must be positive"));
+	if (opts->after_index < 0 || opts->after_attempt < 0)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "after index or attempt is negative"));
+	/* Newest first from the end: (0, 0) stands for past the last key. */
+	bi = opts->after_index;
+	ba = opts->after_attempt;
+	if (opts->descending && bi == 0 && ba == 0)
+		bi = ba = INT64_MAX;
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
 	if ((rc = spool__q_item_exists(q, &c, &(struct spool__q_item_exists_in){
@@ -398,12 +431,21 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 		rc = spool__error(q, SPOOL_ENOENT, "no such item: %lld",
 		    (long long)item);
 	spool__cur_end(&c);
-	if (rc < 0 || (rc = spool__q_item_history(q, &c,
-	    &(struct spool__q_item_history_in){ .item = item })) != SPOOL_OK) {
+	if (rc >= 0)
+		rc = opts->descending ? spool__q_item_history_desc(q, &c,
+		    &(struct spool__q_item_history_desc_in){ .item = item,
+		    .before_idx = bi, .before_attempt = ba,
+		    .max = (int64_t)limit }) : spool__q_item_history(q, &c,
+		    &(struct spool__q_item_history_in){ .item = item,
+		    .after_idx = bi, .after_attempt = ba,
+		    .max = (int64_t)limit });
+	if (rc != SPOOL_OK) {
 		spool__end_read(q);
 		return (rc);
 	}
-	while ((rc = spool__q_item_history_next(&c, &h)) == 1) {
+	/* item_history_desc reads item_history's columns (-- out: like). */
+	while ((rc = opts->descending ? spool__q_item_history_desc_next(&c, &h) :
+	    spool__q_item_history_next(&c, &h)) == 1) {
 		if ((nv = spool__push(v, &len, &cap, sizeof *v)) == NULL)
 			goto nomem;
 		v = nv;

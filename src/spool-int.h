@@ -306,6 +306,11 @@ int		 spool__check_version(spool *q, const char *type,
 		     unsigned version, unsigned known);
 #define SPOOL__VERSION_UNKNOWN	"%s: unknown version %u (spool " \
 	SPOOL_VERSION " knows versions up to %u)"
+#define SPOOL__LIST_DEFAULT	100	/* rows of a list page, limit 0 */
+#define SPOOL__LIST_MAX		10000	/* rows of a list page at most */
+int		 spool__list_opts_check(spool *q, const char *type,
+		     const char *init, unsigned version, unsigned known,
+		     size_t limit, size_t *limit_out);
 int		 spool__split_words(spool *q, const char *s, char ***argv_out,
 		     size_t *argc_out);
 void		 spool__words_free(char **argv);
@@ -398,6 +403,8 @@ double		 spool__random_unit(void);
 int		 spool__queue_read(spool_queue_opts *conf, spool *q,
 		     const char *name);
 int		 spool__queue_ensure(spool *q, const char *name, int64_t now_ms);
+int		 spool__queue_list_all(spool_queue_info **out, size_t *n,
+		     spool *q);
 
 /* enqueue.c */
 int		 spool__enqueue_hook_locked(int64_t *id, spool *q,

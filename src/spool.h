@@ -27,6 +27,16 @@
  *    than the library knows (a program built against a newer spool.h),
  *    is SPOOL_EINVAL, with a message naming the struct and the version,
  *    and nothing is changed; older versions are accepted.
+ *  - List calls (since 0.8) all take out, n, the handle, the parent's id
+ *    for a child list, then "const OPTS *opts" (NULL: the defaults), and
+ *    page the same way: up to limit rows (0: 100, at most 10000,
+ *    SPOOL_EINVAL above) in key order after the key "after" (after_id;
+ *    after, a name, for lists kept by name; after_attempt for attempts;
+ *    0 or NULL: from the start), or
+ *    with descending newest (last) first, below "after" (0 or NULL: from
+ *    the end).  Pass the key of a page's last row as "after" for the
+ *    next; a page shorter than limit is the last.  *out is NULL when n
+ *    is 0.
  *
  * Everything here is "since 0.1" unless a comment says otherwise.
  */
@@ -75,7 +85,7 @@ typedef struct spool_job spool_job;	/* one task held under a lease */
 
 /*
  * Task states.  The first five are what tasks.state stores.  A task
- * stored as 'running' holds a lease, and the reading calls (spool_get,
+ * stored as 'running' holds a lease, and the reading calls (spool_task_get,
  * spool_list, spool_stats) tell three cases apart (since 0.7): running
  * (its handler started, tasks.started_ms is set, the lease holds),
  * claimed (a worker pool claimed it ahead of a free thread: started_ms is
@@ -213,8 +223,20 @@ int		 spool_queue_set(spool *q, const char *name,
 /* Read queue name into *out (one element); SPOOL_ENOENT if missing. */
 int		 spool_queue_get(spool_queue_info **out, spool *q, const char *name);
 
-/* All queues, by name, into *out (n elements; *out NULL when n is 0). */
-int		 spool_queue_list(spool_queue_info **out, size_t *n, spool *q);
+/* How to page spool_queue_list (since 0.8): by name. */
+typedef struct spool_queue_list_opts {
+	unsigned	 version;
+	const char	*after;		/* keyset: start after this name (NULL = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* last name first, below after (NULL: the last) */
+} spool_queue_list_opts;
+
+#define SPOOL_QUEUE_LIST_OPTS_VERSION 1
+#define SPOOL_QUEUE_LIST_OPTS_INIT { SPOOL_QUEUE_LIST_OPTS_VERSION, NULL, 0, 0 }
+
+/* One page of queues by name (since 0.8: paged; it read them all). */
+int		 spool_queue_list(spool_queue_info **out, size_t *n, spool *q,
+		     const spool_queue_list_opts *opts);
 
 /* Free n elements returned by spool_queue_get or spool_queue_list. */
 void		 spool_queue_info_free(spool_queue_info *info, size_t n);
@@ -371,12 +393,22 @@ int		 spool_batch_get(spool_batch_info **out, spool *q, int64_t id);
 int		 spool_batch_wait(spool_batch_info **out, spool *q, int64_t id,
 		     int64_t timeout_ms);
 
-/* Up to limit (0: 100, at most 10000) batches after id after_id, oldest
- * first, or with descending (since 0.6) newest first below after_id (0:
- * from the newest); state 0 for any or one of enum spool_batch_state.
- * Pass the last id of a page as after_id for the next. */
+/* How to page spool_batch_list (since 0.8). */
+typedef struct spool_batch_list_opts {
+	unsigned	 version;
+	int		 state;		/* enum spool_batch_state, 0 = any */
+	int64_t		 after_id;	/* keyset: start after this id (0 = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* newest first, below after_id (0: the newest) */
+} spool_batch_list_opts;
+
+#define SPOOL_BATCH_LIST_OPTS_VERSION 1
+#define SPOOL_BATCH_LIST_OPTS_INIT { SPOOL_BATCH_LIST_OPTS_VERSION, 0, 0, 0, 0 }
+
+/* One page of batches by id (since 0.8 with opts; the arguments were
+ * positional). */
 int		 spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
-		     int64_t after_id, int state, size_t limit, int descending);
+		     const spool_batch_list_opts *opts);
 
 /* The name of a batch state ("open", ...), or NULL if state is not one. */
 const char	*spool_batch_state_name(int state);
@@ -571,19 +603,20 @@ typedef struct spool_task_info {
 	int64_t		 finished_ms;
 	char		*last_error;
 	char		*dead_reason;	/* "failed", "exhausted", "expired" or NULL */
-	int		 has_result;	/* spool_get only: 1 if a result row exists */
+	int		 has_result;	/* spool_task_get only: 1 if a result row exists */
 	void		*result;
 	size_t		 result_len;
 	int64_t		 duration_ms;	/* of the succeeded attempt */
 	int64_t		 batch_id;	/* since 0.3: 0 if in no batch */
 } spool_task_info;
 
-/* Read task id (with its result) into *out; SPOOL_ENOENT if missing. */
-int		 spool_get(spool_task_info **out, spool *q, int64_t id);
+/* Read task id (with its result) into *out; SPOOL_ENOENT if missing.
+ * Since 0.8; it was spool_get, renamed to match the other _get calls. */
+int		 spool_task_get(spool_task_info **out, spool *q, int64_t id);
 
 /*
  * Wait for task id to be final (succeeded, dead or cancelled) and read it
- * into *out as spool_get does (since 0.8).  timeout_ms < 0 waits as long
+ * into *out as spool_task_get does (since 0.8).  timeout_ms < 0 waits as long
  * as it takes, 0 looks once.  The calling thread sleeps between reads
  * (10 ms doubling to 500 ms; a read is skipped while no other connection
  * has committed), so the task is finished by another handle, thread or
@@ -601,19 +634,20 @@ typedef struct spool_list_opts {
 	const char	*queue;		/* NULL = every queue */
 	int		 state;		/* enum spool_state, 0 = any */
 	int64_t		 after_id;	/* keyset: start after this id (0 = start) */
-	size_t		 limit;		/* 0 = 100 */
-	int		 descending;	/* newest first */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* newest first, below after_id (0: the newest) */
+	int64_t		 batch_id;	/* version 2 (0.8): of this batch, 0 = any */
 } spool_list_opts;
 
-#define SPOOL_LIST_OPTS_VERSION	1
-#define SPOOL_LIST_OPTS_INIT	{ SPOOL_LIST_OPTS_VERSION, NULL, 0, 0, 0, 0 }
+#define SPOOL_LIST_OPTS_VERSION	2
+#define SPOOL_LIST_OPTS_INIT	{ SPOOL_LIST_OPTS_VERSION, NULL, 0, 0, 0, 0, 0 }
 
 /* One page of tasks (results not loaded) by id; pass the last id seen as
- * after_id for the next page.  limit is at most 10000. */
+ * after_id for the next page. */
 int		 spool_list(spool_task_info **out, size_t *n, spool *q,
 		     const spool_list_opts *opts);
 
-/* Free n elements returned by spool_get or spool_list. */
+/* Free n elements returned by spool_task_get or spool_list. */
 void		 spool_task_info_free(spool_task_info *info, size_t n);
 
 /* One finished attempt of a task. */
@@ -626,9 +660,23 @@ typedef struct spool_attempt_info {
 	char		*error;
 } spool_attempt_info;
 
-/* The attempt history of task id, oldest first (n may be 0). */
+/* How to page spool_attempts (since 0.8): by attempt number, which
+ * identifies an attempt within its task. */
+typedef struct spool_attempt_list_opts {
+	unsigned	 version;
+	int		 after_attempt;	/* keyset: start after this attempt (0 = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* latest first, below after_attempt (0: the latest) */
+} spool_attempt_list_opts;
+
+#define SPOOL_ATTEMPT_LIST_OPTS_VERSION 1
+#define SPOOL_ATTEMPT_LIST_OPTS_INIT { SPOOL_ATTEMPT_LIST_OPTS_VERSION, 0, 0, 0 }
+
+/* One page of the finished attempts of task id, by attempt number (n may
+ * be 0).  SPOOL_ENOENT if there is no such task (since 0.8: it read an
+ * empty history). */
 int		 spool_attempts(spool_attempt_info **out, size_t *n, spool *q,
-		     int64_t id);
+		     int64_t id, const spool_attempt_list_opts *opts);
 void		 spool_attempt_info_free(spool_attempt_info *info, size_t n);
 
 /* Counts for one queue. */
@@ -709,10 +757,23 @@ typedef struct spool_worker_info {
 	int		 stale;		/* no heartbeat for SPOOL_WORKER_STALE_MS */
 } spool_worker_info;
 
-/* Every worker process that has a row, live or stale, oldest first
- * (since 0.5).  A row goes when its process stops, or 5 minutes after it
+/* How to page spool_workers (since 0.8): by worker id. */
+typedef struct spool_worker_list_opts {
+	unsigned	 version;
+	const char	*after;		/* keyset: start after this id (NULL = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* last id first, below after (NULL: the last) */
+} spool_worker_list_opts;
+
+#define SPOOL_WORKER_LIST_OPTS_VERSION 1
+#define SPOOL_WORKER_LIST_OPTS_INIT { SPOOL_WORKER_LIST_OPTS_VERSION, NULL, 0, 0 }
+
+/* One page of the worker processes that have a row, live or stale, by
+ * id (since 0.5; since 0.8 paged by id: before it read every row, oldest
+ * first).  A row goes when its process stops, or 5 minutes after it
  * died. */
-int		 spool_workers(spool_worker_info **out, size_t *n, spool *q);
+int		 spool_workers(spool_worker_info **out, size_t *n, spool *q,
+		     const spool_worker_list_opts *opts);
 void		 spool_worker_info_free(spool_worker_info *w, size_t n);
 
 /* ---- Operator actions -------------------------------------------------- */
@@ -914,8 +975,10 @@ void		 spool_pool_stop(spool_pool *p, int now);
  * at once instead of at its next poll.  Any thread. */
 void		 spool_pool_wake(spool_pool *p);
 
-/* A snapshot of the pool's counters.  Any thread. */
-void		 spool_pool_stats_get(spool_pool *p, spool_pool_stats *out);
+/* A snapshot of the pool's counters into *out.  Any thread.  Since 0.8
+ * out comes first and the call returns SPOOL_OK, or SPOOL_EINVAL for a
+ * NULL out or p (*out then zeroed if given). */
+int		 spool_pool_stats_get(spool_pool_stats *out, spool_pool *p);
 
 /* ---- In-process metrics of a pool (since 0.6) ---------------------------
  *
@@ -962,8 +1025,10 @@ typedef struct spool_pool_metrics {
 	int64_t		 rss_bytes;	/* its resident memory (last tick) */
 } spool_pool_metrics;
 
-/* A snapshot of the pool's in-process metrics.  Any thread. */
-void		 spool_pool_metrics_get(spool_pool *p, spool_pool_metrics *out);
+/* A snapshot of the pool's in-process metrics into *out.  Any thread.
+ * Since 0.8 out comes first and the call returns SPOOL_OK, or
+ * SPOOL_EINVAL for a NULL out or p (*out then zeroed if given). */
+int		 spool_pool_metrics_get(spool_pool_metrics *out, spool_pool *p);
 
 /* The last failure of the pool (borrowed), or "no error" if it has had
  * none.  A failure the pool rode out (a lock held past the busy timeout,
@@ -1070,9 +1135,21 @@ typedef struct spool_pipeline_info {
 int		 spool_pipeline_get(spool_pipeline_info **out, spool *q,
 		     const char *name, int version);
 
-/* The current version of every pipeline, by name. */
+/* How to page spool_pipeline_list (since 0.8): by name. */
+typedef struct spool_pipeline_list_opts {
+	unsigned	 version;
+	const char	*after;		/* keyset: start after this name (NULL = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* last name first, below after (NULL: the last) */
+} spool_pipeline_list_opts;
+
+#define SPOOL_PIPELINE_LIST_OPTS_VERSION 1
+#define SPOOL_PIPELINE_LIST_OPTS_INIT { SPOOL_PIPELINE_LIST_OPTS_VERSION, NULL, 0, 0 }
+
+/* One page of the current versions of the pipelines, by name (since 0.8:
+ * paged; it read them all). */
 int		 spool_pipeline_list(spool_pipeline_info **out, size_t *n,
-		     spool *q);
+		     spool *q, const spool_pipeline_list_opts *opts);
 void		 spool_pipeline_info_free(spool_pipeline_info *info, size_t n);
 
 /* An item entering a run: the first stage's payload. */
@@ -1169,12 +1246,22 @@ int		 spool_run_get(spool_run_info **out, spool *q, int64_t id);
 int		 spool_run_wait(spool_run_info **out, spool *q, int64_t id,
 		     int64_t timeout_ms);
 
-/* Up to limit (0: 100, at most 10000) runs after id after_id, oldest
- * first, or with descending (since 0.6) newest first below after_id (0:
- * from the newest), of pipeline name (NULL: any); stages are not read. */
+/* How to page spool_run_list (since 0.8). */
+typedef struct spool_run_list_opts {
+	unsigned	 version;
+	const char	*pipeline;	/* NULL = every pipeline */
+	int64_t		 after_id;	/* keyset: start after this id (0 = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* newest first, below after_id (0: the newest) */
+} spool_run_list_opts;
+
+#define SPOOL_RUN_LIST_OPTS_VERSION 1
+#define SPOOL_RUN_LIST_OPTS_INIT { SPOOL_RUN_LIST_OPTS_VERSION, NULL, 0, 0, 0 }
+
+/* One page of runs by id; stages are not read (since 0.8 with opts; the
+ * arguments were positional). */
 int		 spool_run_list(spool_run_info **out, size_t *n, spool *q,
-		     const char *name, int64_t after_id, size_t limit,
-		     int descending);
+		     const spool_run_list_opts *opts);
 void		 spool_run_info_free(spool_run_info *info, size_t n);
 
 /* Cancel what is left of run id (its waiting items at once, its running
@@ -1200,10 +1287,21 @@ typedef struct spool_item_info {
 	int64_t		 finished_ms;
 } spool_item_info;
 
-/* The items of run id after item after_id, up to limit (0: 100, at most
- * 10000), with their results; SPOOL_ENOENT if there is no such run. */
+/* How to page spool_item_list (since 0.8). */
+typedef struct spool_item_list_opts {
+	unsigned	 version;
+	int64_t		 after_id;	/* keyset: start after this id (0 = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* newest first, below after_id (0: the newest) */
+} spool_item_list_opts;
+
+#define SPOOL_ITEM_LIST_OPTS_VERSION 1
+#define SPOOL_ITEM_LIST_OPTS_INIT { SPOOL_ITEM_LIST_OPTS_VERSION, 0, 0, 0 }
+
+/* One page of the items of run id by id, with their results; SPOOL_ENOENT
+ * if there is no such run (since 0.8 with opts, and descending). */
 int		 spool_item_list(spool_item_info **out, size_t *n, spool *q,
-		     int64_t run, int64_t after_id, size_t limit);
+		     int64_t run, const spool_item_list_opts *opts);
 void		 spool_item_info_free(spool_item_info *info, size_t n);
 
 /* One attempt of one stage of an item; outcome "running" for an attempt
@@ -1220,9 +1318,24 @@ typedef struct spool_stage_attempt {
 	char		*error;
 } spool_stage_attempt;
 
-/* Every stage attempt of item id, in order; SPOOL_ENOENT if no item. */
+/* How to page spool_item_history (since 0.8): by its natural key, the
+ * stage's index then the attempt number (an item has one task per
+ * stage); 0 and 0 are the start. */
+typedef struct spool_item_history_opts {
+	unsigned	 version;
+	int		 after_index;	/* keyset: start after this stage index... */
+	int		 after_attempt;	/* ...and attempt (both 0 = start) */
+	size_t		 limit;		/* 0 = 100, at most 10000 */
+	int		 descending;	/* latest first, below the key (0, 0: the latest) */
+} spool_item_history_opts;
+
+#define SPOOL_ITEM_HISTORY_OPTS_VERSION 1
+#define SPOOL_ITEM_HISTORY_OPTS_INIT { SPOOL_ITEM_HISTORY_OPTS_VERSION, 0, 0, 0, 0 }
+
+/* One page of the stage attempts of item id, in stage then attempt
+ * order; SPOOL_ENOENT if no item (since 0.8: paged; it read them all). */
 int		 spool_item_history(spool_stage_attempt **out, size_t *n,
-		     spool *q, int64_t item);
+		     spool *q, int64_t item, const spool_item_history_opts *opts);
 void		 spool_stage_attempt_free(spool_stage_attempt *a, size_t n);
 
 /* A job's pipeline: its item (0 if the job is not a stage task), and,

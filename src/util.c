@@ -151,6 +151,28 @@ spool__check_version(spool *q, const char *type, unsigned version,
 	    version, known));
 }
 
+/* The checks every list call makes of its options struct (type, with
+ * its initializer init for the message): a version set and known, and a
+ * page limit (0: SPOOL__LIST_DEFAULT) of at most SPOOL__LIST_MAX rows,
+ * into *limit_out.  One function, so the calls cannot drift apart. */
+int
+spool__list_opts_check(spool *q, const char *type, const char *init,
+    unsigned version, unsigned known, size_t limit, size_t *limit_out)
+{
+	int	 rc;
+
+	if (version < 1)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%s: version not set (use %s)", type, init));
+	if ((rc = spool__check_version(q, type, version, known)) != SPOOL_OK)
+		return (rc);
+	if (limit > SPOOL__LIST_MAX)
+		return (spool__error(q, SPOOL_EINVAL,
+		    "%s: limit too large (at most %d)", type, SPOOL__LIST_MAX));
+	*limit_out = limit == 0 ? SPOOL__LIST_DEFAULT : limit;
+	return (SPOOL_OK);
+}
+
 /* Check a name or key: 1..max bytes of UTF-8 with no control characters.
  * Returns 0, or SPOOL_EINVAL recorded on q naming "what". */
 int

@@ -127,7 +127,7 @@ task_read(void **out, spool *q, int64_t id)
 	spool_task_info	*t;
 	int		 rc;
 
-	rc = spool_get(&t, q, id);
+	rc = spool_task_get(&t, q, id);
 	*out = t;
 	return (rc);
 }
@@ -230,12 +230,15 @@ spool_batch_wait(spool_batch_info **out, spool *q, int64_t id,
 static int
 run_read(void **out, spool *q, int64_t id)
 {
+	spool_run_list_opts o = SPOOL_RUN_LIST_OPTS_INIT;
 	spool_run_info	*r = NULL;
 	size_t		 n = 0;
 	int		 rc;
 
 	*out = NULL;
-	if ((rc = spool_run_list(&r, &n, q, NULL, id - 1, 1, 0)) != SPOOL_OK)
+	o.after_id = id - 1;
+	o.limit = 1;
+	if ((rc = spool_run_list(&r, &n, q, &o)) != SPOOL_OK)
 		return (rc);
 	if (n == 0 || r->id != id) {
 		spool_run_info_free(r, n);

@@ -46,7 +46,7 @@ main(int argc, char **argv)
 		if (rc != SPOOL_OK)
 			fprintf(stderr, "example: %s\n", spool_errmsg(q));
 	}
-	rc = spool_get(&t, q, id);
+	rc = spool_task_get(&t, q, id);
 	ok = rc == SPOOL_OK && t->state == SPOOL_SUCCEEDED &&
 	    t->result_len == 4 && memcmp(t->result, "sent", 4) == 0;
 	printf("task %lld: %s\n", (long long)id, rc == SPOOL_OK ?

@@ -117,11 +117,11 @@ test_get(void)
 	spool_task_info		*t = (spool_task_info *)1;
 	int64_t			 id = 0;
 
-	TU_RC(spool_get(&t, tu_q, 1), SPOOL_ENOENT);
+	TU_RC(spool_task_get(&t, tu_q, 1), SPOOL_ENOENT);
 	CU_ASSERT_PTR_NULL(t);
 	CU_ASSERT(tu_q->errmsg[0] != '\0');
-	TU_RC(spool_get(&t, tu_q, 0), SPOOL_EINVAL);
-	TU_RC(spool_get(&t, tu_q, -5), SPOOL_EINVAL);
+	TU_RC(spool_task_get(&t, tu_q, 0), SPOOL_EINVAL);
+	TU_RC(spool_task_get(&t, tu_q, -5), SPOOL_EINVAL);
 
 	o.priority = 3;
 	o.delay_ms = 500;
@@ -129,8 +129,8 @@ test_get(void)
 	o.max_attempts = 4;
 	o.key = "key-1";
 	TU_RC(spool_enqueue(&id, tu_q, "q", "payload", 7, &o), SPOOL_OK);
-	TU_RC(spool_get(&t, tu_q, id + 1), SPOOL_ENOENT);
-	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
+	TU_RC(spool_task_get(&t, tu_q, id + 1), SPOOL_ENOENT);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
 	if (t == NULL)
 		return;
 	CU_ASSERT_EQUAL(t->id, id);
@@ -374,7 +374,7 @@ test_attempts(void)
 
 	queue_now("q");
 	id = tu_enqueue("q", "x");
-	TU_RC(spool_attempts(&a, &n, tu_q, id), SPOOL_OK);
+	TU_RC(spool_attempts(&a, &n, tu_q, id, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 0);
 	CU_ASSERT_PTR_NULL(a);
 	t0 = tu_now;
@@ -387,7 +387,7 @@ test_attempts(void)
 	tu_advance(7);
 	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
 	spool_job_free(job);
-	TU_RC(spool_attempts(&a, &n, tu_q, id), SPOOL_OK);
+	TU_RC(spool_attempts(&a, &n, tu_q, id, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_EQUAL(a[0].attempt, 1);
 	CU_ASSERT_EQUAL(a[1].attempt, 2);
@@ -402,9 +402,214 @@ test_attempts(void)
 	CU_ASSERT_EQUAL(a[2].finished_ms, tu_now);
 	CU_ASSERT_PTR_NOT_NULL(a[0].worker);
 	spool_attempt_info_free(a, n);
-	TU_RC(spool_attempts(&a, &n, tu_q, 0), SPOOL_EINVAL);
-	TU_RC(spool_attempts(&a, &n, tu_q, id + 100), SPOOL_OK);
+	TU_RC(spool_attempts(&a, &n, tu_q, 0, NULL), SPOOL_EINVAL);
+	/* A missing task is not an empty history (as spool_item_history). */
+	TU_RC(spool_attempts(&a, &n, tu_q, id + 100, NULL), SPOOL_ENOENT);
 	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_PTR_NULL(a);
+}
+
+/* Pages of keys got, joined, are want in order (or reversed with desc):
+ * every row exactly once, in order. */
+static void
+same_keys(const int64_t *got, size_t ngot, const int64_t *want, size_t nwant,
+    int desc)
+{
+	size_t	 i;
+
+	CU_ASSERT_EQUAL(ngot, nwant);
+	for (i = 0; i < ngot && i < nwant; i++)
+		CU_ASSERT_EQUAL(got[i], want[desc ? nwant - 1 - i : i]);
+}
+
+/* spool_list with batch_id: only that batch's tasks, through the merged
+ * ranges of tasks_batch, paged both ways, with the other filters. */
+static void
+test_list_batch(void)
+{
+	spool_enqueue_opts	 eo = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_list_opts		 lo = SPOOL_LIST_OPTS_INIT;
+	spool_task_info		*t = NULL;
+	spool_job		*job;
+	int64_t			 b1, b2, id, want[40], got[80];
+	size_t			 nwant = 0, ngot, n = 0, i, pages;
+	int			 desc;
+
+	TU_RC(spool_batch_create(&b1, tu_q, NULL), SPOOL_OK);
+	TU_RC(spool_batch_create(&b2, tu_q, NULL), SPOOL_OK);
+	for (i = 0; i < 60; i++) {
+		eo.batch_id = i % 3 == 0 ? b1 : i % 3 == 1 ? b2 : 0;
+		TU_RC(spool_enqueue(&id, tu_q, i % 2 ? "odd" : "even", "x", 1,
+		    &eo), SPOOL_OK);
+		if (eo.batch_id == b1)
+			want[nwant++] = id;
+	}
+	/* Some of b1's tasks in other states: running, then succeeded. */
+	job = claim("even");	/* i = 0: b1 */
+	CU_ASSERT(job != NULL && spool_job_id(job) == want[0]);
+	TU_RC(spool_job_complete(job, NULL, 0), SPOOL_OK);
+	spool_job_free(job);
+	job = claim("odd");	/* i = 1: b2 */
+	spool_job_free(job);
+	job = claim("odd");	/* i = 3: b1, left running */
+
+	for (desc = 0; desc <= 1; desc++) {
+		lo.batch_id = b1;
+		lo.limit = 7;
+		lo.descending = desc;
+		lo.after_id = 0;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+			for (i = 0; i < n && ngot < 80; i++) {
+				CU_ASSERT_EQUAL(t[i].batch_id, b1);
+				got[ngot++] = t[i].id;
+			}
+			if (n > 0)
+				lo.after_id = t[n - 1].id;
+			spool_task_info_free(t, n);
+		} while (n == lo.limit && ++pages < 20);
+		same_keys(got, ngot, want, nwant, desc);
+	}
+	/* With a state and a queue. */
+	lo.after_id = 0;
+	lo.descending = 0;
+	lo.limit = 0;
+	lo.state = SPOOL_SUCCEEDED;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT(n == 1 && t[0].id == want[0]);
+	spool_task_info_free(t, n);
+	lo.state = SPOOL_RUNNING;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT(n == 1 && t[0].id == want[1]);
+	spool_task_info_free(t, n);
+	lo.state = SPOOL_READY;
+	lo.queue = "odd";
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 9);		/* b1's odd ones, but the running one */
+	for (i = 0; i < n; i++)
+		CU_ASSERT(t[i].batch_id == b1 && t[i].state == SPOOL_READY &&
+		    strcmp(t[i].queue, "odd") == 0);
+	spool_task_info_free(t, n);
+	/* A batch with no task, and a version 1 struct (no batch_id). */
+	lo.queue = NULL;
+	lo.state = 0;
+	lo.batch_id = b2 + 1;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	lo.version = 1;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 60);
+	spool_task_info_free(t, n);
+	lo.version = SPOOL_LIST_OPTS_VERSION;
+	lo.limit = 10001;
+	TU_RC(spool_list(&t, &n, tu_q, &lo), SPOOL_EINVAL);
+	spool_job_free(job);
+}
+
+/* spool_attempts pages by attempt number, both ways; its options are
+ * checked as every list's. */
+static void
+test_attempts_pages(void)
+{
+	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
+	spool_attempt_list_opts	 ao = SPOOL_ATTEMPT_LIST_OPTS_INIT;
+	spool_attempt_info	*a = NULL;
+	int64_t			 id, want[7], got[20];
+	size_t			 n = 0, ngot, i, pages;
+	int			 desc;
+
+	queue_now("q");
+	qo.set = SPOOL_QUEUE_MAX_ATTEMPTS;
+	qo.max_attempts = 10;
+	TU_RC(spool_queue_set(tu_q, "q", &qo), SPOOL_OK);
+	id = tu_enqueue("q", "x");
+	for (i = 0; i < 6; i++) {
+		finish("q", 2, NULL);
+		tu_advance(10);
+	}
+	finish("q", 0, NULL);
+	for (i = 0; i < 7; i++)
+		want[i] = (int64_t)i + 1;
+	for (desc = 0; desc <= 1; desc++) {
+		ao.after_attempt = 0;
+		ao.limit = 3;
+		ao.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_attempts(&a, &n, tu_q, id, &ao), SPOOL_OK);
+			for (i = 0; i < n && ngot < 20; i++)
+				got[ngot++] = a[i].attempt;
+			if (n > 0)
+				ao.after_attempt = a[n - 1].attempt;
+			spool_attempt_info_free(a, n);
+		} while (n == ao.limit && ++pages < 20);
+		same_keys(got, ngot, want, 7, desc);
+	}
+	TU_RC(spool_attempts(&a, &n, tu_q, id, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 7);
+	if (n == 7)
+		CU_ASSERT_STRING_EQUAL(a[6].outcome, "succeeded");
+	spool_attempt_info_free(a, n);
+	ao.after_attempt = 0;
+	ao.limit = 10001;
+	TU_RC(spool_attempts(&a, &n, tu_q, id, &ao), SPOOL_EINVAL);
+	ao.limit = 0;
+	ao.version = 0;
+	TU_RC(spool_attempts(&a, &n, tu_q, id, &ao), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q), "version not set"));
+	ao.version = 99;
+	TU_RC(spool_attempts(&a, &n, tu_q, id, &ao), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_attempt_list_opts");
+	TU_RC(spool_attempts(&a, &n, tu_q, id + 1, NULL), SPOOL_ENOENT);
+}
+
+/* spool_queue_list pages by name, both ways. */
+static void
+test_queue_list_pages(void)
+{
+	spool_queue_list_opts	 lo = SPOOL_QUEUE_LIST_OPTS_INIT;
+	spool_queue_info	*qi = NULL;
+	char			 names[25][8], got[60][8];
+	size_t			 n = 0, ngot, i, pages;
+	int			 desc;
+
+	/* Created out of order; listed by name. */
+	for (i = 0; i < 25; i++)
+		snprintf(names[i], sizeof names[i], "q%02zu", i);
+	for (i = 0; i < 25; i++)	/* 7 and 25 are coprime: a permutation */
+		TU_RC(spool_queue_create(tu_q, names[(i * 7) % 25], NULL),
+		    SPOOL_OK);
+	for (desc = 0; desc <= 1; desc++) {
+		lo.after = NULL;
+		lo.limit = 10;
+		lo.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_queue_list(&qi, &n, tu_q, &lo), SPOOL_OK);
+			for (i = 0; i < n && ngot < 60; i++)
+				snprintf(got[ngot++], sizeof got[0], "%s",
+				    qi[i].name);
+			lo.after = n > 0 ? got[ngot - 1] : NULL;
+			spool_queue_info_free(qi, n);
+		} while (n == lo.limit && ++pages < 20);
+		CU_ASSERT_EQUAL(ngot, 25);
+		for (i = 0; i < ngot && i < 25; i++)
+			CU_ASSERT_STRING_EQUAL(got[i],
+			    names[desc ? 24 - i : i]);
+	}
+	TU_RC(spool_queue_list(&qi, &n, tu_q, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 25);
+	spool_queue_info_free(qi, n);
+	lo.after = NULL;
+	lo.limit = 10001;
+	TU_RC(spool_queue_list(&qi, &n, tu_q, &lo), SPOOL_EINVAL);
+	lo.limit = 0;
+	lo.version = 0;
+	TU_RC(spool_queue_list(&qi, &n, tu_q, &lo), SPOOL_EINVAL);
+	lo.version = 99;
+	TU_RC(spool_queue_list(&qi, &n, tu_q, &lo), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_queue_list_opts");
 }
 
 /* Cancelling a ready task ends it at once; it is never claimed. */
@@ -1089,7 +1294,7 @@ test_queue_config(void)
 
 	TU_RC(spool_queue_create(tu_q, "a", NULL), SPOOL_OK);
 	TU_RC(spool_queue_create(tu_q, "m", NULL), SPOOL_OK);
-	TU_RC(spool_queue_list(&qi, &n, tu_q), SPOOL_OK);
+	TU_RC(spool_queue_list(&qi, &n, tu_q, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_STRING_EQUAL(qi[0].name, "a");
 	CU_ASSERT_STRING_EQUAL(qi[1].name, "m");
@@ -1166,7 +1371,7 @@ test_queue_bad(void)
 	CU_ASSERT_EQUAL(qi->conf.backoff, SPOOL_BACKOFF_EXPONENTIAL);
 	spool_queue_info_free(qi, 1);
 	TU_RC(spool_queue_create(tu_q, "", NULL), SPOOL_EINVAL);
-	TU_RC(spool_queue_list(&qi, &n, tu_q), SPOOL_OK);
+	TU_RC(spool_queue_list(&qi, &n, tu_q, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
 	spool_queue_info_free(qi, n);
 }
@@ -1258,6 +1463,9 @@ static CU_TestInfo admin_tests[] = {
 	{ "list keyset pages both ways", test_list_pages },
 	{ "list running tasks", test_list_running },
 	{ "attempt history", test_attempts },
+	{ "list of one batch", test_list_batch },
+	{ "attempt history in pages", test_attempts_pages },
+	{ "queue list in pages", test_queue_list_pages },
 	{ "cancel ready", test_cancel_ready },
 	{ "cancel running", test_cancel_running },
 	{ "cancel finished or missing", test_cancel_finished },

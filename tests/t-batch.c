@@ -15,6 +15,11 @@
 
 #include "testutil.h"
 
+/* The options of spool_batch_list from the arguments it once took. */
+#define BLIST(a, s, l, d) (&(spool_batch_list_opts){			\
+	.version = SPOOL_BATCH_LIST_OPTS_VERSION, .state = (s),		\
+	.after_id = (a), .limit = (l), .descending = (d) })
+
 static int64_t
 batch_new(const char *hook_queue, const char *payload, int hook_on)
 {
@@ -134,30 +139,31 @@ test_create_and_get(void)
 	CU_ASSERT_EQUAL(b->hook_on, SPOOL_HOOK_ALWAYS);
 	spool_batch_info_free(b, 1);
 
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 0, 0), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(0, 0, 0, 0)), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 2);
 	if (n == 2)
 		CU_ASSERT_EQUAL(v[1].id, id2);
 	spool_batch_info_free(v, n);
-	TU_RC(spool_batch_list(&v, &n, tu_q, id, 0, 0, 0), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(id, 0, 0, 0)), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
 	spool_batch_info_free(v, n);
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, SPOOL_BATCH_FINISHED, 0, 0),
+	TU_RC(spool_batch_list(&v, &n, tu_q,
+	    BLIST(0, SPOOL_BATCH_FINISHED, 0, 0)),
 	    SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 0);
 	spool_batch_info_free(v, n);
 	/* Newest first: from the newest, then below an id. */
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 1, 1), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(0, 0, 1, 1)), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
 	if (n == 1)
 		CU_ASSERT_EQUAL(v[0].id, id2);
 	spool_batch_info_free(v, n);
-	TU_RC(spool_batch_list(&v, &n, tu_q, id2, 0, 0, 1), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(id2, 0, 0, 1)), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 1);
 	if (n == 1)
 		CU_ASSERT_EQUAL(v[0].id, id);
 	spool_batch_info_free(v, n);
-	TU_RC(spool_batch_list(&v, &n, tu_q, id, 0, 0, 1), SPOOL_OK);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(id, 0, 0, 1)), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 0);
 	spool_batch_info_free(v, n);
 
@@ -166,6 +172,49 @@ test_create_and_get(void)
 	CU_ASSERT_PTR_NULL(spool_batch_state_name(0));
 	TU_RC(spool_batch_get(&b, tu_q, 999), SPOOL_ENOENT);
 	CU_ASSERT_PTR_NULL(b);
+}
+
+/* Batches in pages both ways: each once, in order; the options are
+ * checked as every list's. */
+static void
+test_list_pages(void)
+{
+	spool_batch_list_opts	 lo = SPOOL_BATCH_LIST_OPTS_INIT;
+	spool_batch_info	*v = NULL;
+	int64_t			 want[25], got[60];
+	size_t			 n = 0, ngot, i, pages;
+	int			 desc;
+
+	for (i = 0; i < 25; i++)
+		TU_RC(spool_batch_create(&want[i], tu_q, NULL), SPOOL_OK);
+	for (desc = 0; desc <= 1; desc++) {
+		lo.after_id = 0;
+		lo.limit = 10;
+		lo.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_batch_list(&v, &n, tu_q, &lo), SPOOL_OK);
+			for (i = 0; i < n && ngot < 60; i++)
+				got[ngot++] = v[i].id;
+			if (n > 0)
+				lo.after_id = v[n - 1].id;
+			spool_batch_info_free(v, n);
+		} while (n == lo.limit && ++pages < 20);
+		CU_ASSERT_EQUAL(ngot, 25);
+		for (i = 0; i < ngot && i < 25; i++)
+			CU_ASSERT_EQUAL(got[i], want[desc ? 24 - i : i]);
+	}
+	TU_RC(spool_batch_list(&v, &n, tu_q, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 25);
+	spool_batch_info_free(v, n);
+	lo.after_id = 0;
+	lo.version = 0;
+	TU_RC(spool_batch_list(&v, &n, tu_q, &lo), SPOOL_EINVAL);
+	lo.version = 99;
+	TU_RC(spool_batch_list(&v, &n, tu_q, &lo), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_batch_list_opts");
+	CU_ASSERT_PTR_NULL(v);
+	CU_ASSERT_EQUAL(n, 0);
 }
 
 static void
@@ -207,8 +256,8 @@ test_bad_input(void)
 	TU_RC(spool_batch_create(&id, tu_q, &o), SPOOL_EINVAL);
 	TU_RC(spool_batch_close(tu_q, 0), SPOOL_EINVAL);
 	TU_RC(spool_batch_close(tu_q, 3), SPOOL_ENOENT);
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 9, 0, 0), SPOOL_EINVAL);
-	TU_RC(spool_batch_list(&v, &n, tu_q, 0, 0, 10001, 0), SPOOL_EINVAL);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(0, 9, 0, 0)), SPOOL_EINVAL);
+	TU_RC(spool_batch_list(&v, &n, tu_q, BLIST(0, 0, 10001, 0)), SPOOL_EINVAL);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM batches"), 0);
 }
 
@@ -868,6 +917,7 @@ test_opts_version_unknown(void)
 
 static CU_TestInfo batch_tests[] = {
 	{ "create, get, list", test_create_and_get },
+	{ "list in pages", test_list_pages },
 	{ "bad input changes nothing", test_bad_input },
 	{ "joining a missing or closed batch is refused", test_join_refused },
 	{ "close after the members: the hook fires once", test_hook_once },

@@ -567,7 +567,7 @@ test_complete(void)
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT attempt FROM attempts"), 1);
 	CU_ASSERT_STRING_EQUAL(tu_sql_text(buf, sizeof buf,
 	    "SELECT coalesce(error, 'null') FROM attempts"), "null");
-	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
 	if (t == NULL)
 		return;
 	CU_ASSERT_EQUAL(t->has_result, 1);

@@ -175,7 +175,7 @@ test_payload_text(void)
 	    "typeof(payload)"), "text");
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT json_extract(payload, '$.a') "
 	    "FROM tasks"), 1);
-	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
 	if (t == NULL)
 		return;
 	CU_ASSERT_EQUAL(t->payload_len, strlen(json));
@@ -198,7 +198,7 @@ check_blob(const void *p, size_t len)
 	CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, id,
 	    "typeof(payload)"), "blob");
 	CU_ASSERT_EQUAL(tu_task_int(id, "length(payload)"), (int64_t)len);
-	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
 	if (t != NULL) {
 		CU_ASSERT_EQUAL(t->payload_len, len);
 		CU_ASSERT(t->payload_len == len &&
@@ -246,7 +246,7 @@ test_payload_limits(void)
 	int64_t		 id = 0;
 
 	TU_RC(spool_enqueue(&id, tu_q, "q", NULL, 0, NULL), SPOOL_OK);
-	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
 	if (t != NULL)
 		CU_ASSERT_EQUAL(t->payload_len, 0);
 	spool_task_info_free(t, 1);
@@ -951,7 +951,7 @@ test_odd_names(void)
 	for (i = 0; i < 10; i++) {
 		CU_ASSERT_STRING_EQUAL(tu_task_text(buf, sizeof buf, ids[i],
 		    "queue"), names[i]);
-		TU_RC(spool_get(&t, tu_q, ids[i]), SPOOL_OK);
+		TU_RC(spool_task_get(&t, tu_q, ids[i]), SPOOL_OK);
 		if (t != NULL)
 			CU_ASSERT_STRING_EQUAL(t->queue, names[i]);
 		spool_task_info_free(t, 1);

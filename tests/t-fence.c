@@ -310,7 +310,7 @@ test_expired_not_reaped(void)
 		spool_queue_stats	*qs = NULL;
 		size_t			 nqs = 0;
 
-		TU_RC(spool_get(&t, q2, ida), SPOOL_OK);
+		TU_RC(spool_task_get(&t, q2, ida), SPOOL_OK);
 		if (t != NULL)
 			CU_ASSERT_EQUAL(t->state, SPOOL_EXPIRED);
 		spool_task_info_free(t, 1);

@@ -294,14 +294,59 @@ test_window(void)
 	CU_ASSERT_EQUAL(m->total.succeeded, 20);
 	spool_queue_metrics_free(m, n);
 	TU_RC(spool_metrics(&m, &n, tu_q, "nope"), SPOOL_ENOENT);
-	TU_RC(spool_workers(&w, &n, tu_q), SPOOL_OK);
+	/* By id (since 0.8; they were oldest first). */
+	TU_RC(spool_workers(&w, &n, tu_q, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 2);
-	CU_ASSERT_STRING_EQUAL(w[0].id, "h:2:b");
-	CU_ASSERT_EQUAL(w[0].stale, 1);
-	CU_ASSERT_EQUAL(w[1].stale, 1);		/* the clock moved a minute */
-	CU_ASSERT_EQUAL(w[1].busy, 3);
-	CU_ASSERT_STRING_EQUAL(w[1].queues, "[\"w\",\"v\"]");
+	CU_ASSERT_STRING_EQUAL(w[1].id, "h:2:b");
+	CU_ASSERT_EQUAL(w[1].stale, 1);
+	CU_ASSERT_EQUAL(w[0].stale, 1);		/* the clock moved a minute */
+	CU_ASSERT_EQUAL(w[0].busy, 3);
+	CU_ASSERT_STRING_EQUAL(w[0].queues, "[\"w\",\"v\"]");
 	spool_worker_info_free(w, n);
+}
+
+/* Workers in pages by id, both ways: each once, in order; the options
+ * checked as every list's. */
+static void
+test_workers_pages(void)
+{
+	spool_worker_list_opts	 wo = SPOOL_WORKER_LIST_OPTS_INIT;
+	spool_worker_info	*w = NULL;
+	char			 ids[15][16], got[40][16];
+	size_t			 n = 0, ngot, i, pages;
+	int			 desc;
+
+	for (i = 0; i < 15; i++)
+		snprintf(ids[i], sizeof ids[i], "h:%02zu:x", i);
+	for (i = 0; i < 15; i++)	/* started out of id order */
+		TU_RC(spool__worker_upsert(tu_q, ids[(i * 4) % 15], "h",
+		    (long)i, "[\"w\"]", 1, 0, tu_now, tu_now), SPOOL_OK);
+	for (desc = 0; desc <= 1; desc++) {
+		wo.after = NULL;
+		wo.limit = 4;
+		wo.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_workers(&w, &n, tu_q, &wo), SPOOL_OK);
+			for (i = 0; i < n && ngot < 40; i++)
+				snprintf(got[ngot++], sizeof got[0], "%s",
+				    w[i].id);
+			wo.after = n > 0 ? got[ngot - 1] : NULL;
+			spool_worker_info_free(w, n);
+		} while (n == wo.limit && ++pages < 20);
+		CU_ASSERT_EQUAL(ngot, 15);
+		for (i = 0; i < ngot && i < 15; i++)
+			CU_ASSERT_STRING_EQUAL(got[i], ids[desc ? 14 - i : i]);
+	}
+	wo.after = NULL;
+	wo.limit = 10001;
+	TU_RC(spool_workers(&w, &n, tu_q, &wo), SPOOL_EINVAL);
+	wo.limit = 0;
+	wo.version = 0;
+	TU_RC(spool_workers(&w, &n, tu_q, &wo), SPOOL_EINVAL);
+	wo.version = 99;
+	TU_RC(spool_workers(&w, &n, tu_q, &wo), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_worker_list_opts");
 }
 
 /* Over a random mix of operations, the counters add up with the rows:
@@ -464,7 +509,7 @@ test_rates(void)
 	spool__pool_observe(p, SPOOL_OUTCOME_RELEASED, 5, 10, t);
 	pthread_mutex_unlock(&p->mu);
 	tu_now = t + 999;
-	spool_pool_metrics_get(p, &m);
+	spool_pool_metrics_get(&m, p);
 	CU_ASSERT_EQUAL(m.now_ms, t + 999);
 	CU_ASSERT_EQUAL(m.succeeded_s[0], 1);	/* t - 59 s */
 	CU_ASSERT_EQUAL(m.succeeded_s[59], 2);	/* t, t + 999; not t - 64 s */
@@ -478,7 +523,7 @@ test_rates(void)
 	CU_ASSERT_EQUAL(m.run.sum_ms, 80);
 	/* A minute on, the window is empty. */
 	tu_now = t + 61000;
-	spool_pool_metrics_get(p, &m);
+	spool_pool_metrics_get(&m, p);
 	CU_ASSERT_EQUAL(m.succeeded_1m + m.failed_1m, 0);
 	CU_ASSERT_EQUAL(m.run.n, 8);		/* histograms keep everything */
 	spool_pool_free(p);
@@ -537,7 +582,7 @@ test_pool_metrics(void)
 	if (p == NULL)
 		return;
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_metrics_get(p, &m);
+	spool_pool_metrics_get(&m, p);
 	CU_ASSERT_EQUAL(m.stats.succeeded, 54);
 	CU_ASSERT_EQUAL(m.stats.dead, 6);
 	CU_ASSERT_EQUAL(m.run.n, 60);
@@ -567,6 +612,7 @@ test_pool_metrics(void)
 }
 
 static CU_TestInfo tests[] = {
+	{ "workers in pages", test_workers_pages },
 	{ "paths", test_paths },
 	{ "rollback", test_rollback },
 	{ "counted later", test_counted_later },

@@ -164,7 +164,7 @@ test_define(void)
 	CU_ASSERT_EQUAL(p->current, 0);
 	CU_ASSERT_EQUAL(p->stages[1].concurrency, 1);
 	spool_pipeline_info_free(p, 1);
-	TU_RC(spool_pipeline_list(&p, &n, tu_q), SPOOL_OK);
+	TU_RC(spool_pipeline_list(&p, &n, tu_q, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	CU_ASSERT_EQUAL(p[0].version, 2);
 	CU_ASSERT_EQUAL(p[0].stages[1].concurrency, 3);
@@ -315,7 +315,7 @@ test_handoff(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"succeeded\":3"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"payload\":{\"k\":1}"));
 	/* The items' results are their last stage's outputs. */
-	TU_RC(spool_item_list(&it, &n, tu_q, run, 0, 0), SPOOL_OK);
+	TU_RC(spool_item_list(&it, &n, tu_q, run, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_EQUAL(it[0].state, SPOOL_ITEM_SUCCEEDED);
 	CU_ASSERT_EQUAL(it[0].stage, 3);
@@ -355,7 +355,7 @@ test_lease_lost(void)
 	pass("p/a", "A");
 	pass("p/b", "B");
 	check_invariants();
-	TU_RC(spool_item_history(&h, &n, tu_q, items[0]), SPOOL_OK);
+	TU_RC(spool_item_history(&h, &n, tu_q, items[0], NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_STRING_EQUAL(h[0].stage, "a");
 	CU_ASSERT_STRING_EQUAL(h[0].outcome, "lease_lost");
@@ -366,7 +366,164 @@ test_lease_lost(void)
 	CU_ASSERT_STRING_EQUAL(h[2].stage, "b");
 	CU_ASSERT_EQUAL(h[2].index, 2);
 	spool_stage_attempt_free(h, n);
-	TU_RC(spool_item_history(&h, &n, tu_q, 999), SPOOL_ENOENT);
+	TU_RC(spool_item_history(&h, &n, tu_q, 999, NULL), SPOOL_ENOENT);
+	/* In pages of two, both ways, by (stage index, attempt). */
+	{
+		spool_item_history_opts	 ho = SPOOL_ITEM_HISTORY_OPTS_INIT;
+		int64_t			 want[3] = { 101, 102, 201 }, got[9];
+		size_t			 ngot, i, pages;
+		int			 desc;
+
+		for (desc = 0; desc <= 1; desc++) {
+			ho.after_index = ho.after_attempt = 0;
+			ho.limit = 2;
+			ho.descending = desc;
+			ngot = pages = 0;
+			do {
+				TU_RC(spool_item_history(&h, &n, tu_q, items[0],
+				    &ho), SPOOL_OK);
+				for (i = 0; i < n && ngot < 9; i++)
+					got[ngot++] = h[i].index * 100 +
+					    h[i].attempt;
+				if (n > 0) {
+					ho.after_index = h[n - 1].index;
+					ho.after_attempt = h[n - 1].attempt;
+				}
+				spool_stage_attempt_free(h, n);
+			} while (n == ho.limit && ++pages < 9);
+			CU_ASSERT_EQUAL(ngot, 3);
+			for (i = 0; i < ngot && i < 3; i++)
+				CU_ASSERT_EQUAL(got[i], want[desc ? 2 - i : i]);
+		}
+		ho.limit = 10001;
+		TU_RC(spool_item_history(&h, &n, tu_q, items[0], &ho),
+		    SPOOL_EINVAL);
+		ho.limit = 0;
+		ho.version = 0;
+		TU_RC(spool_item_history(&h, &n, tu_q, items[0], &ho),
+		    SPOOL_EINVAL);
+		ho.version = 99;
+		TU_RC(spool_item_history(&h, &n, tu_q, items[0], &ho),
+		    SPOOL_EINVAL);
+		TU_VERSION_REFUSED(spool_errmsg(tu_q),
+		    "spool_item_history_opts");
+	}
+}
+
+/* Pipelines (by name), runs and items (by id) in pages, both ways:
+ * each once, in order; opts NULL; the options checked as every list's. */
+static void
+test_list_pages(void)
+{
+	spool_pipeline_list_opts po = SPOOL_PIPELINE_LIST_OPTS_INIT;
+	spool_run_list_opts	 ro = SPOOL_RUN_LIST_OPTS_INIT;
+	spool_item_list_opts	 io = SPOOL_ITEM_LIST_OPTS_INIT;
+	spool_pipeline_info	*p = NULL;
+	spool_run_info		*r = NULL;
+	spool_item_info		*it = NULL;
+	char			 names[12][8], got_names[30][8];
+	int64_t			 runs[12], items[12], got[30], prun;
+	size_t			 n = 0, ngot, i, pages;
+	int			 desc;
+
+	for (i = 0; i < 12; i++)
+		snprintf(names[i], sizeof names[i], "p%02zu", i);
+	for (i = 0; i < 12; i++)	/* out of order: 5 and 12 are coprime */
+		define_abc(names[(i * 5) % 12], SPOOL_ON_ERROR_RETRY);
+	for (i = 0; i < 12; i++)
+		runs[i] = start(i % 2 ? "p01" : "p00", 1, NULL, NULL);
+	prun = start("p02", 12, items, NULL);
+
+	for (desc = 0; desc <= 1; desc++) {
+		po.after = NULL;
+		po.limit = 5;
+		po.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_pipeline_list(&p, &n, tu_q, &po), SPOOL_OK);
+			for (i = 0; i < n && ngot < 30; i++)
+				snprintf(got_names[ngot++], sizeof got_names[0],
+				    "%s", p[i].name);
+			po.after = n > 0 ? got_names[ngot - 1] : NULL;
+			spool_pipeline_info_free(p, n);
+		} while (n == po.limit && ++pages < 20);
+		CU_ASSERT_EQUAL(ngot, 12);
+		for (i = 0; i < ngot && i < 12; i++)
+			CU_ASSERT_STRING_EQUAL(got_names[i],
+			    names[desc ? 11 - i : i]);
+
+		ro.after_id = 0;
+		ro.limit = 5;
+		ro.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_run_list(&r, &n, tu_q, &ro), SPOOL_OK);
+			for (i = 0; i < n && ngot < 30; i++)
+				got[ngot++] = r[i].id;
+			if (n > 0)
+				ro.after_id = r[n - 1].id;
+			spool_run_info_free(r, n);
+		} while (n == ro.limit && ++pages < 20);
+		CU_ASSERT_EQUAL(ngot, 13);	/* and p02's run */
+		for (i = 0; i < ngot && i < 12; i++)
+			CU_ASSERT_EQUAL(got[desc ? i + 1 : i],
+			    runs[desc ? 11 - i : i]);
+
+		io.after_id = 0;
+		io.limit = 5;
+		io.descending = desc;
+		ngot = pages = 0;
+		do {
+			TU_RC(spool_item_list(&it, &n, tu_q, prun, &io),
+			    SPOOL_OK);
+			for (i = 0; i < n && ngot < 30; i++)
+				got[ngot++] = it[i].id;
+			if (n > 0)
+				io.after_id = it[n - 1].id;
+			spool_item_info_free(it, n);
+		} while (n == io.limit && ++pages < 20);
+		CU_ASSERT_EQUAL(ngot, 12);
+		for (i = 0; i < ngot && i < 12; i++)
+			CU_ASSERT_EQUAL(got[i], items[desc ? 11 - i : i]);
+	}
+	/* One pipeline's runs. */
+	ro.after_id = 0;
+	ro.descending = 0;
+	ro.limit = 0;
+	ro.pipeline = "p01";
+	TU_RC(spool_run_list(&r, &n, tu_q, &ro), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 6);
+	for (i = 0; i < n; i++)
+		CU_ASSERT_STRING_EQUAL(r[i].pipeline, "p01");
+	spool_run_info_free(r, n);
+	/* Defaults. */
+	TU_RC(spool_pipeline_list(&p, &n, tu_q, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 12);
+	spool_pipeline_info_free(p, n);
+	TU_RC(spool_run_list(&r, &n, tu_q, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 13);
+	spool_run_info_free(r, n);
+	TU_RC(spool_item_list(&it, &n, tu_q, prun, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL(n, 12);
+	spool_item_info_free(it, n);
+	/* Limits and versions. */
+	po.after = NULL;
+	po.limit = ro.limit = io.limit = 10001;
+	TU_RC(spool_pipeline_list(&p, &n, tu_q, &po), SPOOL_EINVAL);
+	TU_RC(spool_run_list(&r, &n, tu_q, &ro), SPOOL_EINVAL);
+	TU_RC(spool_item_list(&it, &n, tu_q, runs[0], &io), SPOOL_EINVAL);
+	po.limit = ro.limit = io.limit = 0;
+	po.version = ro.version = io.version = 0;
+	TU_RC(spool_pipeline_list(&p, &n, tu_q, &po), SPOOL_EINVAL);
+	TU_RC(spool_run_list(&r, &n, tu_q, &ro), SPOOL_EINVAL);
+	TU_RC(spool_item_list(&it, &n, tu_q, runs[0], &io), SPOOL_EINVAL);
+	po.version = ro.version = io.version = 99;
+	TU_RC(spool_pipeline_list(&p, &n, tu_q, &po), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_pipeline_list_opts");
+	TU_RC(spool_run_list(&r, &n, tu_q, &ro), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_run_list_opts");
+	TU_RC(spool_item_list(&it, &n, tu_q, runs[0], &io), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_item_list_opts");
 }
 
 /* retry: each failure waits the delay; after retries the item fails. */
@@ -456,7 +613,7 @@ test_skip_strategy(void)
 	CU_ASSERT_EQUAL(r->stages[0].skipped, 1);
 	CU_ASSERT_EQUAL(r->stages[0].failed, 0);
 	spool_run_info_free(r, 1);
-	TU_RC(spool_item_list(&it, &n, tu_q, run, 0, 0), SPOOL_OK);
+	TU_RC(spool_item_list(&it, &n, tu_q, run, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_EQUAL(it[0].state, SPOOL_ITEM_SKIPPED);
 	CU_ASSERT_STRING_EQUAL(it[0].error, "not an image");
@@ -799,7 +956,10 @@ test_pool(void)
 	CU_ASSERT(cnt.max[2] == 1);
 	CU_ASSERT(cnt.max[1] >= 2);	/* it did run stages in parallel */
 	do {
-		TU_RC(spool_item_list(&items, &n, rq, run, after, 100), SPOOL_OK);
+		TU_RC(spool_item_list(&items, &n, rq, run,
+		    &(spool_item_list_opts){ .version =
+		    SPOOL_ITEM_LIST_OPTS_VERSION, .after_id = after,
+		    .limit = 100 }), SPOOL_OK);
 		for (i = 0; i < n; i++) {
 			snprintf(want, sizeof want, "x%zu+one+two+three",
 			    total + i);
@@ -1113,6 +1273,7 @@ static CU_TestInfo tests[] = {
 	{ "split_words", test_split_words },
 	{ "handoff", test_handoff },
 	{ "lease_lost", test_lease_lost },
+	{ "lists in pages", test_list_pages },
 	{ "retry_strategy", test_retry_strategy },
 	{ "skip_strategy", test_skip_strategy },
 	{ "fail_fast", test_fail_fast },

@@ -546,7 +546,7 @@ test_drain(void)
 	if ((p = pool_make(h_drain, &o)) == NULL)
 		goto out;
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 
 	CU_ASSERT_EQUAL(load(&drain_calls), DRAIN_N);
 	CU_ASSERT_EQUAL(R.bad_arg, 0);
@@ -749,7 +749,7 @@ test_retry_fail(void)
 	t0 = mono_ms();
 	TU_RC(spool_pool_run(p), SPOOL_OK);
 	CU_ASSERT(mono_ms() - t0 < GUARD_MS);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 
 	/* Always retry: three failed attempts, then exhausted. */
@@ -865,7 +865,7 @@ test_timeout_cooperative(void)
 	if ((p = pool_make(h_cooperative, &o)) == NULL)
 		goto out;
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 
 	CU_ASSERT_EQUAL(to_reason, SPOOL_STOP_TIMEOUT);
@@ -958,7 +958,7 @@ test_timeout_abandoned(void)
 	/* The run is over before the handler is. */
 	CU_ASSERT(mono_ms() - t0 < 1400);
 	CU_ASSERT_EQUAL(load(&ab_returned), 0);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(load(&ab_returned), 1);
 
@@ -1054,7 +1054,7 @@ test_cancel(void)
 	CU_ASSERT_EQUAL(running, 1);
 	CU_ASSERT(wait_flag(&wt_reason, 3000));
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 
 	CU_ASSERT_EQUAL(wt_reason, SPOOL_STOP_CANCELLED);
@@ -1204,7 +1204,7 @@ test_lease_lost(void)
 	}
 	CU_ASSERT(wait_flag(&wt_reason, 3000));
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 
 	CU_ASSERT_EQUAL(wt_reason, SPOOL_STOP_LEASE_LOST);
@@ -1286,7 +1286,7 @@ test_graceful_stop(void)
 	TU_RC(spool_pool_run(p), SPOOL_OK);
 	stop_ms = mono_ms() - t0;
 	pthread_join(s.t, NULL);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 
 	/* It waited for the running handlers, and no longer. */
@@ -1432,7 +1432,7 @@ test_max_tasks(void)
 	t0 = mono_ms();
 	TU_RC(spool_pool_run(p), SPOOL_OK);
 	CU_ASSERT(mono_ms() - t0 < 2000);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(load(&slow_calls), 5);
 	CU_ASSERT_EQUAL(st.claimed, 5);
@@ -1486,7 +1486,7 @@ test_max_time(void)
 	store(&guard.off, 1);
 	pthread_join(guard.t, NULL);
 	CU_ASSERT_EQUAL(load64(&guard.at_ms), 0);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT(ms >= 300 && ms < 1200);
 	CU_ASSERT(st.succeeded >= 4 && st.succeeded <= 10);
@@ -1628,7 +1628,7 @@ test_autoscale(void)
 		goto out;
 	t0 = mono_ms();
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT(mono_ms() - t0 < GUARD_MS);
 	CU_ASSERT_EQUAL(st.succeeded, 40);
@@ -1900,7 +1900,7 @@ test_direct_calls(void)
 	if ((p = pool_make(h_direct, &o)) == NULL)
 		goto out;
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	TU_RC(dc_rc[0] - 100, SPOOL_EINVAL);
 	TU_RC(dc_rc[1] - 100, SPOOL_EINVAL);
@@ -2021,7 +2021,7 @@ test_flush_retry(void)
 	sqlite3_close(db);
 
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	CU_ASSERT_EQUAL(st.succeeded, 1);
 	CU_ASSERT(strstr(spool_pool_errmsg(p), "locked") != NULL);
 	TU_RC(spool_pool_errcode(p), SPOOL_EBUSY);	/* ridden out, kept */
@@ -2067,7 +2067,7 @@ shed_wait(spool_pool *p, int want, int64_t ms)
 	int64_t			 end = mono_ms() + ms;
 
 	do {
-		spool_pool_stats_get(p, &st);
+		spool_pool_stats_get(&st, p);
 		if (st.shedding == want)
 			return (1);
 		sleep_ms(10);
@@ -2104,12 +2104,12 @@ test_load_shedding(void)
 	enqueue_n(q, "shed", "task", 5, NULL);
 	spool_pool_wake(p);
 	sleep_ms(200);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	CU_ASSERT_EQUAL(st.claimed, 0);
 	/* Under the maximum but above 80% of it: still shedding. */
 	shed_set(0.45);
 	sleep_ms(200);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	CU_ASSERT_EQUAL(st.shedding, 1);
 	CU_ASSERT_EQUAL(st.claimed, 0);
 	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
@@ -2119,14 +2119,14 @@ test_load_shedding(void)
 	CU_ASSERT(shed_wait(p, 0, 2000));
 	t0 = mono_ms();
 	do {
-		spool_pool_stats_get(p, &st);
+		spool_pool_stats_get(&st, p);
 		if (st.succeeded == 5)
 			break;
 		sleep_ms(10);
 	} while (mono_ms() - t0 < 5000);
 	spool_pool_stop(p, 0);
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	CU_ASSERT_EQUAL(st.succeeded, 5);
 	spool_pool_free(p);
 out:
@@ -2381,7 +2381,7 @@ test_claimed_visible(void)
 	spool_pool_stop(p, 0);
 	t0 = mono_ms();
 	do {
-		spool_pool_stats_get(p, &st);
+		spool_pool_stats_get(&st, p);
 		sleep_ms(2);
 	} while (st.prefetched > 0 && mono_ms() - t0 < 5000);
 	store(&gate_open, 1);
@@ -2419,7 +2419,7 @@ sampler_main(void *arg)
 	spool_pool_stats	 st;
 
 	while (!load(&s->off)) {
-		spool_pool_stats_get(s->p, &st);
+		spool_pool_stats_get(&st, s->p);
 		if (st.prefetched > s->max)
 			s->max = st.prefetched;
 		sleep_ms(1);
@@ -2446,7 +2446,7 @@ run_sampled(spool_handler fn, const spool_pool_opts *o,
 	TU_RC(spool_pool_run(p), SPOOL_OK);
 	store(&sm.off, 1);
 	pthread_join(sm.t, NULL);
-	spool_pool_stats_get(p, st);
+	spool_pool_stats_get(st, p);
 	pthread_mutex_lock(&p->mu);
 	*refill_at = p->refill_at;
 	pthread_mutex_unlock(&p->mu);
@@ -2532,7 +2532,7 @@ test_shutdown_handback(void)
 		sleep_ms(2);
 	spool_pool_stop(p, 0);
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(st.released, 1);
 	CU_ASSERT_EQUAL(st.timed_out, 0);
@@ -2578,7 +2578,7 @@ test_cancel_claimed(void)
 	store(&gate_open, 1);
 	spool_pool_stop(p, 0);
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(st.cancelled, 1);
 	CU_ASSERT_EQUAL(count_kind(SPOOL_OUTCOME_CANCELLED), 1);
@@ -2611,7 +2611,7 @@ test_prefetch_max(void)
 	if ((p = pool_make(h_nothing, &o)) == NULL)
 		goto out;
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(st.succeeded, 25000);
 	CU_ASSERT_EQUAL(q_int(q, "SELECT count(*) FROM tasks WHERE state = "
@@ -2656,7 +2656,7 @@ test_signal_during_drain(void)
 	CU_ASSERT_EQUAL(stopping, 1);
 	kill(getpid(), SIGTERM);
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(st.quit, 0);
 	CU_ASSERT_EQUAL(st.left, 0);
@@ -2689,7 +2689,7 @@ test_flush_claim_fails(void)
 	p->ahead_fixed = 4;
 	p->fail_flush_claims = 1;
 	TU_RC(spool_pool_run(p), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	CU_ASSERT(strstr(spool_pool_errmsg(p), "claim: I/O error") != NULL);
 	TU_RC(spool_pool_errcode(p), SPOOL_EIO);
 	spool_pool_free(p);
@@ -2751,7 +2751,7 @@ test_flush_hold(void)
 	__atomic_store_n(&p->fail_flushes, 1, __ATOMIC_RELEASE);
 	runner_start(&r, p);
 	for (end = mono_ms() + 5000; mono_ms() < end; sleep_ms(2)) {
-		spool_pool_stats_get(p, &st);
+		spool_pool_stats_get(&st, p);
 		if ((holding = st.holding) != 0)
 			break;
 	}
@@ -2765,7 +2765,7 @@ test_flush_hold(void)
 	pthread_mutex_lock(&rec_mu);
 	s2 = R.nstart;
 	pthread_mutex_unlock(&rec_mu);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	CU_ASSERT_EQUAL(s2, s1);
 	CU_ASSERT(s1 >= 1 && s1 < 30);
 	CU_ASSERT(st.holding == 1 && st.busy == 0);
@@ -2780,7 +2780,7 @@ test_flush_hold(void)
 	/* The fault clears: the pool goes on alone. */
 	__atomic_store_n(&p->fail_flushes, 0, __ATOMIC_RELEASE);
 	TU_RC(runner_join(&r), SPOOL_OK);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	CU_ASSERT_EQUAL(st.succeeded, 30);
 	CU_ASSERT_EQUAL(st.holding, 0);

@@ -511,7 +511,7 @@ pc_check_successes(spool *q, const struct acks *a)
 		if (a->v[i].kind != 'S')
 			continue;
 		t = NULL;
-		if (spool_get(&t, q, a->v[i].id) != SPOOL_OK) {
+		if (spool_task_get(&t, q, a->v[i].id) != SPOOL_OK) {
 			PC_CHECK(0, "reported success %lld is missing: %s",
 			    (long long)a->v[i].id, spool_errmsg(q));
 			continue;
@@ -547,7 +547,7 @@ pc_check_enqueues(spool *q, const struct acks *a, const char *queue,
 		if (a->v[i].kind != 'E')
 			continue;
 		t = NULL;
-		if (spool_get(&t, q, a->v[i].id) != SPOOL_OK) {
+		if (spool_task_get(&t, q, a->v[i].id) != SPOOL_OK) {
 			PC_CHECK(0, "reported enqueue %lld is missing: %s",
 			    (long long)a->v[i].id, spool_errmsg(q));
 			continue;

@@ -1342,7 +1342,7 @@ static const char *const dead_calls[] = {
 	"spool_queue_get", "spool_queue_list", "spool_enqueue",
 	"spool_enqueue_many", "spool_batch_create", "spool_batch_close",
 	"spool_batch_get", "spool_batch_list", "spool_claim_many",
-	"spool_claim", "spool_reap", "spool_get", "spool_list",
+	"spool_claim", "spool_reap", "spool_task_get", "spool_list",
 	"spool_attempts", "spool_stats", "spool_metrics", "spool_workers",
 	"spool_cancel", "spool_retry", "spool_retry_all", "spool_purge",
 	"spool_prune", "spool_pipeline_create", "spool_pipeline_delete",
@@ -1442,22 +1442,22 @@ test_failed_handle(void)
 	DEAD(spool_queue_create(q, "q", &qo));
 	DEAD(spool_queue_set(q, "q", &qo));
 	DEAD(spool_queue_get(&qi, q, "q"));
-	DEAD(spool_queue_list(&qi, &n, q));
+	DEAD(spool_queue_list(&qi, &n, q, NULL));
 	DEAD(spool_enqueue(&id, q, "q", "x", 1, NULL));
 	DEAD(spool_enqueue_many(ids, existed, q, &task, 1));
 	DEAD(spool_batch_create(&id, q, NULL));
 	DEAD(spool_batch_close(q, 1));
 	DEAD(spool_batch_get(&bi, q, 1));
-	DEAD(spool_batch_list(&bi, &n, q, 0, 0, 0, 0));
+	DEAD(spool_batch_list(&bi, &n, q, NULL));
 	DEAD(spool_claim_many(jobs, &n, q, qs, 1, 2, NULL));
 	DEAD(spool_claim(&job, q, "q", NULL));
 	DEAD(spool_reap(&n64, q));
-	DEAD(spool_get(&ti, q, 1));
+	DEAD(spool_task_get(&ti, q, 1));
 	DEAD(spool_list(&ti, &n, q, NULL));
-	DEAD(spool_attempts(&ai, &n, q, 1));
+	DEAD(spool_attempts(&ai, &n, q, 1, NULL));
 	DEAD(spool_stats(&st, &n, q, NULL));
 	DEAD(spool_metrics(&mi, &n, q, NULL));
-	DEAD(spool_workers(&wi, &n, q));
+	DEAD(spool_workers(&wi, &n, q, NULL));
 	DEAD(spool_cancel(&running, q, 1));
 	DEAD(spool_retry(q, 1));
 	DEAD(spool_retry_all(&n64, q, "q", SPOOL_DEAD));
@@ -1466,13 +1466,13 @@ test_failed_handle(void)
 	DEAD(spool_pipeline_create(&ver, q, "p", &stage, 1, 0));
 	DEAD(spool_pipeline_delete(q, "p", 0));
 	DEAD(spool_pipeline_get(&pi, q, "p", 0));
-	DEAD(spool_pipeline_list(&pi, &n, q));
+	DEAD(spool_pipeline_list(&pi, &n, q, NULL));
 	DEAD(spool_pipeline_start(&id, ids, q, "p", &item, 1, NULL));
 	DEAD(spool_run_get(&ri, q, 1));
-	DEAD(spool_run_list(&ri, &n, q, NULL, 0, 0, 0));
+	DEAD(spool_run_list(&ri, &n, q, NULL));
 	DEAD(spool_run_cancel(q, 1));
-	DEAD(spool_item_list(&ii, &n, q, 1, 0, 0));
-	DEAD(spool_item_history(&sa, &n, q, 1));
+	DEAD(spool_item_list(&ii, &n, q, 1, NULL));
+	DEAD(spool_item_history(&sa, &n, q, 1, NULL));
 	DEAD(spool_task_wait(&ti, q, 1, -1));
 	DEAD(spool_batch_wait(&bi, q, 1, -1));
 	DEAD(spool_run_wait(&ri, q, 1, -1));

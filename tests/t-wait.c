@@ -228,7 +228,7 @@ test_task_timeout(void)
 	spool_task_info_free(t, 1);
 
 	/* A call that succeeds after it clears the error. */
-	TU_RC(spool_get(&t, tu_q, id), SPOOL_OK);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
 	CU_ASSERT_EQUAL(spool_errcode(tu_q), SPOOL_OK);
 	spool_task_info_free(t, 1);
 }

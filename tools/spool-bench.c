@@ -479,7 +479,7 @@ drain(const char *path, spool_handler fn, void *arg, int64_t max_tasks,
 	if (spool_pool_run(p) != SPOOL_OK)
 		die("pool", spool_pool_errmsg(p));
 	el = mono() - t0;
-	spool_pool_stats_get(p, st);
+	spool_pool_stats_get(st, p);
 	spool_pool_free(p);
 	return (el);
 }
@@ -578,7 +578,7 @@ bench_pipeline(void)
 	if (spool_pool_run(p) != SPOOL_OK)
 		die("pool", spool_pool_errmsg(p));
 	el = mono() - t0;
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 
 	/* The pool's count is of stage tasks; the run's own counters say
@@ -1623,7 +1623,7 @@ watch_loop(void *arg)
 	if (spool_open(&q, w->path, 0) != SPOOL_OK)
 		die("unstarted", spool_errmsg(q));
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
-		spool_pool_stats_get(w->p, &st);
+		spool_pool_stats_get(&st, w->p);
 		if (st.prefetched > w->max_prefetched)
 			w->max_prefetched = st.prefetched;
 		w->samples++;
@@ -1678,7 +1678,7 @@ bench_unstarted(void)
 	el = mono() - t0;
 	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
-	spool_pool_stats_get(p, &st);
+	spool_pool_stats_get(&st, p);
 	spool_pool_free(p);
 	scrap(path);
 	printf("unstarted 2 threads, %s: max prefetched %d, max claimed "

@@ -89,13 +89,101 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 	    WHEN t.started_ms IS NULL THEN 'claimed' ELSE 'running' END = ?2
  ORDER BY t.id DESC LIMIT ?4;
 
+-- name: task_list_batch_asc
+-- in: batch_id int, queue text, state text, after_id int, max int
+-- in: now_ms int
+-- out: like task_get
+-- As task_list_asc for the tasks of batch ?1.  tasks_batch is (batch_id,
+-- state) and so, per stored state, in id order: the five states' ranges
+-- are merged (MERGE (UNION ALL), no sort) and stop after ?5 ids, so a
+-- page of a batch of millions reads a page.  ?3 is a state as reported
+-- (running, claimed, expired: the lease at ?6 now_ms, as
+-- task_list_running_asc) or NULL; the other arms are off.
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
+    t.batch_id
+  FROM tasks t
+ WHERE t.id IN (
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'ready'
+       AND (?3 IS NULL OR ?3 = 'ready') AND (?2 IS NULL OR queue = ?2)
+       AND id > ?4
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'running'
+       AND (?2 IS NULL OR queue = ?2) AND id > ?4
+       AND (?3 IS NULL OR CASE WHEN lease_until_ms < ?6 THEN 'expired'
+	    WHEN started_ms IS NULL THEN 'claimed' ELSE 'running' END = ?3)
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'succeeded'
+       AND (?3 IS NULL OR ?3 = 'succeeded') AND (?2 IS NULL OR queue = ?2)
+       AND id > ?4
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'dead'
+       AND (?3 IS NULL OR ?3 = 'dead') AND (?2 IS NULL OR queue = ?2)
+       AND id > ?4
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'cancelled'
+       AND (?3 IS NULL OR ?3 = 'cancelled') AND (?2 IS NULL OR queue = ?2)
+       AND id > ?4
+    ORDER BY 1 LIMIT ?5)
+ ORDER BY t.id LIMIT ?5;
+
+-- name: task_list_batch_desc
+-- in: batch_id int, queue text, state text, before_id int, max int
+-- in: now_ms int
+-- out: like task_get
+-- As task_list_batch_asc, newest first: ids below before_id.
+SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
+    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
+    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
+    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
+    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
+    t.batch_id
+  FROM tasks t
+ WHERE t.id IN (
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'ready'
+       AND (?3 IS NULL OR ?3 = 'ready') AND (?2 IS NULL OR queue = ?2)
+       AND id < ?4
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'running'
+       AND (?2 IS NULL OR queue = ?2) AND id < ?4
+       AND (?3 IS NULL OR CASE WHEN lease_until_ms < ?6 THEN 'expired'
+	    WHEN started_ms IS NULL THEN 'claimed' ELSE 'running' END = ?3)
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'succeeded'
+       AND (?3 IS NULL OR ?3 = 'succeeded') AND (?2 IS NULL OR queue = ?2)
+       AND id < ?4
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'dead'
+       AND (?3 IS NULL OR ?3 = 'dead') AND (?2 IS NULL OR queue = ?2)
+       AND id < ?4
+    UNION ALL
+    SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'cancelled'
+       AND (?3 IS NULL OR ?3 = 'cancelled') AND (?2 IS NULL OR queue = ?2)
+       AND id < ?4
+    ORDER BY 1 DESC LIMIT ?5)
+ ORDER BY t.id DESC LIMIT ?5;
+
 -- name: attempt_list
--- in: id int
+-- in: id int, after_attempt int, max int
 -- out: attempt int, worker text, started_ms int, finished_ms int
 -- out: outcome text, error text
--- The history of task ?1, oldest first.
+-- A page of the history of task ?1 by attempt number, after ?2.  The
+-- range of attempts_task for the task, sorted: one task's attempts are
+-- few (its max_attempts).
 SELECT attempt, worker, started_ms, finished_ms, outcome, error
-  FROM attempts WHERE task_id = ?1 ORDER BY id;
+  FROM attempts WHERE task_id = ?1 AND attempt > ?2
+ ORDER BY attempt LIMIT ?3;
+
+-- name: attempt_list_desc
+-- in: id int, before_attempt int, max int
+-- out: like attempt_list
+-- As attempt_list, latest first: attempts below ?2.
+SELECT attempt, worker, started_ms, finished_ms, outcome, error
+  FROM attempts WHERE task_id = ?1 AND attempt < ?2
+ ORDER BY attempt DESC LIMIT ?3;
 
 -- name: task_state
 -- in: id int

@@ -85,7 +85,18 @@ SELECT count(*) AS workers, coalesce(sum(concurrency), 0) AS concurrency,
 	WHERE j.value = ?1);
 
 -- name: workers_list
+-- in: after text, max int
 -- out: id text, host text, pid int, queues text, concurrency int, busy int
 -- out: started_ms int, heartbeat_ms int
+-- A keyset page of the workers by id (the primary key): ids after ?1
+-- (NULL: from the first), at most ?2.
 SELECT id, host, pid, queues, concurrency, busy, started_ms, heartbeat_ms
-  FROM workers ORDER BY started_ms, id;
+  FROM workers WHERE id > coalesce(?1, '') ORDER BY id LIMIT ?2;
+
+-- name: workers_list_desc
+-- in: before text, max int
+-- out: like workers_list
+-- As workers_list, last id first: ids below ?1 (NULL: an empty blob,
+-- after every text, so from the last id).
+SELECT id, host, pid, queues, concurrency, busy, started_ms, heartbeat_ms
+  FROM workers WHERE id < coalesce(?1, X'') ORDER BY id DESC LIMIT ?2;

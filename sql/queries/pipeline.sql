@@ -58,12 +58,24 @@ INSERT INTO pipelines (name, version, stages, created_ms)
 VALUES (?1, ?2, ?3, ?4);
 
 -- name: pipeline_list
--- The current definition of every name.
--- in: -
+-- A keyset page of the current definitions by name: names after ?1
+-- (NULL: from the first), at most ?2; a range of pipelines_current.
+-- in: after text, max int
 -- out: like pipeline_current
 SELECT id, name, version, stages, created_ms, retired_ms IS NULL AS current
   FROM pipelines
- WHERE retired_ms IS NULL ORDER BY name;
+ WHERE retired_ms IS NULL AND name > coalesce(?1, '')
+ ORDER BY name LIMIT ?2;
+
+-- name: pipeline_list_desc
+-- As pipeline_list, last name first: names below ?1 (NULL: an empty
+-- blob, after every text, so from the last name).
+-- in: before text, max int
+-- out: like pipeline_current
+SELECT id, name, version, stages, created_ms, retired_ms IS NULL AS current
+  FROM pipelines
+ WHERE retired_ms IS NULL AND name < coalesce(?1, X'')
+ ORDER BY name DESC LIMIT ?2;
 
 -- name: stage_insert
 -- in: pipeline_id int, idx int, name text, queue text, concurrency int
@@ -333,6 +345,21 @@ SELECT i.id, i.run_id, i.state, i.stage, s.name AS stage_name, i.task_id,
  WHERE i.run_id = ?1 AND i.id > ?2
  ORDER BY i.id LIMIT ?3;
 
+-- name: item_list_desc
+-- As item_list, newest first: items below before_id.
+-- in: run int, before_id int, max int
+-- out: like item_list
+SELECT i.id, i.run_id, i.state, i.stage, s.name AS stage_name, i.task_id,
+    CASE WHEN i.state = 'succeeded' THEN
+	(SELECT output FROM results WHERE task_id = i.task_id) END AS result,
+    t.last_error AS error, i.created_ms, i.finished_ms
+  FROM pipeline_items i
+  JOIN pipeline_runs ru ON ru.id = i.run_id
+  LEFT JOIN pipeline_stages s ON s.pipeline_id = ru.pipeline_id AND s.idx = i.stage
+  LEFT JOIN tasks t ON t.id = i.task_id
+ WHERE i.run_id = ?1 AND i.id < ?2
+ ORDER BY i.id DESC LIMIT ?3;
+
 -- name: run_exists
 -- in: id int
 -- out: one int
@@ -344,19 +371,44 @@ SELECT 1 AS one FROM pipeline_runs WHERE id = ?1;
 SELECT run_id FROM pipeline_items WHERE id = ?1;
 
 -- name: item_history
--- Every attempt of the item's stage tasks, finished or under way, in stage
--- then attempt order.
--- in: item int
+-- A keyset page of the attempts of the item's stage tasks, finished or
+-- under way, in stage then attempt order (the item has one task per
+-- stage, so the pair is a key): after (?2 idx, ?3 attempt), at most ?4.
+-- The item's tasks are a range of tasks_item and their attempts of
+-- attempts_task; the few rows are sorted.
+-- in: item int, after_idx int, after_attempt int, max int
 -- out: stage text, idx int, task_id int, attempt int, worker text
 -- out: started_ms int, finished_ms int, outcome text, error text
-SELECT s.name AS stage, s.idx, t.id AS task_id, a.attempt, a.worker,
-    a.started_ms, a.finished_ms, a.outcome, a.error
-  FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
-  JOIN attempts a ON a.task_id = t.id
- WHERE t.item_id = ?1
-UNION ALL
-SELECT s.name, s.idx, t.id, t.attempts, t.lease_owner, t.started_ms, NULL,
-    'running', NULL
-  FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
- WHERE t.item_id = ?1 AND t.state = 'running'
- ORDER BY 2, 4;
+SELECT stage, idx, task_id, attempt, worker, started_ms, finished_ms,
+    outcome, error FROM (
+  SELECT s.name AS stage, s.idx, t.id AS task_id, a.attempt, a.worker,
+      a.started_ms, a.finished_ms, a.outcome, a.error
+    FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
+    JOIN attempts a ON a.task_id = t.id
+   WHERE t.item_id = ?1
+  UNION ALL
+  SELECT s.name, s.idx, t.id, t.attempts, t.lease_owner, t.started_ms, NULL,
+      'running', NULL
+    FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
+   WHERE t.item_id = ?1 AND t.state = 'running')
+ WHERE (idx, attempt) > (?2, ?3)
+ ORDER BY idx, attempt LIMIT ?4;
+
+-- name: item_history_desc
+-- As item_history, latest first: below (?2 idx, ?3 attempt).
+-- in: item int, before_idx int, before_attempt int, max int
+-- out: like item_history
+SELECT stage, idx, task_id, attempt, worker, started_ms, finished_ms,
+    outcome, error FROM (
+  SELECT s.name AS stage, s.idx, t.id AS task_id, a.attempt, a.worker,
+      a.started_ms, a.finished_ms, a.outcome, a.error
+    FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
+    JOIN attempts a ON a.task_id = t.id
+   WHERE t.item_id = ?1
+  UNION ALL
+  SELECT s.name, s.idx, t.id, t.attempts, t.lease_owner, t.started_ms, NULL,
+      'running', NULL
+    FROM tasks t JOIN pipeline_stages s ON s.id = t.stage_id
+   WHERE t.item_id = ?1 AND t.state = 'running')
+ WHERE (idx, attempt) < (?2, ?3)
+ ORDER BY idx DESC, attempt DESC LIMIT ?4;

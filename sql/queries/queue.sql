@@ -30,10 +30,33 @@ SELECT name, paused, max_depth, priority, max_attempts, backoff,
 -- name: queue_list
 -- in: -
 -- out: like queue_get
+-- Every queue, for the library's own reads over all of them (stats,
+-- prune); spool_queue_list pages with queue_list_page.
 SELECT name, paused, max_depth, priority, max_attempts, backoff,
     backoff_base_ms, backoff_cap_ms, backoff_jitter, lease_ms, timeout_ms,
     retention_ms, created_ms
   FROM queues ORDER BY name;
+
+-- name: queue_list_page
+-- in: after text, max int
+-- out: like queue_get
+-- Keyset page by name: names after ?1 (NULL: from the first; no name is
+-- empty), at most ?2.
+SELECT name, paused, max_depth, priority, max_attempts, backoff,
+    backoff_base_ms, backoff_cap_ms, backoff_jitter, lease_ms, timeout_ms,
+    retention_ms, created_ms
+  FROM queues WHERE name > coalesce(?1, '') ORDER BY name LIMIT ?2;
+
+-- name: queue_list_page_desc
+-- in: before text, max int
+-- out: like queue_get
+-- As queue_list_page, last name first: names below ?1.  With ?1 NULL the
+-- bound is an empty blob, which sorts after every text, so the range
+-- starts at the last name (still one range of the primary key).
+SELECT name, paused, max_depth, priority, max_attempts, backoff,
+    backoff_base_ms, backoff_cap_ms, backoff_jitter, lease_ms, timeout_ms,
+    retention_ms, created_ms
+  FROM queues WHERE name < coalesce(?1, X'') ORDER BY name DESC LIMIT ?2;
 
 -- name: queue_depth
 -- in: queue text
