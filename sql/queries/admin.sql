@@ -20,17 +20,22 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
   FROM tasks t LEFT JOIN results r ON r.task_id = t.id
  WHERE t.id = ?1;
 
--- name: task_list_asc
--- in: queue text, state text, after_id int, max int
--- out: like task_get
--- Keyset page: of the queue (NULL: any) and state (NULL: any), ids above
--- after_id, at most max; results are not read.
+-- fragment: task_list_columns
+-- The columns of task_get (-- out: like task_get) for a list of tasks of
+-- table t, whose results are not read.
 SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
     t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
     t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
     t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
     t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
     t.batch_id
+
+-- name: task_list_asc
+-- in: queue text, state text, after_id int, max int
+-- out: like task_get
+-- Keyset page: of the queue (NULL: any) and state (NULL: any), ids above
+-- after_id, at most max; results are not read.
+-- use: task_list_columns
   FROM tasks t
  WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
    AND t.id > ?3
@@ -40,12 +45,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 -- in: queue text, state text, before_id int, max int
 -- out: like task_get
 -- As task_list_asc, newest first: ids below before_id.
-SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
-    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
-    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
-    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
-    t.batch_id
+-- use: task_list_columns
   FROM tasks t
  WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2)
    AND t.id < ?3
@@ -59,12 +59,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 -- or 'expired' (lease ended before ?5 now_ms).  Through the partial
 -- index of leased tasks, which are few, instead of a walk of every id
 -- until ?4 are found (a dashboard asks every few seconds).
-SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
-    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
-    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
-    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
-    t.batch_id
+-- use: task_list_columns
   FROM tasks t INDEXED BY tasks_running
  WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
    AND t.id > ?3
@@ -76,12 +71,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 -- in: queue text, state text, before_id int, max int, now_ms int
 -- out: like task_get
 -- As task_list_running_asc, newest first: ids below before_id.
-SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
-    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
-    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
-    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
-    t.batch_id
+-- use: task_list_columns
   FROM tasks t INDEXED BY tasks_running
  WHERE t.state = 'running' AND (?1 IS NULL OR t.queue = ?1)
    AND t.id < ?3
@@ -99,12 +89,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 -- page of a batch of millions reads a page.  ?3 is a state as reported
 -- (running, claimed, expired: the lease at ?6 now_ms, as
 -- task_list_running_asc) or NULL; the other arms are off.
-SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
-    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
-    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
-    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
-    t.batch_id
+-- use: task_list_columns
   FROM tasks t
  WHERE t.id IN (
     SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'ready'
@@ -135,12 +120,7 @@ SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
 -- in: now_ms int
 -- out: like task_get
 -- As task_list_batch_asc, newest first: ids below before_id.
-SELECT t.id, t.queue, t.state, t.priority, t.payload, t.run_at_ms,
-    t.deadline_ms, t.attempts, t.max_attempts, t.idem_key, t.lease_owner,
-    t.lease_until_ms, t.cancel_requested, t.created_ms, t.started_ms,
-    t.started_ms IS NOT NULL AS started, t.finished_ms, t.last_error,
-    t.dead_reason, 0 AS has_result, NULL AS output, NULL AS duration_ms,
-    t.batch_id
+-- use: task_list_columns
   FROM tasks t
  WHERE t.id IN (
     SELECT id FROM tasks WHERE batch_id = ?1 AND state = 'ready'
