@@ -157,8 +157,6 @@ void		 json_kv_payload(struct json *, const char *, const void *, size_t);
 void		 json_end(struct json *);
 
 /* cmd-stats.c: Prometheus's text format, for stats and the HTTP server */
-void		 cmd_prometheus(FILE *, const spool_queue_metrics *, size_t);
-void		 cmd_prometheus_pool(FILE *, const spool_pool_metrics *);
 
 /* Shared renderings of the library's records, for the commands and the
  * HTTP server. */

@@ -232,26 +232,22 @@ get_healthz(struct evhttp_request *req, struct cmd_http *h)
 static void
 get_metrics(struct evhttp_request *req, struct cmd_http *h)
 {
-	spool_queue_metrics	*m = NULL;
-	spool_pool_metrics	 pm;
-	struct reply		 r;
-	size_t			 n;
-	int			 rc;
+	struct reply	 r;
+	char		*text;
+	size_t		 len;
+	int		 rc;
 
-	if ((rc = spool_metrics(&m, &n, h->q, NULL)) != SPOOL_OK) {
+	if ((rc = spool_prometheus(&text, &len, h->q, h->pool, NULL)) !=
+	    SPOOL_OK) {
 		reply_fail(req, h, rc);
 		return;
 	}
 	if (reply_open(req, &r) != 0) {
-		spool_queue_metrics_free(m, n);
+		free(text);
 		return;
 	}
-	cmd_prometheus(r.f, m, n);
-	spool_queue_metrics_free(m, n);
-	if (h->pool != NULL) {
-		spool_pool_metrics_get(&pm, h->pool);
-		cmd_prometheus_pool(r.f, &pm);
-	}
+	fwrite(text, 1, len, r.f);
+	free(text);
 	reply_send(req, &r, 200, "text/plain; version=0.0.4; charset=utf-8");
 }
 

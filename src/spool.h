@@ -1030,6 +1030,28 @@ typedef struct spool_pool_metrics {
  * SPOOL_EINVAL for a NULL out or p (*out then zeroed if given). */
 int		 spool_pool_metrics_get(spool_pool_metrics *out, spool_pool *p);
 
+/* What spool_prometheus writes (since 0.8). */
+typedef struct spool_prometheus_opts {
+	unsigned	 version;
+	const char	*queue;		/* only this queue's series; NULL = all */
+} spool_prometheus_opts;
+
+#define SPOOL_PROMETHEUS_OPTS_VERSION	1
+#define SPOOL_PROMETHEUS_OPTS_INIT	{ SPOOL_PROMETHEUS_OPTS_VERSION, NULL }
+
+/*
+ * The metrics of the queues of q (spool_metrics) and of pool
+ * (spool_pool_metrics_get), either of which may be NULL, in Prometheus's
+ * text exposition format, version 0.0.4: what "spool stats --prometheus"
+ * prints and a worker's /metrics serves (since 0.8).  *out is a string
+ * of *len bytes, NUL-terminated, for the caller to free(3).  opts may be
+ * NULL for the defaults.  SPOOL_EINVAL for a NULL out or len, both q and
+ * pool NULL, or an unknown opts version; SPOOL_ENOENT for a missing
+ * opts->queue; else what spool_metrics returns.
+ */
+int		 spool_prometheus(char **out, size_t *len, spool *q,
+		     spool_pool *pool, const spool_prometheus_opts *opts);
+
 /* The last failure of the pool (borrowed), or "no error" if it has had
  * none.  A failure the pool rode out (a lock held past the busy timeout,
  * then released) stays here after spool_pool_run returns 0. */

@@ -599,6 +599,27 @@ test_pool_metrics(void)
 	CU_ASSERT(strncmp(last_line, "last 60 s: ", 11) == 0);
 	CU_ASSERT(strstr(last_line, " succeeded, ") != NULL);
 	CU_ASSERT(strstr(last_line, " MiB") != NULL);
+	/* The pool's figures as Prometheus text, alone and after the
+	 * database's. */
+	{
+		char	*t = NULL;
+		size_t	 len = 0;
+
+		TU_RC(spool_prometheus(&t, &len, NULL, p, NULL), SPOOL_OK);
+		CU_ASSERT(t != NULL && strlen(t) == len);
+		CU_ASSERT(t != NULL && strstr(t,
+		    "spool_pool_run_seconds_count 60\n") != NULL);
+		CU_ASSERT(t != NULL && strstr(t, "spool_tasks{") == NULL);
+		free(t);
+		TU_RC(spool_open(&q, tu_db, 0), SPOOL_OK);
+		TU_RC(spool_prometheus(&t, &len, q, p, NULL), SPOOL_OK);
+		CU_ASSERT(t != NULL && strstr(t, "spool_tasks{queue=\"m\","
+		    "state=\"succeeded\"} 54\n") != NULL);
+		CU_ASSERT(t != NULL && strstr(t, "spool_tasks{queue=\"m\"") <
+		    strstr(t, "spool_pool_run_seconds_count 60\n"));
+		free(t);
+		spool_close(q);
+	}
 	spool_pool_free(p);
 
 	/* Version 1: what follows cb_arg is not read (-5 would be refused). */
@@ -611,7 +632,50 @@ test_pool_metrics(void)
 	spool_pool_free(p);
 }
 
+/* spool_prometheus: every series of every queue, or of the one asked for;
+ * labels escaped; the arguments checked. */
+static void
+test_prometheus(void)
+{
+	spool_prometheus_opts	 o = SPOOL_PROMETHEUS_OPTS_INIT;
+	char			*t = (char *)"x";
+	size_t			 len = 7;
+
+	tu_enqueue("a", "1");
+	tu_enqueue("b\"\\q", "2");
+	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, NULL), SPOOL_OK);
+	CU_ASSERT_FATAL(t != NULL);
+	CU_ASSERT_EQUAL(strlen(t), len);
+	CU_ASSERT(strncmp(t, "# HELP spool_tasks ", 19) == 0);
+	CU_ASSERT(strstr(t, "# TYPE spool_tasks gauge\n") != NULL);
+	CU_ASSERT(strstr(t, "spool_tasks{queue=\"a\",state=\"ready\"} 1\n")
+	    != NULL);
+	CU_ASSERT(strstr(t, "spool_tasks{queue=\"b\\\"\\\\q\",state=\"ready\"} 1\n")
+	    != NULL);
+	CU_ASSERT(strstr(t, "spool_enqueued_total{queue=\"a\"} 1\n") != NULL);
+	CU_ASSERT(strstr(t, "spool_pool_") == NULL);
+	free(t);
+
+	o.queue = "a";
+	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, &o), SPOOL_OK);
+	CU_ASSERT(t != NULL && strstr(t, "queue=\"a\"") != NULL);
+	CU_ASSERT(t != NULL && strstr(t, "queue=\"b") == NULL);
+	free(t);
+	o.queue = "none";
+	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, &o), SPOOL_ENOENT);
+	CU_ASSERT(t == NULL && len == 0);
+
+	TU_RC(spool_prometheus(&t, &len, NULL, NULL, NULL), SPOOL_EINVAL);
+	TU_RC(spool_prometheus(NULL, &len, tu_q, NULL, NULL), SPOOL_EINVAL);
+	TU_RC(spool_prometheus(&t, NULL, tu_q, NULL, NULL), SPOOL_EINVAL);
+	o.queue = NULL;
+	o.version = 99;
+	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, &o), SPOOL_EINVAL);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "version") != NULL);
+}
+
 static CU_TestInfo tests[] = {
+	{ "prometheus", test_prometheus },
 	{ "workers in pages", test_workers_pages },
 	{ "paths", test_paths },
 	{ "rollback", test_rollback },

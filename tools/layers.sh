@@ -13,7 +13,8 @@
 #             the typed query face
 #   model     the features over the store: tasks, leases, queues, batches,
 #             pipelines, counters, reads and actions for the CLI, waits
-#   runtime   pools, the engine and its loop, exec handlers, producers
+#   runtime   pools, the engine and its loop, exec handlers, producers,
+#             the Prometheus text
 #
 # The calls are read from the symbols each object defines and leaves
 # undefined (nm), so a call through a function pointer the store was given
@@ -37,7 +38,7 @@ layer_of() {
 	store|store-*|query-gen|sql-gen)	echo 1 ;;
 	admin|batch|claim|counters|enqueue|metrics|open|pipeline|precommit|\
 	queue|retry|run|wait|workers)		echo 2 ;;
-	engine|engine-*|loop|exec|pool|pool-*|producer|stage) echo 3 ;;
+	engine|engine-*|loop|exec|pool|pool-*|producer|prometheus|stage) echo 3 ;;
 	*)					echo x ;;
 	esac
 }
