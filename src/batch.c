@@ -54,7 +54,7 @@ batch_check_text(spool *q, const char *what, const char *s, size_t max)
 	if (len > max)
 		return (spool__error(q, SPOOL_EINVAL, "%s too long (%zu bytes, "
 		    "at most %zu)", what, len, max));
-	if (!spool__utf8_valid(s, len))
+	if (!utf8_valid(s, len))
 		return (spool__error(q, SPOOL_EINVAL, "%s is not valid UTF-8",
 		    what));
 	return (SPOOL_OK);

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "spool-int.h"
 
 #define WAIT_MAX_MS	(365LL * 24 * 3600 * 1000)	/* the library's limit */
 
@@ -217,7 +216,7 @@ cmd_tasks_commit(struct cmd_ctx *c, struct cmd_tasks *ts, int64_t batch)
 
 /*
  * --lines.  The input is read and enqueued a part at a time, all in one
- * transaction (spool__enqueue_stream_*), so memory stays the same however
+ * transaction (spool_enqueue_stream_*), so memory stays the same however
  * long the input is: a part is at most LINES_TASKS tasks and, past
  * LINES_BYTES of payload, ends with the line that crossed it.
  */
@@ -370,27 +369,27 @@ lines_try(struct cmd_ctx *c, struct lines *l, const char *queue,
     const spool_enqueue_opts *o, size_t *n, int64_t *first, int64_t *last,
     int *exit_rc)
 {
-	struct spool__enq_stream	*s;
+	spool_enqueue_stream	*s;
 	int				 rc;
 
 	*n = 0;
 	*exit_rc = EXIT_OK;
-	if ((rc = spool__enqueue_stream_begin(&s, c->q)) != SPOOL_OK)
+	if ((rc = spool_enqueue_stream_begin(&s, c->q)) != SPOOL_OK)
 		return (rc);
 	for (;;) {
-		if (spool__enqueue_stream_add(s, l->t, l->n, l->ids) !=
+		if (spool_enqueue_stream_add(s, l->t, l->n, l->ids) !=
 		    SPOOL_OK)
-			return (spool__enqueue_stream_end(s, 1));
+			return (spool_enqueue_stream_end(s, 1));
 		if (*n == 0)
 			*first = l->ids[0];
 		*n += l->n;
 		*last = l->ids[l->n - 1];
 		if ((*exit_rc = lines_part(c, l, queue, o)) != EXIT_OK) {
-			spool__enqueue_stream_end(s, 0);
+			spool_enqueue_stream_end(s, 0);
 			return (SPOOL_OK);
 		}
 		if (l->n == 0)
-			return (spool__enqueue_stream_end(s, 1));
+			return (spool_enqueue_stream_end(s, 1));
 	}
 }
 

@@ -18,7 +18,6 @@
 
 #include "cmd.h"
 #include "http.h"
-#include "spool-int.h"
 
 static const struct cmd_opt work_opts[] = {
 	{ "exec", "CMD [ARG...]", "run CMD per task: the rest of the line, no shell" },
@@ -253,7 +252,8 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
 	spool_pool_stats	 st;
-	struct spool__exec	*x = NULL;
+	spool_exec_opts		 xo = SPOOL_EXEC_OPTS_INIT;
+	spool_exec		*x = NULL;
 	struct work		 w;
 	struct json		 j;
 	char			 wbuf[1024], ebuf[1024], *envs[32];
@@ -263,8 +263,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	static const char *const pipeline_only[] = { "concurrency", "min",
 	    "max", "prefetch", "strategy", "weights", "timeout", NULL };
 	const char		*pipeline = cmd_opt(c, "pipeline");
-	char			*stages[64], sbuf[1024], *stage_argv[] = {
-	    "stage", NULL };
+	char			*stages[64], sbuf[1024];
 	spool_stage_handler	 h[64];
 	int			 nstages = 0, i, level = -1;
 	int64_t			 log_interval = 60000;
@@ -325,12 +324,15 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	spool_close(c->q);
 	c->q = NULL;
 
-	if (spool__exec_new(&x, pipeline != NULL ? stage_argv : c->tail,
-	    pipeline != NULL ? 1 : (size_t)c->ntail,
-	    (const char *const *)envs, (size_t)nenv, grace) != SPOOL_OK) {
-		spool__exec_free(x);
-		return (cmd_error(c, EXIT_TEMPFAIL, "out of memory"));
-	}
+	xo.env = (const char *const *)envs;
+	xo.nenv = (size_t)nenv;
+	xo.grace_ms = grace;
+	if ((rc = spool_exec_new(&x, pipeline != NULL ? NULL :
+	    (const char *const *)c->tail, pipeline != NULL ? 0 :
+	    (size_t)c->ntail, &xo)) != SPOOL_OK)
+		return (rc == SPOOL_ENOMEM ? cmd_error(c, EXIT_TEMPFAIL,
+		    "out of memory") : cmd_usage_error(c, "--env: give "
+		    "variable names, separated by commas"));
 	memset(&w, 0, sizeof w);
 	w.c = c;
 	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;
@@ -339,11 +341,11 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	/* The worker becomes a child subreaper: what a command leaves behind
 	 * (a daemon after setsid, a double fork) comes back to it, not to
 	 * init, and is ended (exec.c). */
-	if ((rc = spool__exec_subreaper(x)) != 0)
+	if (spool_exec_subreaper(x) != SPOOL_OK)
 		cmd_log("work", LOG_WARNING, "processes that commands leave "
-		    "behind will not be ended: %s", rc == ENOENT ? "the kernel "
-		    "does not list a thread's children in /proc" :
-		    strerror(rc));
+		    "behind will not be ended: %s", errno == ENOENT ? "the "
+		    "kernel does not list a thread's children in /proc" :
+		    strerror(errno));
 	o.log_interval_ms = log_interval;
 	o.on_log = work_log;
 	o.on_tick = work_tick;
@@ -353,19 +355,19 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		/* One handler for every stage named, or for all of them. */
 		for (i = 0; i < (nstages > 0 ? nstages : 1); i++) {
 			h[i].stage = nstages > 0 ? stages[i] : NULL;
-			h[i].fn = spool__exec_stage_handler;
+			h[i].fn = spool_exec_stage_handler;
 			h[i].arg = x;
 		}
 		rc = spool_pipeline_pool_new(&w.pool, c->db_path, pipeline, h,
 		    nstages > 0 ? (size_t)nstages : 1, &o);
 	} else
-		rc = spool_pool_new(&w.pool, c->db_path, spool__exec_handler, x,
+		rc = spool_pool_new(&w.pool, c->db_path, spool_exec_handler, x,
 		    &o);
 	if (rc != SPOOL_OK) {
 		rc = cmd_error(c, cmd_exit_code(rc), "%s",
 		    spool_pool_errmsg(w.pool));
 		spool_pool_free(w.pool);
-		spool__exec_free(x);
+		spool_exec_free(x);
 		return (rc);
 	}
 	if (http != NULL) {
@@ -386,7 +388,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		if (rc != EXIT_OK) {
 			cmd_http_free(w.http);
 			spool_pool_free(w.pool);
-			spool__exec_free(x);
+			spool_exec_free(x);
 			return (cmd_error(c, rc, "%s", herr));
 		}
 		cmd_log("work", LOG_INFO, "serving http://%s/",
@@ -415,7 +417,7 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (rc != SPOOL_OK)
 		cmd_log("work", LOG_ERROR, "%s", spool_pool_errmsg(w.pool));
 	spool_pool_free(w.pool);	/* waits for the commands */
-	spool__exec_free(x);
+	spool_exec_free(x);
 	elapsed = cmd_now_ms() - w.start_ms;
 	cmd_log("work", LOG_INFO, "stopped after %.1f s: %lld claimed, %lld "
 	    "succeeded", elapsed / 1000.0, (long long)st.claimed,

@@ -847,7 +847,7 @@ spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
  * stream can do: end rolls it all back.  A task's wait_ms is not used:
  * the stream holds the write lock, so no room could appear meanwhile.
  */
-struct spool__enq_stream {
+struct spool_enqueue_stream {
 	spool		*q;
 	struct enq_ctx	 c;
 	int64_t		 now_ms;
@@ -878,12 +878,16 @@ unlead(spool *q)
 
 /* Start a stream on q: its BEGIN IMMEDIATE transaction. */
 int
-spool__enqueue_stream_begin(struct spool__enq_stream **out, spool *q)
+spool_enqueue_stream_begin(spool_enqueue_stream **out, spool *q)
 {
-	struct spool__enq_stream	*s;
-	int				 rc;
+	spool_enqueue_stream	*s;
+	int			 rc;
 
-	*out = NULL;
+	if (out != NULL)
+		*out = NULL;
+	if (out == NULL || q == NULL)
+		return (q != NULL ? spool__error(q, SPOOL_EINVAL, "out is NULL") :
+		    SPOOL_EINVAL);
 	spool__clear_error(q);
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
@@ -904,13 +908,16 @@ spool__enqueue_stream_begin(struct spool__enq_stream **out, spool *q)
  * ids[0..n) (ids may be NULL).  A key already held gives that task's id,
  * as spool_enqueue_many does. */
 int
-spool__enqueue_stream_add(struct spool__enq_stream *s, const spool_task *t,
+spool_enqueue_stream_add(spool_enqueue_stream *s, const spool_task *t,
     size_t n, int64_t *ids)
 {
 	struct spool__enq_req	 r;
-	spool			*q = s->q;
+	spool			*q;
 	int			 rc;
 
+	if (s == NULL)
+		return (SPOOL_EINVAL);
+	q = s->q;
 	if (s->rc != SPOOL_OK)
 		return (spool__error(q, s->rc, "enqueue: the stream has "
 		    "failed"));
@@ -935,7 +942,7 @@ spool__enqueue_stream_add(struct spool__enq_stream *s, const spool_task *t,
  * else roll it back (then SPOOL_OK for a roll-back asked for, else the
  * stream's failure).  Frees s. */
 int
-spool__enqueue_stream_end(struct spool__enq_stream *s, int commit)
+spool_enqueue_stream_end(spool_enqueue_stream *s, int commit)
 {
 	spool	*q;
 	int	 rc;

@@ -12,7 +12,7 @@
  * left in its group is killed before the leader is reaped (so its pid,
  * and so the group id, cannot have been reused).
  *
- * With reap set (spool__exec_subreaper: spool work, not the library on
+ * With reap set (spool_exec_subreaper: spool work, not the library on
  * its own), no process of the command's tree outlives it either, even one
  * that left the group (setsid, a double fork).  The worker process and
  * each command's leader are child subreapers (the leader's set between
@@ -60,52 +60,71 @@ static const char *const exec_env_default[] = {
 };
 #define EXEC_ENV_DEFAULTS (sizeof exec_env_default / sizeof exec_env_default[0])
 
-/* Make an exec configuration; argv and env_names are copied. */
+/* Make an exec configuration; argv and the environment are copied. */
 int
-spool__exec_new(struct spool__exec **out, char *const *argv, size_t argc,
-    const char *const *env_names, size_t nenv, int64_t grace_ms)
+spool_exec_new(spool_exec **out, const char *const *argv, size_t argc,
+    const spool_exec_opts *opts)
 {
-	struct spool__exec	*x;
-	size_t			 i, n = 0;
-	const char		*v;
-	char			*kv;
+	static const spool_exec_opts	 dflt = SPOOL_EXEC_OPTS_INIT;
+	struct spool_exec		*x;
+	size_t				 i, n = 0;
+	const char			*v;
+	char				*kv;
 
-	*out = NULL;
-	if (argc == 0 || argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+	if (out == NULL)
 		return (SPOOL_EINVAL);
+	*out = NULL;
+	if (opts == NULL)
+		opts = &dflt;
+	if (opts->version < 1 || opts->version > SPOOL_EXEC_OPTS_VERSION ||
+	    opts->grace_ms < 0 || (opts->nenv > 0 && opts->env == NULL) ||
+	    (argc > 0 && argv == NULL))
+		return (SPOOL_EINVAL);
+	for (i = 0; i < argc; i++)
+		if (argv[i] == NULL || (i == 0 && argv[0][0] == '\0'))
+			return (SPOOL_EINVAL);
+	for (i = 0; i < opts->nenv; i++)
+		if (opts->env[i] == NULL || opts->env[i][0] == '\0' ||
+		    strchr(opts->env[i], '=') != NULL)
+			return (SPOOL_EINVAL);
 	if ((x = calloc(1, sizeof *x)) == NULL)
 		return (SPOOL_ENOMEM);
-	*out = x;
-	x->grace_ms = grace_ms > 0 ? grace_ms : 5000;
+	x->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : 5000;
 	x->out_max = SPOOL_PAYLOAD_MAX;
 	x->err_max = 2048;
-	if ((x->argv = calloc(argc + 1, sizeof *x->argv)) == NULL)
-		return (SPOOL_ENOMEM);
-	for (i = 0; i < argc; i++)
-		if ((x->argv[i] = spool__strdup(argv[i])) == NULL)
-			return (SPOOL_ENOMEM);
-	/* The environment: the allowlist, as the worker has it now. */
-	if ((x->env = calloc(EXEC_ENV_DEFAULTS + nenv + 1, sizeof *x->env)) ==
-	    NULL)
-		return (SPOOL_ENOMEM);
-	for (i = 0; i < EXEC_ENV_DEFAULTS + nenv; i++) {
+	if (argc > 0) {
+		if ((x->argv = calloc(argc + 1, sizeof *x->argv)) == NULL)
+			goto nomem;
+		for (i = 0; i < argc; i++)
+			if ((x->argv[i] = spool__strdup(argv[i])) == NULL)
+				goto nomem;
+	}
+	/* The environment: the allowlist, as the process has it now. */
+	if ((x->env = calloc(EXEC_ENV_DEFAULTS + opts->nenv + 1,
+	    sizeof *x->env)) == NULL)
+		goto nomem;
+	for (i = 0; i < EXEC_ENV_DEFAULTS + opts->nenv; i++) {
 		const char	*name = i < EXEC_ENV_DEFAULTS ?
-		    exec_env_default[i] : env_names[i - EXEC_ENV_DEFAULTS];
+		    exec_env_default[i] : opts->env[i - EXEC_ENV_DEFAULTS];
 
-		if (name == NULL || (v = getenv(name)) == NULL)
+		if ((v = getenv(name)) == NULL)
 			continue;
 		if ((kv = malloc(strlen(name) + strlen(v) + 2)) == NULL)
-			return (SPOOL_ENOMEM);
+			goto nomem;
 		sprintf(kv, "%s=%s", name, v);
 		x->env[n++] = kv;
 	}
 	x->nenv = n;
+	*out = x;
 	return (SPOOL_OK);
+nomem:
+	spool_exec_free(x);
+	return (SPOOL_ENOMEM);
 }
 
 /* Free an exec configuration. */
 void
-spool__exec_free(struct spool__exec *x)
+spool_exec_free(struct spool_exec *x)
 {
 	size_t	 i;
 
@@ -379,7 +398,7 @@ sweep_pass(int64_t grace_ms, int kill_now)
  * until no orphan is left to wait for.  At a forced shutdown (job's, or
  * ordered while this waits), SIGKILL without a grace period. */
 static void
-exec_sweep(struct spool__exec *x, spool_job *job)
+exec_sweep(struct spool_exec *x, spool_job *job)
 {
 	struct timespec	 ts = { 0, EXEC_SWEEP_MS * 1000000L };
 
@@ -390,23 +409,27 @@ exec_sweep(struct spool__exec *x, spool_job *job)
 
 /* Make the calling process a child subreaper and have x's handlers end
  * what commands leave behind (see the top of the file).  A change to the
- * whole process, made only when asked: spool work asks.  Returns 0 or an
- * errno: ENOENT if the kernel does not list a thread's children
- * (/proc/PID/task/TID/children, CONFIG_PROC_CHILDREN), without which no
- * orphan can be found. */
+ * whole process, made only when asked: spool work asks.  Returns
+ * SPOOL_OK, or SPOOL_ERROR with errno set: ENOENT if the kernel does not
+ * list a thread's children (/proc/PID/task/TID/children,
+ * CONFIG_PROC_CHILDREN), without which no orphan can be found. */
 int
-spool__exec_subreaper(struct spool__exec *x)
+spool_exec_subreaper(spool_exec *x)
 {
 	char	 path[64];
 
+	if (x == NULL) {
+		errno = EINVAL;
+		return (SPOOL_EINVAL);
+	}
 	snprintf(path, sizeof path, "/proc/self/task/%ld/children",
 	    (long)gettid());
 	if (access(path, R_OK) == -1)
-		return (errno);
+		return (SPOOL_ERROR);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
-		return (errno);
+		return (SPOOL_ERROR);
 	x->reap = 1;
-	return (0);
+	return (SPOOL_OK);
 }
 
 /* The signals the worker may ignore or handle, given back to commands
@@ -564,7 +587,7 @@ fail:
 
 /* Start the command with the job's payload on stdin. */
 static int
-run_spawn(struct run *r, struct spool__exec *x, spool_job *job,
+run_spawn(struct run *r, struct spool_exec *x, spool_job *job,
     char *const *argv)
 {
 	char				 id[64], queue[SPOOL_NAME_MAX + 16];
@@ -656,7 +679,7 @@ fail:
  * cap, the rest counted as truncated and thrown away), stderr into a
  * tail buffer.  Returns 1 if a read got bytes (there may be more). */
 static int
-run_read(struct run *r, struct spool__exec *x, int *fd, int is_out)
+run_read(struct run *r, struct spool_exec *x, int *fd, int is_out)
 {
 	char	 buf[16384];
 	ssize_t	 n;
@@ -698,7 +721,7 @@ run_read(struct run *r, struct spool__exec *x, int *fd, int is_out)
 /* Read what is left in a pipe without waiting, then close it: a process
  * outside the group (one that called setsid) may hold it open forever. */
 static void
-run_drain(struct run *r, struct spool__exec *x, int *fd, int is_out)
+run_drain(struct run *r, struct spool_exec *x, int *fd, int is_out)
 {
 	while (*fd != -1 && run_read(r, x, fd, is_out))
 		continue;
@@ -721,7 +744,7 @@ run_exited(struct run *r)
 /* Kill the group if the job must stop or its time is up; escalate to
  * SIGKILL after the grace period. */
 static void
-run_police(struct run *r, struct spool__exec *x, spool_job *job,
+run_police(struct run *r, struct spool_exec *x, spool_job *job,
     int64_t deadline_ms)
 {
 	int64_t	 now = spool__clock_ms(CLOCK_MONOTONIC);
@@ -791,7 +814,7 @@ run_error(struct run *r, spool_job *job, int status, int64_t timeout_ms)
 
 /* Run argv for job. */
 static int
-exec_run(spool_job *job, struct spool__exec *x, char *const *argv)
+exec_run(spool_job *job, struct spool_exec *x, char *const *argv)
 {
 	struct pollfd		 pfd[4];
 	struct run		 r;
@@ -901,19 +924,25 @@ exec_run(spool_job *job, struct spool__exec *x, char *const *argv)
 
 /* The handler: run the configured command for job. */
 int
-spool__exec_handler(spool_job *job, void *arg)
+spool_exec_handler(spool_job *job, void *arg)
 {
-	struct spool__exec	*x = arg;
+	struct spool_exec	*x = arg;
 
+	if (x->argv == NULL) {
+		/* Made for stages only: a failure of the task, said so. */
+		spool_job_set_error(job, "this spool_exec has no command: it "
+		    "runs pipeline stages (spool_exec_stage_handler)");
+		return (SPOOL_FAIL);
+	}
 	return (exec_run(job, x, x->argv));
 }
 
 /* The handler for pipeline stages: run the command of the job's stage,
  * as its item's version defined it (x gives everything but argv). */
 int
-spool__exec_stage_handler(spool_job *job, void *arg)
+spool_exec_stage_handler(spool_job *job, void *arg)
 {
-	struct spool__exec	*x = arg;
+	struct spool_exec	*x = arg;
 	const char		*cmd = spool_job_stage_command(job);
 	char			**argv = NULL, msg[200];
 	size_t			 argc = 0;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "spool-int.h"
+#include "utf8.h"
 
 void
 json_init(struct json *j, FILE *f)
@@ -79,7 +79,7 @@ json_bytes(struct json *j, const void *p, size_t n)
 			fprintf(j->f, "\\u%04x", c);
 		else if (c < 0x80)
 			fputc(c, j->f);
-		else if ((len = spool__utf8_seq(s + i, n - i)) == 0)
+		else if ((len = utf8_seq(s + i, n - i)) == 0)
 			fputs("\\ufffd", j->f);
 		else {
 			fwrite(s + i, 1, len, j->f);
@@ -189,7 +189,7 @@ json_kv_payload(struct json *j, const char *k, const void *p, size_t n)
 	size_t			 i;
 	unsigned long		 v;
 
-	if (p == NULL || spool__utf8_valid(p, n)) {
+	if (p == NULL || utf8_valid(p, n)) {
 		json_key(j, k);
 		if (p == NULL)
 			json_null(j);

@@ -117,7 +117,7 @@ stage_check(spool *q, const spool_stage *s, size_t i)
 	if ((len = strlen(s->command)) > COMMAND_MAX)
 		return (spool__error(q, SPOOL_EINVAL, "stage %s: command too long "
 		    "(%zu bytes, at most %d)", s->name, len, COMMAND_MAX));
-	if (!spool__utf8_valid(s->command, len))
+	if (!utf8_valid(s->command, len))
 		return (spool__error(q, SPOOL_EINVAL, "stage %s: command is not "
 		    "valid UTF-8", s->name));
 	if ((rc = spool__split_words(q, s->command, &argv, &argc)) != SPOOL_OK) {
@@ -398,7 +398,7 @@ check_text(spool *q, const char *what, const char *s, size_t max)
 	if ((len = strlen(s)) > max)
 		return (spool__error(q, SPOOL_EINVAL, "%s too long (%zu bytes, "
 		    "at most %zu)", what, len, max));
-	if (!spool__utf8_valid(s, len))
+	if (!utf8_valid(s, len))
 		return (spool__error(q, SPOOL_EINVAL, "%s is not valid UTF-8",
 		    what));
 	return (SPOOL_OK);
@@ -586,7 +586,7 @@ copy_cut(char *dst, size_t size, const char *s)
 
 	snprintf(dst, size, "%s", s != NULL ? s : "");
 	n = strlen(dst);
-	while (n > 0 && !spool__utf8_valid(dst, n))
+	while (n > 0 && !utf8_valid(dst, n))
 		dst[--n] = '\0';
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "spool.h"
+#include "utf8.h"
 #include "sql-gen.h"
 
 /* PRAGMA application_id of every spool database: "SPOL". */
@@ -298,8 +299,6 @@ char		*spool__strdup(const char *s);
 int		 spool__strdup_opt(char **out, const char *s);
 void		*spool__push(void *v, size_t *len, size_t *cap, size_t size);
 void		*spool__grow(void *v, size_t *cap, size_t len, size_t size);
-size_t		 spool__utf8_seq(const unsigned char *s, size_t n);
-int		 spool__utf8_valid(const void *p, size_t len);
 int		 spool__check_name(spool *q, const char *what, const char *name,
 		     size_t max);
 int		 spool__check_version(spool *q, const char *type,
@@ -412,13 +411,6 @@ int		 spool__enqueue_hook_locked(int64_t *id, spool *q,
 int		 spool__enqueue_check(spool *q, const spool_task *t);
 int		 spool__enqueue_each(spool *q, const spool_task *tasks, size_t n,
 		     int64_t *ids, int *rcs);
-struct spool__enq_stream;
-int		 spool__enqueue_stream_begin(struct spool__enq_stream **s,
-		     spool *q);
-int		 spool__enqueue_stream_add(struct spool__enq_stream *s,
-		     const spool_task *tasks, size_t n, int64_t *ids);
-int		 spool__enqueue_stream_end(struct spool__enq_stream *s,
-		     int commit);
 
 /* producer.c */
 spool		*spool__producer_handle(spool_producer *p);
@@ -490,9 +482,9 @@ int		 spool__pool_spawn(spool_pool *p);
 void		 spool__pool_error(spool_pool *p, int code, const char *msg);
 int		 spool__job_stop_set(spool_job *job, int reason);
 
-/* exec.c: the handler that runs a command per task */
-struct spool__exec {
-	char		**argv;		/* the command, no shell */
+/* exec.c: the handlers that run a command per task (spool_exec_*) */
+struct spool_exec {
+	char		**argv;		/* the command, no shell; NULL: stages only */
 	char		**env;		/* NAME=value from the allowlist */
 	size_t		 nenv;
 	int64_t		 grace_ms;	/* SIGTERM to SIGKILL */
@@ -501,13 +493,6 @@ struct spool__exec {
 	int		 reap;		/* the process is a child subreaper:
 					 * end what commands leave behind */
 };
-int		 spool__exec_new(struct spool__exec **out, char *const *argv,
-		     size_t argc, const char *const *env_names, size_t nenv,
-		     int64_t grace_ms);
-void		 spool__exec_free(struct spool__exec *x);
-int		 spool__exec_subreaper(struct spool__exec *x);
-int		 spool__exec_handler(spool_job *job, void *arg);
-int		 spool__exec_stage_handler(spool_job *job, void *arg);
 
 /* engine.c (with engine-claim.c, engine-flush.c, engine-probe.c and
  * engine-int.h): the pool's event loop.  The engine's files and loop.c

@@ -306,6 +306,29 @@ typedef struct spool_task {
 int		 spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
 		     const spool_task *tasks, size_t n);
 
+/*
+ * A bulk enqueue fed in parts (since 0.8): all of it one transaction, as
+ * one spool_enqueue_many of every part would be, without holding every
+ * task in memory at once ("spool enqueue --lines" streams its input so).
+ * begin takes the write lock (SPOOL_EBUSY after the busy timeout); each
+ * add checks and inserts tasks[0..n), their ids into ids (n elements, may
+ * be NULL; a key already held gives that task's id), and the first
+ * refusal or failure ends what the stream can do: later adds return it
+ * again.  end with commit set commits every part, or returns the
+ * stream's failure having rolled it all back; with commit 0 it rolls
+ * back and returns SPOOL_OK.  end frees s, whatever happened.  Meanwhile
+ * the thread makes no other call on q and other threads' enqueues on q
+ * wait for the end; a task's wait_ms is not used (no room can appear
+ * while the stream holds the lock).
+ */
+typedef struct spool_enqueue_stream spool_enqueue_stream;
+
+int		 spool_enqueue_stream_begin(spool_enqueue_stream **out,
+		     spool *q);
+int		 spool_enqueue_stream_add(spool_enqueue_stream *s,
+		     const spool_task *tasks, size_t n, int64_t *ids);
+int		 spool_enqueue_stream_end(spool_enqueue_stream *s, int commit);
+
 /* ---- Batches (since 0.3) ------------------------------------------------
  *
  * A batch groups tasks for fan-in.  Tasks join an open batch as they are
@@ -1063,6 +1086,59 @@ int		 spool_pool_errcode(const spool_pool *p);
 
 /* Free a pool that is not running; waits for handler threads to return. */
 void		 spool_pool_free(spool_pool *p);
+
+/* ---- Commands as handlers (since 0.8) -----------------------------------
+ *
+ * What "spool work --exec" runs: a pool handler that runs a command per
+ * task, with no shell.  The payload is the command's stdin; its
+ * environment holds SPOOL_TASK_ID, SPOOL_QUEUE and SPOOL_ATTEMPT beside
+ * PATH, HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, LC_MESSAGES, TZ,
+ * TMPDIR and the names in opts->env, as the process has them when
+ * spool_exec_new is called; only fds 0-2 are open.  Its stdout (up to
+ * SPOOL_PAYLOAD_MAX bytes) is the result, the tail of its stderr the
+ * error.  Exit 0 is success, 75 "retry later" (SPOOL_RETRY), anything
+ * else a failure.  The command leads its own process group; on a timeout,
+ * a cancel or a lost lease the group gets SIGTERM, then SIGKILL after
+ * grace_ms; at a forced shutdown SIGKILL at once; nothing left in the
+ * group outlives the command.
+ */
+typedef struct spool_exec spool_exec;
+
+typedef struct spool_exec_opts {
+	unsigned	 version;
+	const char *const *env;		/* more variables to pass, by name */
+	size_t		 nenv;
+	int64_t		 grace_ms;	/* SIGTERM to SIGKILL; 0 = 5000 */
+} spool_exec_opts;
+
+#define SPOOL_EXEC_OPTS_VERSION	1
+#define SPOOL_EXEC_OPTS_INIT	{ SPOOL_EXEC_OPTS_VERSION, NULL, 0, 0 }
+
+/* Make *out, the command argv[0..argc) (copied; argv[0] is looked up in
+ * PATH as execvp would).  argc may be 0 (argv NULL) for an exec that only
+ * runs pipeline stages' commands.  opts may be NULL.  SPOOL_EINVAL for an
+ * empty argv[0], a NULL argument, a variable name that is empty or holds
+ * '=', a negative grace_ms or an unknown version; SPOOL_ENOMEM. */
+int		 spool_exec_new(spool_exec **out, const char *const *argv,
+		     size_t argc, const spool_exec_opts *opts);
+void		 spool_exec_free(spool_exec *x);
+
+/* The handlers, with an exec as arg: spool_exec_handler runs its command
+ * for each task (a task fails if it has none); spool_exec_stage_handler,
+ * for a pipeline pool, runs the command of the job's stage as its item's
+ * pipeline version defined it, split into words as spool_stage.command
+ * says, and fails a stage whose output was cut.  Any number of pools and
+ * threads may share one exec; free it after the last pool. */
+int		 spool_exec_handler(spool_job *job, void *arg);
+int		 spool_exec_stage_handler(spool_job *job, void *arg);
+
+/* Make the calling process a child subreaper (prctl(2)) and have x's
+ * handlers end what a command leaves behind even outside its group (a
+ * daemon after setsid, a double fork).  A change to the whole process,
+ * for a program that is a worker and nothing else ("spool work" calls
+ * it).  SPOOL_OK, or SPOOL_ERROR with errno set (ENOENT: the kernel does
+ * not list a thread's children in /proc, so nothing would be found). */
+int		 spool_exec_subreaper(spool_exec *x);
 
 /* ---- Pipelines (since 0.4) ---------------------------------------------
  *

@@ -366,7 +366,7 @@ spool__bind_payload_ref(sqlite3_stmt *st, int idx, const void *p, size_t len)
 {
 	if (len == 0)
 		return (sqlite3_bind_text(st, idx, "", 0, SQLITE_STATIC));
-	if (spool__utf8_valid(p, len))
+	if (utf8_valid(p, len))
 		return (sqlite3_bind_text64(st, idx, p, len, SQLITE_STATIC,
 		    SQLITE_UTF8));
 	return (sqlite3_bind_blob64(st, idx, p, len, SQLITE_STATIC));

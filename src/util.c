@@ -80,63 +80,6 @@ spool__strdup(const char *s)
 	return (spool__memdup(s, strlen(s)));
 }
 
-/* The length of the valid UTF-8 sequence at s (at most n > 0 bytes), or
- * 0 if there is none: overlong forms, surrogates and code points above
- * U+10FFFF are invalid. */
-size_t
-spool__utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t	 len, i;
-
-	if (s[0] < 0x80)
-		return (1);
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return (0);
-	if (len > n)
-		return (0);
-	for (i = 1; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return (0);
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return (0);
-	return (len);
-}
-
-/* 1 if p[0..len) is valid UTF-8 with no NUL byte (so SQLite may store it
- * as TEXT), else 0. */
-int
-spool__utf8_valid(const void *p, size_t len)
-{
-	const unsigned char	*s = p;
-	const uint64_t		 ones = 0x0101010101010101ULL;
-	const uint64_t		 highs = 0x8080808080808080ULL;
-	uint64_t		 w;
-	size_t			 i = 0, n;
-
-	while (i < len) {
-		/* ASCII, 8 bytes at a time: no byte with its high bit set,
-		 * and none zero. */
-		if (len - i >= 8) {
-			memcpy(&w, s + i, 8);
-			if (((w | ((w - ones) & ~w)) & highs) == 0) {
-				i += 8;
-				continue;
-			}
-		}
-		if (s[i] == 0 || (n = spool__utf8_seq(s + i, len - i)) == 0)
-			return (0);
-		i += n;
-	}
-	return (1);
-}
-
 /* Refuse an options struct of type (its C name) whose version is newer
  * than the known one: it comes from a program built against a newer
  * spool.h, whose fields this library would silently ignore.  Version 0
@@ -193,7 +136,7 @@ spool__check_name(spool *q, const char *what, const char *name, size_t max)
 		if (s[i] < 0x20 || s[i] == 0x7f)
 			return (spool__error(q, SPOOL_EINVAL,
 			    "%s has a control character at byte %zu", what, i + 1));
-	if (!spool__utf8_valid(name, len))
+	if (!utf8_valid(name, len))
 		return (spool__error(q, SPOOL_EINVAL,
 		    "%s is not valid UTF-8", what));
 	return (SPOOL_OK);

@@ -741,7 +741,7 @@ check_cut(const char *error, int flags, int64_t min)
 		n = sqlite3_column_bytes(st, 0);
 		CU_ASSERT(p != NULL && memcmp(p, error, (size_t)n) == 0);
 		CU_ASSERT_EQUAL(sqlite3_column_int(st, 1), 1);
-		CU_ASSERT(spool__utf8_valid(p, (size_t)n));
+		CU_ASSERT(utf8_valid(p, (size_t)n));
 		sqlite3_finalize(st);
 	}
 }

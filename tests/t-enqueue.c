@@ -777,7 +777,7 @@ static void
 test_stream(void)
 {
 	static spool_task		 t[200];
-	struct spool__enq_stream	*s;
+	spool_enqueue_stream		*s;
 	spool_queue_opts		 qo = SPOOL_QUEUE_OPTS_INIT;
 	spool_enqueue_opts		 bad = SPOOL_ENQUEUE_OPTS_INIT;
 	int64_t				 ids[200];
@@ -785,13 +785,13 @@ test_stream(void)
 
 	for (i = 0; i < 200; i++)
 		t[i] = (spool_task){ "q", "x", 1, NULL };
-	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t, 200, ids), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 200, ids), SPOOL_OK);
 	CU_ASSERT_EQUAL(ids[199] - ids[0], 199);
-	TU_RC(spool__enqueue_stream_add(s, t, 1, &ids[0]), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t, 100, &ids[1]), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 1, &ids[0]), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 100, &ids[1]), SPOOL_OK);
 	CU_ASSERT_EQUAL(ids[1] - ids[0], 1);
-	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_end(s, 1), SPOOL_OK);
 	CU_ASSERT_EQUAL(count_tasks(), 301);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM spool_counters "
 	    "WHERE queue = 'q'"), 301);
@@ -799,20 +799,20 @@ test_stream(void)
 	/* A bad task in the second part: task 203 of the stream. */
 	bad.max_attempts = -1;
 	t[2].opts = &bad;
-	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t + 100, 100, NULL), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_EINVAL);
+	TU_RC(spool_enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t + 100, 100, NULL), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 100, NULL), SPOOL_EINVAL);
 	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 103: max attempts", 22) ==
 	    0);
-	TU_RC(spool__enqueue_stream_add(s, t + 100, 1, NULL), SPOOL_EINVAL);
-	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_EINVAL);
+	TU_RC(spool_enqueue_stream_add(s, t + 100, 1, NULL), SPOOL_EINVAL);
+	TU_RC(spool_enqueue_stream_end(s, 1), SPOOL_EINVAL);
 	CU_ASSERT_EQUAL(count_tasks(), 301);
 	t[2].opts = NULL;
 
 	/* Not committed: nothing. */
-	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_end(s, 0), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_end(s, 0), SPOOL_OK);
 	CU_ASSERT_EQUAL(count_tasks(), 301);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT enqueued FROM spool_counters "
 	    "WHERE queue = 'q'"), 301);
@@ -823,18 +823,25 @@ test_stream(void)
 	queue_create("d", &qo);
 	for (i = 0; i < 200; i++)
 		t[i].queue = "d";
-	TU_RC(spool__enqueue_stream_begin(&s, tu_q), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
-	TU_RC(spool__enqueue_stream_add(s, t, 100, NULL), SPOOL_EFULL);
+	TU_RC(spool_enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 100, NULL), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_add(s, t, 100, NULL), SPOOL_EFULL);
 	CU_ASSERT(strncmp(spool_errmsg(tu_q), "task 151: queue d is full",
 	    25) == 0);
-	TU_RC(spool__enqueue_stream_end(s, 1), SPOOL_EFULL);
+	TU_RC(spool_enqueue_stream_end(s, 1), SPOOL_EFULL);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
 	    "WHERE queue = 'd'"), 0);
 	/* Another enqueue on the handle works after a stream. */
 	tu_enqueue("d", "after");
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
 	    "WHERE queue = 'd'"), 1);
+
+	/* The public calls refuse what they cannot use. */
+	TU_RC(spool_enqueue_stream_begin(NULL, tu_q), SPOOL_EINVAL);
+	TU_RC(spool_enqueue_stream_begin(&s, NULL), SPOOL_EINVAL);
+	CU_ASSERT(s == NULL);
+	TU_RC(spool_enqueue_stream_add(NULL, t, 1, NULL), SPOOL_EINVAL);
+	TU_RC(spool_enqueue_stream_end(NULL, 1), SPOOL_OK);
 }
 
 /* Bad queue names are refused: NULL, empty, control characters, invalid

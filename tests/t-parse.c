@@ -153,13 +153,13 @@ test_utf8(void)
 	size_t	 i;
 
 	for (i = 0; i < sizeof c / sizeof c[0]; i++) {
-		if (spool__utf8_valid(c[i].s, c[i].n) != c[i].ok)
+		if (utf8_valid(c[i].s, c[i].n) != c[i].ok)
 			fprintf(stderr, "\nutf8 case %zu\n", i);
-		CU_ASSERT_EQUAL(spool__utf8_valid(c[i].s, c[i].n), c[i].ok);
+		CU_ASSERT_EQUAL(utf8_valid(c[i].s, c[i].n), c[i].ok);
 	}
-	CU_ASSERT_EQUAL(spool__utf8_seq((const unsigned char *)"\xe2\x82\xac",
+	CU_ASSERT_EQUAL(utf8_seq((const unsigned char *)"\xe2\x82\xac",
 	    3), 3);
-	CU_ASSERT_EQUAL(spool__utf8_seq((const unsigned char *)"\xe2\x82", 2), 0);
+	CU_ASSERT_EQUAL(utf8_seq((const unsigned char *)"\xe2\x82", 2), 0);
 }
 
 /* Pipeline stages: NAME:CONCURRENCY[:OPTION,...]=COMMAND. */

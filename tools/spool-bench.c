@@ -628,20 +628,20 @@ static double
 exec_rate(int64_t n)
 {
 	spool_pool_stats	 st;
-	struct spool__exec	*x;
+	spool_exec		*x;
 	char			 path[600], *argv[] = { "/bin/true" };
 	spool			*q = fresh(path, sizeof path);
 	double			 el;
 
 	fill(q, n, 16);
 	spool_close(q);
-	if (spool__exec_new(&x, argv, 1, NULL, 0, 0) != SPOOL_OK)
+	if (spool_exec_new(&x, (const char *const *)argv, 1, NULL) != SPOOL_OK)
 		die("exec", "out of memory");
 	/* As spool work runs commands: ending what they leave behind
 	 * (where the kernel lets it). */
-	(void)spool__exec_subreaper(x);
-	el = drain(path, spool__exec_handler, x, 0, &st);
-	spool__exec_free(x);
+	(void)spool_exec_subreaper(x);
+	el = drain(path, spool_exec_handler, x, 0, &st);
+	spool_exec_free(x);
 	scrap(path);
 	if (st.succeeded != n)
 		die("exec", "not every task succeeded");
