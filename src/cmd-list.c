@@ -1,6 +1,6 @@
 /*
- * cmd-list.c -- "spool list": a page of tasks, filtered by queue and
- * state, oldest first (or newest with --desc); --after pages on by id.
+ * cmd-list.c -- "spool list": a page of tasks, filtered by queue, state
+ * and batch, oldest first (or newest with --desc); --after pages on by id.
  */
 #include "config.h"
 
@@ -11,6 +11,7 @@
 static const struct cmd_opt list_opts[] = {
 	{ "queue", "QUEUE", "only this queue" },
 	{ "state", "STATE", "ready, claimed, running, expired, succeeded, dead or cancelled" },
+	{ "batch", "ID", "only the tasks of this batch" },
 	{ "after", "ID", "start after this id (the last one of a page)" },
 	{ "limit", "N", "at most N tasks (default 50, at most 10000)" },
 	{ "desc", NULL, "newest first (then --after pages to older ids)" },
@@ -67,6 +68,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 	if (state != NULL && (rc = cmd_state(c, state, &o.state)) != EXIT_OK)
 		return (rc);
 	if ((rc = cmd_opt_int(c, "after", 0, INT64_MAX, &o.after_id)) != 0 ||
+	    (rc = cmd_opt_int(c, "batch", 1, INT64_MAX, &o.batch_id)) != 0 ||
 	    (rc = cmd_opt_int(c, "limit", 1, 10000, &limit)) != EXIT_OK)
 		return (rc);
 	o.limit = (size_t)limit;
@@ -112,7 +114,7 @@ list_exec(struct cmd_ctx *c, int argc, char **argv)
 const struct spool_cmd cmd_list = {
 	.name = "list",
 	.usage = "",
-	.summary = "list tasks, filtered by queue and state",
+	.summary = "list tasks, filtered by queue, state and batch",
 	.opts = list_opts,
 	.exec = list_exec
 };

@@ -321,7 +321,7 @@ get_queues(struct evhttp_request *req, struct cmd_http *h)
 	reply_json(req, &r);
 }
 
-/* /api/tasks?queue=Q&state=S&after=ID&limit=N&order=desc */
+/* /api/tasks?queue=Q&state=S&batch=ID&after=ID&limit=N&order=desc */
 static void
 get_tasks(struct evhttp_request *req, struct cmd_http *h,
     struct evkeyvalq *kv)
@@ -334,7 +334,8 @@ get_tasks(struct evhttp_request *req, struct cmd_http *h,
 	size_t		 n, i;
 	int		 rc, desc;
 
-	if (query_page(req, kv, &limit, &after, &desc) != 0)
+	if (query_page(req, kv, &limit, &after, &desc) != 0 ||
+	    query_int(req, kv, "batch", 1, INT64_MAX, 0, &o.batch_id) != 0)
 		return;
 	o.queue = evhttp_find_header(kv, "queue");
 	if (state != NULL) {

@@ -123,6 +123,19 @@ run batch list --json --after "$B"
 jv '[b["id"] for b in d["batches"]]' 'd["next_after"]'
 is "list --after" "${v[*]}" "[$C, $D] null"
 
+# The tasks of one batch: spool list --batch, paged as any list.
+run list --batch "$B" --json
+jv '[t["batch_id"] for t in d["tasks"]]' 'd["next_after"]'
+is "list --batch: B's three tasks" "${v[*]}" "[$B, $B, $B] null"
+is "list --batch: the rows" "$(sql "SELECT group_concat(id, ' ') FROM (SELECT id FROM tasks WHERE batch_id = $B ORDER BY id)")" \
+    "$(python3 -c 'import json,sys; print(" ".join(str(t["id"]) for t in json.load(sys.stdin)["tasks"]))' <<<"$out")"
+run list --batch "$A" --desc --limit 2 --json
+jv '[t["batch_id"] for t in d["tasks"]]' 'd["next_after"] == d["tasks"][1]["id"]' 'd["tasks"][0]["id"] > d["tasks"][1]["id"]'
+is "list --batch --desc, a page" "${v[*]}" "[$A, $A] true true"
+run list --batch 99999 --json
+jv 'd["tasks"]'
+is "list --batch of no batch: none" "${v[*]}" "[]"
+
 # ---- close, wait ----------------------------------------------------------
 run batch wait "$A" --timeout 200ms
 check "wait on an open batch: exit 75" test "$rc" -eq 75
@@ -267,6 +280,8 @@ bad 64 batch status 99999999999999999999
 bad 64 batch list extra
 bad 64 batch list --state running
 bad 64 batch list --limit 0
+bad 64 list --batch 0
+bad 64 list --batch x
 bad 64 batch wait "$A" --timeout -1
 bad 64 batch wait "$A" --timeout 5x
 bad 64 enqueue bq x --batch 0

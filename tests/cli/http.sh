@@ -169,7 +169,7 @@ http GET /api/tasks/1
 is "task: one, with its payload" "$(out=$body jq_py 'd["payload"]')" "ok 1"
 http GET /api/tasks/999999
 is "task: missing is 404" "$code" 404
-for bad in 'limit=0' 'limit=x' 'limit=1001' 'after=-1' 'state=nope' 'order=up'; do
+for bad in 'limit=0' 'limit=x' 'limit=1001' 'after=-1' 'state=nope' 'order=up' 'batch=0' 'batch=x'; do
 	http GET "/api/tasks?$bad"
 	is "tasks?$bad: 400" "$code" 400
 done
@@ -180,6 +180,8 @@ is "workers: none running" "$(out=$body jq_py 'd["workers"]')" '[]'
 run batch create --description nightly
 bid=$out
 run batch add "$bid" mail one
+http GET "/api/tasks?batch=$bid"
+is "tasks?batch=: the batch's one task" "$(out=$body jq_py '[(t["batch_id"], t["payload"]) for t in d["tasks"]]')" "[[$bid, \"one\"]]"
 http GET /api/batches
 is "batches: the batch" "$(out=$body jq_py '[(b["id"], b["description"], b["total"]) for b in d["batches"]]')" "[[$bid, \"nightly\", 1]]"
 http GET '/api/batches?state=nope'
