@@ -305,11 +305,11 @@ spool__engine_claim(spool_pool *p)
 	if ((want = spool__engine_claim_want(p)) == 0)
 		return;
 	spool__engine_sync(p, 0);
-	t0 = spool__engine_ns();
+	t0 = spool__clock_ns(CLOCK_MONOTONIC);
 	rc = spool__engine_claim_strategy(p, (size_t)want, &got, 0);
 	if (got > 0) {
 		spool__engine_avg(&e->claim_ns,
-		    (double)(spool__engine_ns() - t0));
+		    (double)(spool__clock_ns(CLOCK_MONOTONIC) - t0));
 		if (rc == SPOOL_OK)
 			spool__crash("claim");
 	}

@@ -286,7 +286,7 @@ spool__engine_flush(spool_pool *p)
 		return;
 
 	spool__engine_sync(p, 1);
-	t0 = spool__engine_ns();
+	t0 = spool__clock_ns(CLOCK_MONOTONIC);
 	now = spool__engine_now(p);
 	if ((rc = spool__begin(p->q)) != SPOOL_OK)
 		goto retry;
@@ -311,7 +311,7 @@ spool__engine_flush(spool_pool *p)
 	/* A claim that fails here must not keep the outcomes from being
 	 * committed: the retry commits them without one. */
 	if (!e->flush_noclaim && (want = spool__engine_claim_want(p)) > 0) {
-		t1 = spool__engine_ns();
+		t1 = spool__clock_ns(CLOCK_MONOTONIC);
 		rc = p->fail_flush_claims ? spool__error(p->q, SPOOL_EIO,
 		    "claim: I/O error (test)") :
 		    spool__engine_claim_strategy(p, (size_t)want, &got, 1);
@@ -325,7 +325,7 @@ spool__engine_flush(spool_pool *p)
 		}
 		if (got > 0)
 			spool__engine_avg(&e->claim_ns,
-			    (double)(spool__engine_ns() - t1));
+			    (double)(spool__clock_ns(CLOCK_MONOTONIC) - t1));
 	}
 	spool__crash("flush");
 	if ((rc = spool__commit(p->q)) != SPOOL_OK) {
@@ -337,7 +337,7 @@ spool__engine_flush(spool_pool *p)
 	e->flush_noclaim = 0;
 	engine_unhold(p, list.n);
 	spool__engine_claim_take(p, got);
-	spool__engine_avg(&e->flush_ns, (double)(spool__engine_ns() - t0));
+	spool__engine_avg(&e->flush_ns, (double)(spool__clock_ns(CLOCK_MONOTONIC) - t0));
 	e->flush_retry_ms = 0;
 	/* Our own commit may have asked for cancels (a pipeline's fail_fast
 	 * settled here), which data_version does not show: look next time. */

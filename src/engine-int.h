@@ -96,7 +96,6 @@ struct engine_start {
 /* engine.c: the engine's life, its wiring, the registry of held jobs */
 int		 spool__engine_threads(void);
 int64_t		 spool__engine_now(spool_pool *p);
-int64_t		 spool__engine_ns(void);
 void		 spool__engine_avg(double *avg, double sample);
 void		 spool__engine_arm(struct event *ev, int64_t ms);
 void		 spool__engine_error(spool_pool *p, int rc);

@@ -96,16 +96,6 @@ spool__engine_now(spool_pool *p)
 	return (spool__now_ms(p->q));
 }
 
-/* Nanoseconds of the monotonic clock, for the engine's own costs. */
-int64_t
-spool__engine_ns(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-}
-
 /* Fold a sample into a moving average (a negative average: none yet). */
 void
 spool__engine_avg(double *avg, double sample)

@@ -54,15 +54,6 @@ struct enq_ctx {
 	int64_t			 joins;		/* ... and its new members */
 };
 
-static int64_t
-mono_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
-
 /* The fields of opts a caller may set: version 1 callers have no more. */
 static int64_t
 opt_batch(const spool_enqueue_opts *o)
@@ -636,18 +627,11 @@ fail_all:
 static struct timespec
 gather_until(const spool *q)
 {
-	struct timespec	 ts;
 	int64_t		 us = q->gc_commit_us / 2;
 
 	if (us > 1000)
 		us = 1000;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)us * 1000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return (ts);
+	return (spool__clock_after(CLOCK_MONOTONIC, us));
 }
 
 /* Submit r and wait until a leader (perhaps this thread) has run it. */
@@ -688,10 +672,10 @@ group_submit(spool *q, struct spool__enq_req *r)
 		q->gc_head = q->gc_tail = NULL;
 		q->gc_queued = 0;
 		pthread_mutex_unlock(&q->gc_mu);
-		t0 = mono_us();
+		t0 = spool__clock_us(CLOCK_MONOTONIC);
 		group_run(q, head);
 		pthread_mutex_lock(&q->gc_mu);
-		q->gc_commit_us = mono_us() - t0;
+		q->gc_commit_us = spool__clock_us(CLOCK_MONOTONIC) - t0;
 		/* The largest recent group, forgotten one request per group. */
 		q->gc_expect = n > q->gc_expect - 1 ? n : q->gc_expect - 1;
 		for (p = head; p != NULL; p = p->next)
@@ -710,7 +694,6 @@ spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
 	struct spool__enq_req	 r;
 	int64_t			 wait_ms = 0, until_us = 0, sleep_us = WAIT_MIN_US;
 	size_t			 i;
-	struct timespec		 ts;
 
 	if (q == NULL || q->db == NULL)
 		return (spool__unusable(q));
@@ -728,7 +711,7 @@ spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
 		return (SPOOL_OK);
 	}
 	if (wait_ms > 0)
-		until_us = mono_us() + wait_ms * 1000;
+		until_us = spool__clock_us(CLOCK_MONOTONIC) + wait_ms * 1000;
 	for (;;) {
 		memset(&r, 0, sizeof r);
 		r.tasks = tasks;
@@ -736,11 +719,9 @@ spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
 		r.ids = ids_out;
 		r.existed = existed_out;
 		group_submit(q, &r);
-		if (r.rc != SPOOL_EFULL || wait_ms == 0 || mono_us() >= until_us)
+		if (r.rc != SPOOL_EFULL || wait_ms == 0 || spool__clock_us(CLOCK_MONOTONIC) >= until_us)
 			break;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)sleep_us * 1000;
-		nanosleep(&ts, NULL);
+		spool__sleep_us(sleep_us);
 		if ((sleep_us *= 2) > WAIT_MAX_US)
 			sleep_us = WAIT_MAX_US;
 	}
@@ -885,9 +866,10 @@ spool_enqueue_stream_begin(spool_enqueue_stream **out, spool *q)
 
 	if (out != NULL)
 		*out = NULL;
-	if (out == NULL || q == NULL)
-		return (q != NULL ? spool__error(q, SPOOL_EINVAL, "out is NULL") :
-		    SPOOL_EINVAL);
+	if (q == NULL || q->db == NULL)
+		return (spool__unusable(q));
+	if (out == NULL)
+		return (spool__error(q, SPOOL_EINVAL, "out is NULL"));
 	spool__clear_error(q);
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));

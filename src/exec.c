@@ -400,11 +400,9 @@ sweep_pass(int64_t grace_ms, int kill_now)
 static void
 exec_sweep(struct spool_exec *x, spool_job *job)
 {
-	struct timespec	 ts = { 0, EXEC_SWEEP_MS * 1000000L };
-
 	while (sweep_pass(x->grace_ms,
 	    spool_job_should_stop(job) == SPOOL_STOP_SHUTDOWN) > 0)
-		(void)nanosleep(&ts, NULL);
+		spool__sleep_us(EXEC_SWEEP_MS * 1000);
 }
 
 /* Make the calling process a child subreaper and have x's handlers end

@@ -153,7 +153,8 @@ pool_worker(void *arg)
 {
 	spool_pool	*p = arg;
 	spool_job	*job;
-	struct timespec	 until, t0, t1;
+	struct timespec	 until;
+	int64_t		 t0, t1;
 	sigset_t	 all;
 	int		 rc, retire = 0;
 
@@ -167,13 +168,8 @@ pool_worker(void *arg)
 		 * task run then would be a side effect done and unrecorded,
 		 * done again if the process dies. */
 		while ((p->ready.n == 0 || p->holding) && p->stopping == 0) {
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += p->o.idle_timeout_ms / 1000;
-			until.tv_nsec += (p->o.idle_timeout_ms % 1000) * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			until = spool__clock_after(CLOCK_MONOTONIC,
+			    p->o.idle_timeout_ms * 1000);
 			rc = pthread_cond_timedwait(&p->work_cv, &p->mu, &until);
 			if (rc == ETIMEDOUT && p->ready.n == 0 &&
 			    p->nworkers - p->stuck > p->o.min_workers) {
@@ -195,14 +191,13 @@ pool_worker(void *arg)
 			pool_wake_locked(p);
 		pthread_mutex_unlock(&p->mu);
 
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		t0 = spool__clock_ns(CLOCK_MONOTONIC);
 		rc = p->fn(job, p->arg);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
+		t1 = spool__clock_ns(CLOCK_MONOTONIC);
 
 		pthread_mutex_lock(&p->mu);
 		p->busy--;
-		p->run_ns += (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
-		    (t1.tv_nsec - t0.tv_nsec);
+		p->run_ns += t1 - t0;
 		p->run_n++;
 		if (job->phase == SPOOL__ABANDONED) {
 			/* The engine already failed it as timed out; its

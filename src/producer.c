@@ -328,22 +328,6 @@ spool_producer_new(spool_producer **out, const char *path,
 	return (SPOOL_OK);
 }
 
-/* The absolute CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
-static struct timespec
-deadline_in(int64_t ms)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return (ts);
-}
-
 /* Accept one task. */
 int
 spool_producer_enqueue(int64_t *ticket_out, spool_producer *p,
@@ -376,7 +360,7 @@ spool_producer_enqueue(int64_t *ticket_out, spool_producer *p,
 
 	pthread_mutex_lock(&p->mu);
 	if (p->o.block_ms > 0)
-		until = deadline_in(p->o.block_ms);
+		until = spool__clock_after(CLOCK_REALTIME, 1000 * p->o.block_ms);
 	while (p->npending >= (size_t)p->o.max_pending && !p->closing) {
 		if (p->o.block_ms == 0)
 			break;

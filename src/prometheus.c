@@ -239,6 +239,8 @@ spool_prometheus(char **out, size_t *len, spool *q, spool_pool *pool,
 		*len = 0;
 	if (opts == NULL)
 		opts = &dflt;
+	if (q != NULL && q->db == NULL)
+		return (spool__unusable(q));
 	if (out == NULL || len == NULL || (q == NULL && pool == NULL) ||
 	    opts->version < 1 || opts->version > SPOOL_PROMETHEUS_OPTS_VERSION)
 		return (q != NULL ? spool__error(q, SPOOL_EINVAL, "spool_prometheus:"

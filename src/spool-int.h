@@ -313,7 +313,11 @@ int		 spool__list_opts_check(spool *q, const char *type,
 int		 spool__split_words(spool *q, const char *s, char ***argv_out,
 		     size_t *argc_out);
 void		 spool__words_free(char **argv);
+int64_t		 spool__clock_ns(clockid_t clock);
+int64_t		 spool__clock_us(clockid_t clock);
 int64_t		 spool__clock_ms(clockid_t clock);
+struct timespec	 spool__clock_after(clockid_t clock, int64_t us);
+void		 spool__sleep_us(int64_t us);
 
 /* counters.c */
 void		 spool__count(spool *q, const char *queue, int which, int64_t n);

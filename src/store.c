@@ -583,11 +583,9 @@ static int
 store_busy(void *arg, int count)
 {
 	spool		*q = arg;
-	struct timespec	 ts;
 	int64_t		 now_us, delay_us, sig;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	now_us = spool__clock_us(CLOCK_MONOTONIC);
 	if (count == 0) {
 		q->busy_start_us = now_us;
 		q->busy_delay_us = 100;
@@ -608,10 +606,7 @@ store_busy(void *arg, int count)
 		q->busy_wal_sig = sig;
 		delay_us = q->busy_delay_us;
 	}
-	delay_us = (int64_t)(delay_us * (0.5 + spool__random_unit()));
-	ts.tv_sec = (time_t)(delay_us / 1000000);
-	ts.tv_nsec = (long)(delay_us % 1000000) * 1000;
-	nanosleep(&ts, NULL);
+	spool__sleep_us((int64_t)(delay_us * (0.5 + spool__random_unit())));
 	return (1);
 }
 
@@ -802,7 +797,7 @@ store_set_wal(spool *q)
 {
 	sqlite3_stmt		*st;
 	const unsigned char	*mode;
-	struct timespec		 pause;
+	int64_t			 pause_ms;
 	int64_t			 waited_ms = 0, saved_ms;
 	int			 rc, wal;
 
@@ -833,10 +828,9 @@ store_set_wal(spool *q)
 		if (waited_ms >= q->busy_timeout_ms)
 			return (spool__store_error(q, rc, "open"));
 		/* Random pauses keep competing processes from moving in step. */
-		pause.tv_sec = 0;
-		pause.tv_nsec = (1 + (long)(spool__random_unit() * 9)) * 1000000L;
-		nanosleep(&pause, NULL);
-		waited_ms += 20 + pause.tv_nsec / 1000000L;
+		pause_ms = 1 + (int64_t)(spool__random_unit() * 9);
+		spool__sleep_us(pause_ms * 1000);
+		waited_ms += 20 + pause_ms;
 	}
 }
 

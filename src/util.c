@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,13 +249,53 @@ spool__words_free(char **argv)
 	free(argv);
 }
 
-/* Milliseconds of clock: CLOCK_REALTIME for Unix times (what the database
- * stores), CLOCK_MONOTONIC for timeouts and durations. */
+/* Nanoseconds of clock: CLOCK_REALTIME for Unix times (what the database
+ * stores), CLOCK_MONOTONIC for timeouts and durations; the _us and _ms
+ * calls are the same clock read coarser. */
 int64_t
-spool__clock_ms(clockid_t clock)
+spool__clock_ns(clockid_t clock)
 {
 	struct timespec	 ts;
 
 	clock_gettime(clock, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+}
+
+int64_t
+spool__clock_us(clockid_t clock)
+{
+	return (spool__clock_ns(clock) / 1000);
+}
+
+int64_t
+spool__clock_ms(clockid_t clock)
+{
+	return (spool__clock_ns(clock) / 1000000);
+}
+
+/* The time us microseconds from now on clock, as pthread_cond_timedwait
+ * wants it. */
+struct timespec
+spool__clock_after(clockid_t clock, int64_t us)
+{
+	struct timespec	 ts;
+	int64_t		 ns = spool__clock_ns(clock) + us * 1000;
+
+	ts.tv_sec = (time_t)(ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return (ts);
+}
+
+/* Sleep us microseconds (<= 0: not at all), through signals. */
+void
+spool__sleep_us(int64_t us)
+{
+	struct timespec	 ts;
+
+	if (us <= 0)
+		return;
+	ts.tv_sec = (time_t)(us / 1000000);
+	ts.tv_nsec = (long)(us % 1000000) * 1000;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
 }

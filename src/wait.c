@@ -50,18 +50,6 @@ wait_data_version(spool *q)
 	return (v);
 }
 
-/* Sleep ms milliseconds, through signals. */
-static void
-wait_sleep_ms(int64_t ms)
-{
-	struct timespec	 ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /*
  * Wait up to timeout_ms (< 0: forever, 0: one look) for object id to be
  * final, and put it in *res (res NULL: the caller's out was NULL).  On
@@ -105,7 +93,7 @@ wait_for(void **res, spool *q, int64_t id, int64_t timeout_ms,
 		nap = pause;
 		if (timeout_ms >= 0 && nap > timeout_ms - elapsed)
 			nap = timeout_ms - elapsed;
-		wait_sleep_ms(nap);
+		spool__sleep_us(1000 * nap);
 		if ((pause *= 2) > WAIT_PAUSE_MAX_MS)
 			pause = WAIT_PAUSE_MAX_MS;
 		changed = dv < 0 || wait_data_version(q) != dv;

@@ -1349,7 +1349,8 @@ static const char *const dead_calls[] = {
 	"spool_pipeline_get", "spool_pipeline_list", "spool_pipeline_start",
 	"spool_run_get", "spool_run_list", "spool_run_cancel",
 	"spool_item_list", "spool_item_history", "spool_task_wait",
-	"spool_batch_wait", "spool_run_wait", NULL
+	"spool_batch_wait", "spool_run_wait", "spool_enqueue_stream_begin",
+	"spool_prometheus", NULL
 };
 
 /* Every function of spool.h whose parameters include "spool *q" (but
@@ -1411,6 +1412,8 @@ test_failed_handle(void)
 	spool_worker_info	*wi = NULL;
 	spool_pipeline_info	*pi = NULL;
 	spool_run_info		*ri = NULL;
+	spool_enqueue_stream	*es = NULL;
+	char			*text = NULL;
 	spool_item_info		*ii = NULL;
 	spool_stage_attempt	*sa = NULL;
 	spool_stage		 stage = { "s", 1, 0, 0, 0, 0, NULL };
@@ -1476,6 +1479,8 @@ test_failed_handle(void)
 	DEAD(spool_task_wait(&ti, q, 1, -1));
 	DEAD(spool_batch_wait(&bi, q, 1, -1));
 	DEAD(spool_run_wait(&ri, q, 1, -1));
+	DEAD(spool_enqueue_stream_begin(&es, q));
+	DEAD(spool_prometheus(&text, &n, q, NULL, NULL));
 #undef DEAD
 	CU_ASSERT_EQUAL(calls, (int)(sizeof dead_calls / sizeof *dead_calls) -
 	    1);
