@@ -199,8 +199,8 @@ export SPOOL_DB="$T/test.db"
 # (their side effects): while nothing can be committed the worker starts
 # none, says so once, and once there is room again it finishes every
 # task exactly once.  (Here its claims fail too, so no new command could
-# start anyway; t-pool's "no task starts while outcomes cannot be
-# committed" proves that tasks already claimed are held back.)
+# start anyway; t-pool-engine's "no task starts while outcomes cannot
+# be committed" proves that tasks already claimed are held back.)
 # Mounting needs root: elsewhere the section says it did not run.
 if [ "$(id -u)" -eq 0 ] && mkdir "$T/small" &&
     mount -t tmpfs -o size=3m tmpfs "$T/small"; then

@@ -91,7 +91,7 @@ check "stubborn: SIGKILL named" grep -q 'SIGTERM, then SIGKILL' <<<"$(sql "SELEC
 run cancel "$id"
 
 # Graceful shutdown: SIGTERM lets running commands finish, hands any
-# tasks claimed ahead back unstarted (t-pool checks that), and exits 0.
+# tasks claimed ahead back unstarted (t-pool-stop checks that), and exits 0.
 run queue create g --lease 2s
 for i in $(seq 1 10); do "$SPOOL_BIN" enqueue g "g$i" >/dev/null; done
 "$SPOOL_BIN" work g --concurrency 2 --prefetch 4 --exec "$CANARY" sleep 700 \
