@@ -139,8 +139,8 @@ spool_exec_free(struct spool_exec *x)
 	free(x);
 }
 
-/* The state of one run. */
-struct run {
+/* One command being run: its process, pipes and buffers. */
+struct child {
 	pid_t		 pid;
 	int		 in, out, err, pidfd;	/* -1 once closed */
 	const char	*payload;
@@ -155,12 +155,12 @@ struct run {
 	int		 exited;
 	int		 why;		/* SPOOL_STOP_* that made us kill it */
 	pid_t		 spawn_tid;	/* the thread starting it, until pid is set */
-	struct run	*next;		/* in exec_runs, while registered */
+	struct child	*next;		/* in exec_children, while registered */
 };
 
 /*
  * The registry of orphans (see the top of the file), process-wide as
- * children are, under exec_mu: the runs whose leader is not reaped yet,
+ * children are, under exec_mu: the children whose leader is not reaped yet,
  * and those being started (spawn_tid set: that thread may have a child
  * not registered yet); the orphans signalled and not reaped yet.
  */
@@ -172,7 +172,7 @@ struct orphan {
 	int		 seen;		/* listed in this pass */
 };
 static pthread_mutex_t	 exec_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct run	*exec_runs;
+static struct child	*exec_children;
 static struct orphan	*exec_orphans;
 static size_t		 exec_norphans, exec_orphans_cap;
 
@@ -187,28 +187,28 @@ close_fd(int *fd)
 
 /* Send sig to the child's whole process group. */
 static void
-run_kill(struct run *r, int sig)
+child_kill(struct child *r, int sig)
 {
 	if (kill(-r->pid, sig) == -1 && errno == ESRCH)
 		(void)kill(r->pid, sig);
 }
 
 /* Put r on the registry before its command starts (from the thread that
- * starts it, which may have an unregistered child until run_started). */
+ * starts it, which may have an unregistered child until child_started). */
 static void
-run_register(struct run *r)
+child_register(struct child *r)
 {
 	pthread_mutex_lock(&exec_mu);
 	r->pid = 0;
 	r->spawn_tid = gettid();
-	r->next = exec_runs;
-	exec_runs = r;
+	r->next = exec_children;
+	exec_children = r;
 	pthread_mutex_unlock(&exec_mu);
 }
 
 /* r's command runs as pid. */
 static void
-run_started(struct run *r, pid_t pid)
+child_started(struct child *r, pid_t pid)
 {
 	pthread_mutex_lock(&exec_mu);
 	r->pid = pid;
@@ -219,12 +219,12 @@ run_started(struct run *r, pid_t pid)
 /* Take r off the registry: its command did not start, or its leader has
  * been reaped. */
 static void
-run_unregister(struct run *r)
+child_unregister(struct child *r)
 {
-	struct run	**rp;
+	struct child	**rp;
 
 	pthread_mutex_lock(&exec_mu);
-	for (rp = &exec_runs; *rp != NULL; rp = &(*rp)->next)
+	for (rp = &exec_children; *rp != NULL; rp = &(*rp)->next)
 		if (*rp == r) {
 			*rp = r->next;
 			break;
@@ -233,13 +233,13 @@ run_unregister(struct run *r)
 	pthread_mutex_unlock(&exec_mu);
 }
 
-/* Under exec_mu: whether pid leads a registered run's command. */
+/* Under exec_mu: whether pid leads a registered child. */
 static int
 sweep_is_leader(pid_t pid)
 {
-	struct run	*r;
+	struct child	*r;
 
-	for (r = exec_runs; r != NULL; r = r->next)
+	for (r = exec_children; r != NULL; r = r->next)
 		if (r->pid == pid)
 			return (1);
 	return (0);
@@ -249,9 +249,9 @@ sweep_is_leader(pid_t pid)
 static int
 sweep_is_spawning(pid_t tid)
 {
-	struct run	*r;
+	struct child	*r;
 
-	for (r = exec_runs; r != NULL; r = r->next)
+	for (r = exec_children; r != NULL; r = r->next)
 		if (r->pid == 0 && r->spawn_tid == tid)
 			return (1);
 	return (0);
@@ -585,7 +585,7 @@ fail:
 
 /* Start the command with the job's payload on stdin. */
 static int
-run_spawn(struct run *r, struct spool_exec *x, spool_job *job,
+child_spawn(struct child *r, struct spool_exec *x, spool_job *job,
     char *const *argv)
 {
 	char				 id[64], queue[SPOOL_NAME_MAX + 16];
@@ -637,17 +637,17 @@ run_spawn(struct run *r, struct spool_exec *x, spool_job *job,
 	fds[1] = pout[1];
 	fds[2] = perr[1];
 	if (x->reap)
-		run_register(r);
+		child_register(r);
 	rc = exec_spawn(&pid, paths, argv, envp, fds, x->reap);
 	exec_paths_free(paths);
 	free(envp);
 	if (rc != 0) {
 		if (x->reap)
-			run_unregister(r);
+			child_unregister(r);
 		goto fail;
 	}
 	if (x->reap)
-		run_started(r, pid);
+		child_started(r, pid);
 	else
 		r->pid = pid;
 	close(pin[0]);
@@ -677,7 +677,7 @@ fail:
  * cap, the rest counted as truncated and thrown away), stderr into a
  * tail buffer.  Returns 1 if a read got bytes (there may be more). */
 static int
-run_read(struct run *r, struct spool_exec *x, int *fd, int is_out)
+child_read(struct child *r, struct spool_exec *x, int *fd, int is_out)
 {
 	char	 buf[16384];
 	ssize_t	 n;
@@ -719,16 +719,16 @@ run_read(struct run *r, struct spool_exec *x, int *fd, int is_out)
 /* Read what is left in a pipe without waiting, then close it: a process
  * outside the group (one that called setsid) may hold it open forever. */
 static void
-run_drain(struct run *r, struct spool_exec *x, int *fd, int is_out)
+child_drain(struct child *r, struct spool_exec *x, int *fd, int is_out)
 {
-	while (*fd != -1 && run_read(r, x, fd, is_out))
+	while (*fd != -1 && child_read(r, x, fd, is_out))
 		continue;
 	close_fd(fd);
 }
 
 /* Whether the child has exited (without reaping it). */
 static int
-run_exited(struct run *r)
+child_exited(struct child *r)
 {
 	siginfo_t	 si;
 
@@ -742,7 +742,7 @@ run_exited(struct run *r)
 /* Kill the group if the job must stop or its time is up; escalate to
  * SIGKILL after the grace period. */
 static void
-run_police(struct run *r, struct spool_exec *x, spool_job *job,
+child_police(struct child *r, struct spool_exec *x, spool_job *job,
     int64_t deadline_ms)
 {
 	int64_t	 now = spool__clock_ms(CLOCK_MONOTONIC);
@@ -756,21 +756,21 @@ run_police(struct run *r, struct spool_exec *x, spool_job *job,
 		r->why = stop;
 		r->term_at_ms = now;
 		if (stop == SPOOL_STOP_SHUTDOWN) {
-			run_kill(r, SIGKILL);
+			child_kill(r, SIGKILL);
 			r->term_sent = 2;
 		} else {
-			run_kill(r, SIGTERM);
+			child_kill(r, SIGTERM);
 			r->term_sent = 1;
 		}
 	} else if (r->term_sent == 1 && now - r->term_at_ms >= x->grace_ms) {
-		run_kill(r, SIGKILL);
+		child_kill(r, SIGKILL);
 		r->term_sent = 2;
 	}
 }
 
 /* Describe why the attempt failed, with the stderr tail. */
 static void
-run_error(struct run *r, spool_job *job, int status, int64_t timeout_ms)
+child_error(struct child *r, spool_job *job, int status, int64_t timeout_ms)
 {
 	char	 head[160], *msg;
 	size_t	 hl, i;
@@ -812,10 +812,10 @@ run_error(struct run *r, spool_job *job, int status, int64_t timeout_ms)
 
 /* Run argv for job. */
 static int
-exec_run(spool_job *job, struct spool_exec *x, char *const *argv)
+exec_command(spool_job *job, struct spool_exec *x, char *const *argv)
 {
 	struct pollfd		 pfd[4];
-	struct run		 r;
+	struct child		 r;
 	int64_t			 deadline = 0, timeout_ms;
 	int			 n, status = 0, rc, wait_ms;
 
@@ -830,7 +830,7 @@ exec_run(spool_job *job, struct spool_exec *x, char *const *argv)
 	timeout_ms = job->timeout_ms;
 	if (timeout_ms > 0)
 		deadline = spool__clock_ms(CLOCK_MONOTONIC) + timeout_ms;
-	if ((rc = run_spawn(&r, x, job, argv)) != 0) {
+	if ((rc = child_spawn(&r, x, job, argv)) != 0) {
 		char	 msg[300];
 
 		snprintf(msg, sizeof msg, "cannot run %.200s: %s", argv[0],
@@ -878,25 +878,25 @@ exec_run(spool_job *job, struct spool_exec *x, char *const *argv)
 				    errno != EINTR) || r.poff == r.plen)
 					close_fd(&r.in);	/* EOF, or EPIPE */
 			} else if (pfd[i].fd == r.out)
-				run_read(&r, x, &r.out, 1);
+				child_read(&r, x, &r.out, 1);
 			else if (pfd[i].fd == r.err)
-				run_read(&r, x, &r.err, 0);
+				child_read(&r, x, &r.err, 0);
 		}
-		run_police(&r, x, job, deadline);
-		if (r.out == -1 && r.err == -1 ? run_exited(&r) :
-		    (r.pidfd != -1 && run_exited(&r))) {
+		child_police(&r, x, job, deadline);
+		if (r.out == -1 && r.err == -1 ? child_exited(&r) :
+		    (r.pidfd != -1 && child_exited(&r))) {
 			r.exited = 1;
 		}
 	}
 	/* The leader is a zombie: its group id cannot be reused yet. */
-	run_kill(&r, SIGKILL);
+	child_kill(&r, SIGKILL);
 	while (waitpid(r.pid, &status, 0) == -1 && errno == EINTR)
 		continue;
 	if (x->reap)
-		run_unregister(&r);
+		child_unregister(&r);
 	spool__crash("exited");
-	run_drain(&r, x, &r.out, 1);
-	run_drain(&r, x, &r.err, 0);
+	child_drain(&r, x, &r.out, 1);
+	child_drain(&r, x, &r.err, 0);
 	close_fd(&r.in);
 	close_fd(&r.out);
 	close_fd(&r.pidfd);
@@ -914,7 +914,7 @@ exec_run(spool_job *job, struct spool_exec *x, char *const *argv)
 		free(r.ebuf);
 		return (SPOOL_DONE);
 	}
-	run_error(&r, job, status, timeout_ms);
+	child_error(&r, job, status, timeout_ms);
 	free(r.obuf);
 	free(r.ebuf);
 	return (SPOOL_RETRY);
@@ -932,7 +932,7 @@ spool_exec_handler(spool_job *job, void *arg)
 		    "runs pipeline stages (spool_exec_stage_handler)");
 		return (SPOOL_FAIL);
 	}
-	return (exec_run(job, x, x->argv));
+	return (exec_command(job, x, x->argv));
 }
 
 /* The handler for pipeline stages: run the command of the job's stage,
@@ -954,7 +954,7 @@ spool_exec_stage_handler(spool_job *job, void *arg)
 		spool_job_set_error(job, msg);
 		return (SPOOL_RETRY);
 	}
-	rc = exec_run(job, x, argv);
+	rc = exec_command(job, x, argv);
 	spool__words_free(argv);
 	if (rc == SPOOL_DONE && job->truncated) {
 		/* A cut output must not become the next stage's input. */
