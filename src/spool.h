@@ -1179,6 +1179,11 @@ int		 spool_exec_subreaper(spool_exec *x);
 #define SPOOL_ON_ERROR_SKIP		1
 #define SPOOL_ON_ERROR_FAIL_FAST	2
 
+/* The name of an error strategy as a definition file and the views write
+ * it ("retry", "skip", "fail_fast"), or NULL if on_error is not one (since
+ * 0.8). */
+const char	*spool_on_error_name(int on_error);
+
 #define SPOOL_STAGES_MAX		64	/* stages in a pipeline */
 #define SPOOL_PIPELINE_NAME_MAX		64	/* bytes of a pipeline or stage name */
 #define SPOOL_STAGE_LEASE_LOSSES	5

@@ -1,5 +1,5 @@
 /*
- * t-pipeline.c -- pipelines (pipeline.c, run.c, stage.c, schema 4):
+ * t-pipeline.c -- pipelines (pipeline.c, pipeline-read.c, pipeline-pool.c, schema 4):
  * definitions and versions, the hand-off from stage to stage in the
  * transaction of the success, each error strategy, cancellation, runs'
  * counters and hooks, status and history, and pipeline pools with C
@@ -178,6 +178,14 @@ test_define_bad(void)
 {
 	spool_stage	 s[3];
 	int64_t		 before = tu_sql_int("SELECT count(*) FROM pipelines");
+
+	/* The strategies' names, as definition files write them. */
+	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_RETRY), "retry");
+	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_SKIP), "skip");
+	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_FAIL_FAST),
+	    "fail_fast");
+	CU_ASSERT_PTR_NULL(spool_on_error_name(-1));
+	CU_ASSERT_PTR_NULL(spool_on_error_name(3));
 
 	s[0] = stage("a", 1, SPOOL_ON_ERROR_RETRY);
 	s[1] = stage("b", 1, SPOOL_ON_ERROR_RETRY);

@@ -7,7 +7,7 @@
 #
 # Only what HEADER (the one installed header, src/spool.h) defines counts:
 # it is copied alone into a directory for abidw's --headers-dir, since
-# src/ also holds private headers, and --drop-private-types leaves the
+# src/lib holds private headers, and --drop-private-types leaves the
 # opaque structs (spool, spool_job, spool_pool, spool_producer) as
 # declarations, so their insides may change freely; with
 # --exported-interfaces-only only the exported functions and what they

@@ -1,10 +1,10 @@
 #!/bin/sh
 # tools/layers.sh -- check the library's layers from its object files.
 #
-#   layers.sh ARCHIVE SRCDIR
+#   layers.sh ARCHIVE SRCDIR [CLI_OBJECT...]
 #
 # ARCHIVE is the convenience library (.libs/libspool-core.a), SRCDIR the
-# source tree.  Each object is in one layer, and may call functions of its
+# source tree, and the CLI_OBJECTs the spool CLI's object files.  Each object is in one layer, and may call functions of its
 # own layer and the layers below, never above:
 #
 #   base      util error crash hist: strings, errors, the crash points,
@@ -20,25 +20,30 @@
 # undefined (nm), so a call through a function pointer the store was given
 # (the transaction hooks, open.c) is not one.  It also checks that only
 # the store layer calls the SQLite API and only engine files libevent, and
-# that no source file outside the store includes sqlite3.h.  A failure
-# prints one line per finding and exits 1.
+# that no source file outside the store includes sqlite3.h.  Above the
+# library, the CLI (src/cli) uses the public API alone: its objects call no
+# internal (spool__) function and its sources include none of the
+# library's private headers.  A failure prints one line per finding and
+# exits 1.
 set -eu
 
-if [ $# -ne 2 ]; then
-	echo "usage: layers.sh ARCHIVE SRCDIR" >&2
+if [ $# -lt 2 ]; then
+	echo "usage: layers.sh ARCHIVE SRCDIR [CLI_OBJECT...]" >&2
 	exit 64
 fi
 archive=$1
 srcdir=$2
+shift 2
 [ -r "$archive" ] || { echo "layers.sh: cannot read $archive" >&2; exit 66; }
 
 layer_of() {
 	case $1 in
 	util|error|crash|hist)			echo 0 ;;
 	store|store-*|query-gen|sql-gen)	echo 1 ;;
-	admin|batch|claim|counters|enqueue|metrics|open|pipeline|precommit|\
-	queue|retry|run|wait|workers)		echo 2 ;;
-	engine|engine-*|loop|exec|pool|pool-*|producer|prometheus|stage) echo 3 ;;
+	admin|batch|claim|counters|enqueue|metrics|open|pipeline|\
+	pipeline-read|precommit|queue|retry|wait|workers)	echo 2 ;;
+	engine|engine-*|loop|exec|pool|pool-*|pipeline-pool|producer|prometheus)\
+						echo 3 ;;
 	*)					echo x ;;
 	esac
 }
@@ -94,12 +99,28 @@ while read -r o sym; do
 	esac
 done <"$tmp/uses"
 
-for f in "$srcdir"/src/*.c "$srcdir"/src/*.h; do
+for f in "$srcdir"/src/*.[ch] "$srcdir"/src/lib/*.[ch] "$srcdir"/src/cli/*.[ch]; do
+	[ -e "$f" ] || continue
 	b=$(basename "$f"); b=${b%.*}
 	case $b in store|store-*|query-gen|sql-gen|store-int) continue ;; esac
 	if grep -q '^#[ 	]*include[ 	]*<sqlite3\.h>' "$f"; then
 		echo "layers: $(basename "$f") includes sqlite3.h (the store's)"
 		bad=1
 	fi
+done
+
+# The CLI: the public API only.
+for f in "$srcdir"/src/cli/*.[ch]; do
+	[ -e "$f" ] || continue
+	if grep -Eq '^#[ 	]*include[ 	]*"(spool-int|store-int|engine-int|query-gen|sql-gen)\.h"' "$f"; then
+		echo "layers: src/cli/$(basename "$f") includes a private header of the library"
+		bad=1
+	fi
+done
+for o in "$@"; do
+	nm -u "$o" 2>/dev/null | awk '{ print $NF }' | grep '^spool__' |
+	while read -r sym; do
+		echo "layers: $(basename "$o") (the CLI) calls $sym (internal)"
+	done | grep . && bad=1
 done
 exit $bad

@@ -3,7 +3,7 @@
 #
 #   sql2c.sh SRCDIR OUTPUT FILE...
 #
-# OUTPUT is src/sql-gen.h or src/sql-gen.c (the suffix decides which is
+# OUTPUT is src/lib/sql-gen.h or src/lib/sql-gen.c (the suffix decides which is
 # written); each FILE is relative to SRCDIR and is one of:
 #   sql/schema/NNNN-what.sql  a migration to schema version NNNN, kept verbatim
 #                             (comments included: they show in .schema)
@@ -29,7 +29,7 @@
 # not NUL-terminated there) and payload (const void * and NAME_len: a
 # task's payload or result, stored as TEXT if it is UTF-8 without NUL,
 # else as a BLOB; NULL or empty binds "").  Such a
-# query is typed: OUTPUT src/query-gen.h and src/query-gen.c get its C
+# query is typed: OUTPUT src/lib/query-gen.h and src/lib/query-gen.c get its C
 # face (struct spool__q_NAME_in, struct spool__q_NAME_row, functions
 # spool__q_NAME and spool__q_NAME_next), and tools/sql-check.c, run by
 # the build, fails it when the SQL's parameters or columns disagree.

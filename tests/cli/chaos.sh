@@ -8,7 +8,7 @@
 # nothing stuck, no double completion, every duplicate start explained by
 # a lease lost with a killed worker.  In one run of every three (the third
 # seed, the sixth...) nothing is killed from outside: each worker is
-# started with SPOOL_TEST_CRASH set to a crash point (src/crash.c) and a
+# started with SPOOL_TEST_CRASH set to a crash point (src/lib/crash.c) and a
 # count drawn from the seed, so it dies at that named point, and the
 # supervisor logs its death as the nemesis would.  The seed is printed so
 # a failing run can be replayed: CHAOS_SEEDS="SEED" bash tests/cli/chaos.sh

@@ -1,6 +1,6 @@
 #!/bin/bash
 # crash.sh -- a process dies at each named crash point (SPOOL_TEST_CRASH,
-# src/crash.c), as kill -9 would end it there; then a clean worker
+# src/lib/crash.c), as kill -9 would end it there; then a clean worker
 # finishes the rest.  For each point: the process exits 86 and names the
 # point, the file is whole, nothing committed is lost, a transaction cut
 # short left nothing of itself, and what ran twice ran twice only

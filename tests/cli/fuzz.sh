@@ -19,7 +19,7 @@
 src=$TESTS_SRCDIR/../src
 fuzz=$TESTS_SRCDIR/fuzz
 seconds=${FUZZ_SECONDS:-15}
-cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -Isrc -I$src"
+cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -Isrc/lib -I$src -I$src/lib -I$src/cli"
 
 if ! command -v clang >/dev/null ||
     ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
@@ -39,8 +39,8 @@ build() {	# build NAME SOURCES...
 	clang $cflags "$fuzz/$name.c" "$@" -o "$T/$name" 2>"$T/$name.cc" ||
 	    { cat "$T/$name.cc" >&2; return 1; }
 }
-check "build fuzz-parse" build fuzz-parse "$src/parse.c"
-check "build fuzz-words" build fuzz-words "$src/util.c" "$src/error.c"
+check "build fuzz-parse" build fuzz-parse "$src/cli/parse.c"
+check "build fuzz-words" build fuzz-words "$src/lib/util.c" "$src/lib/error.c"
 
 # The library and the CLI, compiled once (two at a time)
 # for the two harnesses that drive the CLI's own code; the generated
@@ -48,12 +48,13 @@ check "build fuzz-words" build fuzz-words "$src/util.c" "$src/error.c"
 objs() {
 	local f n=0 ok=0
 	mkdir -p "$T/obj"
-	for f in "$src"/*.c src/sql-gen.c src/query-gen.c src/dashboard.c; do
+	for f in "$src"/lib/*.c "$src"/cli/*.c src/lib/sql-gen.c src/lib/query-gen.c \
+	    src/cli/dashboard.c; do
 		# Once each (the build tree may be the source tree).
 		[ -e "$T/obj/$(basename "$f" .c).c" ] && continue
 		: >"$T/obj/$(basename "$f" .c).c"
 		n=$((n + 1))
-		# spool.c holds the command table and main(): libFuzzer has
+		# main.c holds the command table and main(): libFuzzer has
 		# the main, so the CLI's is renamed.
 		# shellcheck disable=SC2086
 		clang ${cflags/fuzzer,/fuzzer-no-link,} -Dmain=spool_cli_main \

@@ -28,19 +28,30 @@ C
 cat >"$T/bad/mystery.c" <<'C'
 int spool__mystery(void) { return 1; }
 C
-(cd "$T/bad" && for f in store claim queue mystery; do cc -c "$f.c" || exit 1; done &&
+cat >"$T/bad/cmd-bad.c" <<'C'
+int spool__mystery(void);
+int cmd_bad(void) { return spool__mystery(); }
+C
+(cd "$T/bad" && for f in store claim queue mystery cmd-bad; do cc -c "$f.c" || exit 1; done &&
     ar rc bad.a store.o claim.o queue.o mystery.o) ||
     { echo "FAIL: could not build the test archive"; exit 1; }
-out=$(sh "$top/tools/layers.sh" "$T/bad/bad.a" "$top" 2>&1)
+out=$(sh "$top/tools/layers.sh" "$T/bad/bad.a" "$top" "$T/bad/cmd-bad.o" 2>&1)
 rc=$?
 is "a broken archive fails" "$rc" 1
 check "... naming the upward call" grep -q \
     'store.o (store) calls spool__claim_thing of claim.o (model)' <<<"$out"
 check "... the SQLite call outside the store" grep -q \
     'queue.o calls sqlite3_step' <<<"$out"
-check "... and the file in no layer" grep -q 'mystery.o is in no layer' <<<"$out"
+check "... the file in no layer" grep -q 'mystery.o is in no layer' <<<"$out"
+check "... and the CLI's internal call" grep -q \
+    'cmd-bad.o (the CLI) calls spool__mystery (internal)' <<<"$out"
 
-out=$(sh "$top/tools/layers.sh" "$ar" "$top" 2>&1)
+# The CLI's own objects, as the build made them.
+cli=$(ls "$SPOOL_LIBDIR"/../src/cli/*.o 2>/dev/null)
+check "the CLI's objects are built" test -n "$cli"
+
+# shellcheck disable=SC2086
+out=$(sh "$top/tools/layers.sh" "$ar" "$top" $cli 2>&1)
 rc=$?
 is "spool's own layers hold ($out)" "$rc" 0
 finish

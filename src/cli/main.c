@@ -1,5 +1,5 @@
 /*
- * spool.c -- the spool CLI's main and its command table.  Each command
+ * main.c -- the spool CLI's main and its command table.  Each command
  * lives in its own cmd-*.c file (the "batch" subcommands share
  * cmd-batch.c); cmd.c does the shared work.
  */

@@ -79,7 +79,7 @@ struct cmd_ctx {
 	int			 nmany;
 };
 
-/* The command table (spool.c). */
+/* The command table (main.c). */
 extern const struct spool_cmd *const spool_cmds[];
 
 /* cmd.c */

@@ -1,5 +1,5 @@
 /*
- * stage.c -- pipeline pools: a worker pool over a pipeline's stage
+ * pipeline-pool.c -- pipeline pools: a worker pool over a pipeline's stage
  * queues, each limited to its stage's concurrency, whose handler finds
  * each job's stage (as its item's version defined it) and calls that
  * stage's handler.

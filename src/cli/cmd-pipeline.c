@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "spool-int.h"
 
 #define FILE_MAX	(1024 * 1024)	/* bytes of a definition file */
 
@@ -50,7 +49,7 @@ exact_duration(char *buf, size_t len, int64_t ms)
 static void
 stage_options(char *buf, size_t len, const spool_stage *s)
 {
-	const char	*name = spool__on_error_name(s->on_error);
+	const char	*name = spool_on_error_name(s->on_error);
 	char		 d[32];
 	size_t		 n;
 
@@ -88,7 +87,7 @@ pipeline_json(struct json *j, const spool_pipeline_info *p)
 		json_kv_str(j, "name", s->name);
 		json_kv_int(j, "concurrency", s->concurrency);
 		json_kv_int(j, "timeout_ms", s->timeout_ms);
-		json_kv_str(j, "on_error", spool__on_error_name(s->on_error));
+		json_kv_str(j, "on_error", spool_on_error_name(s->on_error));
 		json_kv_int(j, "retries", s->retries);
 		json_kv_int(j, "retry_delay_ms", s->retry_delay_ms);
 		json_kv_str(j, "command", s->command);

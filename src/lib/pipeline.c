@@ -25,9 +25,9 @@
 
 static const char *const on_error_names[] = { "retry", "skip", "fail_fast" };
 
-/* The name of an error strategy, or NULL. */
+/* The name of an error strategy ("retry", "skip", "fail_fast"), or NULL. */
 const char *
-spool__on_error_name(int on_error)
+spool_on_error_name(int on_error)
 {
 	if (on_error < SPOOL_ON_ERROR_RETRY || on_error > SPOOL_ON_ERROR_FAIL_FAST)
 		return (NULL);
@@ -97,7 +97,7 @@ stage_check(spool *q, const spool_stage *s, size_t i)
 	if (s->timeout_ms < 0 || s->timeout_ms > SPOOL_YEAR_MS)
 		return (spool__error(q, SPOOL_EINVAL, "stage %s: timeout out of "
 		    "range (0 to 365 days)", s->name));
-	if (spool__on_error_name(s->on_error) == NULL)
+	if (spool_on_error_name(s->on_error) == NULL)
 		return (spool__error(q, SPOOL_EINVAL, "stage %s: unknown error "
 		    "strategy %d", s->name, s->on_error));
 	if (s->retries < 0 || s->retries > SPOOL_ATTEMPTS_MAX -
@@ -238,7 +238,7 @@ spool_pipeline_create(int *version_out, spool *q, const char *name,
 		    &(struct spool__q_stage_insert_in){ .pipeline_id = pid,
 		    .idx = (int64_t)i + 1, .name = s->name, .queue = queue,
 		    .concurrency = s->concurrency, .timeout_ms = s->timeout_ms,
-		    .on_error = spool__on_error_name(s->on_error),
+		    .on_error = spool_on_error_name(s->on_error),
 		    .retries = s->retries, .retry_delay_ms = s->retry_delay_ms,
 		    .command = s->command })) != SPOOL_OK)
 			goto fail;

@@ -1,6 +1,6 @@
 /*
- * run.c -- reading pipeline runs and items: status with per-stage counts
- * and durations, lists, and an item's stage history.
+ * pipeline-read.c -- reading pipeline runs and items: status with
+ * per-stage counts and durations, lists, and an item's stage history.
  *
  * Invariants: reads only, each in one read transaction, so a status is
  * one consistent snapshot even while workers commit.

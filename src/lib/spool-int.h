@@ -3,8 +3,9 @@
  *
  * Names: spool_mod_verb is public (spool.h), spool__mod_verb is internal
  * (shared between files, never exported), and "static mod_verb" is local
- * to a file.  Only store.c and the generated sql-gen.c hold SQL; only the
- * files listed under "CLI" print.
+ * to a file.  Only the store (store.c, store-rows.c) and the generated
+ * sql-gen.c and query-gen.c speak SQL.  The CLI (src/cli) never sees this
+ * header: it uses spool.h alone.
  */
 #ifndef SPOOL_INT_H
 #define SPOOL_INT_H
@@ -433,7 +434,7 @@ int		 spool__check_pipeline_name(spool *q, const char *what,
 int		 spool__stage_max_attempts(int on_error, int retries);
 int		 spool__pipeline_settle_locked(spool *q, int64_t now_ms);
 
-/* stage.c: a pipeline pool's stages, as its dispatcher knows them */
+/* pipeline-pool.c: a pipeline pool's stages, as its dispatcher knows them */
 struct spool__stage_def {
 	int64_t		 id;		/* pipeline_stages.id */
 	char		*name;
