@@ -591,7 +591,8 @@ top_render(struct top *t, struct top_frame *f)
 		    TOP_QUEUE_W, clean(name, sizeof name, ft->queue,
 		    TOP_QUEUE_W), a1, when, ft->state == SPOOL_DEAD ? "dead" :
 		    "retry", clean(text, sizeof text, ft->last_error != NULL ?
-		    ft->last_error : ft->dead_reason, TOP_WIDTH_MAX));
+		    ft->last_error : spool_dead_reason_name(ft->dead_reason),
+		    TOP_WIDTH_MAX));
 	}
 
 	/* Workers. */

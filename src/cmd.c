@@ -344,6 +344,15 @@ cmd_fmt_time(char *buf, size_t len, int64_t ms)
 	snprintf(buf, len, "%s.%03d", s, (int)(ms % 1000));
 }
 
+/* The name of an attempt outcome for text output ("?" if unknown). */
+const char *
+cmd_attempt_outcome(int outcome)
+{
+	const char	*name = spool_attempt_outcome_name(outcome);
+
+	return (name != NULL ? name : "?");
+}
+
 /* A short age: "850ms", "42s", "7m03s", "5h12m", "3d04h"; "-" if < 0. */
 void
 cmd_fmt_age(char *buf, size_t len, int64_t ms)

@@ -101,6 +101,7 @@ int		 cmd_state(struct cmd_ctx *, const char *, int *);
 void		 cmd_print_help(const struct spool_cmd *, FILE *);
 void		 cmd_fmt_time(char *, size_t, int64_t);
 void		 cmd_fmt_age(char *, size_t, int64_t);
+const char	*cmd_attempt_outcome(int);
 void		 cmd_print_text(FILE *, const void *, size_t, size_t);
 void		 cmd_json_page(struct json *, int64_t);
 int		 cmd_attempts_all(spool *, int64_t, spool_attempt_info **,

@@ -455,9 +455,9 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 		a->attempt = (int)h.attempt;
 		a->started_ms = h.started_ms;
 		a->finished_ms = h.finished_ms;
+		a->outcome = spool__attempt_outcome_parse(h.outcome);
 		if ((a->stage = spool__strdup(h.stage)) == NULL ||
 		    (a->worker = spool__strdup(h.worker)) == NULL ||
-		    (a->outcome = spool__strdup(h.outcome)) == NULL ||
 		    !spool__strdup_opt(&a->error, h.error))
 			goto nomem;
 	}
@@ -486,7 +486,6 @@ spool_stage_attempt_free(spool_stage_attempt *a, size_t n)
 	for (i = 0; i < n; i++) {
 		free(a[i].stage);
 		free(a[i].worker);
-		free(a[i].outcome);
 		free(a[i].error);
 	}
 	free(a);

@@ -279,6 +279,8 @@ int		 spool__error(spool *q, int code, const char *fmt, ...)
 int		 spool__error_prefix(spool *q, int code, const char *prefix);
 void		 spool__error_mine(const spool *q, int code, const char *msg);
 int		 spool__state_parse(const char *name);
+int		 spool__attempt_outcome_parse(const char *name);
+int		 spool__dead_reason_parse(const char *name);
 void		 spool__clear_error(spool *q);
 
 /* hist.c */

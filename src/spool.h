@@ -582,6 +582,23 @@ int		 spool_reap(int64_t *n_out, spool *q);
 
 /* ---- Inspection -------------------------------------------------------- */
 
+/*
+ * Why a dead task (SPOOL_DEAD) is dead: tasks.dead_reason, by number
+ * (since 0.8; before, it was a string).  0 means the task is not dead.
+ * SPOOL_DEAD_EXPIRED, a deadline passed, is not SPOOL_EXPIRED, a lease
+ * that ran out.
+ */
+enum spool_dead_reason {
+	SPOOL_DEAD_FAILED = 1,	/* "failed": a permanent failure */
+	SPOOL_DEAD_EXHAUSTED,	/* "exhausted": its attempts were used up */
+	SPOOL_DEAD_EXPIRED	/* "expired": its deadline passed before it ran */
+};
+
+/* The name of a dead reason, as tasks.dead_reason stores it ("failed",
+ * "exhausted", "expired"), or NULL if reason is not one, 0 included
+ * (since 0.8). */
+const char	*spool_dead_reason_name(int reason);
+
 /* A task as stored.  Absent times are 0; absent strings are NULL. */
 typedef struct spool_task_info {
 	int64_t		 id;
@@ -602,7 +619,8 @@ typedef struct spool_task_info {
 	int64_t		 started_ms;
 	int64_t		 finished_ms;
 	char		*last_error;
-	char		*dead_reason;	/* "failed", "exhausted", "expired" or NULL */
+	int		 dead_reason;	/* enum spool_dead_reason, 0 unless dead
+					 * (since 0.8: it was a string) */
 	int		 has_result;	/* spool_task_get only: 1 if a result row exists */
 	void		*result;
 	size_t		 result_len;
@@ -650,13 +668,36 @@ int		 spool_list(spool_task_info **out, size_t *n, spool *q,
 /* Free n elements returned by spool_task_get or spool_list. */
 void		 spool_task_info_free(spool_task_info *info, size_t n);
 
+/*
+ * What became of one attempt, as its history records it (since 0.8;
+ * before, the outcome was a string).  The first five are what
+ * attempts.outcome stores; RUNNING is for an attempt still under way,
+ * which only spool_item_history reports.  0 is never an outcome.  Not to
+ * be confused with enum spool_outcome_kind (SPOOL_OUTCOME_*), which says
+ * what became of a task once a pool's handler returned.
+ */
+enum spool_attempt_outcome {
+	SPOOL_ATTEMPT_SUCCEEDED = 1,	/* "succeeded" */
+	SPOOL_ATTEMPT_FAILED,		/* "failed": SPOOL_RETRY, SPOOL_FAIL */
+	SPOOL_ATTEMPT_TIMED_OUT,	/* "timed_out": past its timeout */
+	SPOOL_ATTEMPT_LEASE_LOST,	/* "lease_lost": its lease expired */
+	SPOOL_ATTEMPT_CANCELLED,	/* "cancelled": stopped by a cancel */
+	SPOOL_ATTEMPT_RUNNING		/* "running": under way (stage attempts) */
+};
+
+/* The name of an attempt outcome, as attempts.outcome stores it
+ * ("succeeded", ..., and "running"), or NULL if outcome is not one
+ * (since 0.8). */
+const char	*spool_attempt_outcome_name(int outcome);
+
 /* One finished attempt of a task. */
 typedef struct spool_attempt_info {
 	int		 attempt;
 	char		*worker;
 	int64_t		 started_ms;
 	int64_t		 finished_ms;
-	char		*outcome;	/* succeeded failed timed_out lease_lost cancelled */
+	int		 outcome;	/* enum spool_attempt_outcome (since 0.8:
+					 * it was a string), never RUNNING */
 	char		*error;
 } spool_attempt_info;
 
@@ -855,7 +896,9 @@ int		 spool_job_should_stop(const spool_job *job);
 int64_t		 spool_job_deadline_ms(const spool_job *job);
 
 /* What became of one task, as reported to spool_pool_opts.on_done once
- * the outcome is committed. */
+ * the outcome is committed.  Not to be confused with enum
+ * spool_attempt_outcome (SPOOL_ATTEMPT_*), the outcome of one attempt as
+ * the attempts table records it. */
 enum spool_outcome_kind {
 	SPOOL_OUTCOME_SUCCEEDED = 1,
 	SPOOL_OUTCOME_RETRYING,		/* failed; ready again after backoff */
@@ -1304,8 +1347,8 @@ int		 spool_item_list(spool_item_info **out, size_t *n, spool *q,
 		     int64_t run, const spool_item_list_opts *opts);
 void		 spool_item_info_free(spool_item_info *info, size_t n);
 
-/* One attempt of one stage of an item; outcome "running" for an attempt
- * under way (finished_ms 0). */
+/* One attempt of one stage of an item; outcome SPOOL_ATTEMPT_RUNNING for
+ * an attempt under way (finished_ms 0). */
 typedef struct spool_stage_attempt {
 	char		*stage;
 	int		 index;
@@ -1314,7 +1357,8 @@ typedef struct spool_stage_attempt {
 	char		*worker;
 	int64_t		 started_ms;
 	int64_t		 finished_ms;
-	char		*outcome;
+	int		 outcome;	/* enum spool_attempt_outcome (since
+					 * 0.8: it was a string) */
 	char		*error;
 } spool_stage_attempt;
 

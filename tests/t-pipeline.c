@@ -343,6 +343,13 @@ test_lease_lost(void)
 	start("p", 1, items, NULL);
 	job = claim("p/a");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+	/* Under way: the history says so. */
+	TU_RC(spool_item_history(&h, &n, tu_q, items[0], NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(h[0].outcome, SPOOL_ATTEMPT_RUNNING);
+	CU_ASSERT_EQUAL(h[0].finished_ms, 0);
+	spool_stage_attempt_free(h, n);
+	h = NULL;
 	tu_advance(31000);	/* past the queue's 30 s lease */
 	TU_RC(spool_reap(&n64, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n64, 1);
@@ -358,10 +365,10 @@ test_lease_lost(void)
 	TU_RC(spool_item_history(&h, &n, tu_q, items[0], NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_STRING_EQUAL(h[0].stage, "a");
-	CU_ASSERT_STRING_EQUAL(h[0].outcome, "lease_lost");
+	CU_ASSERT_EQUAL(h[0].outcome, SPOOL_ATTEMPT_LEASE_LOST);
 	CU_ASSERT_EQUAL(h[0].attempt, 1);
 	CU_ASSERT_STRING_EQUAL(h[1].stage, "a");
-	CU_ASSERT_STRING_EQUAL(h[1].outcome, "succeeded");
+	CU_ASSERT_EQUAL(h[1].outcome, SPOOL_ATTEMPT_SUCCEEDED);
 	CU_ASSERT_EQUAL(h[1].attempt, 2);
 	CU_ASSERT_STRING_EQUAL(h[2].stage, "b");
 	CU_ASSERT_EQUAL(h[2].index, 2);
@@ -996,8 +1003,10 @@ test_pool_timeout(void)
 	spool_item		 it[2] = { { "a", 1 }, { "b", 1 } };
 	spool_pool		*p = NULL;
 	spool_run_info		*r;
+	spool_stage_attempt	*sa = NULL;
 	spool			*rq;
 	int64_t			 run = 0;
+	size_t			 n = 0;
 
 	s[0] = stage("slow", 2, SPOOL_ON_ERROR_SKIP);
 	s[0].timeout_ms = 150;
@@ -1019,6 +1028,11 @@ test_pool_timeout(void)
 	spool_run_info_free(r, 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts WHERE "
 	    "outcome = 'timed_out'"), 2);
+	TU_RC(spool_item_history(&sa, &n, rq, tu_sql_int("SELECT min(id) "
+	    "FROM pipeline_items"), NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(sa[0].outcome, SPOOL_ATTEMPT_TIMED_OUT);
+	spool_stage_attempt_free(sa, n);
 	spool_close(rq);
 }
 

@@ -191,7 +191,7 @@ test_task_final_states(void)
 	TU_RC(spool_task_wait(&t, tu_q, a, 0), SPOOL_OK);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	CU_ASSERT_EQUAL(t->state, SPOOL_DEAD);
-	CU_ASSERT_STRING_EQUAL(t->dead_reason, "failed");
+	CU_ASSERT_EQUAL(t->dead_reason, SPOOL_DEAD_FAILED);
 	spool_task_info_free(t, 1);
 	TU_RC(spool_task_wait(&t, tu_q, b, 0), SPOOL_OK);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
