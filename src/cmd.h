@@ -166,6 +166,7 @@ void		 cmd_prometheus_pool(FILE *, const spool_pool_metrics *);
 void		 cmd_json_task(struct json *, const spool_task_info *);
 void		 cmd_json_queue_metrics(struct json *, const spool_queue_metrics *);
 void		 cmd_json_worker(struct json *, const spool_worker_info *);
+void		 cmd_worker_queues(char *, size_t, const spool_worker_info *);
 void		 cmd_json_batch(struct json *, const spool_batch_info *);
 void		 cmd_json_run_fields(struct json *, const spool_run_info *,
 		     int64_t);

@@ -790,7 +790,9 @@ typedef struct spool_worker_info {
 	char		*id;		/* its lease owner name: host:pid:random */
 	char		*host;
 	long		 pid;
-	char		*queues;	/* JSON array of names */
+	char		**queues;	/* the names of the queues it works
+					 * (since 0.8: it was their JSON array) */
+	size_t		 nqueues;	/* since 0.8: elements of queues */
 	int		 concurrency;
 	int		 busy;
 	int64_t		 started_ms;
