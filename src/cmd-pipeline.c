@@ -50,7 +50,7 @@ exact_duration(char *buf, size_t len, int64_t ms)
 static void
 stage_options(char *buf, size_t len, const spool_stage *s)
 {
-	const char	*name = spool__on_error_name(s->on_error);
+	const char	*name = spool_on_error_name(s->on_error);
 	char		 d[32];
 	size_t		 n;
 
@@ -88,7 +88,7 @@ pipeline_json(struct json *j, const spool_pipeline_info *p)
 		json_kv_str(j, "name", s->name);
 		json_kv_int(j, "concurrency", s->concurrency);
 		json_kv_int(j, "timeout_ms", s->timeout_ms);
-		json_kv_str(j, "on_error", spool__on_error_name(s->on_error));
+		json_kv_str(j, "on_error", spool_on_error_name(s->on_error));
 		json_kv_int(j, "retries", s->retries);
 		json_kv_int(j, "retry_delay_ms", s->retry_delay_ms);
 		json_kv_str(j, "command", s->command);
@@ -842,7 +842,7 @@ const struct spool_cmd cmd_pipeline_items = {
 static int
 history_exec(struct cmd_ctx *c, int argc, char **argv)
 {
-	spool_stage_attempt	*h = NULL;
+	spool_stage_attempt_info	*h = NULL;
 	struct json		 j;
 	int64_t			 item, now = cmd_now_ms();
 	char			 t[32], d[32];
@@ -899,7 +899,7 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 			putchar('\n');
 		}
 	}
-	spool_stage_attempt_free(h, n);
+	spool_stage_attempt_info_free(h, n);
 	return (EXIT_OK);
 }
 

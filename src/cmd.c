@@ -583,11 +583,11 @@ cmd_workers_all(spool *q, spool_worker_info **out, size_t *n)
 
 /* Every stage attempt of item id, in stage then attempt order. */
 int
-cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt **out,
+cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt_info **out,
     size_t *n)
 {
 	spool_item_history_opts	 o = SPOOL_ITEM_HISTORY_OPTS_INIT;
-	spool_stage_attempt	*page;
+	spool_stage_attempt_info	*page;
 	size_t			 np;
 	int			 rc;
 
@@ -604,12 +604,12 @@ cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt **out,
 		}
 		if ((rc = cmd_append((void **)out, n, page, np,
 		    sizeof *page)) != SPOOL_OK) {
-			spool_stage_attempt_free(page, np);
+			spool_stage_attempt_info_free(page, np);
 			break;
 		}
 	} while (np == o.limit);
 	if (rc != SPOOL_OK) {
-		spool_stage_attempt_free(*out, *n);
+		spool_stage_attempt_info_free(*out, *n);
 		*out = NULL;
 		*n = 0;
 	}

@@ -109,7 +109,7 @@ int		 cmd_attempts_all(spool *, int64_t, spool_attempt_info **,
 int		 cmd_queues_all(spool *, spool_queue_info **, size_t *);
 int		 cmd_pipelines_all(spool *, spool_pipeline_info **, size_t *);
 int		 cmd_workers_all(spool *, spool_worker_info **, size_t *);
-int		 cmd_item_history_all(spool *, int64_t, spool_stage_attempt **,
+int		 cmd_item_history_all(spool *, int64_t, spool_stage_attempt_info **,
 		     size_t *);
 int64_t		 cmd_now_ms(void);
 void		 cmd_sleep_ms(int64_t);

@@ -25,9 +25,9 @@
 
 static const char *const on_error_names[] = { "retry", "skip", "fail_fast" };
 
-/* The name of an error strategy, or NULL. */
+/* The name of an error strategy, or NULL (public since 0.8). */
 const char *
-spool__on_error_name(int on_error)
+spool_on_error_name(int on_error)
 {
 	if (on_error < SPOOL_ON_ERROR_RETRY || on_error > SPOOL_ON_ERROR_FAIL_FAST)
 		return (NULL);
@@ -88,6 +88,13 @@ stage_check(spool *q, const spool_stage *s, size_t i)
 	size_t	 argc = 0, len;
 	int	 rc;
 
+	if (s->version < 1)
+		return (spool__error(q, SPOOL_EINVAL, "stage %zu: spool_stage: "
+		    "version not set (use SPOOL_STAGE_INIT)", i + 1));
+	snprintf(what, sizeof what, "stage %zu: spool_stage", i + 1);
+	if ((rc = spool__check_version(q, what, s->version,
+	    SPOOL_STAGE_VERSION)) != SPOOL_OK)
+		return (rc);
 	snprintf(what, sizeof what, "stage %zu name", i + 1);
 	if ((rc = spool__check_pipeline_name(q, what, s->name)) != SPOOL_OK)
 		return (rc);
@@ -97,7 +104,7 @@ stage_check(spool *q, const spool_stage *s, size_t i)
 	if (s->timeout_ms < 0 || s->timeout_ms > SPOOL_YEAR_MS)
 		return (spool__error(q, SPOOL_EINVAL, "stage %s: timeout out of "
 		    "range (0 to 365 days)", s->name));
-	if (spool__on_error_name(s->on_error) == NULL)
+	if (spool_on_error_name(s->on_error) == NULL)
 		return (spool__error(q, SPOOL_EINVAL, "stage %s: unknown error "
 		    "strategy %d", s->name, s->on_error));
 	if (s->retries < 0 || s->retries > SPOOL_ATTEMPTS_MAX -
@@ -238,7 +245,7 @@ spool_pipeline_create(int *version_out, spool *q, const char *name,
 		    &(struct spool__q_stage_insert_in){ .pipeline_id = pid,
 		    .idx = (int64_t)i + 1, .name = s->name, .queue = queue,
 		    .concurrency = s->concurrency, .timeout_ms = s->timeout_ms,
-		    .on_error = spool__on_error_name(s->on_error),
+		    .on_error = spool_on_error_name(s->on_error),
 		    .retries = s->retries, .retry_delay_ms = s->retry_delay_ms,
 		    .command = s->command })) != SPOOL_OK)
 			goto fail;
@@ -737,6 +744,7 @@ stages_read(spool *q, spool_pipeline_info *p, int64_t pid)
 			goto nomem;
 		v = nv;
 		s = &v[n - 1];
+		s->version = SPOOL_STAGE_VERSION;
 		s->concurrency = (int)r.concurrency;
 		s->timeout_ms = r.timeout_ms;
 		s->on_error = spool__on_error_parse(r.on_error);

@@ -432,7 +432,6 @@ int		 spool__batch_settle_locked(spool *q, int64_t now_ms);
 int		 spool__settle_hooks_locked(spool *q, int runs, int64_t now_ms);
 
 /* pipeline.c */
-const char	*spool__on_error_name(int on_error);
 int		 spool__on_error_parse(const char *name);
 int		 spool__check_pipeline_name(spool *q, const char *what,
 		     const char *name);

@@ -1126,13 +1126,23 @@ void		 spool_pool_free(spool_pool *p);
 #define SPOOL_ON_ERROR_SKIP		1
 #define SPOOL_ON_ERROR_FAIL_FAST	2
 
+/* The name of an error strategy ("retry", "skip", "fail_fast", as
+ * pipeline_stages.on_error stores it), or NULL if on_error is not one
+ * (since 0.8). */
+const char	*spool_on_error_name(int on_error);
+
 #define SPOOL_STAGES_MAX		64	/* stages in a pipeline */
 #define SPOOL_PIPELINE_NAME_MAX		64	/* bytes of a pipeline or stage name */
 #define SPOOL_STAGE_LEASE_LOSSES	5
 #define SPOOL_CONCURRENCY_MAX		1024
 
-/* One stage.  Names use letters, digits, '_', '-' and '.'. */
+/* One stage.  Names use letters, digits, '_', '-' and '.'.  Since 0.8 it
+ * starts with a version, as the options structs do: declare it as
+ * "spool_stage s = SPOOL_STAGE_INIT;" (concurrency 1, the retry strategy
+ * with no retries).  spool_pipeline_create refuses a version of 0 or one
+ * newer than the library knows with SPOOL_EINVAL. */
 typedef struct spool_stage {
+	unsigned	 version;	/* SPOOL_STAGE_VERSION (since 0.8) */
 	const char	*name;
 	int		 concurrency;	/* workers per process, >= 1 */
 	int64_t		 timeout_ms;	/* per attempt; 0: the queue's */
@@ -1144,6 +1154,10 @@ typedef struct spool_stage {
 					 * backslashes; no expansion); NULL for
 					 * C handlers */
 } spool_stage;
+
+#define SPOOL_STAGE_VERSION	1
+#define SPOOL_STAGE_INIT	{ SPOOL_STAGE_VERSION, NULL, 1, 0, \
+	SPOOL_ON_ERROR_RETRY, 0, 0, NULL }
 
 #define SPOOL_PIPELINE_FORCE	0x01	/* redefine or delete with runs unfinished */
 
@@ -1164,7 +1178,8 @@ int		 spool_pipeline_create(int *version_out, spool *q,
  */
 int		 spool_pipeline_delete(spool *q, const char *name, int flags);
 
-/* A definition as stored: strings in stages[] are owned by the info. */
+/* A definition as stored: strings in stages[] are owned by the info,
+ * and each stage's version is SPOOL_STAGE_VERSION. */
 typedef struct spool_pipeline_info {
 	char		*name;
 	int		 version;
@@ -1351,7 +1366,7 @@ void		 spool_item_info_free(spool_item_info *info, size_t n);
 
 /* One attempt of one stage of an item; outcome SPOOL_ATTEMPT_RUNNING for
  * an attempt under way (finished_ms 0). */
-typedef struct spool_stage_attempt {
+typedef struct spool_stage_attempt_info {
 	char		*stage;
 	int		 index;
 	int64_t		 task_id;
@@ -1362,7 +1377,7 @@ typedef struct spool_stage_attempt {
 	int		 outcome;	/* enum spool_attempt_outcome (since
 					 * 0.8: it was a string) */
 	char		*error;
-} spool_stage_attempt;
+} spool_stage_attempt_info;
 
 /* How to page spool_item_history (since 0.8): by its natural key, the
  * stage's index then the attempt number (an item has one task per
@@ -1380,9 +1395,9 @@ typedef struct spool_item_history_opts {
 
 /* One page of the stage attempts of item id, in stage then attempt
  * order; SPOOL_ENOENT if no item (since 0.8: paged; it read them all). */
-int		 spool_item_history(spool_stage_attempt **out, size_t *n,
+int		 spool_item_history(spool_stage_attempt_info **out, size_t *n,
 		     spool *q, int64_t item, const spool_item_history_opts *opts);
-void		 spool_stage_attempt_free(spool_stage_attempt *a, size_t n);
+void		 spool_stage_attempt_info_free(spool_stage_attempt_info *a, size_t n);
 
 /* A job's pipeline: its item (0 if the job is not a stage task), and,
  * in a pipeline pool, its stage's name and command (else NULL). */

@@ -226,12 +226,11 @@ test_rollback(void)
 static void
 test_pipeline(void)
 {
-	spool_stage	 s[2];
+	spool_stage	 s[2] = { SPOOL_STAGE_INIT, SPOOL_STAGE_INIT };
 	spool_item	 it[2] = { { "a", 1 }, { "b", 1 } };
 	spool_job	*job;
 	int64_t		 run;
 
-	memset(s, 0, sizeof s);
 	s[0].name = "one";
 	s[0].concurrency = 1;
 	s[1].name = "two";

@@ -1412,8 +1412,9 @@ test_failed_handle(void)
 	spool_pipeline_info	*pi = NULL;
 	spool_run_info		*ri = NULL;
 	spool_item_info		*ii = NULL;
-	spool_stage_attempt	*sa = NULL;
-	spool_stage		 stage = { "s", 1, 0, 0, 0, 0, NULL };
+	spool_stage_attempt_info	*sa = NULL;
+	spool_stage		 stage = { SPOOL_STAGE_VERSION, "s", 1, 0, 0, 0, 0,
+				     NULL };
 	spool_item		 item;
 	spool_task		 task = { "q", "x", 1, NULL };
 	const char		*qs[] = { "q" };
