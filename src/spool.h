@@ -605,6 +605,23 @@ int		 spool_reap(int64_t *n_out, spool *q);
 
 /* ---- Inspection -------------------------------------------------------- */
 
+/*
+ * Why a dead task (SPOOL_DEAD) is dead: tasks.dead_reason, by number
+ * (since 0.8; before, it was a string).  0 means the task is not dead.
+ * SPOOL_DEAD_EXPIRED, a deadline passed, is not SPOOL_EXPIRED, a lease
+ * that ran out.
+ */
+enum spool_dead_reason {
+	SPOOL_DEAD_FAILED = 1,	/* "failed": a permanent failure */
+	SPOOL_DEAD_EXHAUSTED,	/* "exhausted": its attempts were used up */
+	SPOOL_DEAD_EXPIRED	/* "expired": its deadline passed before it ran */
+};
+
+/* The name of a dead reason, as tasks.dead_reason stores it ("failed",
+ * "exhausted", "expired"), or NULL if reason is not one, 0 included
+ * (since 0.8). */
+const char	*spool_dead_reason_name(int reason);
+
 /* A task as stored.  Absent times are 0; absent strings are NULL. */
 typedef struct spool_task_info {
 	int64_t		 id;
@@ -625,7 +642,8 @@ typedef struct spool_task_info {
 	int64_t		 started_ms;
 	int64_t		 finished_ms;
 	char		*last_error;
-	char		*dead_reason;	/* "failed", "exhausted", "expired" or NULL */
+	int		 dead_reason;	/* enum spool_dead_reason, 0 unless dead
+					 * (since 0.8: it was a string) */
 	int		 has_result;	/* spool_task_get only: 1 if a result row exists */
 	void		*result;
 	size_t		 result_len;
@@ -673,13 +691,36 @@ int		 spool_list(spool_task_info **out, size_t *n, spool *q,
 /* Free n elements returned by spool_task_get or spool_list. */
 void		 spool_task_info_free(spool_task_info *info, size_t n);
 
+/*
+ * What became of one attempt, as its history records it (since 0.8;
+ * before, the outcome was a string).  The first five are what
+ * attempts.outcome stores; RUNNING is for an attempt still under way,
+ * which only spool_item_history reports.  0 is never an outcome.  Not to
+ * be confused with enum spool_outcome_kind (SPOOL_OUTCOME_*), which says
+ * what became of a task once a pool's handler returned.
+ */
+enum spool_attempt_outcome {
+	SPOOL_ATTEMPT_SUCCEEDED = 1,	/* "succeeded" */
+	SPOOL_ATTEMPT_FAILED,		/* "failed": SPOOL_RETRY, SPOOL_FAIL */
+	SPOOL_ATTEMPT_TIMED_OUT,	/* "timed_out": past its timeout */
+	SPOOL_ATTEMPT_LEASE_LOST,	/* "lease_lost": its lease expired */
+	SPOOL_ATTEMPT_CANCELLED,	/* "cancelled": stopped by a cancel */
+	SPOOL_ATTEMPT_RUNNING		/* "running": under way (stage attempts) */
+};
+
+/* The name of an attempt outcome, as attempts.outcome stores it
+ * ("succeeded", ..., and "running"), or NULL if outcome is not one
+ * (since 0.8). */
+const char	*spool_attempt_outcome_name(int outcome);
+
 /* One finished attempt of a task. */
 typedef struct spool_attempt_info {
 	int		 attempt;
 	char		*worker;
 	int64_t		 started_ms;
 	int64_t		 finished_ms;
-	char		*outcome;	/* succeeded failed timed_out lease_lost cancelled */
+	int		 outcome;	/* enum spool_attempt_outcome (since 0.8:
+					 * it was a string), never RUNNING */
 	char		*error;
 } spool_attempt_info;
 
@@ -772,7 +813,9 @@ typedef struct spool_worker_info {
 	char		*id;		/* its lease owner name: host:pid:random */
 	char		*host;
 	long		 pid;
-	char		*queues;	/* JSON array of names */
+	char		**queues;	/* the names of the queues it works
+					 * (since 0.8: it was their JSON array) */
+	size_t		 nqueues;	/* since 0.8: elements of queues */
 	int		 concurrency;
 	int		 busy;
 	int64_t		 started_ms;
@@ -878,7 +921,9 @@ int		 spool_job_should_stop(const spool_job *job);
 int64_t		 spool_job_deadline_ms(const spool_job *job);
 
 /* What became of one task, as reported to spool_pool_opts.on_done once
- * the outcome is committed. */
+ * the outcome is committed.  Not to be confused with enum
+ * spool_attempt_outcome (SPOOL_ATTEMPT_*), the outcome of one attempt as
+ * the attempts table records it. */
 enum spool_outcome_kind {
 	SPOOL_OUTCOME_SUCCEEDED = 1,
 	SPOOL_OUTCOME_RETRYING,		/* failed; ready again after backoff */
@@ -1189,8 +1234,13 @@ const char	*spool_on_error_name(int on_error);
 #define SPOOL_STAGE_LEASE_LOSSES	5
 #define SPOOL_CONCURRENCY_MAX		1024
 
-/* One stage.  Names use letters, digits, '_', '-' and '.'. */
+/* One stage.  Names use letters, digits, '_', '-' and '.'.  Since 0.8 it
+ * starts with a version, as the options structs do: declare it as
+ * "spool_stage s = SPOOL_STAGE_INIT;" (concurrency 1, the retry strategy
+ * with no retries).  spool_pipeline_create refuses a version of 0 or one
+ * newer than the library knows with SPOOL_EINVAL. */
 typedef struct spool_stage {
+	unsigned	 version;	/* SPOOL_STAGE_VERSION (since 0.8) */
 	const char	*name;
 	int		 concurrency;	/* workers per process, >= 1 */
 	int64_t		 timeout_ms;	/* per attempt; 0: the queue's */
@@ -1202,6 +1252,10 @@ typedef struct spool_stage {
 					 * backslashes; no expansion); NULL for
 					 * C handlers */
 } spool_stage;
+
+#define SPOOL_STAGE_VERSION	1
+#define SPOOL_STAGE_INIT	{ SPOOL_STAGE_VERSION, NULL, 1, 0, \
+	SPOOL_ON_ERROR_RETRY, 0, 0, NULL }
 
 #define SPOOL_PIPELINE_FORCE	0x01	/* redefine or delete with runs unfinished */
 
@@ -1222,7 +1276,8 @@ int		 spool_pipeline_create(int *version_out, spool *q,
  */
 int		 spool_pipeline_delete(spool *q, const char *name, int flags);
 
-/* A definition as stored: strings in stages[] are owned by the info. */
+/* A definition as stored: strings in stages[] are owned by the info,
+ * and each stage's version is SPOOL_STAGE_VERSION. */
 typedef struct spool_pipeline_info {
 	char		*name;
 	int		 version;
@@ -1407,9 +1462,9 @@ int		 spool_item_list(spool_item_info **out, size_t *n, spool *q,
 		     int64_t run, const spool_item_list_opts *opts);
 void		 spool_item_info_free(spool_item_info *info, size_t n);
 
-/* One attempt of one stage of an item; outcome "running" for an attempt
- * under way (finished_ms 0). */
-typedef struct spool_stage_attempt {
+/* One attempt of one stage of an item; outcome SPOOL_ATTEMPT_RUNNING for
+ * an attempt under way (finished_ms 0). */
+typedef struct spool_stage_attempt_info {
 	char		*stage;
 	int		 index;
 	int64_t		 task_id;
@@ -1417,9 +1472,10 @@ typedef struct spool_stage_attempt {
 	char		*worker;
 	int64_t		 started_ms;
 	int64_t		 finished_ms;
-	char		*outcome;
+	int		 outcome;	/* enum spool_attempt_outcome (since
+					 * 0.8: it was a string) */
 	char		*error;
-} spool_stage_attempt;
+} spool_stage_attempt_info;
 
 /* How to page spool_item_history (since 0.8): by its natural key, the
  * stage's index then the attempt number (an item has one task per
@@ -1437,9 +1493,9 @@ typedef struct spool_item_history_opts {
 
 /* One page of the stage attempts of item id, in stage then attempt
  * order; SPOOL_ENOENT if no item (since 0.8: paged; it read them all). */
-int		 spool_item_history(spool_stage_attempt **out, size_t *n,
+int		 spool_item_history(spool_stage_attempt_info **out, size_t *n,
 		     spool *q, int64_t item, const spool_item_history_opts *opts);
-void		 spool_stage_attempt_free(spool_stage_attempt *a, size_t n);
+void		 spool_stage_attempt_info_free(spool_stage_attempt_info *a, size_t n);
 
 /* A job's pipeline: its item (0 if the job is not a stage task), and,
  * in a pipeline pool, its stage's name and command (else NULL). */

@@ -149,7 +149,7 @@ test_get(void)
 	CU_ASSERT_EQUAL(t->started_ms, 0);
 	CU_ASSERT_EQUAL(t->finished_ms, 0);
 	CU_ASSERT_PTR_NULL(t->last_error);
-	CU_ASSERT_PTR_NULL(t->dead_reason);
+	CU_ASSERT_EQUAL(t->dead_reason, 0);
 	CU_ASSERT_EQUAL(t->has_result, 0);
 	CU_ASSERT_PTR_NULL(t->result);
 	spool_task_info_free(t, 1);
@@ -392,9 +392,9 @@ test_attempts(void)
 	CU_ASSERT_EQUAL(a[0].attempt, 1);
 	CU_ASSERT_EQUAL(a[1].attempt, 2);
 	CU_ASSERT_EQUAL(a[2].attempt, 3);
-	CU_ASSERT_STRING_EQUAL(a[0].outcome, "failed");
-	CU_ASSERT_STRING_EQUAL(a[1].outcome, "failed");
-	CU_ASSERT_STRING_EQUAL(a[2].outcome, "succeeded");
+	CU_ASSERT_EQUAL(a[0].outcome, SPOOL_ATTEMPT_FAILED);
+	CU_ASSERT_EQUAL(a[1].outcome, SPOOL_ATTEMPT_FAILED);
+	CU_ASSERT_EQUAL(a[2].outcome, SPOOL_ATTEMPT_SUCCEEDED);
 	CU_ASSERT_STRING_EQUAL(a[0].error, "again");
 	CU_ASSERT_PTR_NULL(a[2].error);
 	CU_ASSERT_EQUAL(a[0].started_ms, t0);
@@ -549,7 +549,7 @@ test_attempts_pages(void)
 	TU_RC(spool_attempts(&a, &n, tu_q, id, NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL(n, 7);
 	if (n == 7)
-		CU_ASSERT_STRING_EQUAL(a[6].outcome, "succeeded");
+		CU_ASSERT_EQUAL(a[6].outcome, SPOOL_ATTEMPT_SUCCEEDED);
 	spool_attempt_info_free(a, n);
 	ao.after_attempt = 0;
 	ao.limit = 10001;
@@ -780,6 +780,7 @@ static void
 test_retry_expired(void)
 {
 	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_task_info		*t = NULL;
 	spool_job		*job;
 	int64_t			 id;
 
@@ -788,6 +789,11 @@ test_retry_expired(void)
 	tu_advance(200);
 	TU_RC(spool_claim(&job, tu_q, "x", NULL), SPOOL_EEMPTY);
 	CU_ASSERT_EQUAL(tu_task_int(id, "dead_reason = 'expired'"), 1);
+	TU_RC(spool_task_get(&t, tu_q, id), SPOOL_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(t->state, SPOOL_DEAD);
+	CU_ASSERT_EQUAL(t->dead_reason, SPOOL_DEAD_EXPIRED);
+	spool_task_info_free(t, 1);
 	TU_RC(spool_retry(tu_q, id), SPOOL_OK);
 	CU_ASSERT_EQUAL(tu_task_int(id, "deadline_ms IS NULL"), 1);
 	TU_RC(spool_claim(&job, tu_q, "x", NULL), SPOOL_OK);
@@ -800,9 +806,11 @@ test_retry_expired(void)
 static void
 test_cancel_history(void)
 {
-	spool_job	*job;
-	int64_t		 id;
-	int		 running;
+	spool_attempt_info	*a = NULL;
+	spool_job		*job;
+	int64_t			 id;
+	size_t			 n = 0;
+	int			 running;
 
 	id = tu_enqueue("c", "x");
 	TU_RC(spool_claim(&job, tu_q, "c", NULL), SPOOL_OK);
@@ -813,6 +821,108 @@ test_cancel_history(void)
 	CU_ASSERT_EQUAL(tu_task_int(id, "state = 'cancelled'"), 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts WHERE "
 	    "outcome = 'cancelled' AND error = 'stopped'"), 1);
+	TU_RC(spool_attempts(&a, &n, tu_q, id, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(a[0].outcome, SPOOL_ATTEMPT_CANCELLED);
+	spool_attempt_info_free(a, n);
+}
+
+/* Every attempt outcome and dead reason has the name the database stores,
+ * and a value that is none has none (since 0.8). */
+static void
+test_enum_names(void)
+{
+	static const struct {
+		int		 v;
+		const char	*name;
+	} outcomes[] = {
+		{ SPOOL_ATTEMPT_SUCCEEDED, "succeeded" },
+		{ SPOOL_ATTEMPT_FAILED, "failed" },
+		{ SPOOL_ATTEMPT_TIMED_OUT, "timed_out" },
+		{ SPOOL_ATTEMPT_LEASE_LOST, "lease_lost" },
+		{ SPOOL_ATTEMPT_CANCELLED, "cancelled" },
+		{ SPOOL_ATTEMPT_RUNNING, "running" }
+	}, reasons[] = {
+		{ SPOOL_DEAD_FAILED, "failed" },
+		{ SPOOL_DEAD_EXHAUSTED, "exhausted" },
+		{ SPOOL_DEAD_EXPIRED, "expired" }
+	};
+	char		 sql[256];
+	size_t		 i;
+
+	for (i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
+		CU_ASSERT_EQUAL(outcomes[i].v, (int)i + 1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(
+		    spool_attempt_outcome_name(outcomes[i].v));
+		CU_ASSERT_STRING_EQUAL(spool_attempt_outcome_name(outcomes[i].v),
+		    outcomes[i].name);
+		/* The five stored ones are what attempts.outcome accepts. */
+		if (outcomes[i].v == SPOOL_ATTEMPT_RUNNING)
+			continue;
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master "
+		    "WHERE name = 'attempts' AND sql LIKE '%%''%s''%%'",
+		    outcomes[i].name);
+		CU_ASSERT_EQUAL(tu_sql_int(sql), 1);
+	}
+	CU_ASSERT_PTR_NULL(spool_attempt_outcome_name(0));
+	CU_ASSERT_PTR_NULL(spool_attempt_outcome_name(-1));
+	CU_ASSERT_PTR_NULL(spool_attempt_outcome_name(SPOOL_ATTEMPT_RUNNING + 1));
+	CU_ASSERT_PTR_NULL(spool_attempt_outcome_name(SPOOL_OUTCOME_RELEASED + 10));
+	for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+		CU_ASSERT_EQUAL(reasons[i].v, (int)i + 1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(spool_dead_reason_name(reasons[i].v));
+		CU_ASSERT_STRING_EQUAL(spool_dead_reason_name(reasons[i].v),
+		    reasons[i].name);
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master "
+		    "WHERE name = 'tasks' AND sql LIKE '%%dead_reason = ''%s''%%'",
+		    reasons[i].name);
+		CU_ASSERT_EQUAL(tu_sql_int(sql), 1);
+	}
+	CU_ASSERT_PTR_NULL(spool_dead_reason_name(0));
+	CU_ASSERT_PTR_NULL(spool_dead_reason_name(-1));
+	CU_ASSERT_PTR_NULL(spool_dead_reason_name(SPOOL_DEAD_EXPIRED + 1));
+}
+
+/* Each way to die reads back as its dead reason; a lost lease and a
+ * timeout as theirs in the history. */
+static void
+test_dead_reasons(void)
+{
+	spool_enqueue_opts	 o = SPOOL_ENQUEUE_OPTS_INIT;
+	spool_attempt_info	*a = NULL;
+	spool_task_info		*t = NULL;
+	spool_job		*job;
+	int64_t			 failed, exhausted, n64;
+	size_t			 n = 0;
+
+	failed = tu_enqueue("d", "f");
+	TU_RC(spool_claim(&job, tu_q, "d", NULL), SPOOL_OK);
+	TU_RC(spool_job_fail(job, "no", SPOOL_FAIL_PERMANENT), SPOOL_OK);
+	spool_job_free(job);
+	o.max_attempts = 1;
+	TU_RC(spool_enqueue(&exhausted, tu_q, "d", "e", 1, &o), SPOOL_OK);
+	TU_RC(spool_claim(&job, tu_q, "d", NULL), SPOOL_OK);
+	tu_advance(31000);	/* past the queue's 30 s lease */
+	TU_RC(spool_reap(&n64, tu_q), SPOOL_OK);
+	CU_ASSERT_EQUAL(n64, 1);
+	spool_job_free(job);
+
+	TU_RC(spool_task_get(&t, tu_q, failed), SPOOL_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(t->dead_reason, SPOOL_DEAD_FAILED);
+	spool_task_info_free(t, 1);
+	TU_RC(spool_task_get(&t, tu_q, exhausted), SPOOL_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(t->dead_reason, SPOOL_DEAD_EXHAUSTED);
+	spool_task_info_free(t, 1);
+	TU_RC(spool_attempts(&a, &n, tu_q, failed, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(a[0].outcome, SPOOL_ATTEMPT_FAILED);
+	spool_attempt_info_free(a, n);
+	TU_RC(spool_attempts(&a, &n, tu_q, exhausted, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(a[0].outcome, SPOOL_ATTEMPT_LEASE_LOST);
+	spool_attempt_info_free(a, n);
 }
 
 /* retry --queue on a queue that does not exist is SPOOL_ENOENT. */
@@ -1457,6 +1567,8 @@ test_opts_version_unknown(void)
 static CU_TestInfo admin_tests[] = {
 	{ "retry of an expired task drops its deadline", test_retry_expired },
 	{ "cancelled attempt in the history", test_cancel_history },
+	{ "attempt outcome and dead reason names", test_enum_names },
+	{ "dead reasons and outcomes read back", test_dead_reasons },
 	{ "retry all on an unknown queue", test_retry_all_unknown },
 	{ "get", test_get },
 	{ "list filters", test_list_filters },

@@ -226,12 +226,11 @@ test_rollback(void)
 static void
 test_pipeline(void)
 {
-	spool_stage	 s[2];
+	spool_stage	 s[2] = { SPOOL_STAGE_INIT, SPOOL_STAGE_INIT };
 	spool_item	 it[2] = { { "a", 1 }, { "b", 1 } };
 	spool_job	*job;
 	int64_t		 run;
 
-	memset(s, 0, sizeof s);
 	s[0].name = "one";
 	s[0].concurrency = 1;
 	s[1].name = "two";
@@ -301,8 +300,44 @@ test_window(void)
 	CU_ASSERT_EQUAL(w[1].stale, 1);
 	CU_ASSERT_EQUAL(w[0].stale, 1);		/* the clock moved a minute */
 	CU_ASSERT_EQUAL(w[0].busy, 3);
-	CU_ASSERT_STRING_EQUAL(w[0].queues, "[\"w\",\"v\"]");
+	CU_ASSERT_EQUAL_FATAL(w[0].nqueues, 2);
+	CU_ASSERT_STRING_EQUAL(w[0].queues[0], "w");
+	CU_ASSERT_STRING_EQUAL(w[0].queues[1], "v");
 	spool_worker_info_free(w, n);
+}
+
+/* The queues of a worker row, a JSON array, read as an array of names
+ * in their order (since 0.8): escapes decoded, an empty array or a value
+ * that is not one read as none. */
+static void
+test_workers_queues(void)
+{
+	spool_worker_info	*w = NULL;
+	size_t			 n = 0;
+
+	TU_RC(spool__worker_upsert(tu_q, "h:1:a", "h", 1,
+	    "[\"z\",\"we\\\"ird\\\\q\",\"\\u00e9t\u00e9\",\"a\"]", 1, 0,
+	    tu_now, tu_now), SPOOL_OK);
+	TU_RC(spool__worker_upsert(tu_q, "h:2:b", "h", 2, "[]", 1, 0, tu_now,
+	    tu_now), SPOOL_OK);
+	TU_RC(spool__worker_upsert(tu_q, "h:3:c", "h", 3, "[\"cut", 1, 0,
+	    tu_now, tu_now), SPOOL_OK);
+	TU_RC(spool__worker_upsert(tu_q, "h:4:d", "h", 4, "{\"a\":1}", 1, 0,
+	    tu_now, tu_now), SPOOL_OK);
+	TU_RC(spool_workers(&w, &n, tu_q, NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 4);
+	CU_ASSERT_EQUAL_FATAL(w[0].nqueues, 4);
+	CU_ASSERT_STRING_EQUAL(w[0].queues[0], "z");
+	CU_ASSERT_STRING_EQUAL(w[0].queues[1], "we\"ird\\q");
+	CU_ASSERT_STRING_EQUAL(w[0].queues[2], "\u00e9t\u00e9");
+	CU_ASSERT_STRING_EQUAL(w[0].queues[3], "a");
+	CU_ASSERT_EQUAL(w[1].nqueues, 0);
+	CU_ASSERT_PTR_NULL(w[1].queues);
+	CU_ASSERT_EQUAL(w[2].nqueues, 0);
+	CU_ASSERT_PTR_NULL(w[2].queues);
+	CU_ASSERT_EQUAL(w[3].nqueues, 0);
+	spool_worker_info_free(w, n);
+	spool_worker_info_free(NULL, 3);
 }
 
 /* Workers in pages by id, both ways: each once, in order; the options
@@ -677,6 +712,7 @@ test_prometheus(void)
 static CU_TestInfo tests[] = {
 	{ "prometheus", test_prometheus },
 	{ "workers in pages", test_workers_pages },
+	{ "worker queues: a JSON array read as names", test_workers_queues },
 	{ "paths", test_paths },
 	{ "rollback", test_rollback },
 	{ "counted later", test_counted_later },

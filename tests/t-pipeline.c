@@ -31,9 +31,8 @@ check_invariants(void)
 static spool_stage
 stage(const char *name, int concurrency, int on_error)
 {
-	spool_stage	 s;
+	spool_stage	 s = SPOOL_STAGE_INIT;
 
-	memset(&s, 0, sizeof s);
 	s.name = name;
 	s.concurrency = concurrency;
 	s.on_error = on_error;
@@ -179,14 +178,6 @@ test_define_bad(void)
 	spool_stage	 s[3];
 	int64_t		 before = tu_sql_int("SELECT count(*) FROM pipelines");
 
-	/* The strategies' names, as definition files write them. */
-	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_RETRY), "retry");
-	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_SKIP), "skip");
-	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_FAIL_FAST),
-	    "fail_fast");
-	CU_ASSERT_PTR_NULL(spool_on_error_name(-1));
-	CU_ASSERT_PTR_NULL(spool_on_error_name(3));
-
 	s[0] = stage("a", 1, SPOOL_ON_ERROR_RETRY);
 	s[1] = stage("b", 1, SPOOL_ON_ERROR_RETRY);
 	TU_RC(spool_pipeline_create(NULL, tu_q, "", s, 1, 0), SPOOL_EINVAL);
@@ -214,8 +205,51 @@ test_define_bad(void)
 	s[1].command = NULL;
 	s[1].timeout_ms = -1;
 	TU_RC(spool_pipeline_create(NULL, tu_q, "p", s, 2, 0), SPOOL_EINVAL);
+	/* A stage's version, as an options struct's (since 0.8). */
+	s[1] = stage("b", 1, SPOOL_ON_ERROR_RETRY);
+	s[1].version = 99;
+	TU_RC(spool_pipeline_create(NULL, tu_q, "p", s, 2, 0), SPOOL_EINVAL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "stage 2: spool_stage");
+	s[1].version = 0;
+	TU_RC(spool_pipeline_create(NULL, tu_q, "p", s, 2, 0), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q),
+	    "stage 2: spool_stage: version not set (use SPOOL_STAGE_INIT)"));
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM pipelines"), before);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM queues"), 0);
+}
+
+/* SPOOL_STAGE_INIT is a stage that works once named; a stage read back
+ * carries SPOOL_STAGE_VERSION; each error strategy has its name (since
+ * 0.8), and a value that is none has none. */
+static void
+test_stage_init_names(void)
+{
+	spool_stage		 s = SPOOL_STAGE_INIT;
+	spool_pipeline_info	*p = NULL;
+
+	CU_ASSERT_EQUAL(s.version, SPOOL_STAGE_VERSION);
+	CU_ASSERT_EQUAL(s.concurrency, 1);
+	CU_ASSERT_EQUAL(s.on_error, SPOOL_ON_ERROR_RETRY);
+	s.name = "only";
+	TU_RC(spool_pipeline_create(NULL, tu_q, "init", &s, 1, 0), SPOOL_OK);
+	TU_RC(spool_pipeline_get(&p, tu_q, "init", 0), SPOOL_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL_FATAL(p->nstages, 1);
+	CU_ASSERT_EQUAL(p->stages[0].version, SPOOL_STAGE_VERSION);
+	CU_ASSERT_EQUAL(p->stages[0].concurrency, 1);
+	CU_ASSERT_STRING_EQUAL(p->stages[0].name, "only");
+	spool_pipeline_info_free(p, 1);
+	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_RETRY),
+	    "retry");
+	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_SKIP),
+	    "skip");
+	CU_ASSERT_STRING_EQUAL(spool_on_error_name(SPOOL_ON_ERROR_FAIL_FAST),
+	    "fail_fast");
+	CU_ASSERT_PTR_NULL(spool_on_error_name(-1));
+	CU_ASSERT_PTR_NULL(spool_on_error_name(SPOOL_ON_ERROR_FAIL_FAST + 1));
+	/* The names are what pipeline_stages.on_error holds. */
+	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM pipeline_stages "
+	    "WHERE on_error = 'retry'"), 1);
 }
 
 static void
@@ -339,7 +373,7 @@ test_handoff(void)
 static void
 test_lease_lost(void)
 {
-	spool_stage_attempt	*h = NULL;
+	spool_stage_attempt_info	*h = NULL;
 	spool_job		*job;
 	int64_t			 items[1], n64;
 	size_t			 n = 0;
@@ -351,6 +385,13 @@ test_lease_lost(void)
 	start("p", 1, items, NULL);
 	job = claim("p/a");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+	/* Under way: the history says so. */
+	TU_RC(spool_item_history(&h, &n, tu_q, items[0], NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(h[0].outcome, SPOOL_ATTEMPT_RUNNING);
+	CU_ASSERT_EQUAL(h[0].finished_ms, 0);
+	spool_stage_attempt_info_free(h, n);
+	h = NULL;
 	tu_advance(31000);	/* past the queue's 30 s lease */
 	TU_RC(spool_reap(&n64, tu_q), SPOOL_OK);
 	CU_ASSERT_EQUAL(n64, 1);
@@ -366,14 +407,14 @@ test_lease_lost(void)
 	TU_RC(spool_item_history(&h, &n, tu_q, items[0], NULL), SPOOL_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 3);
 	CU_ASSERT_STRING_EQUAL(h[0].stage, "a");
-	CU_ASSERT_STRING_EQUAL(h[0].outcome, "lease_lost");
+	CU_ASSERT_EQUAL(h[0].outcome, SPOOL_ATTEMPT_LEASE_LOST);
 	CU_ASSERT_EQUAL(h[0].attempt, 1);
 	CU_ASSERT_STRING_EQUAL(h[1].stage, "a");
-	CU_ASSERT_STRING_EQUAL(h[1].outcome, "succeeded");
+	CU_ASSERT_EQUAL(h[1].outcome, SPOOL_ATTEMPT_SUCCEEDED);
 	CU_ASSERT_EQUAL(h[1].attempt, 2);
 	CU_ASSERT_STRING_EQUAL(h[2].stage, "b");
 	CU_ASSERT_EQUAL(h[2].index, 2);
-	spool_stage_attempt_free(h, n);
+	spool_stage_attempt_info_free(h, n);
 	TU_RC(spool_item_history(&h, &n, tu_q, 999, NULL), SPOOL_ENOENT);
 	/* In pages of two, both ways, by (stage index, attempt). */
 	{
@@ -397,7 +438,7 @@ test_lease_lost(void)
 					ho.after_index = h[n - 1].index;
 					ho.after_attempt = h[n - 1].attempt;
 				}
-				spool_stage_attempt_free(h, n);
+				spool_stage_attempt_info_free(h, n);
 			} while (n == ho.limit && ++pages < 9);
 			CU_ASSERT_EQUAL(ngot, 3);
 			for (i = 0; i < ngot && i < 3; i++)
@@ -1004,8 +1045,10 @@ test_pool_timeout(void)
 	spool_item		 it[2] = { { "a", 1 }, { "b", 1 } };
 	spool_pool		*p = NULL;
 	spool_run_info		*r;
+	spool_stage_attempt_info	*sa = NULL;
 	spool			*rq;
 	int64_t			 run = 0;
+	size_t			 n = 0;
 
 	s[0] = stage("slow", 2, SPOOL_ON_ERROR_SKIP);
 	s[0].timeout_ms = 150;
@@ -1027,6 +1070,11 @@ test_pool_timeout(void)
 	spool_run_info_free(r, 1);
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM attempts WHERE "
 	    "outcome = 'timed_out'"), 2);
+	TU_RC(spool_item_history(&sa, &n, rq, tu_sql_int("SELECT min(id) "
+	    "FROM pipeline_items"), NULL), SPOOL_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(sa[0].outcome, SPOOL_ATTEMPT_TIMED_OUT);
+	spool_stage_attempt_info_free(sa, n);
 	spool_close(rq);
 }
 
@@ -1278,6 +1326,7 @@ test_opts_version_unknown(void)
 static CU_TestInfo tests[] = {
 	{ "define", test_define },
 	{ "define_bad", test_define_bad },
+	{ "stage INIT, version and on_error names", test_stage_init_names },
 	{ "split_words", test_split_words },
 	{ "handoff", test_handoff },
 	{ "lease_lost", test_lease_lost },

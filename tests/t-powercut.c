@@ -1135,13 +1135,12 @@ final_batch(spool *q)
 static void
 setup_pipeline(spool *q)
 {
-	spool_stage	 s[2];
+	spool_stage	 s[2] = { SPOOL_STAGE_INIT, SPOOL_STAGE_INIT };
 	spool_item	 it[PC_ITEMS];
 	char		 text[PC_ITEMS][16];
 	int64_t		 run = 0;
 	int		 i;
 
-	memset(s, 0, sizeof s);
 	s[0].name = "a";
 	s[0].concurrency = 2;
 	s[1].name = "b";

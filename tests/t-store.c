@@ -1415,8 +1415,9 @@ test_failed_handle(void)
 	spool_enqueue_stream	*es = NULL;
 	char			*text = NULL;
 	spool_item_info		*ii = NULL;
-	spool_stage_attempt	*sa = NULL;
-	spool_stage		 stage = { "s", 1, 0, 0, 0, 0, NULL };
+	spool_stage_attempt_info	*sa = NULL;
+	spool_stage		 stage = { SPOOL_STAGE_VERSION, "s", 1, 0, 0, 0, 0,
+				     NULL };
 	spool_item		 item;
 	spool_task		 task = { "q", "x", 1, NULL };
 	const char		*qs[] = { "q" };

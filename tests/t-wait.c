@@ -191,7 +191,7 @@ test_task_final_states(void)
 	TU_RC(spool_task_wait(&t, tu_q, a, 0), SPOOL_OK);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	CU_ASSERT_EQUAL(t->state, SPOOL_DEAD);
-	CU_ASSERT_STRING_EQUAL(t->dead_reason, "failed");
+	CU_ASSERT_EQUAL(t->dead_reason, SPOOL_DEAD_FAILED);
 	spool_task_info_free(t, 1);
 	TU_RC(spool_task_wait(&t, tu_q, b, 0), SPOOL_OK);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
@@ -346,16 +346,14 @@ test_batch(void)
 static void
 test_run(void)
 {
-	spool_stage		 s;
+	spool_stage		 s = SPOOL_STAGE_INIT;
 	spool_item		 it[2] = { { "a", 1 }, { "b", 1 } };
 	spool_run_info		*r = NULL;
 	struct finisher		 f;
 	int64_t			 run = 0;
 	int			 v = 0;
 
-	memset(&s, 0, sizeof s);
 	s.name = "s";
-	s.concurrency = 1;
 	TU_RC(spool_pipeline_create(&v, tu_q, "p", &s, 1, 0), SPOOL_OK);
 	TU_RC(spool_pipeline_start(&run, NULL, tu_q, "p", it, 2, NULL),
 	    SPOOL_OK);

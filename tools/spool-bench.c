@@ -533,7 +533,8 @@ bench_pipeline(void)
 	spool_stage_handler	 h[3];
 	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
 	spool_pool_stats	 st;
-	spool_stage		 s[3];
+	spool_stage		 s[3] = { SPOOL_STAGE_INIT, SPOOL_STAGE_INIT,
+				     SPOOL_STAGE_INIT };
 	spool_run_info		*r;
 	spool_item		*it;
 	spool_pool		*p;
@@ -544,7 +545,6 @@ bench_pipeline(void)
 	double			 t0, start, el;
 	int			 k, ok;
 
-	memset(s, 0, sizeof s);
 	for (k = 0; k < 3; k++) {
 		s[k].name = names[k];
 		s[k].concurrency = n_conc;

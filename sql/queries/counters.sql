@@ -84,19 +84,31 @@ SELECT count(*) AS workers, coalesce(sum(concurrency), 0) AS concurrency,
  WHERE w.heartbeat_ms > ?2 AND EXISTS (SELECT 1 FROM json_each(w.queues) j
 	WHERE j.value = ?1);
 
+-- fragment: worker_columns
+-- A worker's columns, its queues (a JSON array in the table) joined by
+-- char(31), which no queue name holds (no control characters): NULL for
+-- none, or for a column that is not a JSON array.
+SELECT w.id AS id, w.host AS host, w.pid AS pid,
+    CASE WHEN json_valid(w.queues) THEN CASE json_type(w.queues)
+    WHEN 'array' THEN (SELECT group_concat(j.value, char(31)) FROM
+    (SELECT value FROM json_each(w.queues) ORDER BY key) j) END END
+    AS queues,
+    w.concurrency AS concurrency, w.busy AS busy,
+    w.started_ms AS started_ms, w.heartbeat_ms AS heartbeat_ms
+
 -- name: workers_list
 -- in: after text, max int
 -- out: id text, host text, pid int, queues text, concurrency int, busy int
 -- out: started_ms int, heartbeat_ms int
 -- A keyset page of the workers by id (the primary key): ids after ?1
 -- (NULL: from the first), at most ?2.
-SELECT id, host, pid, queues, concurrency, busy, started_ms, heartbeat_ms
-  FROM workers WHERE id > coalesce(?1, '') ORDER BY id LIMIT ?2;
+-- use: worker_columns
+  FROM workers w WHERE w.id > coalesce(?1, '') ORDER BY w.id LIMIT ?2;
 
 -- name: workers_list_desc
 -- in: before text, max int
 -- out: like workers_list
 -- As workers_list, last id first: ids below ?1 (NULL: an empty blob,
 -- after every text, so from the last id).
-SELECT id, host, pid, queues, concurrency, busy, started_ms, heartbeat_ms
-  FROM workers WHERE id < coalesce(?1, X'') ORDER BY id DESC LIMIT ?2;
+-- use: worker_columns
+  FROM workers w WHERE w.id < coalesce(?1, X'') ORDER BY w.id DESC LIMIT ?2;

@@ -40,7 +40,7 @@ cmd_json_task(struct json *j, const spool_task_info *t)
 	json_key(j, "cancel_requested");
 	json_bool(j, t->cancel_requested);
 	json_kv_str(j, "last_error", t->last_error);
-	json_kv_str(j, "dead_reason", t->dead_reason);
+	json_kv_str(j, "dead_reason", spool_dead_reason_name(t->dead_reason));
 	json_key(j, "batch_id");
 	if (t->batch_id != 0)
 		json_int(j, t->batch_id);

@@ -841,7 +841,7 @@ const struct spool_cmd cmd_pipeline_items = {
 static int
 history_exec(struct cmd_ctx *c, int argc, char **argv)
 {
-	spool_stage_attempt	*h = NULL;
+	spool_stage_attempt_info	*h = NULL;
 	struct json		 j;
 	int64_t			 item, now = cmd_now_ms();
 	char			 t[32], d[32];
@@ -874,7 +874,8 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 				json_int(&j, h[i].finished_ms - h[i].started_ms);
 			else
 				json_null(&j);
-			json_kv_str(&j, "outcome", h[i].outcome);
+			json_kv_str(&j, "outcome",
+			    spool_attempt_outcome_name(h[i].outcome));
 			json_kv_str(&j, "error", h[i].error);
 			json_close(&j, '}');
 		}
@@ -890,14 +891,14 @@ history_exec(struct cmd_ctx *c, int argc, char **argv)
 			    h[i].finished_ms : now) - h[i].started_ms) / 1000.0);
 			printf("%-2d %-17.17s %-8lld %7d %-10s %-23s %9s  ",
 			    h[i].index, h[i].stage, (long long)h[i].task_id,
-			    h[i].attempt, h[i].outcome, t, d);
+			    h[i].attempt, cmd_attempt_outcome(h[i].outcome), t, d);
 			if (h[i].error != NULL)
 				cmd_print_text(stdout, h[i].error,
 				    strlen(h[i].error), 200);
 			putchar('\n');
 		}
 	}
-	spool_stage_attempt_free(h, n);
+	spool_stage_attempt_info_free(h, n);
 	return (EXIT_OK);
 }
 

@@ -26,6 +26,7 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 	spool_task_info		*t = NULL;
 	spool_attempt_info	*a = NULL;
 	struct json		 j;
+	const char		*reason;
 	char			 s[32], e[32], d[32];
 	size_t			 n = 0, i;
 	int64_t			 id;
@@ -62,7 +63,8 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 			json_kv_str(&j, "worker", a[i].worker);
 			json_kv_time(&j, "started_ms", a[i].started_ms);
 			json_kv_time(&j, "finished_ms", a[i].finished_ms);
-			json_kv_str(&j, "outcome", a[i].outcome);
+			json_kv_str(&j, "outcome",
+			    spool_attempt_outcome_name(a[i].outcome));
 			json_kv_str(&j, "error", a[i].error);
 			json_close(&j, '}');
 		}
@@ -73,9 +75,10 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 		printf("%-13s %lld\n", "id:", (long long)t->id);
 		printf("%-13s ", "queue:");
 		cmd_print_text(stdout, t->queue, strlen(t->queue), 200);
+		reason = spool_dead_reason_name(t->dead_reason);
 		printf("\n%-13s %s%s%s%s\n", "state:", spool_state_name(t->state),
-		    t->dead_reason ? " (" : "", t->dead_reason ? t->dead_reason :
-		    "", t->dead_reason ? ")" : "");
+		    reason != NULL ? " (" : "", reason != NULL ? reason : "",
+		    reason != NULL ? ")" : "");
 		if (t->cancel_requested)
 			printf("%-13s requested\n", "cancel:");
 		printf("%-13s %d\n", "priority:", t->priority);
@@ -122,7 +125,7 @@ show_exec(struct cmd_ctx *c, int argc, char **argv)
 			cmd_fmt_age(d, sizeof d, a[i].finished_ms -
 			    a[i].started_ms);
 			printf("  #%-3d %s  %-8s %-11s %s", a[i].attempt, s, d,
-			    a[i].outcome, a[i].worker);
+			    cmd_attempt_outcome(a[i].outcome), a[i].worker);
 			if (a[i].error != NULL) {
 				printf("  ");
 				cmd_print_text(stdout, a[i].error,

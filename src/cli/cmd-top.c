@@ -471,6 +471,7 @@ top_render(struct top *t, struct top_frame *f)
 {
 	const spool_task_info	**run = NULL;
 	char			 name[TOP_QUEUE_W + 1], text[TOP_WIDTH_MAX + 1];
+	char			 qs[4096];
 	char			 a1[32], a2[32], a3[32], when[32], note[64];
 	char			 pathbuf[TOP_WIDTH_MAX + 1];
 	const char		*path;
@@ -591,7 +592,8 @@ top_render(struct top *t, struct top_frame *f)
 		    TOP_QUEUE_W, clean(name, sizeof name, ft->queue,
 		    TOP_QUEUE_W), a1, when, ft->state == SPOOL_DEAD ? "dead" :
 		    "retry", clean(text, sizeof text, ft->last_error != NULL ?
-		    ft->last_error : ft->dead_reason, TOP_WIDTH_MAX));
+		    ft->last_error : spool_dead_reason_name(ft->dead_reason),
+		    TOP_WIDTH_MAX));
 	}
 
 	/* Workers. */
@@ -603,10 +605,11 @@ top_render(struct top *t, struct top_frame *f)
 		snprintf(a1, sizeof a1, "%d/%d", t->w[i].busy,
 		    t->w[i].concurrency);
 		cmd_fmt_age(a3, sizeof a3, t->now_ms - t->w[i].heartbeat_ms);
+		cmd_worker_queues(qs, sizeof qs, &t->w[i]);
 		frame_add(f, 0, "%-16s %7ld %7s %9s %-5s  %s",
 		    clean(a2, 17, t->w[i].host, 16), t->w[i].pid, a1, a3,
-		    t->w[i].stale ? "STALE" : "", clean(text, sizeof text,
-		    t->w[i].queues, TOP_WIDTH_MAX));
+		    t->w[i].stale ? "STALE" : "", clean(text, sizeof text, qs,
+		    TOP_WIDTH_MAX));
 	}
 	if (shown < t->nw && got[3] > 0)
 		frame_add(f, 0, "... %zu more workers", t->nw - shown);

@@ -16,6 +16,7 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_task_info	*t = NULL;
 	struct json	 j;
+	const char	*reason;
 	int64_t		 id, timeout = -1;
 	int		 rc;
 
@@ -36,7 +37,8 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 		json_open(&j, '{');
 		json_kv_int(&j, "id", id);
 		json_kv_str(&j, "state", spool_state_name(t->state));
-		json_kv_str(&j, "dead_reason", t->dead_reason);
+		json_kv_str(&j, "dead_reason",
+		    spool_dead_reason_name(t->dead_reason));
 		json_kv_str(&j, "last_error", t->last_error);
 		if (t->has_result)
 			json_kv_payload(&j, "result", t->result, t->result_len);
@@ -49,12 +51,13 @@ wait_exec(struct cmd_ctx *c, int argc, char **argv)
 	} else if (t->has_result)
 		fwrite(t->result, 1, t->result_len, stdout);
 	rc = EXIT_OK;
+	reason = spool_dead_reason_name(t->dead_reason);
 	if (t->state != SPOOL_SUCCEEDED)
 		rc = cmd_error(c, EXIT_NO, "task %lld is %s%s%s%s%s%s",
 		    (long long)id, spool_state_name(t->state),
-		    t->dead_reason ? " (" : "",
-		    t->dead_reason ? t->dead_reason : "",
-		    t->dead_reason ? ")" : "",
+		    reason != NULL ? " (" : "",
+		    reason != NULL ? reason : "",
+		    reason != NULL ? ")" : "",
 		    t->last_error ? ": " : "",
 		    t->last_error ? t->last_error : "");
 	spool_task_info_free(t, 1);

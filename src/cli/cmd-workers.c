@@ -8,16 +8,48 @@
 
 #include "cmd.h"
 
+/* A worker's queues as the JSON array its row holds, ["a","b"], into buf
+ * (cut to fit): what the text outputs show. */
+void
+cmd_worker_queues(char *buf, size_t len, const spool_worker_info *w)
+{
+	const char	*s;
+	size_t		 i, off = 0;
+
+#define PUT(c) do { if (off + 1 < len) buf[off++] = (c); } while (0)
+	PUT('[');
+	for (i = 0; i < w->nqueues; i++) {
+		if (i > 0)
+			PUT(',');
+		PUT('"');
+		for (s = w->queues[i]; *s != '\0'; s++) {
+			if (*s == '"' || *s == '\\')
+				PUT('\\');
+			PUT(*s);
+		}
+		PUT('"');
+	}
+	PUT(']');
+#undef PUT
+	if (len > 0)
+		buf[off] = '\0';
+}
+
 /* One worker row as a JSON object (shared with http.c). */
 void
 cmd_json_worker(struct json *j, const spool_worker_info *w)
 {
+	size_t	 i;
+
 	json_open(j, '{');
 	json_kv_str(j, "id", w->id);
 	json_kv_str(j, "host", w->host);
 	json_kv_int(j, "pid", w->pid);
 	json_key(j, "queues");
-	json_raw(j, w->queues);	/* the engine wrote it */
+	json_open(j, '[');
+	for (i = 0; i < w->nqueues; i++)
+		json_str(j, w->queues[i]);
+	json_close(j, ']');
 	json_kv_int(j, "concurrency", w->concurrency);
 	json_kv_int(j, "busy", w->busy);
 	json_kv_time(j, "started_ms", w->started_ms);
@@ -32,7 +64,7 @@ workers_exec(struct cmd_ctx *c, int argc, char **argv)
 {
 	spool_worker_info	*w = NULL;
 	struct json		 j;
-	char			 started[32], beat[32], busy[32];
+	char			 started[32], beat[32], busy[32], qs[4096];
 	int64_t			 now = cmd_now_ms();
 	size_t			 n, i;
 	int			 rc;
@@ -65,8 +97,8 @@ workers_exec(struct cmd_ctx *c, int argc, char **argv)
 			printf("%-16.16s %7ld %9s %-19s %9s %-5s  ", w[i].host,
 			    w[i].pid, busy, started, beat,
 			    w[i].stale ? "STALE" : "");
-			cmd_print_text(stdout, w[i].queues, strlen(w[i].queues),
-			    200);
+			cmd_worker_queues(qs, sizeof qs, &w[i]);
+			cmd_print_text(stdout, qs, strlen(qs), 200);
 			putchar('\n');
 		}
 	}

@@ -344,6 +344,15 @@ cmd_fmt_time(char *buf, size_t len, int64_t ms)
 	snprintf(buf, len, "%s.%03d", s, (int)(ms % 1000));
 }
 
+/* The name of an attempt outcome for text output ("?" if unknown). */
+const char *
+cmd_attempt_outcome(int outcome)
+{
+	const char	*name = spool_attempt_outcome_name(outcome);
+
+	return (name != NULL ? name : "?");
+}
+
 /* A short age: "850ms", "42s", "7m03s", "5h12m", "3d04h"; "-" if < 0. */
 void
 cmd_fmt_age(char *buf, size_t len, int64_t ms)
@@ -574,11 +583,11 @@ cmd_workers_all(spool *q, spool_worker_info **out, size_t *n)
 
 /* Every stage attempt of item id, in stage then attempt order. */
 int
-cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt **out,
+cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt_info **out,
     size_t *n)
 {
 	spool_item_history_opts	 o = SPOOL_ITEM_HISTORY_OPTS_INIT;
-	spool_stage_attempt	*page;
+	spool_stage_attempt_info	*page;
 	size_t			 np;
 	int			 rc;
 
@@ -595,12 +604,12 @@ cmd_item_history_all(spool *q, int64_t id, spool_stage_attempt **out,
 		}
 		if ((rc = cmd_append((void **)out, n, page, np,
 		    sizeof *page)) != SPOOL_OK) {
-			spool_stage_attempt_free(page, np);
+			spool_stage_attempt_info_free(page, np);
 			break;
 		}
 	} while (np == o.limit);
 	if (rc != SPOOL_OK) {
-		spool_stage_attempt_free(*out, *n);
+		spool_stage_attempt_info_free(*out, *n);
 		*out = NULL;
 		*n = 0;
 	}

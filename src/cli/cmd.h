@@ -101,6 +101,7 @@ int		 cmd_state(struct cmd_ctx *, const char *, int *);
 void		 cmd_print_help(const struct spool_cmd *, FILE *);
 void		 cmd_fmt_time(char *, size_t, int64_t);
 void		 cmd_fmt_age(char *, size_t, int64_t);
+const char	*cmd_attempt_outcome(int);
 void		 cmd_print_text(FILE *, const void *, size_t, size_t);
 void		 cmd_json_page(struct json *, int64_t);
 int		 cmd_attempts_all(spool *, int64_t, spool_attempt_info **,
@@ -108,7 +109,7 @@ int		 cmd_attempts_all(spool *, int64_t, spool_attempt_info **,
 int		 cmd_queues_all(spool *, spool_queue_info **, size_t *);
 int		 cmd_pipelines_all(spool *, spool_pipeline_info **, size_t *);
 int		 cmd_workers_all(spool *, spool_worker_info **, size_t *);
-int		 cmd_item_history_all(spool *, int64_t, spool_stage_attempt **,
+int		 cmd_item_history_all(spool *, int64_t, spool_stage_attempt_info **,
 		     size_t *);
 int64_t		 cmd_now_ms(void);
 void		 cmd_sleep_ms(int64_t);
@@ -163,6 +164,7 @@ void		 json_end(struct json *);
 void		 cmd_json_task(struct json *, const spool_task_info *);
 void		 cmd_json_queue_metrics(struct json *, const spool_queue_metrics *);
 void		 cmd_json_worker(struct json *, const spool_worker_info *);
+void		 cmd_worker_queues(char *, size_t, const spool_worker_info *);
 void		 cmd_json_batch(struct json *, const spool_batch_info *);
 void		 cmd_json_run_fields(struct json *, const spool_run_info *,
 		     int64_t);

@@ -251,6 +251,7 @@ parse_stage(char *spec, spool_stage *st, char *err, size_t errlen)
 	int		 retries = -1, delay = 0, strategy = 0;
 
 	memset(st, 0, sizeof *st);
+	st->version = SPOOL_STAGE_VERSION;
 	st->on_error = SPOOL_ON_ERROR_RETRY;
 	name = p;
 	p += strcspn(p, ":=");

@@ -46,6 +46,7 @@ task_from_row(spool *q, spool_task_info *t,
 	t->has_result = r->has_result != 0;
 	t->duration_ms = r->duration_ms;
 	t->batch_id = r->batch_id;
+	t->dead_reason = spool__dead_reason_parse(r->dead_reason);
 	if (t->state == SPOOL_RUNNING)
 		t->state = t->lease_until_ms < now_ms ? SPOOL_EXPIRED :
 		    !r->started ? SPOOL_CLAIMED : SPOOL_RUNNING;
@@ -64,8 +65,7 @@ task_from_row(spool *q, spool_task_info *t,
 	if (!spool__strdup_opt(&t->queue, r->queue != NULL ? r->queue : "") ||
 	    !spool__strdup_opt(&t->key, r->idem_key) ||
 	    !spool__strdup_opt(&t->lease_owner, r->lease_owner) ||
-	    !spool__strdup_opt(&t->last_error, r->last_error) ||
-	    !spool__strdup_opt(&t->dead_reason, r->dead_reason))
+	    !spool__strdup_opt(&t->last_error, r->last_error))
 		goto nomem;
 	return (SPOOL_OK);
 nomem:
@@ -86,7 +86,6 @@ spool_task_info_free(spool_task_info *info, size_t n)
 		free(info[i].key);
 		free(info[i].lease_owner);
 		free(info[i].last_error);
-		free(info[i].dead_reason);
 		free(info[i].result);
 	}
 	free(info);
@@ -232,7 +231,6 @@ spool_attempt_info_free(spool_attempt_info *info, size_t n)
 		return;
 	for (i = 0; i < n; i++) {
 		free(info[i].worker);
-		free(info[i].outcome);
 		free(info[i].error);
 	}
 	free(info);
@@ -297,10 +295,9 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id,
 		a->attempt = (int)r.attempt;
 		a->started_ms = r.started_ms;
 		a->finished_ms = r.finished_ms;
+		a->outcome = spool__attempt_outcome_parse(r.outcome);
 		if (!spool__strdup_opt(&a->worker, r.worker != NULL ?
 		    r.worker : "") ||
-		    !spool__strdup_opt(&a->outcome, r.outcome != NULL ?
-		    r.outcome : "") ||
 		    !spool__strdup_opt(&a->error, r.error))
 			goto nomem;
 	}

@@ -16,6 +16,15 @@ static const char *const state_names[] = {
 	"expired"
 };
 
+/* attempts.outcome and tasks.dead_reason, by enum value. */
+static const char *const outcome_names[] = {
+	NULL, "succeeded", "failed", "timed_out", "lease_lost", "cancelled",
+	"running"
+};
+static const char *const dead_reason_names[] = {
+	NULL, "failed", "exhausted", "expired"
+};
+
 /* A static English description of a result code. */
 const char *
 spool_strerror(int rc)
@@ -60,6 +69,50 @@ spool__state_parse(const char *name)
 		return (0);
 	for (i = SPOOL_READY; i <= SPOOL_CANCELLED; i++)
 		if (strcmp(state_names[i], name) == 0)
+			return (i);
+	return (0);
+}
+
+/* The name of an attempt outcome, or NULL if outcome is not one. */
+const char *
+spool_attempt_outcome_name(int outcome)
+{
+	if (outcome < SPOOL_ATTEMPT_SUCCEEDED || outcome > SPOOL_ATTEMPT_RUNNING)
+		return (NULL);
+	return (outcome_names[outcome]);
+}
+
+/* The attempt outcome called name, or 0 if none. */
+int
+spool__attempt_outcome_parse(const char *name)
+{
+	int	 i;
+
+	for (i = SPOOL_ATTEMPT_SUCCEEDED; name != NULL &&
+	    i <= SPOOL_ATTEMPT_RUNNING; i++)
+		if (strcmp(outcome_names[i], name) == 0)
+			return (i);
+	return (0);
+}
+
+/* The name of a dead reason, or NULL if reason is not one. */
+const char *
+spool_dead_reason_name(int reason)
+{
+	if (reason < SPOOL_DEAD_FAILED || reason > SPOOL_DEAD_EXPIRED)
+		return (NULL);
+	return (dead_reason_names[reason]);
+}
+
+/* The dead reason called name, or 0 if none (NULL: not dead). */
+int
+spool__dead_reason_parse(const char *name)
+{
+	int	 i;
+
+	for (i = SPOOL_DEAD_FAILED; name != NULL && i <= SPOOL_DEAD_EXPIRED;
+	    i++)
+		if (strcmp(dead_reason_names[i], name) == 0)
 			return (i);
 	return (0);
 }

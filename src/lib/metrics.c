@@ -173,6 +173,32 @@ spool_queue_metrics_free(spool_queue_metrics *m, size_t n)
 	free(m);
 }
 
+/* Split a worker's queue names, as workers_list joins them (by char 31;
+ * NULL: none), into w->queues and w->nqueues.  SPOOL_ENOMEM, with what
+ * was copied left for spool_worker_info_free, if memory runs out. */
+static int
+worker_queues(spool_worker_info *w, const char *joined)
+{
+	const char	*p, *end;
+	size_t		 n = 1;
+
+	if (joined == NULL)
+		return (SPOOL_OK);
+	for (p = joined; (p = strchr(p, '\037')) != NULL; p++)
+		n++;
+	if ((w->queues = calloc(n, sizeof *w->queues)) == NULL)
+		return (SPOOL_ENOMEM);
+	for (p = joined; w->nqueues < n; p = end + 1) {
+		if ((end = strchr(p, '\037')) == NULL)
+			end = p + strlen(p);
+		if ((w->queues[w->nqueues] = spool__memdup(p,
+		    (size_t)(end - p))) == NULL)
+			return (SPOOL_ENOMEM);
+		w->nqueues++;
+	}
+	return (SPOOL_OK);
+}
+
 /* One keyset page of the workers, by id. */
 int
 spool_workers(spool_worker_info **out, size_t *n, spool *q,
@@ -225,7 +251,7 @@ spool_workers(spool_worker_info **out, size_t *n, spool *q,
 		w->stale = now - w->heartbeat_ms > SPOOL_WORKER_STALE_MS;
 		if ((w->id = spool__strdup(r.id)) == NULL ||
 		    (w->host = spool__strdup(r.host)) == NULL ||
-		    (w->queues = spool__strdup(r.queues)) == NULL)
+		    worker_queues(w, r.queues) != SPOOL_OK)
 			goto nomem;
 	}
 	if (rc < 0) {
@@ -244,13 +270,15 @@ nomem:
 void
 spool_worker_info_free(spool_worker_info *w, size_t n)
 {
-	size_t	 i;
+	size_t	 i, j;
 
 	if (w == NULL)
 		return;
 	for (i = 0; i < n; i++) {
 		free(w[i].id);
 		free(w[i].host);
+		for (j = 0; j < w[i].nqueues; j++)
+			free(w[i].queues[j]);
 		free(w[i].queues);
 	}
 	free(w);

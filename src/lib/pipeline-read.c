@@ -389,7 +389,7 @@ spool_item_info_free(spool_item_info *info, size_t n)
 
 /* One page of the stage attempts of an item, by (stage index, attempt). */
 int
-spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
+spool_item_history(spool_stage_attempt_info **out, size_t *n, spool *q,
     int64_t item, const spool_item_history_opts *opts)
 {
 	spool_item_history_opts			 none =
@@ -397,7 +397,7 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 	struct spool__q_item_exists_row		 ex;
 	struct spool__q_item_history_row	 h;
 	struct spool__cur			 c;
-	spool_stage_attempt			*v = NULL, *nv, *a;
+	spool_stage_attempt_info			*v = NULL, *nv, *a;
 	size_t					 len = 0, cap = 0, limit;
 	int64_t					 bi, ba;
 	int					 rc;
@@ -455,15 +455,15 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 		a->attempt = (int)h.attempt;
 		a->started_ms = h.started_ms;
 		a->finished_ms = h.finished_ms;
+		a->outcome = spool__attempt_outcome_parse(h.outcome);
 		if ((a->stage = spool__strdup(h.stage)) == NULL ||
 		    (a->worker = spool__strdup(h.worker)) == NULL ||
-		    (a->outcome = spool__strdup(h.outcome)) == NULL ||
 		    !spool__strdup_opt(&a->error, h.error))
 			goto nomem;
 	}
 	spool__end_read(q);
 	if (rc < 0) {
-		spool_stage_attempt_free(v, len);
+		spool_stage_attempt_info_free(v, len);
 		return (rc);
 	}
 	*out = v;
@@ -472,12 +472,12 @@ spool_item_history(spool_stage_attempt **out, size_t *n, spool *q,
 nomem:
 	spool__cur_end(&c);
 	spool__end_read(q);
-	spool_stage_attempt_free(v, len);
+	spool_stage_attempt_info_free(v, len);
 	return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 }
 
 void
-spool_stage_attempt_free(spool_stage_attempt *a, size_t n)
+spool_stage_attempt_info_free(spool_stage_attempt_info *a, size_t n)
 {
 	size_t	 i;
 
@@ -486,7 +486,6 @@ spool_stage_attempt_free(spool_stage_attempt *a, size_t n)
 	for (i = 0; i < n; i++) {
 		free(a[i].stage);
 		free(a[i].worker);
-		free(a[i].outcome);
 		free(a[i].error);
 	}
 	free(a);

@@ -88,6 +88,13 @@ stage_check(spool *q, const spool_stage *s, size_t i)
 	size_t	 argc = 0, len;
 	int	 rc;
 
+	if (s->version < 1)
+		return (spool__error(q, SPOOL_EINVAL, "stage %zu: spool_stage: "
+		    "version not set (use SPOOL_STAGE_INIT)", i + 1));
+	snprintf(what, sizeof what, "stage %zu: spool_stage", i + 1);
+	if ((rc = spool__check_version(q, what, s->version,
+	    SPOOL_STAGE_VERSION)) != SPOOL_OK)
+		return (rc);
 	snprintf(what, sizeof what, "stage %zu name", i + 1);
 	if ((rc = spool__check_pipeline_name(q, what, s->name)) != SPOOL_OK)
 		return (rc);
@@ -737,6 +744,7 @@ stages_read(spool *q, spool_pipeline_info *p, int64_t pid)
 			goto nomem;
 		v = nv;
 		s = &v[n - 1];
+		s->version = SPOOL_STAGE_VERSION;
 		s->concurrency = (int)r.concurrency;
 		s->timeout_ms = r.timeout_ms;
 		s->on_error = spool__on_error_parse(r.on_error);

@@ -281,6 +281,8 @@ int		 spool__error(spool *q, int code, const char *fmt, ...)
 int		 spool__error_prefix(spool *q, int code, const char *prefix);
 void		 spool__error_mine(const spool *q, int code, const char *msg);
 int		 spool__state_parse(const char *name);
+int		 spool__attempt_outcome_parse(const char *name);
+int		 spool__dead_reason_parse(const char *name);
 void		 spool__clear_error(spool *q);
 
 /* hist.c */
@@ -427,7 +429,6 @@ int		 spool__batch_settle_locked(spool *q, int64_t now_ms);
 int		 spool__settle_hooks_locked(spool *q, int runs, int64_t now_ms);
 
 /* pipeline.c */
-const char	*spool__on_error_name(int on_error);
 int		 spool__on_error_parse(const char *name);
 int		 spool__check_pipeline_name(spool *q, const char *what,
 		     const char *name);

@@ -94,4 +94,21 @@ is "wait result" "$(jq_py 'd["result"]')" "$(sql "SELECT output FROM results WHE
 run --db "$DB" show --json "$ok_id"
 is "show result output" "$(jq_py 'd["result"]["output"]')" "$(sql "SELECT output FROM results WHERE task_id = $ok_id")"
 is "show history" "$(jq_py 'd["history"][0]["outcome"]')" succeeded
+
+# Dead reasons print as the database stores them, in JSON and in text.
+live_id=$(sql "SELECT max(id) FROM tasks WHERE state = 'succeeded'")
+for r in failed exhausted expired; do
+	rid=$(sql "SELECT min(id) FROM tasks WHERE state = 'succeeded'")
+	sql "UPDATE tasks SET state = 'dead', dead_reason = '$r', finished_ms = 1 WHERE id = $rid"
+	run --db "$DB" show --json "$rid"
+	is "show dead_reason $r" "$(jq_py 'd["task"]["dead_reason"]')" "$r"
+	run --db "$DB" show "$rid"
+	check "show text: dead ($r)" grep -qx "state: *dead ($r)" <<<"$out"
+	run --db "$DB" list --json --state dead
+	is "list dead_reason $r" "$(jq_py "[t['dead_reason'] for t in d['tasks'] if t['id'] == $rid][0]")" "$r"
+	run --db "$DB" wait "$rid"
+	check "wait text: dead ($r)" grep -q "task $rid is dead ($r)" <<<"$err"
+done
+run --db "$DB" show --json "$live_id"
+is "show dead_reason null" "$(jq_py 'd["task"]["dead_reason"]')" null
 finish

@@ -95,6 +95,8 @@ print(len(d), d[0]["pid"], d[0]["queues"], d[0]["concurrency"], d[0]["stale"])
 is "workers --json" "${v[0]}" "1 $w ['m', 'other'] 3 False"
 run workers
 check "workers: table" grep -qE "^[^ ]+ +$w +0/3 " <<<"$out"
+check "workers: queues as the row holds them" grep -qE " \[\"m\",\"other\"\]$" <<<"$out"
+is "workers --json: queues as the row holds them" "$(printf '%s' "$(run workers --json; echo "$out")" | grep -o '"queues":\[[^]]*\]')" "\"queues\":$(sql 'SELECT queues FROM workers')"
 run stats m --json
 is "stats: the live worker" "$(printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)[0]; print(d["workers"], d["worker_threads"])')" "1 3"
 kill -TERM "$w"
