@@ -1,6 +1,6 @@
 /*
- * t-admin.c -- reading tasks and the operator's actions (admin.c, and
- * queue configuration in queue.c): get, list, history, cancel, retry,
+ * t-admin.c -- reading tasks and the operator's actions (inspect.c,
+ * actions.c, and queue configuration in queue.c): get, list, history, cancel, retry,
  * retry_all, purge, prune, stats, and queue create/set/get/list.
  */
 #include "config.h"

@@ -40,8 +40,8 @@ layer_of() {
 	case $1 in
 	util|error|crash|hist)			echo 0 ;;
 	store|store-*|query-gen|sql-gen)	echo 1 ;;
-	admin|batch|claim|counters|enqueue|metrics|open|pipeline|\
-	pipeline-read|precommit|queue|retry|wait|workers)	echo 2 ;;
+	actions|batch|claim|counters|enqueue|metrics|open|pipeline|\
+	inspect|pipeline-read|precommit|queue|retry|wait|workers)	echo 2 ;;
 	engine|engine-*|loop|exec|pool|pool-*|pipeline-pool|producer|prometheus)\
 						echo 3 ;;
 	*)					echo x ;;

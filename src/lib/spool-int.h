@@ -322,6 +322,10 @@ int64_t		 spool__clock_ms(clockid_t clock);
 struct timespec	 spool__clock_after(clockid_t clock, int64_t us);
 void		 spool__sleep_us(int64_t us);
 
+/* inspect.c and actions.c */
+int		 spool__task_state(spool *q, int64_t id, int *state);
+int		 spool__ready_count(spool *q, const char *queue, int64_t *n);
+
 /* counters.c */
 void		 spool__count(spool *q, const char *queue, int which, int64_t n);
 void		 spool__counters_reset(spool *q);
@@ -336,6 +340,13 @@ int64_t		 spool__now_ms(spool *q);
 void		 spool__set_clock(spool *q, spool__clock_fn fn, void *arg);
 int		 spool__store_error(spool *q, int rc, const char *what);
 int		 spool__unusable(const spool *q);
+/* The entry of a call on q: an unusable handle (NULL, or its open failed)
+ * returns its code; else q's last error is cleared. */
+#define SPOOL__CHECK_HANDLE(q) do {					\
+	if ((q) == NULL || (q)->db == NULL)				\
+		return (spool__unusable(q));				\
+	spool__clear_error(q);						\
+} while (0)
 int64_t		 spool__stall_cutoff(const spool *q, int64_t now_ms);
 
 /* crash.c: the failure tests' crash points (SPOOL_TEST_CRASH). */

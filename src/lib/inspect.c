@@ -1,11 +1,9 @@
 /*
- * admin.c -- reading tasks (get, list, history, stats) and the operator's
- * actions (cancel, retry, purge, prune).
+ * inspect.c -- reading tasks: one with its result, pages of them, an
+ * attempt history, and the per-queue state counts (spool_stats).
  *
- * Invariants: reads never write.  Actions over many rows (retry_all,
- * purge, prune) work in transactions of at most SPOOL_BATCH_ROWS rows, so
- * they never hold the write lock long enough to stall workers; each batch
- * is whole, and a failure stops after the last committed batch.
+ * Invariants: reads never write; each call reads in one read
+ * transaction, so what it returns is one snapshot.
  */
 #include "config.h"
 
@@ -14,15 +12,6 @@
 
 #include "spool-int.h"
 #include "query-gen.h"
-
-/* Check the common arguments of a call on q. */
-#define CHECK_HANDLE(q) do {						\
-	if ((q) == NULL || (q)->db == NULL)				\
-		return (spool__unusable(q));					\
-	spool__clear_error(q);						\
-} while (0)
-
-static int	 task_state(spool *q, int64_t id, int *state);
 
 /* Decode a task_get / task_list row r into t; a leased task is running,
  * claimed or expired at now_ms. */
@@ -102,7 +91,7 @@ spool_task_get(spool_task_info **out, spool *q, int64_t id)
 	if (out == NULL)
 		return (SPOOL_EINVAL);
 	*out = NULL;
-	CHECK_HANDLE(q);
+	SPOOL__CHECK_HANDLE(q);
 	if (id <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));
 	if ((*out = calloc(1, sizeof **out)) == NULL)
@@ -141,7 +130,7 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 		return (SPOOL_EINVAL);
 	*out = NULL;
 	*n = 0;
-	CHECK_HANDLE(q);
+	SPOOL__CHECK_HANDLE(q);
 	if (opts == NULL)
 		opts = &none;
 	if ((rc = spool__list_opts_check(q, "spool_list_opts",
@@ -254,7 +243,7 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id,
 		return (SPOOL_EINVAL);
 	*out = NULL;
 	*n = 0;
-	CHECK_HANDLE(q);
+	SPOOL__CHECK_HANDLE(q);
 	if (opts == NULL)
 		opts = &none;
 	if ((rc = spool__list_opts_check(q, "spool_attempt_list_opts",
@@ -267,7 +256,7 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id,
 		return (spool__error(q, SPOOL_EINVAL, "after attempt is negative"));
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
-	if ((rc = task_state(q, id, &state)) != SPOOL_OK) {
+	if ((rc = spool__task_state(q, id, &state)) != SPOOL_OK) {
 		spool__end_read(q);
 		return (rc);
 	}
@@ -317,8 +306,8 @@ fail:
 }
 
 /* The ready tasks of queue, due or scheduled: what a depth limit counts. */
-static int
-ready_count(spool *q, const char *queue, int64_t *n)
+int
+spool__ready_count(spool *q, const char *queue, int64_t *n)
 {
 	struct spool__cur		 c;
 	struct spool__q_queue_depth_row	 r;
@@ -353,7 +342,7 @@ stats_queue(spool *q, spool_queue_stats *s, int64_t now_ms)
 		return (rc < 0 ? rc : spool__error(q, SPOOL_ERROR,
 		    "stats: no count for queue %s", s->queue));
 	spool__cur_end(&c);
-	if ((rc = ready_count(q, s->queue, &all)) != SPOOL_OK)
+	if ((rc = spool__ready_count(q, s->queue, &all)) != SPOOL_OK)
 		return (rc);
 	if ((rc = spool__q_stats_running(q, &c,
 	    &(struct spool__q_stats_running_in){ .queue = s->queue,
@@ -419,7 +408,7 @@ spool_stats(spool_queue_stats **out, size_t *n, spool *q, const char *queue)
 		return (SPOOL_EINVAL);
 	*out = NULL;
 	*n = 0;
-	CHECK_HANDLE(q);
+	SPOOL__CHECK_HANDLE(q);
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);
 	if (queue != NULL) {
@@ -453,8 +442,8 @@ out:
 }
 
 /* The state of task id, or SPOOL_ENOENT; inside the caller's transaction. */
-static int
-task_state(spool *q, int64_t id, int *state)
+int
+spool__task_state(spool *q, int64_t id, int *state)
 {
 	struct spool__cur		 c;
 	struct spool__q_task_state_row	 r;
@@ -471,275 +460,4 @@ task_state(spool *q, int64_t id, int *state)
 	*state = spool__state_parse(r.state);
 	spool__cur_end(&c);
 	return (SPOOL_OK);
-}
-
-/* Cancel a ready task, or flag a running one. */
-int
-spool_cancel(int *running_out, spool *q, int64_t id)
-{
-	struct spool__cur		 c;
-	struct spool__q_task_cancel_ready_row r;
-	int				 rc, state;
-
-	if (running_out != NULL)
-		*running_out = 0;
-	CHECK_HANDLE(q);
-	if (id <= 0)
-		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		return (rc);
-	if ((rc = task_state(q, id, &state)) != SPOOL_OK)
-		goto fail;
-	switch (state) {
-	case SPOOL_READY:
-		/* It returns the task's queue, to count it. */
-		if ((rc = spool__q_task_cancel_ready(q, &c,
-		    &(struct spool__q_task_cancel_ready_in){ .id = id,
-		    .now_ms = spool__now_ms(q) })) != SPOOL_OK)
-			goto fail;
-		while ((rc = spool__q_task_cancel_ready_next(&c, &r)) == 1)
-			spool__count(q, r.queue, SPOOL__C_CANCELLED, 1);
-		break;
-	case SPOOL_RUNNING:
-		rc = spool__q_task_cancel_running(q,
-		    &(struct spool__q_task_cancel_running_in){ .id = id });
-		break;
-	default:
-		rc = spool__error(q, SPOOL_ESTATE, "task %lld is already %s",
-		    (long long)id, spool_state_name(state) ? spool_state_name(state) :
-		    "finished");
-		goto fail;
-	}
-	if (rc != SPOOL_OK)
-		goto fail;
-	if ((rc = spool__commit(q)) != SPOOL_OK)
-		return (rc);
-	if (running_out != NULL)
-		*running_out = (state == SPOOL_RUNNING);
-	return (SPOOL_OK);
-fail:
-	spool__rollback(q);
-	return (rc);
-}
-
-/* Retry one task inside the caller's transaction. */
-static int
-retry_locked(spool *q, int64_t id)
-{
-	int	 rc, state;
-
-	if ((rc = task_state(q, id, &state)) != SPOOL_OK)
-		return (rc);
-	if (state != SPOOL_DEAD && state != SPOOL_CANCELLED)
-		return (spool__error(q, SPOOL_ESTATE,
-		    "task %lld is %s; only dead or cancelled tasks are retried",
-		    (long long)id, spool_state_name(state) ?
-		    spool_state_name(state) : "in an unknown state"));
-	rc = spool__q_task_retry(q, &(struct spool__q_task_retry_in){
-	    .id = id, .now_ms = spool__now_ms(q) });
-	if (rc == SPOOL_EEXISTS)	/* the unique index of unfinished keys */
-		return (spool__error(q, SPOOL_EEXISTS,
-		    "task %lld: its idempotency key is held by another "
-		    "unfinished task", (long long)id));
-	return (rc);
-}
-
-/* Make a dead or cancelled task ready again. */
-int
-spool_retry(spool *q, int64_t id)
-{
-	int	 rc;
-
-	CHECK_HANDLE(q);
-	if (id <= 0)
-		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));
-	if ((rc = spool__begin(q)) != SPOOL_OK)
-		return (rc);
-	if ((rc = retry_locked(q, id)) != SPOOL_OK) {
-		spool__rollback(q);
-		return (rc);
-	}
-	return (spool__commit(q));
-}
-
-/* Retry every dead (or cancelled) task of a queue, a batch at a time. */
-int
-spool_retry_all(int64_t *n_out, spool *q, const char *queue, int state)
-{
-	spool_queue_opts conf;
-	int64_t		 ids[SPOOL_BATCH_ROWS], total = 0;
-	int64_t		 after_ms = INT64_MIN, after_id = 0, fin[SPOOL_BATCH_ROWS];
-	struct spool__cur c;
-	struct spool__q_retry_candidates_row r;
-	size_t		 n, i;
-	int		 rc;
-
-	if (n_out != NULL)
-		*n_out = 0;
-	CHECK_HANDLE(q);
-	if ((rc = spool__check_name(q, "queue name", queue,
-	    SPOOL_NAME_MAX)) != SPOOL_OK)
-		return (rc);
-	if (state != SPOOL_DEAD && state != SPOOL_CANCELLED)
-		return (spool__error(q, SPOOL_EINVAL,
-		    "only dead or cancelled tasks can be retried"));
-	if ((rc = spool__queue_read(&conf, q, queue)) != SPOOL_OK)
-		return (rc);
-	do {
-		if ((rc = spool__begin(q)) != SPOOL_OK)
-			break;
-		n = 0;
-		if ((rc = spool__q_retry_candidates(q, &c,
-		    &(struct spool__q_retry_candidates_in){ .queue = queue,
-		    .state = spool_state_name(state), .max = SPOOL_BATCH_ROWS,
-		    .after_ms = after_ms, .after_id = after_id })) == SPOOL_OK) {
-			while (n < SPOOL_BATCH_ROWS &&
-			    (rc = spool__q_retry_candidates_next(&c, &r)) == 1) {
-				ids[n] = r.id;
-				fin[n++] = r.finished_ms;
-			}
-			spool__cur_end(&c);
-		}
-		if (rc < 0) {
-			spool__rollback(q);
-			break;
-		}
-		for (i = 0, rc = SPOOL_OK; i < n && rc == SPOOL_OK; i++) {
-			rc = retry_locked(q, ids[i]);
-			if (rc == SPOOL_OK)
-				total++;
-			else if (rc == SPOOL_EEXISTS)	/* key taken: skip */
-				rc = SPOOL_OK;
-			after_ms = fin[i];
-			after_id = ids[i];
-		}
-		if (rc != SPOOL_OK) {
-			spool__rollback(q);
-			break;
-		}
-		if ((rc = spool__commit(q)) != SPOOL_OK)
-			break;
-	} while (n == SPOOL_BATCH_ROWS);
-	if (rc != SPOOL_OK)
-		return (rc);
-	spool__clear_error(q);
-	if (n_out != NULL)
-		*n_out = total;
-	return (SPOOL_OK);
-}
-
-/* Delete the ready tasks of a queue (or count them). */
-int
-spool_purge(int64_t *n_out, spool *q, const char *queue, int dry_run)
-{
-	spool_queue_opts	 conf;
-	int64_t			 total = 0, n;
-	int			 rc;
-
-	if (n_out != NULL)
-		*n_out = 0;
-	CHECK_HANDLE(q);
-	if ((rc = spool__check_name(q, "queue name", queue,
-	    SPOOL_NAME_MAX)) != SPOOL_OK)
-		return (rc);
-	if ((rc = spool__queue_read(&conf, q, queue)) != SPOOL_OK)
-		return (rc);
-	if (dry_run) {
-		if ((rc = ready_count(q, queue, &total)) != SPOOL_OK)
-			return (rc);
-		if (n_out != NULL)
-			*n_out = total;
-		return (SPOOL_OK);
-	}
-	do {
-		if ((rc = spool__begin(q)) != SPOOL_OK)
-			return (rc);
-		if ((rc = spool__q_purge_batch(q,
-		    &(struct spool__q_purge_batch_in){ .queue = queue,
-		    .max = SPOOL_BATCH_ROWS })) != SPOOL_OK) {
-			spool__rollback(q);
-			return (rc);
-		}
-		n = spool__changes(q);
-		if ((rc = spool__commit(q)) != SPOOL_OK)
-			return (rc);
-		total += n;
-		if (n_out != NULL)
-			*n_out = total;
-	} while (n == SPOOL_BATCH_ROWS);
-	return (SPOOL_OK);
-}
-
-/* Prune the tasks of one queue in one finished state older than
- * cutoff_ms, a batch per transaction. */
-static int
-prune_state(int64_t *total, spool *q, const char *queue, int state,
-    int64_t cutoff_ms)
-{
-	int64_t		 n;
-	int		 rc;
-
-	do {
-		if ((rc = spool__begin(q)) != SPOOL_OK)
-			return (rc);
-		if ((rc = spool__q_prune_batch(q,
-		    &(struct spool__q_prune_batch_in){ .queue = queue,
-		    .state = spool_state_name(state), .before_ms = cutoff_ms,
-		    .max = SPOOL_BATCH_ROWS })) != SPOOL_OK) {
-			spool__rollback(q);
-			return (rc);
-		}
-		n = spool__changes(q);
-		if ((rc = spool__commit(q)) != SPOOL_OK)
-			return (rc);
-		*total += n;
-	} while (n == SPOOL_BATCH_ROWS);
-	return (SPOOL_OK);
-}
-
-/* Prune the finished tasks of one queue older than cutoff_ms, one
- * finished state after the other (each a range of tasks_finished). */
-static int
-prune_queue(int64_t *total, spool *q, const char *queue, int64_t cutoff_ms)
-{
-	int	 state, rc;
-
-	for (state = SPOOL_SUCCEEDED; state <= SPOOL_CANCELLED; state++)
-		if ((rc = prune_state(total, q, queue, state, cutoff_ms)) != 0)
-			return (rc);
-	return (SPOOL_OK);
-}
-
-/* Delete finished tasks past an age or their queue's retention. */
-int
-spool_prune(int64_t *n_out, spool *q, const char *queue, int64_t older_than_ms)
-{
-	spool_queue_info	*qi = NULL;
-	size_t			 nq = 0, i;
-	int64_t			 total = 0, now, age;
-	int			 rc;
-
-	if (n_out != NULL)
-		*n_out = 0;
-	CHECK_HANDLE(q);
-	if (queue != NULL)
-		rc = spool_queue_get(&qi, q, queue);
-	else
-		rc = spool__queue_list_all(&qi, &nq, q);
-	if (queue != NULL)
-		nq = 1;
-	if (rc != SPOOL_OK)
-		return (rc);
-	now = spool__now_ms(q);
-	for (i = 0, rc = SPOOL_OK; i < nq && rc == SPOOL_OK; i++) {
-		age = older_than_ms >= 0 ? older_than_ms :
-		    qi[i].conf.retention_ms;
-		if (older_than_ms < 0 && age == 0)
-			continue;	/* kept forever */
-		rc = prune_queue(&total, q, qi[i].name, now - age);
-	}
-	spool_queue_info_free(qi, nq);
-	if (n_out != NULL)
-		*n_out = total;
-	return (rc);
 }
