@@ -515,6 +515,7 @@ test_attempts_pages(void)
 	spool_queue_opts	 qo = SPOOL_QUEUE_OPTS_INIT;
 	spool_attempt_list_opts	 ao = SPOOL_ATTEMPT_LIST_OPTS_INIT;
 	spool_attempt_info	*a = NULL;
+	spool_task_info		*ti = (spool_task_info *)1;
 	int64_t			 id, want[7], got[20];
 	size_t			 n = 0, ngot, i, pages;
 	int			 desc;
@@ -557,11 +558,19 @@ test_attempts_pages(void)
 	ao.limit = 0;
 	ao.version = 0;
 	TU_RC(spool_attempts(&a, &n, tu_q, id, &ao), SPOOL_EINVAL);
-	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q), "version not set"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q),
+	    "spool_attempt_list_opts: version not set (use "
+	    "SPOOL_ATTEMPT_LIST_OPTS_INIT)"));
 	ao.version = 99;
 	TU_RC(spool_attempts(&a, &n, tu_q, id, &ao), SPOOL_EINVAL);
 	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_attempt_list_opts");
 	TU_RC(spool_attempts(&a, &n, tu_q, id + 1, NULL), SPOOL_ENOENT);
+	/* Every list call refuses a NULL out or n, saying so. */
+	TU_RC(spool_attempts(NULL, &n, tu_q, id, NULL), SPOOL_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(spool_errmsg(tu_q),
+	    "spool_attempt_list_opts: out or n is NULL"));
+	TU_RC(spool_list(&ti, NULL, tu_q, NULL), SPOOL_EINVAL);
+	CU_ASSERT(ti == NULL);
 }
 
 /* spool_queue_list pages by name, both ways. */

@@ -346,16 +346,12 @@ spool_batch_list(spool_batch_info **out, size_t *n, spool *q,
 	size_t				 len = 0, cap = 0, limit;
 	int				 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_batch_list_opts",
-	    "SPOOL_BATCH_LIST_OPTS_INIT", opts->version,
-	    SPOOL_BATCH_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_batch_list_opts",
+	    opts->version, SPOOL_BATCH_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	if (opts->state != 0 && spool_batch_state_name(opts->state) == NULL)
 		return (spool__error(q, SPOOL_EINVAL, "unknown batch state %d",

@@ -126,16 +126,12 @@ spool_list(spool_task_info **out, size_t *n, spool *q,
 	int64_t		 now, after, batch;
 	int		 rc, leased;
 
-	if (out == NULL || n == NULL)
-		return (SPOOL_EINVAL);
-	*out = NULL;
-	*n = 0;
-	SPOOL__CHECK_HANDLE(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_list_opts",
-	    "SPOOL_LIST_OPTS_INIT", opts->version, SPOOL_LIST_OPTS_VERSION,
-	    opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_list_opts",
+	    opts->version, SPOOL_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	/* batch_id came with version 2: a version 1 struct ends before it. */
 	batch = opts->version >= 2 ? opts->batch_id : 0;
@@ -239,16 +235,12 @@ spool_attempts(spool_attempt_info **out, size_t *n, spool *q, int64_t id,
 	size_t			 len = 0, cap = 0, limit;
 	int			 rc, state;
 
-	if (out == NULL || n == NULL)
-		return (SPOOL_EINVAL);
-	*out = NULL;
-	*n = 0;
-	SPOOL__CHECK_HANDLE(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_attempt_list_opts",
-	    "SPOOL_ATTEMPT_LIST_OPTS_INIT", opts->version,
-	    SPOOL_ATTEMPT_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_attempt_list_opts",
+	    opts->version, SPOOL_ATTEMPT_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	if (id <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "task id must be positive"));

@@ -213,16 +213,12 @@ spool_workers(spool_worker_info **out, size_t *n, spool *q,
 	int64_t					 now;
 	int					 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_worker_list_opts",
-	    "SPOOL_WORKER_LIST_OPTS_INIT", opts->version,
-	    SPOOL_WORKER_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_worker_list_opts",
+	    opts->version, SPOOL_WORKER_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	now = spool__now_ms(q);
 	if (opts->descending)

@@ -219,16 +219,12 @@ spool_run_list(spool_run_info **out, size_t *n, spool *q,
 	size_t				 len = 0, cap = 0, limit;
 	int				 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_run_list_opts",
-	    "SPOOL_RUN_LIST_OPTS_INIT", opts->version,
-	    SPOOL_RUN_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_run_list_opts",
+	    opts->version, SPOOL_RUN_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	if (opts->after_id < 0)
 		return (spool__error(q, SPOOL_EINVAL, "after id is negative"));
@@ -318,16 +314,12 @@ spool_item_list(spool_item_info **out, size_t *n, spool *q, int64_t run,
 	size_t				 len = 0, cap = 0, limit;
 	int				 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_item_list_opts",
-	    "SPOOL_ITEM_LIST_OPTS_INIT", opts->version,
-	    SPOOL_ITEM_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_item_list_opts",
+	    opts->version, SPOOL_ITEM_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	if (opts->after_id < 0)
 		return (spool__error(q, SPOOL_EINVAL, "after id is negative"));
@@ -402,16 +394,12 @@ spool_item_history(spool_stage_attempt_info **out, size_t *n, spool *q,
 	int64_t					 bi, ba;
 	int					 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_item_history_opts",
-	    "SPOOL_ITEM_HISTORY_OPTS_INIT", opts->version,
-	    SPOOL_ITEM_HISTORY_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_item_history_opts",
+	    opts->version, SPOOL_ITEM_HISTORY_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	if (item <= 0)
 		return (spool__error(q, SPOOL_EINVAL, "item id must be positive"));

@@ -856,17 +856,12 @@ spool_pipeline_list(spool_pipeline_info **out, size_t *n, spool *q,
 	size_t					 pcap = 0, i, limit;
 	int					 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_pipeline_list_opts",
-	    "SPOOL_PIPELINE_LIST_OPTS_INIT", opts->version,
-	    SPOOL_PIPELINE_LIST_OPTS_VERSION, opts->limit, &limit)) !=
-	    SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_pipeline_list_opts",
+	    opts->version, SPOOL_PIPELINE_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	if ((rc = spool__begin_read(q)) != SPOOL_OK)
 		return (rc);

@@ -340,16 +340,12 @@ spool_queue_list(spool_queue_info **out, size_t *n, spool *q,
 	size_t			 limit;
 	int			 rc;
 
-	if (out == NULL || n == NULL || q == NULL || q->db == NULL)
-		return (spool__unusable(q));
-	*out = NULL;
-	*n = 0;
-	spool__clear_error(q);
+	if (out != NULL)
+		*out = NULL;
 	if (opts == NULL)
 		opts = &none;
-	if ((rc = spool__list_opts_check(q, "spool_queue_list_opts",
-	    "SPOOL_QUEUE_LIST_OPTS_INIT", opts->version,
-	    SPOOL_QUEUE_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
+	if ((rc = spool__list_begin(q, out == NULL, n, "spool_queue_list_opts",
+	    opts->version, SPOOL_QUEUE_LIST_OPTS_VERSION, opts->limit, &limit)) != SPOOL_OK)
 		return (rc);
 	return (queue_list(out, n, q, opts, limit));
 }

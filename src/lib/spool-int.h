@@ -310,8 +310,8 @@ int		 spool__check_version(spool *q, const char *type,
 	SPOOL_VERSION " knows versions up to %u)"
 #define SPOOL__LIST_DEFAULT	100	/* rows of a list page, limit 0 */
 #define SPOOL__LIST_MAX		10000	/* rows of a list page at most */
-int		 spool__list_opts_check(spool *q, const char *type,
-		     const char *init, unsigned version, unsigned known,
+int		 spool__list_begin(spool *q, int out_null, size_t *n,
+		     const char *type, unsigned version, unsigned known,
 		     size_t limit, size_t *limit_out);
 int		 spool__split_words(spool *q, const char *s, char ***argv_out,
 		     size_t *argc_out);

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,19 +96,38 @@ spool__check_version(spool *q, const char *type, unsigned version,
 	    version, known));
 }
 
-/* The checks every list call makes of its options struct (type, with
- * its initializer init for the message): a version set and known, and a
- * page limit (0: SPOOL__LIST_DEFAULT) of at most SPOOL__LIST_MAX rows,
- * into *limit_out.  One function, so the calls cannot drift apart. */
+/*
+ * The entry of every list call (spool_list, spool_batch_list, ...), so
+ * that they cannot drift apart.  out_null (the caller's out is NULL) or
+ * a NULL n is a misuse, and an unusable handle gives its code; else *n is
+ * 0, q's last error is cleared, and the options struct of type (its C
+ * name: its initializer's is the same in capitals, with _INIT) must have
+ * a version set and known, and a page limit (0: SPOOL__LIST_DEFAULT) of
+ * at most SPOOL__LIST_MAX rows, which goes into *limit_out.
+ */
 int
-spool__list_opts_check(spool *q, const char *type, const char *init,
+spool__list_begin(spool *q, int out_null, size_t *n, const char *type,
     unsigned version, unsigned known, size_t limit, size_t *limit_out)
 {
+	char	 init[64];
+	size_t	 i;
 	int	 rc;
 
-	if (version < 1)
+	if (n != NULL)
+		*n = 0;
+	if (q == NULL || q->db == NULL)
+		return (spool__unusable(q));
+	if (out_null || n == NULL)
+		return (spool__error(q, SPOOL_EINVAL, "%s: out or n is NULL",
+		    type));
+	spool__clear_error(q);
+	if (version < 1) {
+		for (i = 0; type[i] != '\0' && i < sizeof init - 6; i++)
+			init[i] = (char)toupper((unsigned char)type[i]);
+		memcpy(init + i, "_INIT", 6);
 		return (spool__error(q, SPOOL_EINVAL,
 		    "%s: version not set (use %s)", type, init));
+	}
 	if ((rc = spool__check_version(q, type, version, known)) != SPOOL_OK)
 		return (rc);
 	if (limit > SPOOL__LIST_MAX)
