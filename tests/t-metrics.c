@@ -709,7 +709,82 @@ test_prometheus(void)
 	CU_ASSERT(strstr(spool_errmsg(tu_q), "version") != NULL);
 }
 
+/* What a handler of test_worker_row saw of its own workers row. */
+struct row_seen {
+	const char	*path;
+	size_t		 nqueues;	/* of the row naming this process */
+	int		 same;		/* 1 if every name read back as given */
+	char *const	*want;
+};
+
+static int
+h_row(spool_job *job, void *arg)
+{
+	struct row_seen		*r = arg;
+	spool_worker_info	*w = NULL;
+	spool			*q = NULL;
+	size_t			 n = 0, i, k;
+
+	(void)job;
+	if (spool_open(&q, r->path, 0) != SPOOL_OK ||
+	    spool_workers(&w, &n, q, NULL) != SPOOL_OK || n != 1) {
+		spool_worker_info_free(w, n);
+		spool_close(q);
+		return (SPOOL_FAIL);
+	}
+	r->nqueues = w[0].nqueues;
+	r->same = w[0].nqueues == 64;
+	for (i = 0; r->same && i < 64; i++)
+		for (k = 0; k < 64 && strcmp(w[0].queues[i], r->want[k]) != 0; k++)
+			if (k == 63)
+				r->same = 0;
+	spool_worker_info_free(w, n);
+	spool_close(q);
+	return (SPOOL_DONE);
+}
+
+/* A pool of 64 queues with the longest names, quotes and backslashes in
+ * them, writes a workers row that reads back whole (a fixed buffer of the
+ * engine's once cut it, and the row read as no queues). */
+static void
+test_worker_row(void)
+{
+	static char		 names[64][SPOOL_NAME_MAX + 1];
+	char			*qs[64];
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	struct row_seen		 r;
+	spool_pool		*p = NULL;
+	spool			*q = NULL;
+	int64_t			 id;
+	int			 i;
+
+	for (i = 0; i < 64; i++) {
+		memset(names[i], i % 2 ? '"' : '\\', SPOOL_NAME_MAX);
+		snprintf(names[i], sizeof names[i], "%02d", i);
+		names[i][2] = 'x';
+		names[i][SPOOL_NAME_MAX] = '\0';
+		qs[i] = names[i];
+	}
+	TU_RC(spool_open(&q, tu_db, 0), SPOOL_OK);	/* the real clock */
+	TU_RC(spool_enqueue(&id, q, qs[0], "x", 1, NULL), SPOOL_OK);
+	spool_close(q);
+	memset(&r, 0, sizeof r);
+	r.path = tu_db;
+	r.want = qs;
+	o.queues = (const char *const *)qs;
+	o.nqueues = 64;
+	o.max_workers = 1;
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	TU_RC(spool_pool_new(&p, tu_db, h_row, &r, &o), SPOOL_OK);
+	if (p != NULL)
+		TU_RC(spool_pool_run(p), SPOOL_OK);
+	spool_pool_free(p);
+	CU_ASSERT_EQUAL(r.nqueues, 64);
+	CU_ASSERT_EQUAL(r.same, 1);
+}
+
 static CU_TestInfo tests[] = {
+	{ "a workers row of 64 long names", test_worker_row },
 	{ "prometheus", test_prometheus },
 	{ "workers in pages", test_workers_pages },
 	{ "worker queues: a JSON array read as names", test_workers_queues },

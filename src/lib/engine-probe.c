@@ -16,6 +16,8 @@
 #include <sys/resource.h>
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "spool-int.h"
@@ -118,29 +120,37 @@ spool__engine_proc(spool_pool *p, struct spool__engine *e, int64_t now)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Write the pool's workers row. */
+/* Write the pool's workers row.  Its queues column is a JSON array of
+ * the queue names, escaped (a name holds no control character), made to
+ * size: 64 names of 128 bytes overran a fixed buffer. */
 void
 spool__engine_worker_row(spool_pool *p, int64_t now)
 {
-	char	 json[4096];
-	size_t	 i, off = 0;
-	int	 busy, n;
+	char		*json;
+	const char	*s;
+	size_t		 i, off = 0, size = 3;
+	int		 busy, n;
 
-	off += (size_t)snprintf(json + off, sizeof json - off, "[");
-	for (i = 0; i < p->o.nqueues && off < sizeof json - 4; i++) {
-		const char	*s;
-
-		off += (size_t)snprintf(json + off, sizeof json - off, "%s\"",
-		    i ? "," : "");
-		for (s = p->queues[i]; *s != '\0' && off < sizeof json - 4; s++)
-			if (*s == '"' || *s == '\\') {
+	for (i = 0; i < p->o.nqueues; i++)
+		size += 2 * strlen(p->queues[i]) + 3;
+	if ((json = malloc(size)) == NULL) {
+		spool__engine_error(p, SPOOL_ENOMEM);
+		return;
+	}
+	json[off++] = '[';
+	for (i = 0; i < p->o.nqueues; i++) {
+		if (i > 0)
+			json[off++] = ',';
+		json[off++] = '"';
+		for (s = p->queues[i]; *s != '\0'; s++) {
+			if (*s == '"' || *s == '\\')
 				json[off++] = '\\';
-				json[off++] = *s;
-			} else
-				json[off++] = *s;
+			json[off++] = *s;
+		}
 		json[off++] = '"';
 	}
-	snprintf(json + off, sizeof json - off, "]");
+	json[off++] = ']';
+	json[off] = '\0';
 	pthread_mutex_lock(&p->mu);
 	busy = p->busy;
 	n = p->nworkers;
@@ -149,6 +159,7 @@ spool__engine_worker_row(spool_pool *p, int64_t now)
 	if (spool__worker_upsert(p->q, p->owner, p->host, (long)getpid(), json,
 	    n, busy, p->started_ms, now) != SPOOL_OK)
 		spool__engine_error(p, spool_errcode(p->q));
+	free(json);
 }
 
 /* Housekeeping, once a tick. */

@@ -216,3 +216,13 @@ spool_errcode(const spool *q)
 		return (SPOOL_ENOMEM);
 	return (mine.q == q ? mine.code : q->errcode);
 }
+
+/* What a call on q returns when q or its connection is missing: the code
+ * of the open that failed, else SPOOL_EINVAL. */
+int
+spool__unusable(const spool *q)
+{
+	if (q != NULL && q->db == NULL && q->open_rc != SPOOL_OK)
+		return (q->open_rc);
+	return (SPOOL_EINVAL);
+}

@@ -284,6 +284,14 @@ int		 spool__state_parse(const char *name);
 int		 spool__attempt_outcome_parse(const char *name);
 int		 spool__dead_reason_parse(const char *name);
 void		 spool__clear_error(spool *q);
+int		 spool__unusable(const spool *q);
+/* The entry of a call on q: an unusable handle (NULL, or its open failed)
+ * returns its code; else q's last error is cleared. */
+#define SPOOL__CHECK_HANDLE(q) do {					\
+	if ((q) == NULL || (q)->db == NULL)				\
+		return (spool__unusable(q));				\
+	spool__clear_error(q);						\
+} while (0)
 
 /* hist.c */
 void		 spool__hist_init(spool_histogram *h);
@@ -339,14 +347,6 @@ void		 spool__counters_restore(spool *q, struct spool__ctr *copy,
 int64_t		 spool__now_ms(spool *q);
 void		 spool__set_clock(spool *q, spool__clock_fn fn, void *arg);
 int		 spool__store_error(spool *q, int rc, const char *what);
-int		 spool__unusable(const spool *q);
-/* The entry of a call on q: an unusable handle (NULL, or its open failed)
- * returns its code; else q's last error is cleared. */
-#define SPOOL__CHECK_HANDLE(q) do {					\
-	if ((q) == NULL || (q)->db == NULL)				\
-		return (spool__unusable(q));				\
-	spool__clear_error(q);						\
-} while (0)
 int64_t		 spool__stall_cutoff(const spool *q, int64_t now_ms);
 
 /* crash.c: the failure tests' crash points (SPOOL_TEST_CRASH). */

@@ -987,16 +987,6 @@ spool__store_open(spool **out, const char *path, int flags,
 	return (rc);
 }
 
-/* What a call on q returns when q or its connection is missing: the code
- * of the open that failed, else SPOOL_EINVAL. */
-int
-spool__unusable(const spool *q)
-{
-	if (q != NULL && q->db == NULL && q->open_rc != SPOOL_OK)
-		return (q->open_rc);
-	return (SPOOL_EINVAL);
-}
-
 /*
  * The schema is spool's own.  A trigger planted in the file runs inside
  * spool's transactions (one that copies every payload into a table of its
