@@ -1181,8 +1181,12 @@ int		 spool_exec_stage_handler(spool_job *job, void *arg);
  * handlers end what a command leaves behind even outside its group (a
  * daemon after setsid, a double fork).  A change to the whole process,
  * for a program that is a worker and nothing else ("spool work" calls
- * it).  SPOOL_OK, or SPOOL_ERROR with errno set (ENOENT: the kernel does
- * not list a thread's children in /proc, so nothing would be found). */
+ * it): after each of x's commands, every child of the process that is
+ * not a running command of some spool_exec gets SIGTERM, then SIGKILL,
+ * and is reaped, including a child the program started itself.
+ * SPOOL_OK; SPOOL_EINVAL for a NULL x; or SPOOL_ERROR with errno set
+ * (ENOENT: the kernel does not list a thread's children in /proc, so
+ * nothing would be found). */
 int		 spool_exec_subreaper(spool_exec *x);
 
 /* ---- Pipelines (since 0.4) ---------------------------------------------

@@ -7,9 +7,14 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -152,9 +157,100 @@ test_run(void)
 	unsetenv("T_EXEC_NOT");
 }
 
+/* Wait up to 20 s for path to exist; 1 if it does. */
+static int
+wait_file(const char *path)
+{
+	struct timespec	 ts = { 0, 5 * 1000000 };
+	struct stat	 sb;
+	int		 i;
+
+	for (i = 0; i < 4000; i++) {
+		if (stat(path, &sb) == 0)
+			return (1);
+		nanosleep(&ts, NULL);
+	}
+	return (0);
+}
+
+/* A pool, in a thread of its own, draining queue b with exec b. */
+struct bpool {
+	spool_exec	*x;
+	pthread_t	 thread;
+	int		 rc;
+};
+
+static void *
+bpool_main(void *arg)
+{
+	struct bpool		*b = arg;
+	const char *const	 qs[] = { "b" };
+	spool_pool_opts		 o = SPOOL_POOL_OPTS_INIT;
+	spool_pool		*p = NULL;
+
+	o.queues = qs;
+	o.nqueues = 1;
+	o.max_workers = 1;
+	o.flags = SPOOL_POOL_UNTIL_EMPTY;
+	o.max_time_ms = 30000;		/* a hang fails, not blocks */
+	if ((b->rc = spool_pool_new(&p, tu_db, spool_exec_handler, b->x,
+	    &o)) == SPOOL_OK)
+		b->rc = spool_pool_run(p);
+	spool_pool_free(p);
+	return (NULL);
+}
+
+/* A reaping exec's sweep ends what its commands leave behind, never the
+ * running command of another exec of the same process: exec b's command
+ * runs, from start to finish, across exec a's task and sweep. */
+static void
+test_two_execs(void)
+{
+	char		 started[600], release[600], cmd[1400];
+	const char	*argv_b[] = { "/bin/sh", "-c", cmd };
+	const char	*argv_a[] = { "/bin/true" };
+	spool_exec	*a = NULL;
+	struct bpool	 b;
+	char		 buf[64];
+	int64_t		 ida, idb;
+	FILE		*f;
+
+	snprintf(started, sizeof started, "%s/b-started", tu_dir);
+	snprintf(release, sizeof release, "%s/release", tu_dir);
+	snprintf(cmd, sizeof cmd, ": >'%s'; while [ ! -e '%s' ]; do "
+	    "sleep 0.01; done; printf ok", started, release);
+	idb = enqueue("b", "x", 1);
+	ida = enqueue("a", "x", 1);
+	memset(&b, 0, sizeof b);
+	TU_RC(spool_exec_new(&b.x, argv_b, 3, NULL), SPOOL_OK);
+	TU_RC(spool_exec_new(&a, argv_a, 1, NULL), SPOOL_OK);
+	if (b.x == NULL || a == NULL)
+		goto out;
+	TU_RC(spool_exec_subreaper(a), SPOOL_OK);
+	CU_ASSERT_FATAL(pthread_create(&b.thread, NULL, bpool_main, &b) == 0);
+	CU_ASSERT(wait_file(started));
+	/* b's command runs: a's task ends, and its sweep looks. */
+	drain("a", a);
+	if ((f = fopen(release, "w")) != NULL)
+		fclose(f);
+	pthread_join(b.thread, NULL);
+	TU_RC(b.rc, SPOOL_OK);
+	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, ida,
+	    "SELECT state FROM tasks WHERE id = %lld"), "succeeded");
+	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, idb,
+	    "SELECT state FROM tasks WHERE id = %lld"), "succeeded");
+	CU_ASSERT_STRING_EQUAL(task_text(buf, sizeof buf, idb,
+	    "SELECT CAST(output AS TEXT) FROM results WHERE task_id = %lld"),
+	    "ok");
+out:
+	spool_exec_free(a);
+	spool_exec_free(b.x);
+}
+
 static CU_TestInfo tests[] = {
 	{ "refusals", test_refusals },
 	{ "run commands", test_run },
+	{ "a reaping exec spares another's command", test_two_execs },
 	CU_TEST_INFO_NULL
 };
 

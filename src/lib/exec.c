@@ -25,7 +25,11 @@
  * grace period (at once at a forced shutdown), and reaps it, pass after
  * pass until none is left.  Only that sweep reaps orphans, by pid: nothing
  * in the process may wait for any child (a waitpid(-1) could take a
- * leader's status from the thread waiting for it).
+ * leader's status from the thread waiting for it).  Every exec's commands are
+ * registered as leaders, reaping or not, so one exec's sweep never takes
+ * another's running command for an orphan; a child the host program
+ * started itself is one, which is why spool_exec_subreaper is for a
+ * process that is a worker and nothing else.
  */
 #include "config.h"
 
@@ -636,20 +640,18 @@ child_spawn(struct child *r, struct spool_exec *x, spool_job *job,
 	fds[0] = pin[0];
 	fds[1] = pout[1];
 	fds[2] = perr[1];
-	if (x->reap)
-		child_register(r);
+	/* Every exec's commands are registered, not only a reaping one's:
+	 * the sweep of a reaping exec must know another exec's commands
+	 * (in the same process) for the commands they are. */
+	child_register(r);
 	rc = exec_spawn(&pid, paths, argv, envp, fds, x->reap);
 	exec_paths_free(paths);
 	free(envp);
 	if (rc != 0) {
-		if (x->reap)
-			child_unregister(r);
+		child_unregister(r);
 		goto fail;
 	}
-	if (x->reap)
-		child_started(r, pid);
-	else
-		r->pid = pid;
+	child_started(r, pid);
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
@@ -892,8 +894,7 @@ exec_command(spool_job *job, struct spool_exec *x, char *const *argv)
 	child_kill(&r, SIGKILL);
 	while (waitpid(r.pid, &status, 0) == -1 && errno == EINTR)
 		continue;
-	if (x->reap)
-		child_unregister(&r);
+	child_unregister(&r);
 	spool__crash("exited");
 	child_drain(&r, x, &r.out, 1);
 	child_drain(&r, x, &r.err, 0);
