@@ -80,6 +80,30 @@ out:
 	rec_free(r);
 }
 
+/* The deadlines of the threads' timed waits (an idle thread's
+ * idle_timeout_ms, a producer's block_ms, a leader's gathering) never
+ * overflow into the past: INT64_MAX, "never", is far ahead; a negative
+ * wait is now; an ordinary one is exact. */
+static void
+test_deadlines(void)
+{
+	struct timespec	 now, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	t = spool__clock_after_ms(CLOCK_MONOTONIC, INT64_MAX);
+	CU_ASSERT(t.tv_sec - now.tv_sec > (time_t)1000 * 365 * 86400);
+	t = spool__clock_after_us(CLOCK_MONOTONIC, INT64_MAX);
+	CU_ASSERT(t.tv_sec - now.tv_sec > (time_t)1000 * 365 * 86400);
+	t = spool__clock_after_ms(CLOCK_MONOTONIC, -5);
+	CU_ASSERT(t.tv_sec - now.tv_sec <= 1);
+	t = spool__clock_after_ms(CLOCK_MONOTONIC, 2500);
+	CU_ASSERT(t.tv_nsec >= 0 && t.tv_nsec < 1000000000);
+	CU_ASSERT(t.tv_sec - now.tv_sec >= 2 && t.tv_sec - now.tv_sec <= 4);
+	t = spool__clock_after_us(CLOCK_MONOTONIC, 999999);
+	CU_ASSERT(t.tv_nsec >= 0 && t.tv_nsec < 1000000000);
+	CU_ASSERT(t.tv_sec - now.tv_sec >= 0 && t.tv_sec - now.tv_sec <= 2);
+}
+
 /* ---- Exclusive pools -------------------------------------------------- */
 
 /* While a pool holds the exclusive lock "nightly", a second pool asking
@@ -814,6 +838,7 @@ out:
 
 static CU_TestInfo pool_engine_tests[] = {
 	{ "autoscale up and back down", test_autoscale },
+	{ "timed waits never end in the past", test_deadlines },
 	{ "exclusive lock", test_exclusive },
 	{ "load shedding on measured CPU", test_load_shedding },
 	{ "claims leave reaping to the engine", test_reap_once },

@@ -631,7 +631,7 @@ gather_until(const spool *q)
 
 	if (us > 1000)
 		us = 1000;
-	return (spool__clock_after(CLOCK_MONOTONIC, us));
+	return (spool__clock_after_us(CLOCK_MONOTONIC, us));
 }
 
 /* Submit r and wait until a leader (perhaps this thread) has run it. */

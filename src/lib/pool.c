@@ -168,8 +168,8 @@ pool_worker(void *arg)
 		 * task run then would be a side effect done and unrecorded,
 		 * done again if the process dies. */
 		while ((p->ready.n == 0 || p->holding) && p->stopping == 0) {
-			until = spool__clock_after(CLOCK_MONOTONIC,
-			    p->o.idle_timeout_ms * 1000);
+			until = spool__clock_after_ms(CLOCK_MONOTONIC,
+			    p->o.idle_timeout_ms);
 			rc = pthread_cond_timedwait(&p->work_cv, &p->mu, &until);
 			if (rc == ETIMEDOUT && p->ready.n == 0 &&
 			    p->nworkers - p->stuck > p->o.min_workers) {

@@ -360,7 +360,7 @@ spool_producer_enqueue(int64_t *ticket_out, spool_producer *p,
 
 	pthread_mutex_lock(&p->mu);
 	if (p->o.block_ms > 0)
-		until = spool__clock_after(CLOCK_REALTIME, 1000 * p->o.block_ms);
+		until = spool__clock_after_ms(CLOCK_REALTIME, p->o.block_ms);
 	while (p->npending >= (size_t)p->o.max_pending && !p->closing) {
 		if (p->o.block_ms == 0)
 			break;

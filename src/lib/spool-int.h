@@ -327,7 +327,8 @@ void		 spool__words_free(char **argv);
 int64_t		 spool__clock_ns(clockid_t clock);
 int64_t		 spool__clock_us(clockid_t clock);
 int64_t		 spool__clock_ms(clockid_t clock);
-struct timespec	 spool__clock_after(clockid_t clock, int64_t us);
+struct timespec	 spool__clock_after_ms(clockid_t clock, int64_t ms);
+struct timespec	 spool__clock_after_us(clockid_t clock, int64_t us);
 void		 spool__sleep_us(int64_t us);
 
 /* inspect.c and actions.c */

@@ -293,17 +293,38 @@ spool__clock_ms(clockid_t clock)
 	return (spool__clock_ns(clock) / 1000000);
 }
 
-/* The time us microseconds from now on clock, as pthread_cond_timedwait
- * wants it. */
-struct timespec
-spool__clock_after(clockid_t clock, int64_t us)
+/* A deadline s seconds and ns nanoseconds from now on clock, as
+ * pthread_cond_timedwait wants it.  Negative is now; a wait beyond about
+ * 35,000 years (INT64_MAX ms, say, for "never") is cut to that, so no
+ * sum overflows into the past. */
+#define CLOCK_AFTER_MAX_S	((int64_t)1 << 40)
+
+static struct timespec
+clock_after(clockid_t clock, int64_t s, long ns)
 {
 	struct timespec	 ts;
-	int64_t		 ns = spool__clock_ns(clock) + us * 1000;
 
-	ts.tv_sec = (time_t)(ns / 1000000000);
-	ts.tv_nsec = (long)(ns % 1000000000);
+	clock_gettime(clock, &ts);
+	if (s < 0 || ns < 0)
+		return (ts);
+	ts.tv_sec += (time_t)(s < CLOCK_AFTER_MAX_S ? s : CLOCK_AFTER_MAX_S);
+	if ((ts.tv_nsec += ns) >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
 	return (ts);
+}
+
+struct timespec
+spool__clock_after_ms(clockid_t clock, int64_t ms)
+{
+	return (clock_after(clock, ms / 1000, (long)(ms % 1000) * 1000000));
+}
+
+struct timespec
+spool__clock_after_us(clockid_t clock, int64_t us)
+{
+	return (clock_after(clock, us / 1000000, (long)(us % 1000000) * 1000));
 }
 
 /* Sleep us microseconds (<= 0: not at all), through signals. */
