@@ -317,7 +317,14 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 		snprintf(ebuf, sizeof ebuf, "%s", cmd_opt(c, "env"));
 		if ((nenv = split_commas(ebuf, envs, 32)) < 0)
 			return (cmd_usage_error(c, "--env: at most 32 names"));
+		for (i = 0; i < nenv; i++)
+			if (envs[i][0] == '\0' || strchr(envs[i], '=') != NULL)
+				return (cmd_usage_error(c, "--env: give variable "
+				    "names, separated by commas, not '%s'",
+				    envs[i]));
 	}
+	if (c->tail != NULL && c->tail[0][0] == '\0')
+		return (cmd_usage_error(c, "--exec: the command is empty"));
 	/* Check the database the usual way, for the usual messages. */
 	if ((rc = cmd_open(c)) != EXIT_OK)
 		return (rc);
@@ -330,9 +337,9 @@ work_exec(struct cmd_ctx *c, int argc, char **argv)
 	if ((rc = spool_exec_new(&x, pipeline != NULL ? NULL :
 	    (const char *const *)c->tail, pipeline != NULL ? 0 :
 	    (size_t)c->ntail, &xo)) != SPOOL_OK)
-		return (rc == SPOOL_ENOMEM ? cmd_error(c, EXIT_TEMPFAIL,
-		    "out of memory") : cmd_usage_error(c, "--env: give "
-		    "variable names, separated by commas"));
+		/* The arguments were checked above: only memory is left. */
+		return (cmd_error(c, cmd_exit_code(rc), "--exec: %s",
+		    spool_strerror(rc)));
 	memset(&w, 0, sizeof w);
 	w.c = c;
 	w.progress = isatty(STDERR_FILENO) && cmd_opt(c, "quiet") == NULL;

@@ -119,6 +119,8 @@ bad 1 retry --queue nosuchqueue
 # Work: options checked before anything starts.
 bad 64 work jobs
 bad 64 work jobs --exec
+bad 64 work jobs --exec ''
+bad 64 work jobs --env FOO=1 --exec /bin/true
 bad 64 work jobs --concurrency 0 --exec /bin/true
 bad 64 work jobs --concurrency 2 --max 3 --exec /bin/true
 bad 64 work jobs --min 3 --max 2 --exec /bin/true
