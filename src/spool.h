@@ -1111,8 +1111,9 @@ typedef struct spool_prometheus_opts {
  * The metrics of the queues of q (spool_metrics) and of pool
  * (spool_pool_metrics_get), either of which may be NULL, in Prometheus's
  * text exposition format, version 0.0.4: what "spool stats --prometheus"
- * prints and a worker's /metrics serves (since 0.8).  *out is a string
- * of *len bytes, NUL-terminated, for the caller to free(3).  opts may be
+ * prints and a worker's /metrics serves (since 0.8), with '.' decimals
+ * whatever LC_NUMERIC the program set.  *out is a string of *len bytes,
+ * NUL-terminated, for the caller to free(3).  opts may be
  * NULL for the defaults.  SPOOL_EINVAL for a NULL out or len, both q and
  * pool NULL, or an unknown opts version; SPOOL_ENOENT for a missing
  * opts->queue; else what spool_metrics returns.

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -706,7 +707,39 @@ test_prometheus(void)
 	o.queue = NULL;
 	o.version = 99;
 	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, &o), SPOOL_EINVAL);
-	CU_ASSERT(strstr(spool_errmsg(tu_q), "version") != NULL);
+	TU_VERSION_REFUSED(spool_errmsg(tu_q), "spool_prometheus_opts");
+	o.version = 0;
+	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, &o), SPOOL_EINVAL);
+	CU_ASSERT(strstr(spool_errmsg(tu_q), "spool_prometheus_opts: version "
+	    "not set (use SPOOL_PROMETHEUS_OPTS_INIT)") != NULL);
+}
+
+/* A program that set a comma-decimal LC_NUMERIC (de_DE, built by
+ * localedef into the test's directory; tools/deps.sh installs the
+ * locales package it reads) still gets the text format's '.' decimals. */
+static void
+test_prometheus_locale(void)
+{
+	char	 cmd[1200], got[64], *t = NULL;
+	size_t	 len;
+
+	snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 "
+	    "'%s/de_DE.UTF-8' >/dev/null 2>&1", tu_dir);
+	if (system(cmd) != 0)
+		CU_FAIL_FATAL("localedef de_DE.UTF-8 failed (the Debian "
+		    "package locales: sh tools/deps.sh)");
+	setenv("LOCPATH", tu_dir, 1);
+	CU_ASSERT_FATAL(setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL);
+	snprintf(got, sizeof got, "%.1f", 0.5);
+	CU_ASSERT_STRING_EQUAL(got, "0,5");	/* the locale took */
+	tu_enqueue("a", "1");
+	tu_advance(1500);			/* due 1.5 s ago */
+	TU_RC(spool_prometheus(&t, &len, tu_q, NULL, NULL), SPOOL_OK);
+	setlocale(LC_NUMERIC, "C");
+	unsetenv("LOCPATH");
+	CU_ASSERT(t != NULL && strstr(t, "spool_oldest_ready_age_seconds"
+	    "{queue=\"a\"} 1.500\n") != NULL);
+	free(t);
 }
 
 /* What a handler of test_worker_row saw of its own workers row. */
@@ -786,6 +819,7 @@ test_worker_row(void)
 static CU_TestInfo tests[] = {
 	{ "a workers row of 64 long names", test_worker_row },
 	{ "prometheus", test_prometheus },
+	{ "prometheus under a comma-decimal locale", test_prometheus_locale },
 	{ "workers in pages", test_workers_pages },
 	{ "worker queues: a JSON array read as names", test_workers_queues },
 	{ "paths", test_paths },

@@ -31,6 +31,7 @@ need fiu-utils command -v fiu-run	# tests/cli/faults.sh: random I/O errors
 need clang command -v clang		# tests/cli/fuzz.sh: libFuzzer harnesses
 need libclang-rt-14-dev dpkg -s libclang-rt-14-dev	# ... and its runtime
 need abigail-tools command -v abidiff	# tests/cli/abi.sh: the ABI against abi/
+need locales test -f /usr/share/i18n/locales/de_DE	# t-metrics: a comma locale
 # A new machine may lack pkg-config itself: then the library checks above
 # all failed and their packages are listed, which is what is wanted.
 

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <locale.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,10 +229,11 @@ spool_prometheus(char **out, size_t *len, spool *q, spool_pool *pool,
 	static const spool_prometheus_opts	 dflt = SPOOL_PROMETHEUS_OPTS_INIT;
 	spool_queue_metrics	*m = NULL;
 	spool_pool_metrics	 pm;
+	locale_t		 c_num, was;
 	FILE			*f;
 	char			*buf = NULL;
 	size_t			 n = 0, blen = 0;
-	int			 rc;
+	int			 rc, bad;
 
 	if (out != NULL)
 		*out = NULL;
@@ -241,12 +243,17 @@ spool_prometheus(char **out, size_t *len, spool *q, spool_pool *pool,
 		opts = &dflt;
 	if (q != NULL && q->db == NULL)
 		return (spool__unusable(q));
-	if (out == NULL || len == NULL || (q == NULL && pool == NULL) ||
-	    opts->version < 1 || opts->version > SPOOL_PROMETHEUS_OPTS_VERSION)
-		return (q != NULL ? spool__error(q, SPOOL_EINVAL, "spool_prometheus:"
-		    " %s", opts->version < 1 || opts->version >
-		    SPOOL_PROMETHEUS_OPTS_VERSION ? "unknown options version" :
-		    "NULL out, len, or both q and pool") : SPOOL_EINVAL);
+	if (q != NULL)
+		spool__clear_error(q);	/* (spool__error ignores a NULL q) */
+	if (out == NULL || len == NULL || (q == NULL && pool == NULL))
+		return (spool__error(q, SPOOL_EINVAL, "spool_prometheus: NULL "
+		    "out or len, or both q and pool"));
+	if (opts->version < 1)
+		return (spool__error(q, SPOOL_EINVAL, "spool_prometheus_opts: "
+		    "version not set (use SPOOL_PROMETHEUS_OPTS_INIT)"));
+	if ((rc = spool__check_version(q, "spool_prometheus_opts",
+	    opts->version, SPOOL_PROMETHEUS_OPTS_VERSION)) != SPOOL_OK)
+		return (rc);
 	if (q != NULL && (rc = spool_metrics(&m, &n, q, opts->queue)) !=
 	    SPOOL_OK)
 		return (rc);
@@ -255,18 +262,30 @@ spool_prometheus(char **out, size_t *len, spool *q, spool_pool *pool,
 		spool_queue_metrics_free(m, n);
 		return (rc);
 	}
-	if ((f = open_memstream(&buf, &blen)) == NULL) {
+	/* The format's numbers have a '.', whatever LC_NUMERIC the program
+	 * set: this thread writes them in the C locale. */
+	if ((c_num = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0)) ==
+	    (locale_t)0) {
 		spool_queue_metrics_free(m, n);
-		return (SPOOL_ENOMEM);
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	}
+	if ((f = open_memstream(&buf, &blen)) == NULL) {
+		freelocale(c_num);
+		spool_queue_metrics_free(m, n);
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
+	}
+	was = uselocale(c_num);
 	if (q != NULL)
 		prom_queues(f, m, n);
 	if (pool != NULL)
 		prom_pool(f, &pm);
+	uselocale(was);
+	freelocale(c_num);
 	spool_queue_metrics_free(m, n);
-	if (ferror(f) | fclose(f)) {
+	bad = ferror(f);
+	if (fclose(f) != 0 || bad) {
 		free(buf);
-		return (SPOOL_ENOMEM);
+		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	}
 	*out = buf;
 	*len = blen;
