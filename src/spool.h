@@ -317,9 +317,10 @@ int		 spool_enqueue_many(int64_t *ids_out, int *existed_out, spool *q,
  * again.  end with commit set commits every part, or returns the
  * stream's failure having rolled it all back; with commit 0 it rolls
  * back and returns SPOOL_OK.  end frees s, whatever happened.  Meanwhile
- * the thread makes no other call on q and other threads' enqueues on q
- * wait for the end; a task's wait_ms is not used (no room can appear
- * while the stream holds the lock).
+ * the thread makes no other call on q (an enqueue or a second stream
+ * there is SPOOL_ESTATE), other threads' enqueues on q wait for the end,
+ * and a task's wait_ms is not used (no room can appear while the stream
+ * holds the lock).
  */
 typedef struct spool_enqueue_stream spool_enqueue_stream;
 

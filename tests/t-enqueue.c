@@ -836,6 +836,24 @@ test_stream(void)
 	CU_ASSERT_EQUAL(tu_sql_int("SELECT count(*) FROM tasks "
 	    "WHERE queue = 'd'"), 1);
 
+	/* The thread that holds a stream is refused another enqueue or
+	 * stream on the handle (it would wait for its own end); the stream
+	 * goes on. */
+	TU_RC(spool_enqueue_stream_begin(&s, tu_q), SPOOL_OK);
+	{
+		spool_enqueue_stream	*s2 = (spool_enqueue_stream *)1;
+		int64_t			 id = 0;
+
+		TU_RC(spool_enqueue(&id, tu_q, "q", "x", 1, NULL),
+		    SPOOL_ESTATE);
+		CU_ASSERT(strstr(spool_errmsg(tu_q), "a stream is open") !=
+		    NULL);
+		TU_RC(spool_enqueue_stream_begin(&s2, tu_q), SPOOL_ESTATE);
+		CU_ASSERT(s2 == NULL);
+	}
+	TU_RC(spool_enqueue_stream_add(s, t, 1, NULL), SPOOL_OK);
+	TU_RC(spool_enqueue_stream_end(s, 0), SPOOL_OK);
+
 	/* The public calls refuse what they cannot use. */
 	TU_RC(spool_enqueue_stream_begin(NULL, tu_q), SPOOL_EINVAL);
 	TU_RC(spool_enqueue_stream_begin(&s, NULL), SPOOL_EINVAL);

@@ -634,6 +634,14 @@ gather_until(const spool *q)
 	return (spool__clock_after_us(CLOCK_MONOTONIC, us));
 }
 
+/* Under gc_mu: whether the calling thread holds a stream on q. */
+static int
+stream_here(const spool *q)
+{
+	return (q->gc_streaming &&
+	    pthread_equal(q->gc_stream_thread, pthread_self()));
+}
+
 /* Submit r and wait until a leader (perhaps this thread) has run it. */
 static void
 group_submit(spool *q, struct spool__enq_req *r)
@@ -644,6 +652,15 @@ group_submit(spool *q, struct spool__enq_req *r)
 	int			 n;
 
 	pthread_mutex_lock(&q->gc_mu);
+	if (stream_here(q)) {
+		/* It would wait for its own stream's end, for ever. */
+		pthread_mutex_unlock(&q->gc_mu);
+		r->rc = SPOOL_ESTATE;
+		snprintf(r->errmsg, sizeof r->errmsg, "a stream is open on "
+		    "this handle in this thread: end it first");
+		r->done = 1;
+		return;
+	}
 	if (q->gc_tail != NULL)
 		q->gc_tail->next = r;
 	else
@@ -836,15 +853,23 @@ struct spool_enqueue_stream {
 	int		 rc;		/* the first failure, else SPOOL_OK */
 };
 
-/* Lead q's group commit, waiting for a leader to finish. */
-static void
+/* Lead q's group commit for a stream, waiting for a leader to finish;
+ * SPOOL_ESTATE, at once, if this thread's own stream leads. */
+static int
 lead(spool *q)
 {
 	pthread_mutex_lock(&q->gc_mu);
+	if (stream_here(q)) {
+		pthread_mutex_unlock(&q->gc_mu);
+		return (SPOOL_ESTATE);
+	}
 	while (q->gc_leader)
 		pthread_cond_wait(&q->gc_cv, &q->gc_mu);
 	q->gc_leader = 1;
+	q->gc_streaming = 1;
+	q->gc_stream_thread = pthread_self();
 	pthread_mutex_unlock(&q->gc_mu);
+	return (SPOOL_OK);
 }
 
 /* Stop leading: a waiting thread takes over the requests queued. */
@@ -853,6 +878,7 @@ unlead(spool *q)
 {
 	pthread_mutex_lock(&q->gc_mu);
 	q->gc_leader = 0;
+	q->gc_streaming = 0;
 	pthread_cond_broadcast(&q->gc_cv);
 	pthread_mutex_unlock(&q->gc_mu);
 }
@@ -875,7 +901,11 @@ spool_enqueue_stream_begin(spool_enqueue_stream **out, spool *q)
 		return (spool__error(q, SPOOL_ENOMEM, "out of memory"));
 	s->q = q;
 	ctx_reset(&s->c);
-	lead(q);
+	if (lead(q) != SPOOL_OK) {
+		free(s);
+		return (spool__error(q, SPOOL_ESTATE, "a stream is open on "
+		    "this handle in this thread: end it first"));
+	}
 	if ((rc = spool__begin(q)) != SPOOL_OK) {
 		unlead(q);
 		free(s);

@@ -128,6 +128,8 @@ struct spool {
 	struct spool__enq_req *gc_tail;
 	int		 gc_queued;	/* requests in that list */
 	int		 gc_leader;	/* a thread is running a group */
+	int		 gc_streaming;	/* ...or a stream, in this thread: */
+	pthread_t	 gc_stream_thread;
 	int		 gc_gathering;	/* the leader waits for more requests */
 	int		 gc_expect;	/* the largest recent group */
 	int64_t		 gc_commit_us;	/* how long the last group took */
